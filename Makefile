@@ -1,0 +1,41 @@
+# `make run`: install, load the demo config into the embedded SQLite default, serve on :8000.
+# `make test`: install, start throw-away PostgreSQL + Redis, run the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEV := DEBUG=1 DATABASE_URL= REDIS_URL=
+
+.PHONY: run test deps system-deps venv lint check-migrations ci clean
+
+run: venv
+	$(DEV) $(BIN)/python manage.py migrate --noinput
+	$(DEV) $(BIN)/python manage.py import_config demo/config.json --no-backup
+	$(DEV) $(BIN)/python manage.py demo_admin
+	$(DEV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+deps: system-deps venv
+
+# PostgreSQL and Redis server binaries for the test suite (Debian packages; needs root).
+system-deps:
+	@bash scripts/install-system-deps
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check .
+
+check-migrations: venv
+	SECRET_KEY=ci $(BIN)/python manage.py makemigrations --check --dry-run
+
+ci: test check-migrations lint
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

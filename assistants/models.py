@@ -1,0 +1,92 @@
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+class Assistant(models.Model):
+    class Type(models.TextChoices):
+        LLM = "llm", "LLM"
+        OPENAI_API = "openai_api", "OpenAI Assistants API"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    is_secretary = models.BooleanField(
+        "secretary",
+        default=False,
+        help_text="The top-level assistant that answers users and delegates to the others.",
+    )
+    assistant_type = models.CharField(max_length=20, choices=Type.choices, default=Type.LLM)
+    model = models.CharField(
+        max_length=255, blank=True, help_text="Model name; required for LLM assistants."
+    )
+    instructions = models.TextField(blank=True, help_text="The system prompt.")
+    openai_assistant_id = models.CharField(
+        "OpenAI assistant id",
+        max_length=255,
+        blank=True,
+        null=True,
+        help_text="Required for OpenAI Assistants API assistants.",
+    )
+    is_active = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_secretary"],
+                condition=Q(is_secretary=True, is_active=True),
+                name="assistant_one_active_secretary",
+                violation_error_message="There can be only one active secretary.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(name=""),
+                name="assistant_name_not_empty",
+                violation_error_message="Name must not be empty.",
+            ),
+            models.CheckConstraint(
+                condition=Q(assistant_type__in=["llm", "openai_api"]),
+                name="assistant_type_known",
+            ),
+            models.CheckConstraint(
+                condition=~Q(assistant_type="llm", model=""),
+                name="assistant_llm_has_model",
+                violation_error_message="An LLM assistant needs a model.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(assistant_type="openai_api")
+                | (Q(openai_assistant_id__isnull=False) & ~Q(openai_assistant_id="")),
+                name="assistant_openai_api_has_id",
+                violation_error_message="An OpenAI Assistants API assistant needs an OpenAI assistant id.",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.openai_assistant_id == "":
+            self.openai_assistant_id = None
+        errors = {}
+        if self.assistant_type == self.Type.LLM and not self.model:
+            errors["model"] = "An LLM assistant needs a model."
+        if self.assistant_type == self.Type.OPENAI_API and not self.openai_assistant_id:
+            errors["openai_assistant_id"] = (
+                "An OpenAI Assistants API assistant needs an OpenAI assistant id."
+            )
+        if self.is_secretary and self.is_active:
+            other = (
+                Assistant.objects.filter(is_secretary=True, is_active=True)
+                .exclude(pk=self.pk)
+                .first()
+            )
+            if other:
+                errors["is_secretary"] = (
+                    f"“{other.name}” is already the active secretary; "
+                    "there can be only one. Deactivate it or unset its secretary flag first."
+                )
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,40 @@
+"""Admin actions shared by the config models: activate or deactivate the selected rows."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+
+def _set_active(modeladmin, request, queryset, is_active: bool):
+    # One save per row (not QuerySet.update) so every rule and every signal applies;
+    # one transaction, so a row that breaks a rule leaves all rows as they were.
+    changed = 0
+    try:
+        with transaction.atomic():
+            pks = list(queryset.values_list("pk", flat=True))
+            rows = queryset.model._default_manager.select_for_update().filter(pk__in=pks)
+            for obj in rows:
+                if obj.is_active == is_active:
+                    continue
+                obj.is_active = is_active
+                try:
+                    obj.full_clean()
+                except ValidationError as exc:
+                    raise ValidationError(f"“{obj}”: " + " ".join(exc.messages)) from exc
+                obj.save()
+                changed += 1
+    except ValidationError as exc:
+        modeladmin.message_user(request, "Nothing changed. " + " ".join(exc.messages), messages.ERROR)
+        return
+    verb = "activated" if is_active else "deactivated"
+    modeladmin.message_user(request, f"{changed} {verb}.", messages.SUCCESS)
+
+
+@admin.action(description="Activate selected %(verbose_name_plural)s")
+def activate_selected(modeladmin, request, queryset):
+    _set_active(modeladmin, request, queryset, True)
+
+
+@admin.action(description="Deactivate selected %(verbose_name_plural)s")
+def deactivate_selected(modeladmin, request, queryset):
+    _set_active(modeladmin, request, queryset, False)

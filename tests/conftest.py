@@ -1,0 +1,56 @@
+import pytest
+from django.core.cache import cache
+
+from assistants.models import Assistant
+from tools.models import AssistantToolLink, Tool
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    # The manifest storage needs `collectstatic`; pages rendered by the test client don't.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def secretary(db):
+    return Assistant.objects.create(
+        name="Secretary", is_secretary=True, model="gpt-4o-mini", instructions="Help the user."
+    )
+
+
+@pytest.fixture
+def calendar_assistant(db):
+    return Assistant.objects.create(name="Calendar assistant", model="gpt-4o-mini")
+
+
+@pytest.fixture
+def weather_tool(db):
+    return Tool.objects.create(
+        name="get_weather",
+        tool_type=Tool.Type.WEATHER,
+        description="Weather for a city.",
+        input_schema={"type": "object", "properties": {"city": {"type": "string"}}},
+    )
+
+
+def make_delegate_tool(name: str, delegate: Assistant) -> Tool:
+    return Tool.objects.create(
+        name=name,
+        tool_type=Tool.Type.SUB_ASSISTANT,
+        assistant=delegate,
+        input_schema={"type": "object", "properties": {"request": {"type": "string"}}},
+    )
+
+
+def link(assistant: Assistant, tool: Tool, **fields) -> AssistantToolLink:
+    return AssistantToolLink.objects.create(assistant=assistant, tool=tool, **fields)

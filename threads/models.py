@@ -1,0 +1,33 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from assistants.models import Assistant
+
+
+class UserAssistantThread(models.Model):
+    """The runtime's conversation thread of one user with one assistant."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user_id = models.CharField(max_length=255)
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="threads")
+    thread_id = models.CharField(max_length=255, help_text="The runtime's external thread id.")
+    last_used = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_used"]
+        verbose_name = "user thread"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_id", "assistant"],
+                name="thread_unique_user_assistant",
+                violation_error_message="This user already has a thread with this assistant.",
+            ),
+        ]
+        indexes = [models.Index(fields=["assistant", "-last_used"])]
+
+    def __str__(self):
+        return f"user {self.user_id} · {self.assistant}"

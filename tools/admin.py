@@ -1,0 +1,84 @@
+import json
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from config_backend.admin_actions import activate_selected, deactivate_selected
+from tools.models import AssistantToolLink, Tool
+
+
+class PrettyJSONFormField(forms.JSONField):
+    """Shows the stored JSON indented, so staff can read and edit a schema."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+
+
+@admin.register(Tool)
+class ToolAdmin(admin.ModelAdmin):
+    list_display = ["name", "tool_type", "assistant", "is_active", "used_by_count", "updated_at"]
+    list_filter = ["tool_type", "is_active"]
+    list_select_related = ["assistant"]
+    search_fields = ["name", "description"]
+    autocomplete_fields = ["assistant"]
+    readonly_fields = ["id", "used_by", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "tool_type", "assistant", "is_active", "description"]}),
+        ("Arguments", {"fields": ["input_schema"]}),
+        ("Used by", {"fields": ["used_by"]}),
+        ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+    formfield_overrides = {
+        models.JSONField: {
+            "form_class": PrettyJSONFormField,
+            "widget": forms.Textarea(
+                attrs={"rows": 16, "cols": 80, "style": "font-family: monospace"}
+            ),
+        }
+    }
+    actions = [activate_selected, deactivate_selected]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_used_by_count=Count("assistant_links"))
+
+    @admin.display(description="used by", ordering="_used_by_count")
+    def used_by_count(self, obj):
+        return obj._used_by_count
+
+    @admin.display(description="assistants using this tool")
+    def used_by(self, obj):
+        links = obj.assistant_links.select_related("assistant").order_by("assistant__name")
+        if obj.pk is None or not links:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li><a href="{}">{}</a>{}</li>',
+                (
+                    (
+                        reverse("admin:assistants_assistant_change", args=[link.assistant_id]),
+                        link.assistant.name,
+                        "" if link.is_active else " (inactive link)",
+                    )
+                    for link in links
+                ),
+            ),
+        )
+
+
+@admin.register(AssistantToolLink)
+class AssistantToolLinkAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "assistant", "tool", "sub_assistant", "is_active", "updated_at"]
+    list_filter = ["is_active", "tool__tool_type"]
+    list_select_related = ["assistant", "tool", "sub_assistant"]
+    search_fields = ["assistant__name", "tool__name"]
+    autocomplete_fields = ["assistant", "tool"]
+    readonly_fields = ["sub_assistant", "created_at", "updated_at"]
+    actions = [activate_selected, deactivate_selected]
