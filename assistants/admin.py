@@ -29,6 +29,7 @@ class AssistantAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_filter = ["assistant_type", "is_secretary", "is_active"]
+    ordering = ["name"]
     search_fields = ["name", "model", "instructions", "openai_assistant_id"]
     readonly_fields = ["id", "created_at", "updated_at"]
     fieldsets = [

@@ -23,6 +23,7 @@ class PrettyJSONFormField(forms.JSONField):
 @admin.register(Tool)
 class ToolAdmin(admin.ModelAdmin):
     list_display = ["name", "tool_type", "assistant", "is_active", "used_by_count", "updated_at"]
+    ordering = ["name"]
     list_filter = ["tool_type", "is_active"]
     list_select_related = ["assistant"]
     search_fields = ["name", "description"]
