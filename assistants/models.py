@@ -22,7 +22,8 @@ class Assistant(models.Model):
         max_length=255, blank=True, help_text="Model name; required for LLM assistants."
     )
     instructions = models.TextField(blank=True, help_text="The system prompt.")
-    openai_assistant_id = models.CharField(
+    # null (not "") when unset: SPEC's API and file format show it as null.
+    openai_assistant_id = models.CharField(  # noqa: DJ001
         "OpenAI assistant id",
         max_length=255,
         blank=True,
@@ -60,7 +61,9 @@ class Assistant(models.Model):
                 condition=~Q(assistant_type="openai_api")
                 | (Q(openai_assistant_id__isnull=False) & ~Q(openai_assistant_id="")),
                 name="assistant_openai_api_has_id",
-                violation_error_message="An OpenAI Assistants API assistant needs an OpenAI assistant id.",
+                violation_error_message=(
+                    "An OpenAI Assistants API assistant needs an OpenAI assistant id."
+                ),
             ),
         ]
 

@@ -24,7 +24,9 @@ def _set_active(modeladmin, request, queryset, is_active: bool):
                 obj.save()
                 changed += 1
     except ValidationError as exc:
-        modeladmin.message_user(request, "Nothing changed. " + " ".join(exc.messages), messages.ERROR)
+        modeladmin.message_user(
+            request, "Nothing changed. " + " ".join(exc.messages), messages.ERROR
+        )
         return
     verb = "activated" if is_active else "deactivated"
     modeladmin.message_user(request, f"{changed} {verb}.", messages.SUCCESS)

@@ -63,16 +63,46 @@ def start_postgres(workdir: Path) -> str:
         shutil.chown(workdir, "postgres", "postgres")
         as_user = {"user": "postgres", "group": "postgres", "extra_groups": []}
     subprocess.run(
-        [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
-         "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
-        check=True, capture_output=True, **as_user,
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        **as_user,
     )
     port = free_port()
     proc = subprocess.Popen(
-        [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
-         "-k", str(workdir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-         "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"],
-        stdout=subprocess.DEVNULL, stderr=open(workdir / "pg.log", "wb"), **as_user,
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-k",
+            str(workdir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "pg.log", "wb"),  # noqa: SIM115 (kept open for the server)
+        **as_user,
     )
     _started.append(("postgres", proc))
     _wait_for_port(port, "PostgreSQL", proc)
@@ -90,12 +120,26 @@ def start_postgres(workdir: Path) -> str:
 def start_redis(workdir: Path) -> str:
     binary = shutil.which("redis-server")
     if not binary:
-        raise pytest.UsageError("redis-server not found; run `make deps` (apt-get install redis-server).")
+        raise pytest.UsageError(
+            "redis-server not found; run `make deps` (apt-get install redis-server)."
+        )
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=open(workdir / "redis.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=open(workdir / "redis.log", "wb"),  # noqa: SIM115 (kept open for the server)
+        stderr=subprocess.STDOUT,
     )
     _started.append(("redis", proc))
     _wait_for_port(port, "Redis", proc)

@@ -108,7 +108,9 @@ def test_the_assistant_list_shows_type_model_secretary_and_tool_count(
         assert column.lower() in page.content.decode().lower()
 
 
-def test_the_assistant_list_can_be_searched_and_filtered(admin_client, secretary, calendar_assistant):
+def test_the_assistant_list_can_be_searched_and_filtered(
+    admin_client, secretary, calendar_assistant
+):
     page = admin_client.get(changelist_url(Assistant), {"q": "calendar"})
     assert [a.name for a in page.context["cl"].result_list] == ["Calendar assistant"]
     page = admin_client.get(changelist_url(Assistant), {"is_secretary__exact": "1"})
@@ -120,7 +122,7 @@ def test_the_tool_page_shows_the_schema_indented_and_who_uses_it(
 ):
     link(secretary, weather_tool)
     page = admin_client.get(change_url(weather_tool)).content.decode()
-    assert '{\n  &quot;type&quot;: &quot;object&quot;,\n  &quot;properties&quot;' in page
+    assert "{\n  &quot;type&quot;: &quot;object&quot;,\n  &quot;properties&quot;" in page
     assert f'href="{change_url(secretary)}">Secretary</a>' in page
 
 
@@ -141,7 +143,12 @@ def test_the_link_list_reads_as_names(admin_client, secretary, weather_tool):
 def test_tools_autocomplete_for_the_inline(admin_client, weather_tool):
     response = admin_client.get(
         "/admin/autocomplete/",
-        {"app_label": "tools", "model_name": "assistanttoollink", "field_name": "tool", "term": "weat"},
+        {
+            "app_label": "tools",
+            "model_name": "assistanttoollink",
+            "field_name": "tool",
+            "term": "weat",
+        },
     )
     assert [r["text"] for r in response.json()["results"]] == ["get_weather"]
 
@@ -149,7 +156,9 @@ def test_tools_autocomplete_for_the_inline(admin_client, weather_tool):
 # Saving what is valid.
 
 
-def test_staff_create_an_assistant_with_tools_inline(admin_client, weather_tool, calendar_assistant):
+def test_staff_create_an_assistant_with_tools_inline(
+    admin_client, weather_tool, calendar_assistant
+):
     ask = make_delegate_tool("ask_calendar", calendar_assistant)
     data = assistant_form(
         **{
@@ -163,7 +172,7 @@ def test_staff_create_an_assistant_with_tools_inline(admin_client, weather_tool,
     response = admin_client.post(add_url(Assistant), data)
     assert response.status_code == 302
     planner = Assistant.objects.get(name="Planner")
-    links = {l.tool.name: l.sub_assistant for l in planner.tool_links.all()}
+    links = {row.tool.name: row.sub_assistant for row in planner.tool_links.all()}
     assert links == {"get_weather": None, "ask_calendar": calendar_assistant}
 
 
@@ -225,16 +234,17 @@ def test_rule_4_linking_a_tool_that_closes_a_cycle_is_refused(
     response = admin_client.post(
         change_url(calendar_assistant), assistant_change_form(calendar_assistant, links=[back])
     )
-    assert (
-        "delegation cycle: Calendar assistant → Secretary → Calendar assistant"
-        in form_errors(response)
+    assert "delegation cycle: Calendar assistant → Secretary → Calendar assistant" in form_errors(
+        response
     )
     assert not calendar_assistant.tool_links.exists()
 
 
 def test_rule_4_an_assistant_delegating_to_itself_is_refused(admin_client, secretary):
     own = make_delegate_tool("ask_myself", secretary)
-    response = admin_client.post(change_url(secretary), assistant_change_form(secretary, links=[own]))
+    response = admin_client.post(
+        change_url(secretary), assistant_change_form(secretary, links=[own])
+    )
     assert "Secretary → Secretary" in form_errors(response)
     assert not secretary.tool_links.exists()
 

@@ -40,10 +40,10 @@ def test_llm_assistant_needs_a_model():
 
 
 def test_openai_api_assistant_needs_an_openai_id():
-    assert_refused(
-        lambda: Assistant.objects.create(name="No id", assistant_type="openai_api")
+    assert_refused(lambda: Assistant.objects.create(name="No id", assistant_type="openai_api"))
+    Assistant.objects.create(
+        name="Has id", assistant_type="openai_api", openai_assistant_id="asst_1"
     )
-    Assistant.objects.create(name="Has id", assistant_type="openai_api", openai_assistant_id="asst_1")
 
 
 def test_unknown_assistant_type_is_refused():
@@ -78,7 +78,9 @@ def test_a_user_has_one_thread_per_assistant(secretary, calendar_assistant):
     UserAssistantThread.objects.create(user_id="42", assistant=secretary, thread_id="t1")
     UserAssistantThread.objects.create(user_id="42", assistant=calendar_assistant, thread_id="t2")
     assert_refused(
-        lambda: UserAssistantThread.objects.create(user_id="42", assistant=secretary, thread_id="t3")
+        lambda: UserAssistantThread.objects.create(
+            user_id="42", assistant=secretary, thread_id="t3"
+        )
     )
 
 

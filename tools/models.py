@@ -62,7 +62,9 @@ class Tool(models.Model):
                 violation_error_message="Tool name must match " + TOOL_NAME_PATTERN,
             ),
             models.CheckConstraint(
-                condition=Q(tool_type__in=["calendar", "reminder", "time", "weather", "sub_assistant"]),
+                condition=Q(
+                    tool_type__in=["calendar", "reminder", "time", "weather", "sub_assistant"]
+                ),
                 name="tool_type_known",
             ),
             models.CheckConstraint(
@@ -75,6 +77,14 @@ class Tool(models.Model):
 
     def __str__(self):
         return self.name
+
+    @transaction.atomic
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # Links mirror their tool's delegate (SPEC: kept in sync automatically).
+        self.assistant_links.exclude(sub_assistant_id=self.assistant_id).update(
+            sub_assistant_id=self.assistant_id
+        )
 
     def clean(self):
         errors = {}
@@ -93,19 +103,9 @@ class Tool(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    @transaction.atomic
-    def save(self, *args, **kwargs):
-        super().save(*args, **kwargs)
-        # Links mirror their tool's delegate (SPEC: kept in sync automatically).
-        self.assistant_links.exclude(sub_assistant_id=self.assistant_id).update(
-            sub_assistant_id=self.assistant_id
-        )
-
 
 class AssistantToolLink(models.Model):
-    assistant = models.ForeignKey(
-        Assistant, on_delete=models.CASCADE, related_name="tool_links"
-    )
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="tool_links")
     tool = models.ForeignKey(Tool, on_delete=models.PROTECT, related_name="assistant_links")
     sub_assistant = models.ForeignKey(
         Assistant,
@@ -134,6 +134,10 @@ class AssistantToolLink(models.Model):
     def __str__(self):
         return f"{self.assistant} → {self.tool}"
 
+    def save(self, *args, **kwargs):
+        self.sub_assistant_id = self.tool.assistant_id
+        super().save(*args, **kwargs)
+
     def clean(self):
         if self.tool_id is None or self.assistant_id is None:
             return
@@ -142,10 +146,6 @@ class AssistantToolLink(models.Model):
             cycle = delegation_cycle_with(link=self)
             if cycle:
                 raise ValidationError({"tool": delegation_cycle_message(cycle)})
-
-    def save(self, *args, **kwargs):
-        self.sub_assistant_id = self.tool.assistant_id
-        super().save(*args, **kwargs)
 
 
 def delegation_edges(*, exclude_link=None, exclude_tool=None) -> dict:

@@ -48,7 +48,9 @@ def tool_delete(*, tool: Tool) -> None:
 
 
 @transaction.atomic
-def tool_link(*, assistant: Assistant, tool: Tool, is_active: bool = True) -> tuple[AssistantToolLink, bool]:
+def tool_link(
+    *, assistant: Assistant, tool: Tool, is_active: bool = True
+) -> tuple[AssistantToolLink, bool]:
     """Link a tool to an assistant (or update the existing link); returns (link, created)."""
     link = AssistantToolLink.objects.filter(assistant=assistant, tool=tool).first()
     created = link is None

@@ -1,0 +1,78 @@
+"""A newcomer's first run: SQLite + local-memory cache, demo data, admin login, no services."""
+
+import http.cookiejar
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.live import ROOT, server
+
+PROJECT_PARTS = ["manage.py", "config_backend", "assistants", "tools", "threads", "demo"]
+
+
+@pytest.fixture
+def fresh_copy(tmp_path):
+    """The project in an empty folder, so the embedded SQLite file starts from nothing."""
+    for part in PROJECT_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / part)
+    return tmp_path
+
+
+def manage(cwd, *args) -> str:
+    env = {**os.environ, "DEBUG": "1", "DATABASE_URL": "", "REDIS_URL": "", "SECRET_KEY": ""}
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_the_first_run_serves_the_demo_config_in_the_admin(fresh_copy):
+    manage(fresh_copy, "migrate", "--noinput")
+    manage(fresh_copy, "import_config", "demo/config.json", "--no-backup")
+    assert (fresh_copy / "db.sqlite3").exists()
+    password = re.search(r"password: (\S+)", manage(fresh_copy, "demo_admin")).group(1)
+
+    env = {"DEBUG": "1", "DATABASE_URL": "", "REDIS_URL": "", "SECRET_KEY": ""}
+    argv = [sys.executable, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"]
+    with server(env=env, cwd=fresh_copy, argv=argv) as base_url:
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        login_page = browser.open(base_url + "/admin/login/").read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
+        form = {
+            "username": "admin",
+            "password": password,
+            "csrfmiddlewaretoken": token,
+            "next": "/admin/assistants/assistant/",
+        }
+        page = (
+            browser.open(
+                urllib.request.Request(
+                    base_url + "/admin/login/?next=/admin/assistants/assistant/",
+                    data=urllib.parse.urlencode(form).encode(),
+                    headers={"Referer": base_url + "/admin/login/"},
+                )
+            )
+            .read()
+            .decode()
+        )
+        assert "Select assistant to change" in page
+        assert "Secretary" in page

@@ -1,0 +1,96 @@
+"""Settings come from the environment, fail loudly on bad values, and are safe by default."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_django(code: str, **env) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "HTTPS", "ALLOWED_HOSTS"}}
+    base.update(DJANGO_SETTINGS_MODULE="config_backend.settings")
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); " + code],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DEBUG", "maybe"),
+        ("HTTPS", "2"),
+        ("DATABASE_URL", "mysql://x@y/z"),
+        ("DATABASE_URL", "localhost:5432"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("DB_CONN_MAX_AGE", "sixty"),
+    ],
+)
+def test_a_bad_value_fails_loudly_naming_the_variable(variable, value):
+    result = run_django("", **{variable: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert variable in result.stderr.splitlines()[-1]
+
+
+def test_debug_is_off_by_default():
+    result = run_django("from django.conf import settings; print(settings.DEBUG)")
+    assert result.stdout.strip() == "False"
+
+
+def test_production_needs_a_secret_key():
+    result = run_django("", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_unset_urls_mean_the_embedded_sqlite_and_local_memory_cache():
+    result = run_django(
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'])",
+        DATABASE_URL="",
+        REDIS_URL="",
+    )
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "django.core.cache.backends.locmem.LocMemCache",
+    ]
+
+
+def test_the_urls_select_postgresql_and_redis():
+    result = run_django(
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'])"
+    )
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "django_redis.cache.RedisCache",
+    ]
+
+
+def test_the_production_shape_passes_the_deploy_checks():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DEBUG": "0",
+            "HTTPS": "1",
+            "ALLOWED_HOSTS": "config.example.com",
+            "SECRET_KEY": "k" + os.urandom(40).hex(),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
