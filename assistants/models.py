@@ -71,15 +71,7 @@ class Assistant(models.Model):
         return self.name
 
     def clean(self):
-        if self.openai_assistant_id == "":
-            self.openai_assistant_id = None
-        errors = {}
-        if self.assistant_type == self.Type.LLM and not self.model:
-            errors["model"] = "An LLM assistant needs a model."
-        if self.assistant_type == self.Type.OPENAI_API and not self.openai_assistant_id:
-            errors["openai_assistant_id"] = (
-                "An OpenAI Assistants API assistant needs an OpenAI assistant id."
-            )
+        errors = self.type_errors()
         if self.is_secretary and self.is_active:
             other = (
                 Assistant.objects.filter(is_secretary=True, is_active=True)
@@ -93,3 +85,17 @@ class Assistant(models.Model):
                 )
         if errors:
             raise ValidationError(errors)
+
+    def type_errors(self) -> dict:
+        """Rule 5 (what each assistant type needs). It reads only this row, so the import runs
+        it for every row in memory; clean() adds the rules that need the database."""
+        if self.openai_assistant_id == "":
+            self.openai_assistant_id = None
+        errors = {}
+        if self.assistant_type == self.Type.LLM and not self.model:
+            errors["model"] = "An LLM assistant needs a model."
+        if self.assistant_type == self.Type.OPENAI_API and not self.openai_assistant_id:
+            errors["openai_assistant_id"] = (
+                "An OpenAI Assistants API assistant needs an OpenAI assistant id."
+            )
+        return errors

@@ -92,16 +92,22 @@ class Tool(models.Model):
             self.input_schema = validate_input_schema(self.input_schema)
         except ValidationError as exc:
             errors["input_schema"] = exc.messages
-        if self.tool_type == self.Type.SUB_ASSISTANT and self.assistant_id is None:
-            errors["assistant"] = "A sub-assistant tool must name the assistant it delegates to."
-        elif self.tool_type != self.Type.SUB_ASSISTANT and self.assistant_id is not None:
-            errors["assistant"] = "Only sub-assistant tools name a delegate assistant."
+        errors.update(self.delegate_errors())
         if not errors and self.assistant_id and self.is_active and not self._state.adding:
             cycle = delegation_cycle_with(tool=self)
             if cycle:
                 errors["assistant"] = delegation_cycle_message(cycle)
         if errors:
             raise ValidationError(errors)
+
+    def delegate_errors(self) -> dict:
+        """Rule 3 (only a sub-assistant tool names a delegate). It reads only this row, so the
+        import runs it for every row in memory."""
+        if self.tool_type == self.Type.SUB_ASSISTANT and self.assistant_id is None:
+            return {"assistant": "A sub-assistant tool must name the assistant it delegates to."}
+        if self.tool_type != self.Type.SUB_ASSISTANT and self.assistant_id is not None:
+            return {"assistant": "Only sub-assistant tools name a delegate assistant."}
+        return {}
 
 
 class AssistantToolLink(models.Model):
@@ -181,6 +187,8 @@ def delegation_cycle_with(*, link=None, tool=None) -> list | None:
     return None
 
 
-def delegation_cycle_message(cycle: list) -> str:
-    names = dict(Assistant.objects.filter(pk__in=cycle).values_list("pk", "name"))
+def delegation_cycle_message(cycle: list, names: dict | None = None) -> str:
+    """Name the cycle; `names` ({id: name}) spares the query when the caller has them."""
+    if names is None:
+        names = dict(Assistant.objects.filter(pk__in=cycle).values_list("pk", "name"))
     return "This would create a delegation cycle: " + " → ".join(names[pk] for pk in cycle) + "."

@@ -27,23 +27,31 @@ def input_schema_errors(value) -> tuple[dict | None, list[str]]:
     Returns the schema as a dict (a JSON string, the legacy form, is parsed) and the list of
     problems, each starting with the JSON pointer of the failing part of the schema.
     """
+    schema, problems = input_schema_problems(value)
+    return schema, [f"{pointer}: {message}" for pointer, message in problems]
+
+
+def input_schema_problems(value) -> tuple[dict | None, list[tuple[str, str]]]:
+    """Like input_schema_errors(), with each problem as (JSON pointer, message)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            return None, [f"/: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."]
+            return None, [
+                ("/", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}).")
+            ]
     if not isinstance(value, dict):
-        return None, [f"/: must be a JSON object, not {type(value).__name__}."]
+        return None, [("/", f"must be a JSON object, not {type(value).__name__}.")]
     validator_class = validators.validator_for(value, default=Draft202012Validator)
     problems = [
-        f"{json_pointer(error.absolute_path)}: {error.message}"
+        (json_pointer(error.absolute_path), error.message)
         for error in sorted(
             validator_class(validator_class.META_SCHEMA).iter_errors(value),
             key=exceptions.relevance,
         )
     ]
     if not problems and value.get("type") != "object":
-        problems.append('/type: the top-level type of a tool\'s arguments must be "object".')
+        problems.append(("/type", 'the top-level type of a tool\'s arguments must be "object".'))
     return value, problems
 
 
