@@ -198,3 +198,45 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# REST API (`/api/v1/`): API keys (Bearer) for clients, the admin session for staff.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "config_backend.auth.BearerKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["config_backend.auth.ScopeOrModelPermission"],
+    "DEFAULT_PARSER_CLASSES": ["config_backend.api.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "config_backend.api.ApiPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "config_backend.api_errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Assistant config backend API",
+    "DESCRIPTION": (
+        "Resolved runtime configs of the assistants, config writes, and users' threads.\n\n"
+        "Send `Authorization: Bearer <key>`. Scopes: `read` = every GET; `runtime` = read + "
+        "thread writes; `write` = read + config writes. Errors: `{\"detail\": \"...\"}`, or "
+        "for invalid input (400) `{\"field\": [\"message\"]}`."
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config_backend.api_errors.add_error_components",
+    ],
+}

@@ -1,10 +1,54 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from assistants.api import (
+    AssistantConfigApi,
+    AssistantDetailApi,
+    AssistantListApi,
+    ConfigBundleApi,
+)
+from config_backend.health import healthz, readyz
+from threads.api import ThreadDetailApi, ThreadListApi
+from tools.api import AssistantToolLinkApi, AssistantToolsApi, ToolDetailApi, ToolListApi
 
 admin.site.site_header = "Assistant configuration"
 admin.site.site_title = "Assistant configuration"
 admin.site.index_title = "Assistants, tools and threads"
 
+api_v1 = [
+    path("assistants/", AssistantListApi.as_view(), name="assistant-list"),
+    path("assistants/<uuid:assistant_id>/", AssistantDetailApi.as_view(), name="assistant-detail"),
+    path(
+        "assistants/<uuid:assistant_id>/tools/",
+        AssistantToolsApi.as_view(),
+        name="assistant-tools",
+    ),
+    path(
+        "assistants/<uuid:assistant_id>/tools/<uuid:tool_id>/",
+        AssistantToolLinkApi.as_view(),
+        name="assistant-tool-link",
+    ),
+    path(
+        "assistants/<uuid:assistant_id>/config/",
+        AssistantConfigApi.as_view(),
+        name="assistant-config",
+    ),
+    path("config/", ConfigBundleApi.as_view(), name="config-bundle"),
+    path("tools/", ToolListApi.as_view(), name="tool-list"),
+    path("tools/<uuid:tool_id>/", ToolDetailApi.as_view(), name="tool-detail"),
+    path("threads/", ThreadListApi.as_view(), name="thread-list"),
+    path("threads/<uuid:thread_pk>/", ThreadDetailApi.as_view(), name="thread-detail"),
+]
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
 ]
+
+handler404 = "config_backend.api_errors.json_not_found"
+handler500 = "config_backend.api_errors.json_server_error"

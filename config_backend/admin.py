@@ -1,0 +1,39 @@
+from django.contrib import admin, messages
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey as UnusedLibraryAPIKey
+
+from config_backend.models import APIKey
+
+# The library's own concrete model is unused (ours adds scopes); keep it out of the admin.
+if admin.site.is_registered(UnusedLibraryAPIKey):
+    admin.site.unregister(UnusedLibraryAPIKey)
+
+
+@admin.action(description="Revoke selected API keys (cannot be undone)")
+def revoke_selected(modeladmin, request, queryset):
+    revoked = queryset.filter(revoked=False).update(revoked=True)
+    modeladmin.message_user(request, f"{revoked} revoked.", messages.SUCCESS)
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(APIKeyModelAdmin):
+    """Adding a key shows it once (in a message); only its hash is stored."""
+
+    list_display = [
+        "prefix",
+        "name",
+        "scope",
+        "created",
+        "last_used_at",
+        "expiry_date",
+        "_has_expired",
+        "revoked",
+    ]
+    list_filter = ["scope", "revoked", "created"]
+    actions = [revoke_selected]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = (*super().get_readonly_fields(request, obj), "last_used_at")
+        if obj is not None and obj.revoked:
+            fields = (*fields, "scope")
+        return fields

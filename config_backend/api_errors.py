@@ -1,0 +1,143 @@
+"""One exception handler: the rules raise Django errors, the API answers with DRF's shapes.
+
+- django ValidationError (from `full_clean()` in a service) → 400 `{"field": ["message"]}`
+- a delete refused because something still references the object → 409
+  `{"detail": "...", "references": ["..."]}`
+- a database constraint lost to a concurrent write → 409 `{"detail": "..."}`
+"""
+
+import logging
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError, IntegrityError
+from django.db.models import ProtectedError, RestrictedError
+from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, status
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class StillReferenced(exceptions.APIException):
+    """Rule 7: deleting something still referenced is refused, listing the references."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "still_referenced"
+
+    def __init__(self, message: str, references: list[str]):
+        super().__init__({"detail": message, "references": references})
+
+
+def validation_error_detail(exc: DjangoValidationError) -> dict:
+    """A Django ValidationError as DRF's `{"field": ["message"]}`."""
+    non_field_key = api_settings.NON_FIELD_ERRORS_KEY
+    if hasattr(exc, "error_dict"):
+        return {
+            (non_field_key if field == NON_FIELD_ERRORS else field): messages
+            for field, messages in exc.message_dict.items()
+        }
+    return {non_field_key: exc.messages}
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(validation_error_detail(exc))
+    elif isinstance(exc, (ProtectedError, RestrictedError)):
+        objects = getattr(exc, "protected_objects", None) or exc.restricted_objects
+        exc = StillReferenced(
+            "Still referenced.", sorted(f"{obj._meta.verbose_name} “{obj}”" for obj in objects)
+        )
+    elif isinstance(exc, IntegrityError):
+        # The rules were checked before saving; a concurrent write got there first.
+        logger.info("integrity error answered as 409: %s", exc)
+        exc = exceptions.APIException(
+            {"detail": "Conflicts with a concurrent change; read the current state and retry."}
+        )
+        exc.status_code = status.HTTP_409_CONFLICT
+    elif isinstance(exc, DataError):
+        logger.warning("data error answered as 400: %s", exc)
+        exc = exceptions.ValidationError(
+            {api_settings.NON_FIELD_ERRORS_KEY: ["A value cannot be stored as given."]}
+        )
+    return drf_exception_handler(exc, context)
+
+
+def json_not_found(request, exception=None):
+    """handler404: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def json_server_error(request):
+    """handler500: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+# OpenAPI: the error bodies, as components (added by `add_error_components`).
+ERROR_COMPONENTS = {
+    "Error": {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
+    },
+    "ValidationError": {
+        "type": "object",
+        "description": (
+            "One key per invalid field (`non_field_errors` for the object as a whole), "
+            "each with a list of messages."
+        ),
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        "example": {"input_schema": ["/properties/city/type: 'strin' is not valid ..."]},
+    },
+    "ReferencedError": {
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string"},
+            "references": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["detail"],
+    },
+}
+
+
+
+def add_error_components(result, generator, request, public):
+    """drf-spectacular post-processing hook: add the error bodies' schemas."""
+    result.setdefault("components", {}).setdefault("schemas", {}).update(ERROR_COMPONENTS)
+    return result
+
+
+_ERROR_RESPONSES = {
+    400: ("ValidationError", "Invalid input: each invalid field with its messages."),
+    401: ("Error", "No credentials, or an invalid, expired or revoked API key."),
+    403: ("Error", "The key's scope (or the staff user's permissions) doesn't allow this."),
+    404: ("Error", "Unknown (or, for configs, inactive) id."),
+    409: ("ReferencedError", "Refused: still referenced, or lost to a concurrent change."),
+    413: ("Error", "Request body too large."),
+    415: ("Error", "Only application/json bodies are accepted."),
+}
+
+
+def error_responses(*codes: int) -> dict:
+    """OpenAPI responses for these error status codes, for `extend_schema(responses=...)`."""
+    return {
+        code: OpenApiResponse(
+            response={"$ref": f"#/components/schemas/{_ERROR_RESPONSES[code][0]}"},
+            description=_ERROR_RESPONSES[code][1],
+        )
+        for code in codes
+    }
+
+
+READ_ERRORS = (401, 403)
+WRITE_ERRORS = (400, 401, 403, 413, 415)

@@ -1,0 +1,57 @@
+"""Liveness and readiness probes (plain Django views: no authentication, no DRF)."""
+
+import logging
+
+from django.core.cache import cache
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+logger = logging.getLogger(__name__)
+
+
+@never_cache
+@require_safe
+def healthz(request):
+    """The process is up. Touches nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+def database_status() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        logger.warning("readiness: database unavailable", exc_info=True)
+        return "down"
+    return "ok"
+
+
+def cache_status() -> str:
+    try:
+        cache.set("readyz-probe", "1", 10)
+        ok = cache.get("readyz-probe") == "1"
+    except Exception:  # any cache failure only degrades the service
+        logger.warning("readiness: cache unavailable", exc_info=True)
+        return "degraded"
+    return "ok" if ok else "degraded"
+
+
+@never_cache
+@require_safe
+def readyz(request):
+    """Database and cache, each reported. Without the database nothing works (503);
+    without the cache, reads still come from the database (200, cache "degraded")."""
+    database = database_status()
+    cache_state = cache_status()
+    if database != "ok":
+        overall, code = "unavailable", 503
+    elif cache_state != "ok":
+        overall, code = "degraded", 200
+    else:
+        overall, code = "ok", 200
+    return JsonResponse(
+        {"status": overall, "database": database, "cache": cache_state}, status=code
+    )

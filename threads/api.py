@@ -1,0 +1,125 @@
+"""Users' conversation threads, for the runtime (`runtime` scope writes)."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from assistants.models import Assistant
+from config_backend.api import InputSerializer, query_filters
+from config_backend.api_errors import READ_ERRORS, WRITE_ERRORS, error_responses
+from config_backend.models import APIKey
+from threads.models import UserAssistantThread
+from threads.selectors import thread_list
+from threads.services import thread_delete, thread_register, thread_update
+
+
+class ThreadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UserAssistantThread
+        fields = [
+            "id",
+            "user_id",
+            "assistant",
+            "thread_id",
+            "last_used",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ThreadRegisterSerializer(InputSerializer):
+    ignored_fields = (*InputSerializer.ignored_fields, "last_used")
+
+    user_id = serializers.CharField(max_length=255)
+    assistant = serializers.PrimaryKeyRelatedField(
+        queryset=Assistant.objects.all(), pk_field=serializers.UUIDField()
+    )
+    thread_id = serializers.CharField(max_length=255)
+
+
+class ThreadUpdateSerializer(InputSerializer):
+    ignored_fields = ()
+
+    thread_id = serializers.CharField(max_length=255)
+
+
+class ThreadFilterSerializer(serializers.Serializer):
+    user_id = serializers.CharField(max_length=255, required=False, trim_whitespace=False)
+    assistant = serializers.UUIDField(required=False)
+
+
+class ThreadListApi(generics.ListAPIView):
+    permission_model = UserAssistantThread
+    write_scope = APIKey.Scope.RUNTIME
+    serializer_class = ThreadSerializer
+
+    def get_queryset(self):
+        return thread_list(filters=query_filters(ThreadFilterSerializer, self.request))
+
+    @extend_schema(
+        operation_id="threads_list",
+        parameters=[ThreadFilterSerializer],
+        responses={200: ThreadSerializer(many=True), **error_responses(400, *READ_ERRORS)},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="threads_register",
+        request=ThreadRegisterSerializer,
+        responses={
+            201: OpenApiResponse(ThreadSerializer, description="Registered."),
+            200: OpenApiResponse(
+                ThreadSerializer,
+                description="One already exists for (user_id, assistant): the stored row "
+                "(first writer wins), its last_used set to now.",
+            ),
+            **error_responses(*WRITE_ERRORS),
+        },
+    )
+    def post(self, request):
+        serializer = ThreadRegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        thread, created = thread_register(**serializer.validated_data)
+        return Response(
+            ThreadSerializer(thread).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class ThreadDetailApi(APIView):
+    permission_model = UserAssistantThread
+    write_scope = APIKey.Scope.RUNTIME
+
+    @extend_schema(
+        operation_id="threads_retrieve",
+        responses={200: ThreadSerializer, **error_responses(*READ_ERRORS, 404)},
+    )
+    def get(self, request, thread_pk):
+        return Response(ThreadSerializer(get_object_or_404(UserAssistantThread, pk=thread_pk)).data)
+
+    @extend_schema(
+        operation_id="threads_partial_update",
+        request=ThreadUpdateSerializer,
+        responses={200: ThreadSerializer, **error_responses(*WRITE_ERRORS, 404)},
+    )
+    def patch(self, request, thread_pk):
+        thread = get_object_or_404(UserAssistantThread, pk=thread_pk)
+        serializer = ThreadUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        thread = thread_update(thread=thread, **serializer.validated_data)
+        return Response(ThreadSerializer(thread).data)
+
+    @extend_schema(
+        operation_id="threads_destroy",
+        responses={
+            204: OpenApiResponse(description="Forgotten."),
+            **error_responses(*READ_ERRORS, 404),
+        },
+    )
+    def delete(self, request, thread_pk):
+        thread_delete(thread=get_object_or_404(UserAssistantThread, pk=thread_pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
