@@ -1,4 +1,8 @@
-"""WSGI entry point (gunicorn config_backend.wsgi)."""
+"""WSGI entry point (gunicorn config_backend.wsgi).
+
+Config GETs that the cache can answer are served by ConfigFastPath before Django's middleware
+and DRF; everything else goes to Django as usual.
+"""
 
 import os
 
@@ -6,4 +10,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_backend.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from config_backend.fast_path import ConfigFastPath  # noqa: E402  (needs Django set up)
+
+application = ConfigFastPath(django_application)

@@ -2,6 +2,7 @@ import pytest
 from django.core.cache import cache
 
 from assistants.models import Assistant
+from config_backend.cache import breaker
 from tools.models import AssistantToolLink, Tool
 
 
@@ -17,8 +18,10 @@ def _plain_static_storage(settings):
 @pytest.fixture(autouse=True)
 def _empty_cache():
     cache.clear()
+    breaker.reset()
     yield
     cache.clear()
+    breaker.reset()
 
 
 @pytest.fixture

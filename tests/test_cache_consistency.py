@@ -1,0 +1,112 @@
+"""The revision design: no stale entry after commit, races included; writes need the cache."""
+
+import threading
+
+import pytest
+import redis
+from django.db import connection, transaction
+
+from assistants.models import Assistant
+from assistants.services import assistant_create, assistant_update
+from config_backend import cache
+from config_backend.cache import CacheUnavailable, RedisStore, get_or_build, revision_key
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def mirrored_revision() -> int:
+    return int(cache.store().get_many([revision_key("config")])[0])
+
+
+def build_names(revision) -> bytes:
+    names = ",".join(Assistant.objects.order_by("name").values_list("name", flat=True))
+    return f"{revision}:{names}".encode()
+
+
+def test_a_committed_change_raises_the_mirrored_revision():
+    before = cache.current_revision()
+    assistant_create(name="Planner", model="m")
+    assert cache.current_revision() == before + 1
+    assert mirrored_revision() == before + 1
+
+
+def test_a_rolled_back_change_does_not_move_the_database_revision():
+    before = cache.current_revision()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assistant_create(name="Planner", model="m")
+        raise RuntimeError("rolled back")
+    assert cache.current_revision() == before
+    assert not Assistant.objects.exists()
+
+
+def test_a_second_read_is_served_from_the_cache(django_assert_num_queries):
+    assistant_create(name="Planner", model="m")
+    first = get_or_build(key="test-entry", build=build_names)
+    with django_assert_num_queries(0):
+        assert get_or_build(key="test-entry", build=build_names) == first
+
+
+def test_a_commit_makes_the_next_read_fresh():
+    planner = assistant_create(name="Planner", model="m")
+    get_or_build(key="test-entry", build=build_names)
+    assistant_update(assistant=planner, name="Planner 2")
+    _, body = get_or_build(key="test-entry", build=build_names)
+    assert body.endswith(b":Planner 2")
+
+
+def test_the_read_invalidate_store_race_leaves_no_stale_entry():
+    """Reader loads old rows; writer commits and invalidates; reader then stores old bytes."""
+    planner = assistant_create(name="Planner", model="m")
+
+    def writer():
+        assistant_update(assistant=Assistant.objects.get(pk=planner.pk), name="Renamed")
+        connection.close()
+
+    def slow_reader_build(revision):
+        old = build_names(revision)  # the old rows are loaded...
+        thread = threading.Thread(target=writer)  # ...then a writer commits in between
+        thread.start()
+        thread.join()
+        return old  # ...and the reader stores what it loaded
+
+    _, served_to_slow_reader = get_or_build(key="test-entry", build=slow_reader_build)
+    assert served_to_slow_reader.endswith(b":Planner")  # it began before the commit
+
+    _, next_read = get_or_build(key="test-entry", build=build_names)
+    assert next_read.endswith(b":Renamed")
+    _, and_after = get_or_build(key="test-entry", build=build_names)
+    assert and_after == next_read
+
+
+def test_an_emptied_cache_serves_fresh_data():
+    planner = assistant_create(name="Planner", model="m")
+    get_or_build(key="test-entry", build=build_names)
+    cache.cache_clear()  # as after Redis restarted empty
+    assistant_update(assistant=planner, name="After restart")
+    _, body = get_or_build(key="test-entry", build=build_names)
+    assert body.endswith(b":After restart")
+
+
+@pytest.fixture
+def unreachable_redis(monkeypatch):
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.25, socket_timeout=0.25)
+    monkeypatch.setattr(cache, "_store", RedisStore(client=dead))
+
+
+def test_a_change_is_refused_and_rolled_back_while_the_cache_is_unreachable(unreachable_redis):
+    before = cache.current_revision()
+    with pytest.raises(CacheUnavailable, match="nothing was changed"):
+        assistant_create(name="Planner", model="m")
+    assert not Assistant.objects.exists()
+    assert cache.current_revision() == before
+
+
+def test_reads_fall_back_to_the_database_while_the_cache_is_unreachable(
+    unreachable_redis, caplog
+):
+    with transaction.atomic():
+        Assistant.objects.bulk_create([Assistant(name="Planner", model="m")])
+    _, body = get_or_build(key="test-entry", build=build_names)
+    assert body.endswith(b":Planner")
+    assert "Cache unreachable" in caplog.text
+    assert cache.breaker.is_open()
