@@ -3,22 +3,22 @@ from rest_framework_api_key.models import AbstractAPIKey
 
 
 class ConfigRevision(models.Model):
-    """A single row whose value grows by one with every committed config change.
+    """A counter that grows by one with every committed change of what it names.
 
-    Cached configs are keyed by the revision read before they were built, so a change that
-    commits (and bumps this) makes every older entry unreachable on every app instance.
+    Rows: `config` (assistants, tools, links) and `api_keys`. Cached entries are tagged with
+    the revision read before their database read, and served only while the revision (mirrored
+    in the cache) is unchanged: a committed change makes every older entry unreachable on every
+    app instance, without tracking which entry depends on which row.
     """
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    CONFIG = "config"
+    API_KEYS = "api_keys"
+
+    name = models.CharField(max_length=20, primary_key=True)
     value = models.BigIntegerField(default=0)
 
-    class Meta:
-        constraints = [
-            models.CheckConstraint(condition=models.Q(id=1), name="config_revision_single_row")
-        ]
-
     def __str__(self):
-        return f"revision {self.value}"
+        return f"{self.name} revision {self.value}"
 
 
 class APIKey(AbstractAPIKey):

@@ -95,6 +95,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config_backend.middleware.CacheUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config_backend.urls"
@@ -127,6 +128,10 @@ else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
+
+# Config entries are cached unless this is 0 (for benchmarks and debugging; revisions, API-key
+# records and consistency work the same either way).
+CONFIG_CACHE_ENTRIES = env_bool("CONFIG_CACHE_ENTRIES", True)
 
 # Cache: REDIS_URL, else an in-process local-memory cache (one process only).
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
