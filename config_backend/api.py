@@ -1,12 +1,10 @@
 """Plumbing shared by every API view: request parsing, strict input, filters, pagination."""
 
-import io
 import math
 from collections.abc import Mapping
 
-from django.conf import settings
-from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 
@@ -15,37 +13,17 @@ from rest_framework.parsers import JSONParser
 MAX_JSON_DEPTH = 32
 
 
-class RequestTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body too large."
-    default_code = "request_too_large"
+class StorableJSONParser(JSONParser):
+    """JSON bodies holding only values PostgreSQL can store, nested at most MAX_JSON_DEPTH.
 
-
-class LimitedJSONParser(JSONParser):
-    """JSON bodies up to DATA_UPLOAD_MAX_MEMORY_SIZE, with no value PostgreSQL would refuse.
-
-    DRF's JSONParser reads the raw stream, so Django's size limit (applied to `request.body`)
-    never sees it: the limit is applied here. NUL characters and non-finite numbers are refused
-    because PostgreSQL cannot store them in text or jsonb.
+    NUL characters and non-finite numbers are refused (text and jsonb can't hold them). The
+    size limit is Django's DATA_UPLOAD_MAX_MEMORY_SIZE, applied when DRF reads the body
+    (`api_errors` answers it with 413).
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
-        parser_context = parser_context or {}
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        request = parser_context.get("request")
-        if limit is not None and request is not None:
-            meta = request.META
-            try:
-                declared = int(meta.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                declared = 0
-            if declared > limit:
-                raise RequestTooLarge(f"Request body larger than {limit} bytes.")
-        body = stream.read(limit + 1) if limit is not None else stream.read()
-        if limit is not None and len(body) > limit:
-            raise RequestTooLarge(f"Request body larger than {limit} bytes.")
         try:
-            data = super().parse(io.BytesIO(body), media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.") from None
         problem = unstorable_json_problem(data)

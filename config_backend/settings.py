@@ -211,7 +211,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["config_backend.auth.ScopeOrModelPermission"],
-    "DEFAULT_PARSER_CLASSES": ["config_backend.api.LimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config_backend.api.StorableJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
