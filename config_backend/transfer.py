@@ -636,14 +636,16 @@ class _Planner:
             if nodes in reported:
                 continue
             reported.add(nodes)
-            pointer = "/assistants"
-            for source, target in zip(cycle, cycle[1:], strict=False):
+            pointer, first = "/assistants", 0
+            for position, (source, target) in enumerate(zip(cycle, cycle[1:], strict=False)):
                 key = via[(source, target)]
                 if key in self.link_pointers:
-                    pointer = self.link_pointers[key]
+                    pointer, first = self.link_pointers[key], position
                     break
-                if key[1] in tool_pointers:
-                    pointer = tool_pointers[key[1]]
+                if key[1] in tool_pointers and pointer == "/assistants":
+                    pointer, first = tool_pointers[key[1]], position
+            # Name the cycle from the assistant whose entry the pointer is in.
+            cycle = cycle[first:-1] + cycle[:first] + [cycle[first]]
             self.error(pointer, delegation_cycle_message(cycle, names))
 
     def plan_threads(self) -> None:
