@@ -636,14 +636,19 @@ class _Planner:
             if nodes in reported:
                 continue
             reported.add(nodes)
-            pointer, first = "/assistants", 0
+            # Point at the first entry of the file (links before tools) that makes an edge.
+            candidates = []
             for position, (source, target) in enumerate(zip(cycle, cycle[1:], strict=False)):
                 key = via[(source, target)]
                 if key in self.link_pointers:
-                    pointer, first = self.link_pointers[key], position
-                    break
-                if key[1] in tool_pointers and pointer == "/assistants":
-                    pointer, first = tool_pointers[key[1]], position
+                    pointer = self.link_pointers[key]
+                    candidates.append((0, _pointer_order(pointer), pointer, position))
+                elif key[1] in tool_pointers:
+                    pointer = tool_pointers[key[1]]
+                    candidates.append((1, _pointer_order(pointer), pointer, position))
+            pointer, first = "/assistants", 0
+            if candidates:
+                *_, pointer, first = min(candidates)
             # Name the cycle from the assistant whose entry the pointer is in.
             cycle = cycle[first:-1] + cycle[:first] + [cycle[first]]
             self.error(pointer, delegation_cycle_message(cycle, names))
@@ -728,6 +733,11 @@ class _Planner:
         self.plan_tools()
         self.plan_links()
         self.plan_threads()
+
+
+def _pointer_order(pointer: str) -> tuple:
+    """Sort key of a pointer into the file: entries in file order (/tools/10 after /tools/9)."""
+    return tuple(int(part) if part.isdigit() else part for part in pointer.split("/"))
 
 
 def _nodes_that_may_be_on_cycles(edges: dict) -> list:
