@@ -12,6 +12,7 @@ re-reads the database and checks it equals the computed state before committing.
 """
 
 import json
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -221,6 +222,13 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text} is too large")
+    return value
+
+
 def read_config_file(path) -> dict:
     """Read and parse a file, with a clear error for a missing, empty, huge or non-JSON one."""
     path = Path(path)
@@ -245,7 +253,7 @@ def read_config_file(path) -> dict:
     except UnicodeDecodeError as exc:
         raise ConfigFileError(f"{path}: not UTF-8 text (byte {exc.start}).") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise ConfigFileError(
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."

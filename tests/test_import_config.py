@@ -540,6 +540,7 @@ def test_a_cycle_through_a_link_in_the_database_is_found(tmp_path, secretary, ca
             "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2",
         ),
         (b'{"format_version": NaN}', "not valid JSON: NaN is not valid JSON"),
+        (b'{"format_version": 1e999}', "not valid JSON: the number 1e999 is too large"),
         (b"\xff\xfe{}", "not UTF-8 text"),
     ],
 )
