@@ -93,7 +93,8 @@ def test_a_reasonably_nested_schema_is_fine(writer):
 
 
 def test_infinite_numbers_are_400(writer):
-    body = '{"name": "t", "tool_type": "time", "input_schema": {"type": "object", "maximum": 1e999}}'
+    body = '{"name": "t", "tool_type": "time", "input_schema": {"type": "object", "maximum": '
+    body += "1e999}}"
     assert post_raw(writer, "/api/v1/tools/", body).status_code == 400
 
 
@@ -104,7 +105,8 @@ def test_huge_integers_are_400(writer):
 
 
 def test_a_form_body_is_415(writer):
-    response = post_raw(writer, "/api/v1/assistants/", "name=x", "application/x-www-form-urlencoded")
+    form = "application/x-www-form-urlencoded"
+    response = post_raw(writer, "/api/v1/assistants/", "name=x", form)
     assert response.status_code == 415
 
 
