@@ -118,7 +118,6 @@ ERROR_COMPONENTS = {
 }
 
 
-
 def add_error_components(result, generator, request, public):
     """drf-spectacular post-processing hook: add the error bodies' schemas."""
     result.setdefault("components", {}).setdefault("schemas", {}).update(ERROR_COMPONENTS)

@@ -18,7 +18,9 @@ def key_client(scope: str = "read", **key_fields) -> APIClient:
 def staff_client(*permissions: str, superuser: bool = False) -> APIClient:
     """A client logged in as a staff user with these permissions ("assistants.view_assistant")."""
     user = User.objects.create_user(
-        username=f"staff{User.objects.count()}", password="pw", is_staff=True,
+        username=f"staff{User.objects.count()}",
+        password="pw",
+        is_staff=True,
         is_superuser=superuser,
     )
     for dotted in permissions:

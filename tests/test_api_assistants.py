@@ -30,8 +30,16 @@ def test_it_lists_assistants_by_name_paginated(reader, secretary, calendar_assis
     assert body["count"] == 2 and body["next"] is None and body["previous"] is None
     assert [a["name"] for a in body["results"]] == ["Calendar assistant", "Secretary"]
     assert set(body["results"][0]) == {
-        "id", "name", "is_secretary", "assistant_type", "model", "instructions",
-        "openai_assistant_id", "is_active", "created_at", "updated_at",
+        "id",
+        "name",
+        "is_secretary",
+        "assistant_type",
+        "model",
+        "instructions",
+        "openai_assistant_id",
+        "is_active",
+        "created_at",
+        "updated_at",
     }
 
 
@@ -181,9 +189,7 @@ def test_unknown_fields_are_refused(writer, secretary):
     assert response.json() == {"is_activ": ["Unknown field."]}
 
 
-def test_delete_removes_the_assistant_with_its_links_and_threads(
-    writer, secretary, weather_tool
-):
+def test_delete_removes_the_assistant_with_its_links_and_threads(writer, secretary, weather_tool):
     link(secretary, weather_tool)
     UserAssistantThread.objects.create(user_id="1", assistant=secretary, thread_id="t")
 

@@ -213,9 +213,12 @@ def test_a_staff_user_writes_only_with_the_model_permission(objects):
     assert viewer.post("/api/v1/assistants/", body, format="json").status_code == 403
     adder = staff_client("assistants.view_assistant", "assistants.add_assistant")
     assert adder.post("/api/v1/assistants/", body, format="json").status_code == 201
-    assert adder.patch(
-        f"/api/v1/assistants/{objects['assistant'].id}/", {"model": "x"}, format="json"
-    ).status_code == 403
+    assert (
+        adder.patch(
+            f"/api/v1/assistants/{objects['assistant'].id}/", {"model": "x"}, format="json"
+        ).status_code
+        == 403
+    )
 
 
 def test_a_superuser_may_do_everything(objects):

@@ -21,8 +21,9 @@ def config_url(assistant) -> str:
     return f"/api/v1/assistants/{assistant.id}/config/"
 
 
-def test_it_returns_the_resolved_config_in_spec_shape(client, secretary, calendar_assistant,
-                                                      weather_tool):
+def test_it_returns_the_resolved_config_in_spec_shape(
+    client, secretary, calendar_assistant, weather_tool
+):
     ask_calendar = make_delegate_tool("ask_calendar", calendar_assistant)
     link(secretary, weather_tool)
     link(secretary, ask_calendar)
@@ -33,8 +34,15 @@ def test_it_returns_the_resolved_config_in_spec_shape(client, secretary, calenda
     body = response.json()
     revision = current_revision()
     assert list(body) == [
-        "id", "name", "assistant_type", "model", "instructions", "openai_assistant_id",
-        "is_secretary", "revision", "tools",
+        "id",
+        "name",
+        "assistant_type",
+        "model",
+        "instructions",
+        "openai_assistant_id",
+        "is_secretary",
+        "revision",
+        "tools",
     ]
     assert body == {
         "id": str(secretary.id),
@@ -65,7 +73,12 @@ def test_it_returns_the_resolved_config_in_spec_shape(client, secretary, calenda
         ],
     }
     assert list(body["tools"][0]) == [
-        "id", "name", "tool_type", "description", "input_schema", "sub_assistant",
+        "id",
+        "name",
+        "tool_type",
+        "description",
+        "input_schema",
+        "sub_assistant",
     ]
 
 
@@ -144,8 +157,9 @@ def test_an_old_etag_gets_the_new_config(client, secretary):
     assert response["ETag"] != etag
 
 
-def test_the_bundle_lists_every_active_assistant_by_name(client, secretary, calendar_assistant,
-                                                         weather_tool):
+def test_the_bundle_lists_every_active_assistant_by_name(
+    client, secretary, calendar_assistant, weather_tool
+):
     Assistant.objects.create(name="Asleep", model="m", is_active=False)
     link(calendar_assistant, weather_tool)
 

@@ -74,8 +74,7 @@ def test_a_304_costs_two_queries(client, django_assert_num_queries):
     etag = client.get(f"/api/v1/assistants/{assistant.id}/config/")["ETag"]
 
     with django_assert_num_queries(KEY + 1):  # key, revision
-        response = client.get(f"/api/v1/assistants/{assistant.id}/config/",
-                              HTTP_IF_NONE_MATCH=etag)
+        response = client.get(f"/api/v1/assistants/{assistant.id}/config/", HTTP_IF_NONE_MATCH=etag)
 
     assert response.status_code == 304
 
@@ -110,8 +109,7 @@ def test_listing_200_assistants_costs_three_queries(client, django_assert_num_qu
 
 
 @pytest.mark.parametrize("tools", [1, 100])
-def test_an_assistant_with_its_tools_costs_three_queries(client, tools,
-                                                         django_assert_num_queries):
+def test_an_assistant_with_its_tools_costs_three_queries(client, tools, django_assert_num_queries):
     assistant = assistant_with_tools(tools)
 
     with django_assert_num_queries(KEY + 2):  # key, assistant, its links with their tools

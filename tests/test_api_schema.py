@@ -100,8 +100,15 @@ def test_it_documents_the_error_shapes(schema):
 def test_it_documents_the_resolved_config_shape(schema):
     config = schema["components"]["schemas"]["ResolvedConfig"]
     assert list(config["properties"]) == [
-        "id", "name", "assistant_type", "model", "instructions", "openai_assistant_id",
-        "is_secretary", "revision", "tools",
+        "id",
+        "name",
+        "assistant_type",
+        "model",
+        "instructions",
+        "openai_assistant_id",
+        "is_secretary",
+        "revision",
+        "tools",
     ]
     bundle = schema["components"]["schemas"]["ConfigBundle"]
     assert list(bundle["properties"]) == ["revision", "secretary", "assistants"]

@@ -28,8 +28,15 @@ def test_it_lists_tools_by_name(reader, weather_tool, calendar_assistant):
     assert [t["name"] for t in body["results"]] == ["ask_calendar", "get_weather"]
     assert body["results"][0]["assistant"] == str(calendar_assistant.id)
     assert set(body["results"][1]) == {
-        "id", "name", "tool_type", "description", "input_schema", "assistant", "is_active",
-        "created_at", "updated_at",
+        "id",
+        "name",
+        "tool_type",
+        "description",
+        "input_schema",
+        "assistant",
+        "is_active",
+        "created_at",
+        "updated_at",
     }
 
 

@@ -19,9 +19,7 @@ def client():
 
 
 def test_it_names_the_json_pointer_of_a_bad_input_schema(client):
-    body = tool_payload(
-        input_schema={"type": "object", "properties": {"city": {"type": "strin"}}}
-    )
+    body = tool_payload(input_schema={"type": "object", "properties": {"city": {"type": "strin"}}})
     response = client.post("/api/v1/tools/", body, format="json")
 
     assert response.status_code == 400
@@ -115,9 +113,7 @@ def test_other_tools_must_not_name_a_delegate(client, calendar_assistant):
 
 
 def test_an_unknown_delegate_is_a_field_error(client):
-    body = tool_payload(
-        tool_type="sub_assistant", assistant="00000000-0000-0000-0000-000000000000"
-    )
+    body = tool_payload(tool_type="sub_assistant", assistant="00000000-0000-0000-0000-000000000000")
     response = client.post("/api/v1/tools/", body, format="json")
     assert response.status_code == 400
     assert list(response.json()) == ["assistant"]
@@ -275,8 +271,9 @@ def test_deleting_a_linked_tool_is_refused_listing_the_assistants(
 
 def test_a_tool_can_be_deleted_once_unlinked(client, secretary, weather_tool):
     link(secretary, weather_tool)
-    assert client.delete(
-        f"/api/v1/assistants/{secretary.id}/tools/{weather_tool.id}/"
-    ).status_code == 204
+    assert (
+        client.delete(f"/api/v1/assistants/{secretary.id}/tools/{weather_tool.id}/").status_code
+        == 204
+    )
     assert client.delete(f"/api/v1/tools/{weather_tool.id}/").status_code == 204
     assert not Tool.objects.exists()

@@ -31,8 +31,9 @@ def cache_down(settings):
     }
 
 
-def test_healthz_answers_without_touching_anything(client, django_assert_num_queries,
-                                                   database_down, cache_down):
+def test_healthz_answers_without_touching_anything(
+    client, django_assert_num_queries, database_down, cache_down
+):
     with django_assert_num_queries(0):
         response = client.get("/healthz")
     assert response.status_code == 200

@@ -32,10 +32,18 @@ def test_registering_a_new_pair_is_201(runtime, secretary):
     stored = UserAssistantThread.objects.get()
     assert body["id"] == str(stored.id)
     assert (body["user_id"], body["assistant"], body["thread_id"]) == (
-        "42", str(secretary.id), "thread_a",
+        "42",
+        str(secretary.id),
+        "thread_a",
     )
     assert set(body) == {
-        "id", "user_id", "assistant", "thread_id", "last_used", "created_at", "updated_at",
+        "id",
+        "user_id",
+        "assistant",
+        "thread_id",
+        "last_used",
+        "created_at",
+        "updated_at",
     }
 
 
@@ -55,8 +63,9 @@ def test_registering_an_existing_pair_is_200_with_the_stored_row(runtime, secret
     assert body["last_used"] == stored.last_used.isoformat().replace("+00:00", "Z")
 
 
-def test_the_same_user_may_have_a_thread_with_each_assistant(runtime, secretary,
-                                                            calendar_assistant):
+def test_the_same_user_may_have_a_thread_with_each_assistant(
+    runtime, secretary, calendar_assistant
+):
     assert register(runtime, secretary).status_code == 201
     assert register(runtime, calendar_assistant).status_code == 201
     assert register(runtime, secretary, user_id="43").status_code == 201
@@ -67,8 +76,10 @@ def test_the_same_user_may_have_a_thread_with_each_assistant(runtime, secretary,
     "body, field",
     [
         ({"assistant": None, "thread_id": "t", "user_id": "1"}, "assistant"),
-        ({"assistant": "00000000-0000-0000-0000-000000000000", "thread_id": "t", "user_id": "1"},
-         "assistant"),
+        (
+            {"assistant": "00000000-0000-0000-0000-000000000000", "thread_id": "t", "user_id": "1"},
+            "assistant",
+        ),
         ({"assistant": "nope", "thread_id": "t", "user_id": "1"}, "assistant"),
         ({"assistant": ""}, "assistant"),
         ({"user_id": "x" * 256}, "user_id"),
@@ -94,7 +105,8 @@ def test_it_lists_threads_most_recent_first_and_filters(runtime, secretary, cale
     body = runtime.get("/api/v1/threads/").json()
     assert body["count"] == 3
     assert [(t["user_id"], t["assistant"]) for t in body["results"]][0] == (
-        "2", str(secretary.id),
+        "2",
+        str(secretary.id),
     )
 
     mine = runtime.get("/api/v1/threads/?user_id=1").json()["results"]
@@ -163,6 +175,7 @@ def test_one_thread_can_be_read(runtime, secretary):
 def test_unknown_threads_are_404(runtime):
     missing = "00000000-0000-0000-0000-000000000000"
     assert runtime.get(f"/api/v1/threads/{missing}/").status_code == 404
-    assert runtime.patch(
-        f"/api/v1/threads/{missing}/", {"thread_id": "x"}, format="json"
-    ).status_code == 404
+    assert (
+        runtime.patch(f"/api/v1/threads/{missing}/", {"thread_id": "x"}, format="json").status_code
+        == 404
+    )

@@ -66,8 +66,11 @@ def test_concurrent_registrations_of_a_pair_make_one_row_and_one_201():
     with server(env={"DATABASE_URL": live_database_url()}, workers=4) as base_url:
         for pair in range(PAIRS):
             bodies = [
-                {"user_id": f"user{pair}", "assistant": str(assistant.id),
-                 "thread_id": f"thread_{pair}_{client}"}
+                {
+                    "user_id": f"user{pair}",
+                    "assistant": str(assistant.id),
+                    "thread_id": f"thread_{pair}_{client}",
+                }
                 for client in range(CLIENTS)
             ]
             results = register_concurrently(base_url + "/api/v1/threads/", key, bodies)
