@@ -179,3 +179,11 @@ def test_unknown_threads_are_404(runtime):
         runtime.patch(f"/api/v1/threads/{missing}/", {"thread_id": "x"}, format="json").status_code
         == 404
     )
+
+
+def test_ids_are_kept_exactly_as_sent(runtime, secretary):
+    assert register(runtime, secretary, user_id=" 42 ", thread_id="t ").status_code == 201
+    assert register(runtime, secretary, user_id="42").status_code == 201
+    assert (
+        runtime.get("/api/v1/threads/?user_id=%2042%20").json()["results"][0]["thread_id"] == "t "
+    )

@@ -33,17 +33,18 @@ class ThreadSerializer(serializers.ModelSerializer):
 class ThreadRegisterSerializer(InputSerializer):
     ignored_fields = (*InputSerializer.ignored_fields, "last_used")
 
-    user_id = serializers.CharField(max_length=255)
+    # Opaque ids of the runtime: kept exactly as sent (DRF would trim whitespace).
+    user_id = serializers.CharField(max_length=255, trim_whitespace=False)
     assistant = serializers.PrimaryKeyRelatedField(
         queryset=Assistant.objects.all(), pk_field=serializers.UUIDField()
     )
-    thread_id = serializers.CharField(max_length=255)
+    thread_id = serializers.CharField(max_length=255, trim_whitespace=False)
 
 
 class ThreadUpdateSerializer(InputSerializer):
     ignored_fields = ()
 
-    thread_id = serializers.CharField(max_length=255)
+    thread_id = serializers.CharField(max_length=255, trim_whitespace=False)
 
 
 class ThreadFilterSerializer(serializers.Serializer):
