@@ -838,14 +838,14 @@ def _release_unique_values(current: ConfigState, final: ConfigState, changes: di
                 )
             )
     if released:
-        Assistant.objects.bulk_update(released, ["name", "is_secretary"])
+        _bulk_update(Assistant, released, ["name", "is_secretary"])
     renamed_tools = [
         Tool(id=pk, name=f"tmp-{pk.hex}")
         for pk in changes["tools"].updated
         if current.tools[pk]["name"] != final.tools[pk]["name"]
     ]
     if renamed_tools:
-        Tool.objects.bulk_update(renamed_tools, ["name"])
+        _bulk_update(Tool, renamed_tools, ["name"])
     moved_threads = [
         UserAssistantThread(id=pk, user_id=f"~import {pk}")
         for pk in changes["threads"].updated
@@ -853,7 +853,37 @@ def _release_unique_values(current: ConfigState, final: ConfigState, changes: di
         != (final.threads[pk]["user_id"], final.threads[pk]["assistant"])
     ]
     if moved_threads:
-        UserAssistantThread.objects.bulk_update(moved_threads, ["user_id"])
+        _bulk_update(UserAssistantThread, moved_threads, ["user_id"])
+
+
+def _bulk_update(model, objects: list, fields: list[str]) -> None:
+    """Update many rows with one statement.
+
+    Django's bulk_update builds one CASE per field with a WHEN per row, which PostgreSQL
+    evaluates row by row: quadratic (10,000 rows took minutes). On PostgreSQL an
+    UPDATE … FROM (VALUES …) joins on the primary key instead.
+    """
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objects, fields, batch_size=500)
+        return
+    quote = connection.ops.quote_name
+    columns = [model._meta.pk, *(model._meta.get_field(name) for name in fields)]
+    casts = [f"%s::{column.db_type(connection)}" for column in columns]
+    rows = ", ".join(["(" + ", ".join(casts) + ")"] * len(objects))
+    params = [
+        column.get_db_prep_save(getattr(obj, column.attname), connection)
+        for obj in objects
+        for column in columns
+    ]
+    names = [quote(column.column) for column in columns]
+    assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
+    # Identifiers come from the model's metadata; every value is a bound parameter.
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608
+        f"FROM (VALUES {rows}) AS v({', '.join(names)}) WHERE t.{names[0]} = v.{names[0]}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _raw_delete(queryset) -> None:
@@ -926,7 +956,7 @@ def _apply(current: ConfigState, final: ConfigState, changes: dict) -> None:
         if entity_changes.created:
             model.objects.bulk_create([build(key) for key in entity_changes.created])
         if entity_changes.updated:
-            model.objects.bulk_update([build(key) for key in entity_changes.updated], fields)
+            _bulk_update(model, [build(key) for key in entity_changes.updated], fields)
 
 
 def _verify(final: ConfigState) -> dict:

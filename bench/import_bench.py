@@ -1,0 +1,239 @@
+"""Benchmark import_config / export_config at scale: 1,000 assistants and 10,000 tools.
+
+    .venv/bin/python bench/import_bench.py
+
+Uses DATABASE_URL when set (its database is wiped: point it at a scratch database), else starts
+a throw-away PostgreSQL the way the test suite does (tests/services.py). Generates the file,
+imports it into an empty database, imports it again (a no-op), exports it, and writes the timings
+to bench/RESULTS.md under the "Import" heading (the rest of that file is kept).
+Target (issue 5): the import in under 60 s on a 2-core machine, the no-op re-import in a third.
+"""
+
+import json
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from io import StringIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ASSISTANTS = 1_000
+TOOLS = 10_000
+DELEGATE_TOOLS = ASSISTANTS  # one "ask_…" tool per assistant; the rest are plain tools
+LINKS_PER_ASSISTANT = 10
+THREADS_PER_ASSISTANT = 5
+RESULTS = ROOT / "bench" / "RESULTS.md"
+HEADING = "## Import"
+
+
+TEMPORARY_DIRS: list[Path] = []
+
+
+def start_database() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from tests.services import start_postgres
+
+    workdir = Path(tempfile.mkdtemp(prefix="config-backend-bench-"))
+    TEMPORARY_DIRS.append(workdir)
+    url = start_postgres(workdir)
+    import psycopg
+
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+        connection.execute("CREATE DATABASE config_backend")
+    return url
+
+
+def stop_database() -> None:
+    from tests import services
+
+    services.pytest_unconfigure(None)
+    for directory in TEMPORARY_DIRS:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def generate() -> dict:
+    rng = random.Random(5)
+    types = ["calendar", "reminder", "time", "weather"]
+    words = ["city", "date", "title", "note", "query", "limit", "zone", "user", "due", "place"]
+    tools = []
+    for i in range(TOOLS - DELEGATE_TOOLS):
+        properties = {
+            f"{rng.choice(words)}_{j}": {
+                "type": rng.choice(["string", "integer", "boolean"]),
+                "description": f"Argument {j} of tool {i}.",
+            }
+            for j in range(rng.randint(1, 5))
+        }
+        tools.append(
+            {
+                "name": f"tool_{i:05d}",
+                "tool_type": types[i % 4],
+                "description": f"Tool number {i}: does one small thing well.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": properties,
+                    "required": sorted(properties)[:1],
+                },
+            }
+        )
+    for i in range(DELEGATE_TOOLS):
+        tools.append(
+            {
+                "name": f"ask_{i:04d}",
+                "tool_type": "sub_assistant",
+                "description": f"Delegate to assistant {i}.",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"request": {"type": "string"}},
+                    "required": ["request"],
+                },
+                "assistant": f"Assistant {i:04d}",
+            }
+        )
+    assistants = []
+    plain = TOOLS - DELEGATE_TOOLS
+    for i in range(ASSISTANTS):
+        linked = [f"tool_{rng.randrange(plain):05d}" for _ in range(LINKS_PER_ASSISTANT)]
+        # Delegate only to higher-numbered assistants: a big graph without cycles.
+        linked += [
+            f"ask_{j:04d}" for j in rng.sample(range(i + 1, ASSISTANTS), min(2, ASSISTANTS - i - 1))
+        ]
+        assistants.append(
+            {
+                "name": f"Assistant {i:04d}",
+                "is_secretary": i == 0,
+                "assistant_type": "llm",
+                "model": "gpt-4o-mini",
+                "instructions": f"You are assistant {i}. " + "Answer briefly and precisely. " * 10,
+                "tools": sorted(set(linked)),
+            }
+        )
+    threads = [
+        {
+            "user_id": f"user-{u}",
+            "assistant": f"Assistant {i:04d}",
+            "thread_id": f"th_{i}_{u}",
+            "last_used": "2026-01-01T00:00:00Z",
+        }
+        for i in range(ASSISTANTS)
+        for u in range(THREADS_PER_ASSISTANT)
+    ]
+    return {"format_version": 1, "assistants": assistants, "tools": tools, "threads": threads}
+
+
+def timed(what: str, function):
+    started = time.perf_counter()
+    result = function()
+    seconds = time.perf_counter() - started
+    print(f"{what}: {seconds:.2f} s", flush=True)
+    return seconds, result
+
+
+def record(lines: list[str]) -> None:
+    section = "\n".join([HEADING, "", *lines]) + "\n"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    start = text.find(HEADING + "\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + section + ("" if end == -1 else text[end:])
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    os.environ["DATABASE_URL"] = start_database()
+    os.environ["REDIS_URL"] = ""
+    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ["DEBUG"] = "0"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_backend.settings")
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from assistants.models import Assistant
+        from threads.models import UserAssistantThread
+        from tools.models import AssistantToolLink, Tool
+
+        call_command("migrate", verbosity=0)
+        for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
+            model.objects.all()._raw_delete(model.objects.db)
+
+        document = generate()
+        workdir = Path(tempfile.mkdtemp(prefix="config-bench-file-"))
+        TEMPORARY_DIRS.append(workdir)
+        path = workdir / "config.json"
+        path.write_text(json.dumps(document, ensure_ascii=False, indent=2))
+        size_mb = path.stat().st_size / 2**20
+        links = sum(len(entry["tools"]) for entry in document["assistants"])
+        print(
+            f"file: {size_mb:.1f} MB, {ASSISTANTS} assistants, {TOOLS} tools, {links} links, "
+            f"{len(document['threads'])} threads",
+            flush=True,
+        )
+
+        def run(*args):
+            out = StringIO()
+            call_command("import_config", str(path), *args, stdout=out, stderr=StringIO())
+            return out.getvalue()
+
+        first, output = timed("import into an empty database", lambda: run("--no-backup"))
+        assert "Imported" in output, output
+        again, output = timed("no-op re-import", lambda: run("--backup-dir", str(workdir)))
+        assert "no changes" in output, output
+        for entry in document["tools"]:
+            entry["description"] += " (v2)"
+        for entry in document["assistants"]:
+            entry["instructions"] += " (v2)"
+        path.write_text(json.dumps(document, ensure_ascii=False, indent=2))
+        changed, output = timed("re-import with every row changed", lambda: run("--no-backup"))
+        assert "Tools: 0 created, 10000 updated" in output, output
+        export_path = workdir / "export.json"
+
+        def export():
+            call_command(
+                "export_config", "-o", str(export_path), "--include-threads", stdout=StringIO()
+            )
+
+        exported, _ = timed("export (with threads)", export)
+        check, _ = timed("check_config", lambda: call_command("check_config", stdout=StringIO()))
+        assert Tool.objects.count() == TOOLS and Assistant.objects.count() == ASSISTANTS
+
+        record(
+            [
+                f"`.venv/bin/python bench/import_bench.py` — {time.strftime('%Y-%m-%d')}, "
+                f"{os.cpu_count()} CPUs ({platform.machine()}), "
+                f"Python {platform.python_version()}, "
+                "PostgreSQL (throw-away, fsync off) unless DATABASE_URL was set.",
+                "",
+                f"File: {size_mb:.1f} MB — {ASSISTANTS:,} assistants, {TOOLS:,} tools "
+                f"({DELEGATE_TOOLS:,} sub-assistant), {links:,} links, "
+                f"{len(document['threads']):,} threads.",
+                "",
+                "| step | seconds | target |",
+                "|---|---|---|",
+                f"| import into an empty database | {first:.2f} | < 60 |",
+                f"| no-op re-import (validates everything, writes nothing) | {again:.2f} | "
+                f"< {first / 3:.2f} (a third of the import) |",
+                f"| re-import with every assistant and tool changed | {changed:.2f} | |",
+                f"| export with threads | {exported:.2f} | |",
+                f"| check_config | {check:.2f} | |",
+            ]
+        )
+        print(f"recorded in {RESULTS.relative_to(ROOT)}")
+    finally:
+        stop_database()
+
+
+if __name__ == "__main__":
+    main()
