@@ -709,3 +709,19 @@ def test_updating_and_pruning_uses_a_bounded_number_of_queries(
     with django_assert_max_num_queries(25):
         run_import(write(tmp_path, changed), "--prune")
     assert Tool.objects.filter(description="changed").count() == 61
+
+
+def test_a_large_file_reports_progress_on_stderr(tmp_path):
+    err = StringIO()
+    document = scaled_config(2100)
+    call_command(
+        "import_config",
+        str(write(tmp_path, document)),
+        "--no-backup",
+        stdout=StringIO(),
+        stderr=err,
+    )
+    progress = err.getvalue()
+    assert "Read the current configuration" in progress
+    assert "Checked 2,000 of 2,101 tools." in progress
+    assert "Verified the database against the file." in progress
