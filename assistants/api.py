@@ -1,16 +1,17 @@
 """Assistants, their resolved runtime configs and the config bundle.
 
-Thin: parse, call a service or selector, render. The config endpoints are plain functions
-(`assistant_config_response`, `config_bundle_response`) so the cache layer can wrap them.
+Thin: parse, call a service or selector, render. The config endpoints share
+`config_response`, which serves from the cache (config_backend.cache) or builds and stores.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
-from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,7 +22,6 @@ from assistants.selectors import (
     assistant_list,
     assistant_with_tools,
     config_bundle_build,
-    current_revision,
 )
 from assistants.services import (
     assistant_create,
@@ -31,6 +31,8 @@ from assistants.services import (
 )
 from config_backend.api import InputSerializer, StrictBooleanField, query_filters
 from config_backend.api_errors import READ_ERRORS, WRITE_ERRORS, StillReferenced, error_responses
+from config_backend.cache import BUNDLE_KEY, assistant_config_key, current_revision, get_or_build
+from config_backend.fast_path import config_etag, config_headers, etag_matches
 from tools.api import LinkedToolSerializer
 from tools.models import Tool
 
@@ -169,52 +171,34 @@ class AssistantDetailApi(APIView):
 # --- Resolved runtime config -------------------------------------------------------------
 
 
-def config_etag(*, revision: int, assistant_id=None) -> str:
-    """Strong ETag of a config: the revision (and the assistant, for one assistant's config)."""
-    return f'"{revision}"' if assistant_id is None else f'"{revision}-{assistant_id}"'
-
-
-def etag_matches(request, etag: str) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110 13.1.2)."""
-    header = request.headers.get("If-None-Match")
-    if not header:
-        return False
-    tags = parse_etags(header)
-    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
-
-
-def config_headers(response, *, etag: str, revision: int):
-    response["ETag"] = etag
-    response["X-Config-Revision"] = str(revision)
-    # Clients may keep a copy but must revalidate it (cheap: 304 on the same revision).
-    response["Cache-Control"] = "private, no-cache"
-    return response
-
-
-def assistant_config_response(request, *, assistant_id) -> Response:
-    revision = current_revision()
-    etag = config_etag(revision=revision, assistant_id=assistant_id)
-    if etag_matches(request, etag):
-        return config_headers(
-            Response(status=status.HTTP_304_NOT_MODIFIED), etag=etag, revision=revision
+def config_response(request, *, assistant_id=None) -> HttpResponse:
+    """One assistant's resolved config, or the bundle, from the cache or built and stored."""
+    revision = current_revision()  # first: see config_backend.cache
+    headers = config_headers(revision, assistant_id)
+    if etag_matches(request.headers.get("If-None-Match"), config_etag(revision, assistant_id)):
+        return HttpResponseNotModified(headers=dict(headers))
+    if assistant_id is None:
+        body = get_or_build(
+            key=BUNDLE_KEY,
+            revision=revision,
+            build=lambda: render_json(config_bundle_build(revision=revision)),
         )
-    assistant = assistant_for_config(assistant_id=assistant_id)
-    if assistant is None:
+    else:
+
+        def build():
+            assistant = assistant_for_config(assistant_id=assistant_id)
+            if assistant is None:
+                return None
+            return render_json(assistant_config_build(assistant=assistant, revision=revision))
+
+        body = get_or_build(key=assistant_config_key(assistant_id), revision=revision, build=build)
+    if body is None:
         raise NotFound("No active assistant with this id.")
-    config = assistant_config_build(assistant=assistant, revision=revision)
-    return config_headers(Response(config), etag=etag, revision=revision)
+    return HttpResponse(body, content_type="application/json", headers=dict(headers))
 
 
-def config_bundle_response(request) -> Response:
-    revision = current_revision()
-    etag = config_etag(revision=revision)
-    if etag_matches(request, etag):
-        return config_headers(
-            Response(status=status.HTTP_304_NOT_MODIFIED), etag=etag, revision=revision
-        )
-    return config_headers(
-        Response(config_bundle_build(revision=revision)), etag=etag, revision=revision
-    )
+def render_json(data) -> bytes:
+    return JSONRenderer().render(data)
 
 
 # Output documentation only: the shape itself is built by assistants.selectors.
@@ -288,7 +272,7 @@ class AssistantConfigApi(APIView):
         },
     )
     def get(self, request, assistant_id):
-        return assistant_config_response(request, assistant_id=assistant_id)
+        return config_response(request, assistant_id=str(assistant_id))
 
 
 class ConfigBundleApi(APIView):
@@ -304,4 +288,4 @@ class ConfigBundleApi(APIView):
         },
     )
     def get(self, request):
-        return config_bundle_response(request)
+        return config_response(request)

@@ -9,16 +9,7 @@ tool's delegate.
 from django.db.models import Prefetch, Q, QuerySet
 
 from assistants.models import Assistant
-from config_backend.models import ConfigRevision
 from tools.models import AssistantToolLink, Tool
-
-
-def current_revision() -> int:
-    """The config revision; read it *before* building, so a config is never labelled newer
-    than what it contains."""
-    # The row's key is changing with the cache layer (issue 4), which will own this function.
-    key = getattr(ConfigRevision, "CONFIG", 1)
-    return ConfigRevision.objects.values_list("value", flat=True).get(pk=key)
 
 
 def assistant_list(*, filters: dict | None = None) -> QuerySet[Assistant]:

@@ -4,27 +4,24 @@ Scopes (SPEC): `read` = every GET; `runtime` = read + thread writes; `write` = r
 writes. Staff users logged into the admin may use the API too, within their model permissions.
 """
 
-import logging
+import json
 import time
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication
 
-from config_backend.models import APIKey
+from config_backend import cache
+from config_backend.fast_path import key_record, record_allows, used_hour
+from config_backend.models import APIKey, ConfigRevision
 
-logger = logging.getLogger(__name__)
-
-# last_used_at is "accurate to the hour": written at most once an hour per key.
-LAST_USED_RESOLUTION_SECONDS = 3600
-# Per process: when each key's last_used_at may next be written (skips the cache round trip).
-_next_last_used_write: dict[str, float] = {}
+# A key record lives in the cache at most this long (it is also dropped by any key change).
+KEY_RECORD_SECONDS = 2 * 3600
 
 
-def api_key_from_key(key: str) -> APIKey | None:
+def api_key_from_database(key: str) -> APIKey | None:
     """The usable key matching `key` (not revoked, not expired), or None."""
     prefix, dot, _ = key.partition(".")
     if not dot or not prefix.isascii() or not prefix.isalnum() or len(prefix) > 8:
@@ -37,28 +34,43 @@ def api_key_from_key(key: str) -> APIKey | None:
     return api_key
 
 
-def api_key_last_used_cache_key(api_key: APIKey) -> str:
-    return f"api-key-last-used:{api_key.prefix}"
+def api_key_for(key: str) -> APIKey | None:
+    """The key's holder, from its cached record (no SQL) or else from the database.
 
-
-def api_key_mark_used(api_key: APIKey) -> None:
-    """Record the key's use, writing to the database at most once an hour per key.
-
-    One gate per process (no cache round trip on most requests), then one shared gate in the
-    cache so that all processes together write once. If the cache is down, each process
-    writes at most once an hour.
+    `last_used_at` is accurate to the hour: it is written when the key is first used in an
+    hour, then the cached record says "used this hour" and later requests write nothing.
     """
-    now = time.monotonic()
-    if _next_last_used_write.get(api_key.prefix, 0.0) > now:
-        return
-    _next_last_used_write[api_key.prefix] = now + LAST_USED_RESOLUTION_SECONDS
-    try:
-        first = cache.add(api_key_last_used_cache_key(api_key), 1, LAST_USED_RESOLUTION_SECONDS)
-    except Exception:  # the cache is optional here; the per-process gate still holds
-        logger.warning("cache unavailable for the API key last-used gate", exc_info=True)
-        first = True
-    if first:
+    prefix = key.partition(".")[0]
+    record_keys = [cache.revision_key(ConfigRevision.API_KEYS), cache.api_key_record_key(prefix)]
+    keys_revision, record = cache.try_cache(
+        "reading an API key", lambda s: s.get_many(record_keys), [None, None]
+    )
+    if record_allows(record, key, keys_revision):
+        fields = json.loads(record)
+        # An unsaved stand-in: all that authorization needs, without a query.
+        return APIKey(prefix=prefix, scope=fields["scope"], hashed_key=fields["hash"])
+
+    # Read before the key row, so a record can only be tagged older than what it says.
+    keys_revision = cache.current_revision(ConfigRevision.API_KEYS)
+    api_key = api_key_from_database(key)
+    if api_key is None:
+        return None
+    now = time.time()
+    hour = used_hour(now)
+    if api_key.last_used_at is None or used_hour(api_key.last_used_at.timestamp()) != hour:
+        # update(), not save(): recording a use is not a key change (no revision bump).
         APIKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+
+    def store_record(s):
+        s.set(
+            cache.api_key_record_key(prefix),
+            key_record(api_key=api_key, keys_revision=keys_revision, hour=hour),
+            KEY_RECORD_SECONDS,
+        )
+        s.raise_to(cache.revision_key(ConfigRevision.API_KEYS), keys_revision)
+
+    cache.try_cache("storing an API key record", store_record)
+    return api_key
 
 
 class BearerKeyAuthentication(BaseAuthentication):
@@ -75,10 +87,9 @@ class BearerKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header; expected `Bearer <key>`."
             )
-        api_key = api_key_from_key(key)
+        api_key = api_key_for(key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked API key.")
-        api_key_mark_used(api_key)
         return AnonymousUser(), api_key
 
     def authenticate_header(self, request):

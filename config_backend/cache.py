@@ -254,27 +254,26 @@ def split_entry(entry: bytes | None) -> tuple[int | None, bytes | None]:
     return int(revision), body
 
 
-def get_or_build(*, key: str, build) -> tuple[int, bytes | None]:
-    """Return (revision, bytes) for a config entry, building it on a miss.
+def get_or_build(*, key: str, revision: int, build) -> bytes | None:
+    """The config entry at `key` for this committed revision, built and stored on a miss.
 
-    `build(revision)` returns the serialized bytes, or None when there is nothing to serve
-    (e.g. an inactive assistant; not cached). Costs one cache round trip on a hit, and on a
-    miss one query for the revision plus the builder's queries.
+    `revision` is the database revision, read by the caller *before* anything else: an entry
+    tagged with it was built from data at least that new, and no change has committed since.
+    `build()` returns the serialized bytes, or None when there is nothing to serve (e.g. an
+    inactive assistant; not cached).
     """
-    mirror, entry = try_cache(
-        "reading a config", lambda s: s.get_many([revision_key("config"), key]), [None, None]
-    )
-    entry_revision, body = split_entry(entry)
-    if mirror is not None and entry_revision == int(mirror):
-        return entry_revision, body
-    # The revision is read before the data, so an entry can only be tagged older than its data.
-    revision = current_revision()
-    body = build(revision)
-    if body is not None:
+    if settings.CONFIG_CACHE_ENTRIES:
+        (entry,) = try_cache("reading a config", lambda s: s.get_many([key]), [None])
+        entry_revision, body = split_entry(entry)
+        if entry_revision == revision:
+            return body
+    body = build()
+    if body is not None and settings.CONFIG_CACHE_ENTRIES:
 
         def store_entry(s):
             s.set(key, b"%d\n%s" % (revision, body))
-            s.raise_to(revision_key("config"), revision)
+            # The mirror may be missing (Redis restarted empty): it is at least this revision.
+            s.raise_to(revision_key(ConfigRevision.CONFIG), revision)
 
         try_cache("storing a config", store_entry)
-    return revision, body
+    return body

@@ -11,6 +11,7 @@ security headers the middleware would add are added here from the same settings.
 `cached_response` too, so a hit is a hit whichever way the request came in.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
 from config_backend import cache
@@ -207,3 +209,23 @@ class ConfigFastPath:
             response.headers + self.headers[secure] + [("Content-Length", str(len(response.body)))],
             response.body,
         )
+
+
+def serve_cached_hits(view):
+    """Wrap a config view so a request routed through Django is also a hit when it can be."""
+
+    @functools.wraps(view)  # keeps `cls`/`initkwargs`, so the OpenAPI schema still sees DRF
+    def wrapped(request, assistant_id=None):
+        if request.method == "GET":
+            hit = cached_response(
+                assistant_id=str(assistant_id) if assistant_id else None,
+                authorization=request.META.get("HTTP_AUTHORIZATION"),
+                if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
+            )
+            if hit is not None:
+                return HttpResponse(hit.body, status=hit.status, headers=dict(hit.headers))
+        if assistant_id is None:
+            return view(request)
+        return view(request, assistant_id=assistant_id)
+
+    return wrapped

@@ -8,6 +8,7 @@ from assistants.api import (
     AssistantListApi,
     ConfigBundleApi,
 )
+from config_backend.fast_path import serve_cached_hits
 from config_backend.health import healthz, readyz
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import AssistantToolLinkApi, AssistantToolsApi, ToolDetailApi, ToolListApi
@@ -31,10 +32,10 @@ api_v1 = [
     ),
     path(
         "assistants/<uuid:assistant_id>/config/",
-        AssistantConfigApi.as_view(),
+        serve_cached_hits(AssistantConfigApi.as_view()),
         name="assistant-config",
     ),
-    path("config/", ConfigBundleApi.as_view(), name="config-bundle"),
+    path("config/", serve_cached_hits(ConfigBundleApi.as_view()), name="config-bundle"),
     path("tools/", ToolListApi.as_view(), name="tool-list"),
     path("tools/<uuid:tool_id>/", ToolDetailApi.as_view(), name="tool-detail"),
     path("threads/", ThreadListApi.as_view(), name="thread-list"),

@@ -14,6 +14,13 @@ from config_backend.cache import CacheUnavailable, RedisStore, get_or_build, rev
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def read(key="test-entry", build=None):
+    """A reader as the config views are: the revision first, then the data."""
+    revision = cache.current_revision()
+    build = build or build_names
+    return get_or_build(key=key, revision=revision, build=lambda: build(revision))
+
+
 def mirrored_revision() -> int:
     return int(cache.store().get_many([revision_key("config")])[0])
 
@@ -41,16 +48,17 @@ def test_a_rolled_back_change_does_not_move_the_database_revision():
 
 def test_a_second_read_is_served_from_the_cache(django_assert_num_queries):
     assistant_create(name="Planner", model="m")
-    first = get_or_build(key="test-entry", build=build_names)
+    first = read()
+    revision = cache.current_revision()
     with django_assert_num_queries(0):
-        assert get_or_build(key="test-entry", build=build_names) == first
+        assert get_or_build(key="test-entry", revision=revision, build=None) == first
 
 
 def test_a_commit_makes_the_next_read_fresh():
     planner = assistant_create(name="Planner", model="m")
-    get_or_build(key="test-entry", build=build_names)
+    read()
     assistant_update(assistant=planner, name="Planner 2")
-    _, body = get_or_build(key="test-entry", build=build_names)
+    body = read()
     assert body.endswith(b":Planner 2")
 
 
@@ -69,21 +77,21 @@ def test_the_read_invalidate_store_race_leaves_no_stale_entry():
         thread.join()
         return old  # ...and the reader stores what it loaded
 
-    _, served_to_slow_reader = get_or_build(key="test-entry", build=slow_reader_build)
+    served_to_slow_reader = read(build=slow_reader_build)
     assert served_to_slow_reader.endswith(b":Planner")  # it began before the commit
 
-    _, next_read = get_or_build(key="test-entry", build=build_names)
+    next_read = read()
     assert next_read.endswith(b":Renamed")
-    _, and_after = get_or_build(key="test-entry", build=build_names)
+    and_after = read()
     assert and_after == next_read
 
 
 def test_an_emptied_cache_serves_fresh_data():
     planner = assistant_create(name="Planner", model="m")
-    get_or_build(key="test-entry", build=build_names)
+    read()
     cache.cache_clear()  # as after Redis restarted empty
     assistant_update(assistant=planner, name="After restart")
-    _, body = get_or_build(key="test-entry", build=build_names)
+    body = read()
     assert body.endswith(b":After restart")
 
 
@@ -106,7 +114,7 @@ def test_reads_fall_back_to_the_database_while_the_cache_is_unreachable(
 ):
     with transaction.atomic():
         Assistant.objects.bulk_create([Assistant(name="Planner", model="m")])
-    _, body = get_or_build(key="test-entry", build=build_names)
+    body = read()
     assert body.endswith(b":Planner")
     assert "Cache unreachable" in caplog.text
     assert cache.breaker.is_open()
