@@ -128,6 +128,9 @@ class RedisStore:
     def publish(self, channel: str, message: str) -> None:
         self.client.publish(channel, message)
 
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
     def clear(self) -> None:
         for key in self.client.scan_iter(KEY_PREFIX + "*"):
             self.client.delete(key)
@@ -162,6 +165,9 @@ class LocalStore:
 
     def publish(self, channel: str, message: str) -> None:
         pass  # one process: nobody else to tell
+
+    def ping(self) -> bool:
+        return True
 
     def clear(self) -> None:
         self.cache.clear()

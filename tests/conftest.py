@@ -1,8 +1,13 @@
 import pytest
+import redis
 from django.core.cache import cache
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from assistants.models import Assistant
-from config_backend.cache import breaker
+from config_backend import cache as config_cache
+from config_backend.cache import RedisStore, breaker
+from tests.services import free_port
 from tools.models import AssistantToolLink, Tool
 
 
@@ -22,6 +27,20 @@ def _empty_cache():
     yield
     cache.clear()
     breaker.reset()
+
+
+@pytest.fixture
+def unreachable_redis(monkeypatch):
+    """The config cache points at a port nobody listens on (as django-redis would: short
+    timeouts, no retries)."""
+    dead = redis.Redis(
+        host="127.0.0.1",
+        port=free_port(),
+        socket_connect_timeout=0.25,
+        socket_timeout=0.25,
+        retry=Retry(NoBackoff(), 0),
+    )
+    monkeypatch.setattr(config_cache, "_store", RedisStore(client=dead))
 
 
 @pytest.fixture

@@ -1,13 +1,17 @@
 """Start the app as a real server process (gunicorn or runserver) for tests across processes."""
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from django.db import connection
 
 from tests.services import free_port
 
@@ -29,11 +33,33 @@ def wait_until_serving(url: str, proc: subprocess.Popen, timeout: float = 30) ->
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
+_static_root: Path | None = None
+
+
+def collected_static() -> Path:
+    """Static files collected once per test run, as a deployment does before serving."""
+    global _static_root
+    if _static_root is None:
+        root = Path(os.environ["TEST_SERVICES_DIR"]) / "static"
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput"],
+            cwd=ROOT, env={**os.environ, "STATIC_ROOT": str(root)}, check=True,
+            capture_output=True,
+        )
+        _static_root = root
+    return _static_root
+
+
 @contextlib.contextmanager
 def server(*, env: dict | None = None, workers: int = 2, cwd: Path = ROOT, argv=None):
     """Serve the project under gunicorn (or `argv`) on a free port; yields the base URL."""
     port = free_port()
-    full_env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1,localhost", **(env or {})}
+    full_env = {
+        **os.environ,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "STATIC_ROOT": str(collected_static()),
+        **(env or {}),
+    }
     command = argv or [
         sys.executable,
         "-m",
@@ -66,3 +92,30 @@ def server(*, env: dict | None = None, workers: int = 2, cwd: Path = ROOT, argv=
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def live_database_url() -> str:
+    """DATABASE_URL pointing at the database pytest-django created for this run.
+
+    Servers started by a test read and write it, so such tests use
+    `django_db(transaction=True)`: their rows must be committed to be seen.
+    """
+    url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    return urllib.parse.urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+def call(method: str, url: str, *, key: str | None = None, body=None, headers=None, timeout=10):
+    """One HTTP request; returns (status, headers, body bytes), errors included."""
+    all_headers = dict(headers or {})
+    if key:
+        all_headers["Authorization"] = f"Bearer {key}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        all_headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()

@@ -117,13 +117,13 @@ def start_postgres(workdir: Path) -> str:
     return f"postgres://postgres@127.0.0.1:{port}/config_backend"
 
 
-def start_redis(workdir: Path) -> str:
+def spawn_redis(workdir: Path, port: int) -> subprocess.Popen:
+    """A Redis server on 127.0.0.1:port, no persistence; the caller waits for and stops it."""
     binary = shutil.which("redis-server")
     if not binary:
         raise pytest.UsageError(
             "redis-server not found; run `make deps` (apt-get install redis-server)."
         )
-    port = free_port()
     proc = subprocess.Popen(
         [
             binary,
@@ -138,11 +138,16 @@ def start_redis(workdir: Path) -> str:
             "--dir",
             str(workdir),
         ],
-        stdout=open(workdir / "redis.log", "wb"),  # noqa: SIM115 (kept open for the server)
+        stdout=open(workdir / f"redis-{port}.log", "ab"),  # noqa: SIM115 (kept open for the server)
         stderr=subprocess.STDOUT,
     )
-    _started.append(("redis", proc))
     _wait_for_port(port, "Redis", proc)
+    return proc
+
+
+def start_redis(workdir: Path) -> str:
+    port = free_port()
+    _started.append(("redis", spawn_redis(workdir, port)))
     return f"redis://127.0.0.1:{port}/0"
 
 

@@ -3,13 +3,12 @@
 import threading
 
 import pytest
-import redis
 from django.db import connection, transaction
 
 from assistants.models import Assistant
 from assistants.services import assistant_create, assistant_update
 from config_backend import cache
-from config_backend.cache import CacheUnavailable, RedisStore, get_or_build, revision_key
+from config_backend.cache import CacheUnavailable, get_or_build, revision_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,12 +92,6 @@ def test_an_emptied_cache_serves_fresh_data():
     assistant_update(assistant=planner, name="After restart")
     body = read()
     assert body.endswith(b":After restart")
-
-
-@pytest.fixture
-def unreachable_redis(monkeypatch):
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.25, socket_timeout=0.25)
-    monkeypatch.setattr(cache, "_store", RedisStore(client=dead))
 
 
 def test_a_change_is_refused_and_rolled_back_while_the_cache_is_unreachable(unreachable_redis):

@@ -2,18 +2,15 @@
 with several workers, end in exactly one row and exactly one 201."""
 
 import json
-import os
 import subprocess
 import sys
 import time
-import urllib.parse
 
 import pytest
-from django.db import connection
 
 from assistants.models import Assistant
 from config_backend.models import APIKey
-from tests.live import server
+from tests.live import live_database_url, server
 from threads.models import UserAssistantThread
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -34,12 +31,6 @@ try:
 except urllib.error.HTTPError as exc:
     print(json.dumps([exc.code, exc.read().decode()]))
 """
-
-
-def live_database_url() -> str:
-    """DATABASE_URL pointing at the database pytest-django created for this run."""
-    url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
-    return urllib.parse.urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
 
 
 def register_concurrently(url: str, key: str, bodies: list[dict]) -> list[tuple[int, dict]]:
