@@ -83,7 +83,7 @@ def server(*, env: dict | None = None, workers: int = 2, cwd: Path = ROOT, argv=
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(base_url + "/admin/login/", proc)
+        wait_until_serving(base_url + "/healthz", proc)
         yield base_url
     finally:
         proc.terminate()
@@ -104,8 +104,16 @@ def live_database_url() -> str:
     return urllib.parse.urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect is an answer to look at, not to follow
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def call(method: str, url: str, *, key: str | None = None, body=None, headers=None, timeout=10):
-    """One HTTP request; returns (status, headers, body bytes), errors included."""
+    """One HTTP request; returns (status, headers, body bytes), errors and redirects included."""
     all_headers = dict(headers or {})
     if key:
         all_headers["Authorization"] = f"Bearer {key}"
@@ -115,7 +123,7 @@ def call(method: str, url: str, *, key: str | None = None, body=None, headers=No
         all_headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _opener.open(request, timeout=timeout) as response:
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
