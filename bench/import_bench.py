@@ -43,12 +43,7 @@ def start_database() -> str:
 
     workdir = Path(tempfile.mkdtemp(prefix="config-backend-bench-"))
     TEMPORARY_DIRS.append(workdir)
-    url = start_postgres(workdir)
-    import psycopg
-
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute("CREATE DATABASE config_backend")
-    return url
+    return start_postgres(workdir)
 
 
 def stop_database() -> None:

@@ -104,7 +104,8 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def run_wrk(url: str, key: str | None, seconds: float, connections: int) -> dict:
-    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", url]
+    duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds
+    command = ["wrk", "-t", "1", "-c", str(connections), "-d", duration, "--latency", url]
     if key:
         command[1:1] = ["-H", f"Authorization: Bearer {key}"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout

@@ -113,7 +113,7 @@ def cached_response(
 ) -> CachedResponse | None:
     """The response to a config GET if the cache can give it, else None."""
     raw_key = bearer_key(authorization)
-    if raw_key is None or cache.breaker.is_open():
+    if raw_key is None or cache.breaker.is_open() or not settings.CONFIG_CACHE_ENTRIES:
         return None
     entry_key = (
         cache.assistant_config_key(assistant_id) if assistant_id else cache.BUNDLE_KEY

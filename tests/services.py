@@ -114,7 +114,12 @@ def start_postgres(workdir: Path) -> str:
         if ok.returncode == 0:
             break
         time.sleep(0.1)
-    return f"postgres://postgres@127.0.0.1:{port}/config_backend"
+    server_url = f"postgres://postgres@127.0.0.1:{port}"
+    import psycopg
+
+    with psycopg.connect(server_url + "/postgres", autocommit=True) as connection:
+        connection.execute("CREATE DATABASE config_backend")
+    return server_url + "/config_backend"
 
 
 def spawn_redis(workdir: Path, port: int) -> subprocess.Popen:
