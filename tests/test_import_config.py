@@ -725,3 +725,9 @@ def test_a_large_file_reports_progress_on_stderr(tmp_path):
     assert "Read the current configuration" in progress
     assert "Checked 2,000 of 2,101 tools." in progress
     assert "Verified the database against the file." in progress
+
+
+def test_an_import_while_the_cache_is_unreachable_changes_nothing(unreachable_redis):
+    with pytest.raises(CommandError, match="nothing was changed"):
+        call_command("import_config", "demo/config.json", "--no-backup")
+    assert not Assistant.objects.exists()

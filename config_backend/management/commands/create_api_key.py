@@ -1,4 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from config_backend.cache import CacheUnavailable
 
 from config_backend.models import APIKey
 
@@ -22,7 +25,11 @@ class Command(BaseCommand):
             raise CommandError("NAME must be 1 to 50 characters.")
         if "\x00" in name:
             raise CommandError("NAME must not contain NUL characters.")
-        api_key, key = APIKey.objects.create_key(name=name, scope=scope)
+        try:
+            with transaction.atomic():
+                api_key, key = APIKey.objects.create_key(name=name, scope=scope)
+        except CacheUnavailable as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(
             f"Created API key “{api_key.name}” (prefix {api_key.prefix}, scope {api_key.scope}). "
             "Store it now; it cannot be shown again:"

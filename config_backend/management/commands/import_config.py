@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
+from config_backend.cache import CacheUnavailable
 
 # Files with more rows than this get their progress reported on stderr.
 LARGE_FILE_ROWS = 2000
@@ -73,6 +74,8 @@ class Command(BaseCommand):
                 f"{file}: after writing, the database did not match the file; "
                 "everything was rolled back."
             ) from None
+        except CacheUnavailable as exc:
+            raise CommandError(f"{file}: {exc}") from None
 
         prefix = "Would be " if dry_run else ""
         for entity, counts in result.counts().items():
