@@ -2,7 +2,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from config_backend.cache import CacheUnavailable
-
 from config_backend.models import APIKey
 
 
