@@ -14,14 +14,12 @@ import os
 import platform
 import random
 import shutil
-import sys
 import tempfile
 import time
 from io import StringIO
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, setup_django, start_services, stop_services
 
 ASSISTANTS = 1_000
 TOOLS = 10_000
@@ -33,25 +31,6 @@ HEADING = "## Import"
 
 
 TEMPORARY_DIRS: list[Path] = []
-
-
-def start_database() -> str:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    from tests.services import start_postgres
-
-    workdir = Path(tempfile.mkdtemp(prefix="config-backend-bench-"))
-    TEMPORARY_DIRS.append(workdir)
-    return start_postgres(workdir)
-
-
-def stop_database() -> None:
-    from tests import services
-
-    services.pytest_unconfigure(None)
-    for directory in TEMPORARY_DIRS:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def generate() -> dict:
@@ -145,22 +124,14 @@ def record(lines: list[str]) -> None:
 
 
 def main() -> None:
-    os.environ["DATABASE_URL"] = start_database()
-    os.environ["REDIS_URL"] = ""
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ["DEBUG"] = "0"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_backend.settings")
     try:
-        import django
-
-        django.setup()
+        setup_django({**start_services(), "DEBUG": "0"})
         from django.core.management import call_command
 
         from assistants.models import Assistant
         from threads.models import UserAssistantThread
         from tools.models import AssistantToolLink, Tool
 
-        call_command("migrate", verbosity=0)
         for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
             model.objects.all()._raw_delete(model.objects.db)
 
@@ -219,7 +190,7 @@ def main() -> None:
                 "|---|---|---|",
                 f"| import into an empty database | {first:.2f} | < 60 |",
                 "| no-op re-import (validates the file; re-checks only input schemas that differ "
-            f"from the stored ones; writes nothing) | {again:.2f} | "
+                f"from the stored ones; writes nothing) | {again:.2f} | "
                 f"< {first / 3:.2f} (a third of the import) |",
                 f"| re-import with every assistant and tool changed | {changed:.2f} | |",
                 f"| export with threads | {exported:.2f} | |",
@@ -228,7 +199,9 @@ def main() -> None:
         )
         print(f"recorded in {RESULTS.relative_to(ROOT)}")
     finally:
-        stop_database()
+        stop_services()
+        for directory in TEMPORARY_DIRS:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

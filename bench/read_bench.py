@@ -20,30 +20,16 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, setup_django, start_gunicorn, start_services, stop, stop_services
 
-from tests.live import wait_until_serving  # noqa: E402
-from tests.services import free_port, start_postgres, start_redis  # noqa: E402
+from tests.services import free_port
 
 TOOL_COUNTS = [1, 10, 100, 1000]
 CASES = ["hit", "miss", "ceiling", "memory"]
-
-
-def setup_django(env: dict) -> None:
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_backend.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def load_config(tool_counts) -> tuple[dict, str]:
@@ -84,16 +70,6 @@ def load_config(tool_counts) -> tuple[dict, str]:
     return ids, key
 
 
-def start_gunicorn(app: str, env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", app, "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc)
-    return proc
-
-
 def fetch(url: str, key: str | None = None) -> tuple[int, bytes, dict]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -115,8 +91,12 @@ def run_wrk(url: str, key: str | None, seconds: float, connections: int) -> dict
         value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
         latency[pct] = float(value) * _UNITS[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": latency["50"], "p99": latency["99"],
-            "errors": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rps,
+        "p50": latency["50"],
+        "p99": latency["99"],
+        "errors": int(errors.group(1)) if errors else 0,
+    }
 
 
 def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
@@ -193,27 +173,16 @@ def main() -> int:
         print("wrk not found: apt-get install wrk (or run scripts/install-system-deps)")
         return 2
 
-    workdir = Path(tempfile.mkdtemp(prefix="read-bench-"))
     servers: list[subprocess.Popen] = []
     try:
-        env = {
-            "DATABASE_URL": os.environ.get("DATABASE_URL") or start_postgres(workdir),
-            "REDIS_URL": os.environ.get("REDIS_URL") or start_redis(workdir),
-            "SECRET_KEY": "bench-" + os.urandom(8).hex(),
-            "DEBUG": "0",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        }
-        setup_django(env)
+        setup_django(start_services())
         ids, key = load_config(tool_counts)
-        server_env = {**os.environ, **env}
         ports = {name: free_port() for name in ("app", "miss", "ceiling")}
-        servers.append(start_gunicorn("config_backend.wsgi", server_env, ports["app"]))
+        servers.append(start_gunicorn("config_backend.wsgi", ports["app"]))
         servers.append(
-            start_gunicorn(
-                "config_backend.wsgi", {**server_env, "CONFIG_CACHE_ENTRIES": "0"}, ports["miss"]
-            )
+            start_gunicorn("config_backend.wsgi", ports["miss"], {"CONFIG_CACHE_ENTRIES": "0"})
         )
-        servers.append(start_gunicorn("bench.ceiling_app", server_env, ports["ceiling"]))
+        servers.append(start_gunicorn("bench.ceiling_app", ports["ceiling"]))
 
         from django_redis import get_redis_connection
 
@@ -259,14 +228,8 @@ def main() -> int:
         args.output.mkdir(parents=True, exist_ok=True)
         write_results(results, tool_counts, args.output, meta)
     finally:
-        for proc in servers:
-            proc.terminate()
-        for proc in servers:
-            proc.wait(timeout=10)
-        from tests import services
-
-        services.pytest_unconfigure(None)
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop(servers)
+        stop_services()
     return 0
 
 

@@ -1,0 +1,82 @@
+"""What the benchmark scripts share: throw-away PostgreSQL/Redis, Django set-up, gunicorn."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import services  # noqa: E402
+from tests.live import wait_until_serving  # noqa: E402
+
+_workdirs: list[Path] = []
+
+
+def start_services(*, redis: bool = True) -> dict:
+    """DATABASE_URL (and REDIS_URL) of servers started here, unless already set in the env."""
+    workdir = Path(tempfile.mkdtemp(prefix="config-backend-bench-"))
+    _workdirs.append(workdir)
+    env = {"DATABASE_URL": os.environ.get("DATABASE_URL") or services.start_postgres(workdir)}
+    if redis:
+        env["REDIS_URL"] = os.environ.get("REDIS_URL") or services.start_redis(workdir)
+    return env
+
+
+def stop_services() -> None:
+    services.pytest_unconfigure(None)
+    for workdir in _workdirs:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def setup_django(env: dict) -> None:
+    """Configure this process for `env` and migrate its database."""
+    os.environ.update(env)
+    os.environ.setdefault("SECRET_KEY", "bench-" + os.urandom(8).hex())
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_backend.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def start_gunicorn(app: str, port: int, env: dict | None = None, workers: int = 2):
+    """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            app,
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc)
+    return proc
+
+
+def stop(procs) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
