@@ -1,0 +1,204 @@
+"""A staff user edits the config in a real browser (Chromium through Playwright) against a
+live server, and the runtime's next config read shows the change.
+
+Screenshots of each step are kept in test-artifacts/admin-browser/, named by step.
+Needs Debian's Chromium (`scripts/install-system-deps`) and Playwright (requirements-dev.txt);
+Playwright's own browser download is never used.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from assistants.models import Assistant
+from config_backend.models import APIKey
+from tests.live import ROOT, call, live_database_url, server
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The machine has no network: without these, Chromium's background connections fail noisily.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "admin-browser"
+PASSWORD = "correct horse battery staple"
+INVALID_SCHEMA = {"type": "object", "properties": {"city": {"type": "strin"}}}
+FIXED_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+
+
+@pytest.fixture
+def rows():
+    """The staff user, an assistant with no tools, and the runtime's read key."""
+    User.objects.create_superuser("staff", "staff@example.com", PASSWORD)
+    assistant = Assistant.objects.create(name="Planner", model="gpt-4o-mini")
+    _, key = APIKey.objects.create_key(name="runtime", scope="read")
+    return assistant, key
+
+
+@pytest.fixture
+def base_url(rows):
+    with server(env={"DATABASE_URL": live_database_url()}, workers=1) as url:
+        yield url
+
+
+@pytest.fixture
+def chromium(base_url):
+    """Debian's Chromium under Playwright, with a fresh profile; fails (not skips) if missing.
+
+    Django refuses ORM calls while Playwright's event loop runs in this thread, so it starts
+    after the rows are made (and the server, for symmetry at teardown) and the test makes none.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is missing: .venv/bin/pip install -r requirements-dev.txt")
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: run scripts/install-system-deps as root")
+    with sync_playwright() as playwright:
+        # launch() gives every run a new temporary user data dir and removes it afterwards.
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def artifacts():
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    return ARTIFACTS
+
+
+class Watched:
+    """A page whose script errors and failed responses are recorded, to be asserted empty."""
+
+    def __init__(self, page, artifacts: Path):
+        self.page = page
+        self.artifacts = artifacts
+        self.problems: list[str] = []
+        page.set_default_timeout(10_000)
+        page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
+        page.on("console", self._console)
+        page.on(
+            "response",
+            lambda response: (
+                response.status >= 400 and self.problems.append(f"{response.status} {response.url}")
+            ),
+        )
+
+    def _console(self, message) -> None:
+        # The browser's own favicon request (the site has none) is no page's doing.
+        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+            self.problems.append(f"console error: {message.text} at {message.location['url']}")
+
+    def screenshot(self, step: str) -> None:
+        # From the top: the admin's sticky sidebar would otherwise be drawn where it was scrolled.
+        self.page.evaluate("window.scrollTo(0, 0)")
+        self.page.screenshot(path=self.artifacts / f"{step}.png", full_page=True)
+
+
+def log_in(browser: Watched, base_url: str) -> None:
+    page = browser.page
+    page.goto(f"{base_url}/admin/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+    assert page.locator("#user-tools").inner_text().upper().startswith("WELCOME, STAFF")
+    # The admin's own stylesheet loaded (DEBUG is off: WhiteNoise serves it).
+    assert page.evaluate("getComputedStyle(document.querySelector('#header')).display") == "flex"
+    browser.screenshot("01-logged-in")
+
+
+def add_tool_with_invalid_schema(browser: Watched, base_url: str) -> None:
+    page = browser.page
+    page.goto(f"{base_url}/admin/tools/tool/add/")
+    page.fill("#id_name", "get_weather")
+    page.select_option("#id_tool_type", "weather")
+    page.fill("#id_description", "Weather for a city.")
+    page.fill("#id_input_schema", json.dumps(INVALID_SCHEMA, indent=2))
+    page.click("input[name=_save]")
+    errors = page.locator(".field-input_schema ul.errorlist")
+    errors.wait_for()
+    assert "/properties/city/type" in errors.inner_text()
+    # The rejected text stays in the field, for the user to correct.
+    assert json.loads(page.input_value("#id_input_schema")) == INVALID_SCHEMA
+    browser.screenshot("02-invalid-schema-error")
+
+
+def fix_schema_and_save(browser: Watched) -> None:
+    page = browser.page
+    page.fill("#id_input_schema", json.dumps(FIXED_SCHEMA, indent=2))
+    page.click("input[name=_save]")
+    success = page.locator("ul.messagelist li.success")
+    success.wait_for()
+    assert "get_weather" in success.inner_text()
+    assert page.locator("#result_list").get_by_role("link", name="get_weather").count() == 1
+    browser.screenshot("03-tool-saved")
+
+
+def link_tool_inline(browser: Watched, base_url: str, assistant_id: str) -> None:
+    """Pick the tool in the first empty inline row through the select2 autocomplete."""
+    page = browser.page
+    page.goto(f"{base_url}/admin/assistants/assistant/{assistant_id}/change/")
+    row = page.locator("#tool_links-0")
+    row.locator(".select2-selection").click()
+    search = page.locator(".select2-container--open .select2-search__field")
+    search.fill("weath")
+    page.locator(".select2-results__option", has_text="get_weather").click()
+    assert row.locator(".select2-selection__rendered").inner_text().strip() == "get_weather"
+    browser.screenshot("04-tool-picked")
+    page.click("input[name=_continue]")
+    page.locator("ul.messagelist li.success").wait_for()
+    saved_row = page.locator("#tool_links-0")
+    assert saved_row.locator(".select2-selection__rendered").inner_text().strip() == "get_weather"
+    assert page.locator(".errorlist").count() == 0
+    browser.screenshot("05-tool-linked")
+
+
+def tool_names(config: dict) -> list[str]:
+    return [tool["name"] for tool in config["tools"]]
+
+
+def test_staff_fix_a_schema_link_the_tool_and_the_api_shows_it_at_once(
+    rows, base_url, chromium, artifacts
+):
+    assistant, key = rows
+    config_url = f"{base_url}/api/v1/assistants/{assistant.id}/config/"
+    # The runtime has read (and so cached) the config before the change.
+    for _ in range(2):
+        status, _, body = call("GET", config_url, key=key)
+        assert status == 200, body
+        assert tool_names(json.loads(body)) == []
+
+    admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), artifacts)
+    log_in(admin, base_url)
+    add_tool_with_invalid_schema(admin, base_url)
+    fix_schema_and_save(admin)
+    link_tool_inline(admin, base_url, str(assistant.id))
+    assert admin.problems == []
+
+    # The runtime's very next read: its key, no session, JSON as it asks for it.
+    runtime = chromium.new_context(
+        extra_http_headers={"Authorization": f"Bearer {key}", "Accept": "application/json"}
+    ).new_page()
+    response = runtime.goto(config_url)
+    assert response.status == 200
+    config = response.json()
+    runtime.screenshot(path=artifacts / "06-api-config.png", full_page=True)
+    assert tool_names(config) == ["get_weather"]
+    assert config["tools"][0]["input_schema"] == FIXED_SCHEMA
