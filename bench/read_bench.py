@@ -104,7 +104,7 @@ def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
         return statistics.median(r[field] for r in results[(case, n)])
 
     lines = [
-        "# Read-path benchmark",
+        "## Read path",
         "",
         meta,
         "",
@@ -130,10 +130,12 @@ def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
         )
     text = "\n".join(lines) + "\n"
     results_file = output / "RESULTS.md"
-    previous = results_file.read_text() if results_file.exists() else ""
-    # Keep other sections (e.g. the import benchmark) and replace only this one.
-    kept = re.sub(r"# Read-path benchmark\n.*?(?=\n# |\Z)", "", previous, flags=re.S).strip()
-    results_file.write_text(text + ("\n" + kept + "\n" if kept else ""))
+    previous = results_file.read_text() if results_file.exists() else "# Benchmark results\n"
+    # Replace only this section; keep the others (import, soak).
+    if "\n## Read path\n" in previous:
+        previous = re.sub(r"\n## Read path\n.*?(?=\n## |\Z)", "", previous, flags=re.S)
+    head, _, rest = previous.partition("\n## ")
+    results_file.write_text(head.rstrip() + "\n\n" + text + ("\n## " + rest if rest else ""))
     print(text)
 
     try:
