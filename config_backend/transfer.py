@@ -27,9 +27,11 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from assistants.models import Assistant
+from assistants.services import ASSISTANT_FIELDS
 from config_backend.cache import bump_config_revision
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool, delegation_cycle_message
+from tools.services import TOOL_FIELDS
 from tools.validators import find_delegation_cycle, input_schema_problems, json_pointer
 
 FORMAT_VERSION = 1
@@ -38,16 +40,6 @@ SCHEMA_PATH = Path(__file__).with_name("config_format.schema.json")
 # anything much larger is almost certainly the wrong file.
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
-ASSISTANT_FIELDS = (
-    "name",
-    "is_secretary",
-    "assistant_type",
-    "model",
-    "instructions",
-    "openai_assistant_id",
-    "is_active",
-)
-TOOL_FIELDS = ("name", "tool_type", "description", "input_schema", "assistant", "is_active")
 THREAD_FIELDS = ("user_id", "assistant", "thread_id", "last_used")
 ENTITIES = ("assistants", "tools", "links", "threads")
 PROGRESS_EVERY = 2000
