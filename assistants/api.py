@@ -8,7 +8,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
@@ -30,7 +35,13 @@ from assistants.services import (
     assistant_update,
 )
 from config_backend.api import InputSerializer, StrictBooleanField, query_filters
-from config_backend.api_errors import READ_ERRORS, WRITE_ERRORS, StillReferenced, error_responses
+from config_backend.api_errors import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    StillReferenced,
+    error_responses,
+    page_not_found,
+)
 from config_backend.cache import BUNDLE_KEY, assistant_config_key, current_revision, get_or_build
 from config_backend.fast_path import config_etag, config_headers, etag_matches
 from tools.api import LinkedToolSerializer
@@ -79,6 +90,18 @@ class AssistantInputSerializer(InputSerializer):
     is_active = serializers.BooleanField(default=True)
 
 
+ASSISTANT_EXAMPLE = OpenApiExample(
+    "An LLM assistant",
+    value={
+        "name": "Travel assistant",
+        "assistant_type": "llm",
+        "model": "gpt-4o-mini",
+        "instructions": "Plan trips: flights, trains and hotels.",
+    },
+    request_only=True,
+)
+
+
 class AssistantFilterSerializer(serializers.Serializer):
     is_active = StrictBooleanField(required=False)
     is_secretary = StrictBooleanField(required=False)
@@ -94,7 +117,11 @@ class AssistantListApi(generics.ListAPIView):
     @extend_schema(
         operation_id="assistants_list",
         parameters=[AssistantFilterSerializer],
-        responses={200: AssistantSerializer(many=True), **error_responses(400, *READ_ERRORS)},
+        responses={
+            200: AssistantSerializer(many=True),
+            **error_responses(400, *READ_ERRORS),
+            **page_not_found(),
+        },
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -102,6 +129,7 @@ class AssistantListApi(generics.ListAPIView):
     @extend_schema(
         operation_id="assistants_create",
         request=AssistantInputSerializer,
+        examples=[ASSISTANT_EXAMPLE],
         responses={201: AssistantDetailSerializer, **error_responses(*WRITE_ERRORS)},
     )
     def post(self, request):
@@ -131,6 +159,7 @@ class AssistantDetailApi(APIView):
     @extend_schema(
         operation_id="assistants_update",
         request=AssistantInputSerializer,
+        examples=[ASSISTANT_EXAMPLE],
         responses={200: AssistantDetailSerializer, **error_responses(*WRITE_ERRORS, 404)},
     )
     def put(self, request, assistant_id):
@@ -246,6 +275,7 @@ _CONFIG_HEADERS = [
         OpenApiTypes.STR,
         OpenApiParameter.HEADER,
         response=[200, 304],
+        required=True,
         description="Strong ETag of this config.",
     ),
     OpenApiParameter(
@@ -253,6 +283,7 @@ _CONFIG_HEADERS = [
         OpenApiTypes.INT,
         OpenApiParameter.HEADER,
         response=[200, 304],
+        required=True,
         description="The config revision this answer reflects.",
     ),
 ]

@@ -3,6 +3,7 @@
 import math
 from collections.abc import Mapping
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
@@ -72,6 +73,17 @@ class InputSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class InputSerializerScheme(OpenApiSerializerExtension):
+    """Documents what InputSerializer enforces: a key that isn't a field is refused."""
+
+    target_class = InputSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}
+
+
 def query_filters(filter_serializer_class, request) -> dict:
     """The validated filters of a list request; an invalid value is a 400, not ignored."""
     fields = filter_serializer_class().fields
@@ -94,6 +106,16 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class ApiPagination(PageNumberPagination):
+    """`?page=` and `?page_size=`; a page that doesn't exist (past the end, not a number) is 404."""
+
     page_size = 50
     page_size_query_param = "page_size"
+    page_size_query_description = "Number of results to return per page (default 50, at most 500)."
     max_page_size = 500
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters

@@ -107,6 +107,17 @@ ERROR_COMPONENTS = {
         "additionalProperties": {"type": "array", "items": {"type": "string"}},
         "example": {"input_schema": ["/properties/city/type: 'strin' is not valid ..."]},
     },
+    "BadRequest": {
+        "description": (
+            "Invalid input: one key per invalid field with its messages (`ValidationError`), "
+            "or, for a body that is not JSON or holds what cannot be stored (NUL characters, "
+            'non-finite numbers, nesting too deep), `{"detail": "..."}`.'
+        ),
+        "anyOf": [
+            {"$ref": "#/components/schemas/ValidationError"},
+            {"$ref": "#/components/schemas/Error"},
+        ],
+    },
     "ReferencedError": {
         "type": "object",
         "properties": {
@@ -125,7 +136,10 @@ def add_error_components(result, generator, request, public):
 
 
 _ERROR_RESPONSES = {
-    400: ("ValidationError", "Invalid input: each invalid field with its messages."),
+    400: (
+        "BadRequest",
+        "Invalid input: each invalid field with its messages, or a body that is not storable JSON.",
+    ),
     401: ("Error", "No credentials, or an invalid, expired or revoked API key."),
     403: ("Error", "The key's scope (or the staff user's permissions) doesn't allow this."),
     404: ("Error", "Unknown (or, for configs, inactive) id."),
@@ -143,6 +157,15 @@ def error_responses(*codes: int) -> dict:
             description=_ERROR_RESPONSES[code][1],
         )
         for code in codes
+    }
+
+
+def page_not_found(description: str = "No such page (past the last one, or not a number).") -> dict:
+    """The 404 of a paginated list, for `extend_schema(responses=...)`."""
+    return {
+        404: OpenApiResponse(
+            response={"$ref": "#/components/schemas/Error"}, description=description
+        )
     }
 
 

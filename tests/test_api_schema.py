@@ -91,10 +91,28 @@ def test_it_documents_the_error_shapes(schema):
     schemas = schema["components"]["schemas"]
     assert schemas["ValidationError"]["additionalProperties"]["type"] == "array"
     assert "references" in schemas["ReferencedError"]["properties"]
+    # Field errors, or `{"detail": ...}` for a body that isn't storable JSON.
+    assert schemas["BadRequest"]["anyOf"] == [
+        {"$ref": "#/components/schemas/ValidationError"},
+        {"$ref": "#/components/schemas/Error"},
+    ]
     response_400 = schema["paths"]["/api/v1/tools/"]["post"]["responses"]["400"]
     assert response_400["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ValidationError"
+        "$ref": "#/components/schemas/BadRequest"
     }
+
+
+def test_it_documents_that_inputs_refuse_unknown_keys(schema):
+    schemas = schema["components"]["schemas"]
+    for name in ["AssistantInput", "PatchedToolInput", "LinkInput", "ThreadRegister"]:
+        assert schemas[name]["additionalProperties"] is False, name
+    patch = schema["paths"]["/api/v1/threads/{thread_pk}/"]["patch"]["requestBody"]
+    assert patch["content"]["application/json"]["schema"]["required"] == ["thread_id"]
+
+
+def test_it_documents_the_404_of_a_page_that_does_not_exist(schema):
+    for path in ["/api/v1/assistants/", "/api/v1/tools/", "/api/v1/threads/"]:
+        assert "404" in schema["paths"][path]["get"]["responses"], path
 
 
 def test_it_documents_the_resolved_config_shape(schema):

@@ -1,14 +1,24 @@
 """Users' conversation threads, for the runtime (`runtime` scope writes)."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiRequest,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assistants.models import Assistant
 from config_backend.api import InputSerializer, query_filters
-from config_backend.api_errors import READ_ERRORS, WRITE_ERRORS, error_responses
+from config_backend.api_errors import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    error_responses,
+    page_not_found,
+)
 from config_backend.models import APIKey
 from threads.models import UserAssistantThread
 from threads.selectors import thread_list
@@ -47,6 +57,15 @@ class ThreadUpdateSerializer(InputSerializer):
     thread_id = serializers.CharField(max_length=255, trim_whitespace=False)
 
 
+# drf-spectacular documents every PATCH body as partial; this one needs its only field.
+THREAD_UPDATE_BODY = {
+    "type": "object",
+    "properties": {"thread_id": {"type": "string", "maxLength": 255}},
+    "required": ["thread_id"],
+    "additionalProperties": False,
+}
+
+
 class ThreadFilterSerializer(serializers.Serializer):
     user_id = serializers.CharField(max_length=255, required=False, trim_whitespace=False)
     assistant = serializers.UUIDField(required=False)
@@ -63,7 +82,11 @@ class ThreadListApi(generics.ListAPIView):
     @extend_schema(
         operation_id="threads_list",
         parameters=[ThreadFilterSerializer],
-        responses={200: ThreadSerializer(many=True), **error_responses(400, *READ_ERRORS)},
+        responses={
+            200: ThreadSerializer(many=True),
+            **error_responses(400, *READ_ERRORS),
+            **page_not_found(),
+        },
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -71,6 +94,17 @@ class ThreadListApi(generics.ListAPIView):
     @extend_schema(
         operation_id="threads_register",
         request=ThreadRegisterSerializer,
+        examples=[
+            OpenApiExample(
+                "A thread of a user with the secretary",
+                value={
+                    "user_id": "user-42",
+                    "assistant": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "thread_id": "thread_abc123",
+                },
+                request_only=True,
+            )
+        ],
         responses={
             201: OpenApiResponse(ThreadSerializer, description="Registered."),
             200: OpenApiResponse(
@@ -104,7 +138,12 @@ class ThreadDetailApi(APIView):
 
     @extend_schema(
         operation_id="threads_partial_update",
-        request=ThreadUpdateSerializer,
+        request={
+            "application/json": OpenApiRequest(
+                THREAD_UPDATE_BODY,
+                examples=[OpenApiExample("A new thread id", value={"thread_id": "thread_def456"})],
+            )
+        },
         responses={200: ThreadSerializer, **error_responses(*WRITE_ERRORS, 404)},
     )
     def patch(self, request, thread_pk):

@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,7 +10,13 @@ from rest_framework.views import APIView
 from assistants.models import Assistant
 from assistants.selectors import assistant_tool_links
 from config_backend.api import InputSerializer, StrictBooleanField, query_filters
-from config_backend.api_errors import READ_ERRORS, WRITE_ERRORS, StillReferenced, error_responses
+from config_backend.api_errors import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    StillReferenced,
+    error_responses,
+    page_not_found,
+)
 from tools.models import AssistantToolLink, Tool, default_input_schema
 from tools.selectors import tool_list
 from tools.services import (
@@ -63,6 +69,22 @@ class ToolInputSerializer(InputSerializer):
     is_active = serializers.BooleanField(default=True)
 
 
+TOOL_EXAMPLE = OpenApiExample(
+    "A weather tool",
+    value={
+        "name": "get_weather",
+        "tool_type": "weather",
+        "description": "Current weather for a city.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+    request_only=True,
+)
+
+
 class ToolFilterSerializer(serializers.Serializer):
     tool_type = serializers.ChoiceField(choices=Tool.Type.choices, required=False)
     is_active = StrictBooleanField(required=False)
@@ -100,7 +122,11 @@ class ToolListApi(generics.ListAPIView):
     @extend_schema(
         operation_id="tools_list",
         parameters=[ToolFilterSerializer],
-        responses={200: ToolSerializer(many=True), **error_responses(400, *READ_ERRORS)},
+        responses={
+            200: ToolSerializer(many=True),
+            **error_responses(400, *READ_ERRORS),
+            **page_not_found(),
+        },
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -108,6 +134,7 @@ class ToolListApi(generics.ListAPIView):
     @extend_schema(
         operation_id="tools_create",
         request=ToolInputSerializer,
+        examples=[TOOL_EXAMPLE],
         responses={201: ToolSerializer, **error_responses(*WRITE_ERRORS)},
     )
     def post(self, request):
@@ -130,6 +157,7 @@ class ToolDetailApi(APIView):
     @extend_schema(
         operation_id="tools_update",
         request=ToolInputSerializer,
+        examples=[TOOL_EXAMPLE],
         responses={200: ToolSerializer, **error_responses(*WRITE_ERRORS, 404)},
     )
     def put(self, request, tool_id):
@@ -178,7 +206,11 @@ class AssistantToolsApi(generics.ListAPIView):
 
     @extend_schema(
         operation_id="assistants_tools_list",
-        responses={200: LinkedToolSerializer(many=True), **error_responses(*READ_ERRORS, 404)},
+        responses={
+            200: LinkedToolSerializer(many=True),
+            **error_responses(*READ_ERRORS),
+            **page_not_found("Unknown assistant id, or no such page."),
+        },
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
