@@ -36,8 +36,9 @@ from assistants.services import (
 )
 from config_backend.api import InputSerializer, StrictBooleanField, query_filters
 from config_backend.api_errors import (
+    CONFIG_DELETE_ERRORS,
+    CONFIG_WRITE_ERRORS,
     READ_ERRORS,
-    WRITE_ERRORS,
     StillReferenced,
     error_responses,
     page_not_found,
@@ -130,7 +131,7 @@ class AssistantListApi(generics.ListAPIView):
         operation_id="assistants_create",
         request=AssistantInputSerializer,
         examples=[ASSISTANT_EXAMPLE],
-        responses={201: AssistantDetailSerializer, **error_responses(*WRITE_ERRORS)},
+        responses={201: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS)},
     )
     def post(self, request):
         serializer = AssistantInputSerializer(data=request.data)
@@ -160,7 +161,7 @@ class AssistantDetailApi(APIView):
         operation_id="assistants_update",
         request=AssistantInputSerializer,
         examples=[ASSISTANT_EXAMPLE],
-        responses={200: AssistantDetailSerializer, **error_responses(*WRITE_ERRORS, 404)},
+        responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
     )
     def put(self, request, assistant_id):
         return self._update(request, assistant_id, partial=False)
@@ -168,7 +169,7 @@ class AssistantDetailApi(APIView):
     @extend_schema(
         operation_id="assistants_partial_update",
         request=AssistantInputSerializer(partial=True),
-        responses={200: AssistantDetailSerializer, **error_responses(*WRITE_ERRORS, 404)},
+        responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
     )
     def patch(self, request, assistant_id):
         return self._update(request, assistant_id, partial=True)
@@ -184,7 +185,7 @@ class AssistantDetailApi(APIView):
         operation_id="assistants_destroy",
         responses={
             204: OpenApiResponse(description="Deleted, with its tool links and threads."),
-            **error_responses(*READ_ERRORS, 404, 409),
+            **error_responses(*CONFIG_DELETE_ERRORS),
         },
     )
     def delete(self, request, assistant_id):

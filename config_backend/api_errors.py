@@ -18,6 +18,8 @@ from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config_backend.cache import CacheUnavailable
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,6 +50,11 @@ def validation_error_detail(exc: DjangoValidationError) -> dict:
     return {non_field_key: exc.messages}
 
 
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = CacheUnavailable.default_message
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
@@ -65,6 +72,10 @@ def api_exception_handler(exc, context):
             {"detail": "Conflicts with a concurrent change; read the current state and retry."}
         )
         exc.status_code = status.HTTP_409_CONFLICT
+    elif isinstance(exc, CacheUnavailable):
+        response = drf_exception_handler(ServiceUnavailable(str(exc)), context)
+        response["Retry-After"] = "5"
+        return response
     elif isinstance(exc, DataError):
         logger.warning("data error answered as 400: %s", exc)
         exc = exceptions.ValidationError(
@@ -146,6 +157,10 @@ _ERROR_RESPONSES = {
     409: ("ReferencedError", "Refused: still referenced, or lost to a concurrent change."),
     413: ("Error", "Request body too large."),
     415: ("Error", "Only application/json bodies are accepted."),
+    503: (
+        "Error",
+        "Refused, nothing changed: the config cache (Redis) is unreachable. Retry after a while.",
+    ),
 }
 
 
@@ -171,3 +186,6 @@ def page_not_found(description: str = "No such page (past the last one, or not a
 
 READ_ERRORS = (401, 403)
 WRITE_ERRORS = (400, 401, 403, 413, 415)
+# Config changes (not thread writes) need the cache to be reachable: see config_backend.cache.
+CONFIG_WRITE_ERRORS = (*WRITE_ERRORS, 503)
+CONFIG_DELETE_ERRORS = (*READ_ERRORS, 404, 409, 503)

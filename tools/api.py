@@ -11,8 +11,9 @@ from assistants.models import Assistant
 from assistants.selectors import assistant_tool_links
 from config_backend.api import InputSerializer, StrictBooleanField, query_filters
 from config_backend.api_errors import (
+    CONFIG_DELETE_ERRORS,
+    CONFIG_WRITE_ERRORS,
     READ_ERRORS,
-    WRITE_ERRORS,
     StillReferenced,
     error_responses,
     page_not_found,
@@ -135,7 +136,7 @@ class ToolListApi(generics.ListAPIView):
         operation_id="tools_create",
         request=ToolInputSerializer,
         examples=[TOOL_EXAMPLE],
-        responses={201: ToolSerializer, **error_responses(*WRITE_ERRORS)},
+        responses={201: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS)},
     )
     def post(self, request):
         serializer = ToolInputSerializer(data=request.data)
@@ -158,7 +159,7 @@ class ToolDetailApi(APIView):
         operation_id="tools_update",
         request=ToolInputSerializer,
         examples=[TOOL_EXAMPLE],
-        responses={200: ToolSerializer, **error_responses(*WRITE_ERRORS, 404)},
+        responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
     )
     def put(self, request, tool_id):
         return self._update(request, tool_id, partial=False)
@@ -166,7 +167,7 @@ class ToolDetailApi(APIView):
     @extend_schema(
         operation_id="tools_partial_update",
         request=ToolInputSerializer(partial=True),
-        responses={200: ToolSerializer, **error_responses(*WRITE_ERRORS, 404)},
+        responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
     )
     def patch(self, request, tool_id):
         return self._update(request, tool_id, partial=True)
@@ -182,7 +183,7 @@ class ToolDetailApi(APIView):
         operation_id="tools_destroy",
         responses={
             204: OpenApiResponse(description="Deleted."),
-            **error_responses(*READ_ERRORS, 404, 409),
+            **error_responses(*CONFIG_DELETE_ERRORS),
         },
     )
     def delete(self, request, tool_id):
@@ -227,7 +228,7 @@ class AssistantToolLinkApi(APIView):
         responses={
             201: OpenApiResponse(LinkedToolSerializer, description="Linked."),
             200: OpenApiResponse(LinkedToolSerializer, description="Was linked; link updated."),
-            **error_responses(*WRITE_ERRORS, 404),
+            **error_responses(*CONFIG_WRITE_ERRORS, 404),
         },
     )
     def post(self, request, assistant_id, tool_id):
@@ -245,7 +246,7 @@ class AssistantToolLinkApi(APIView):
         operation_id="assistants_tools_unlink",
         responses={
             204: OpenApiResponse(description="Unlinked."),
-            **error_responses(*READ_ERRORS, 404),
+            **error_responses(*READ_ERRORS, 404, 503),
         },
     )
     def delete(self, request, assistant_id, tool_id):
