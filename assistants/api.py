@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from assistants.models import Assistant
 from assistants.selectors import (
+    active_assistant_exists,
     assistant_config_build,
     assistant_for_config,
     assistant_list,
@@ -206,6 +207,8 @@ def config_response(request, *, assistant_id=None) -> HttpResponse:
     revision = current_revision()  # first: see config_backend.cache
     headers = config_headers(revision, assistant_id)
     if etag_matches(request.headers.get("If-None-Match"), config_etag(revision, assistant_id)):
+        if assistant_id is not None and not active_assistant_exists(assistant_id=assistant_id):
+            raise NotFound("No active assistant with this id.")
         return HttpResponseNotModified(headers=dict(headers))
     if assistant_id is None:
         body = get_or_build(

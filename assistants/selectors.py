@@ -49,6 +49,10 @@ def assistants_for_config() -> QuerySet[Assistant]:
     )
 
 
+def active_assistant_exists(*, assistant_id) -> bool:
+    return Assistant.objects.filter(pk=assistant_id, is_active=True).exists()
+
+
 def assistant_for_config(*, assistant_id) -> Assistant | None:
     """The active assistant with this id, ready for `assistant_config_build`, or None."""
     return assistants_for_config().filter(pk=assistant_id).first()

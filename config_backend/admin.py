@@ -1,8 +1,10 @@
 from django.contrib import admin, messages
+from django.db import transaction
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as UnusedLibraryAPIKey
 
-from config_backend.models import APIKey
+from config_backend.cache import bump_revision
+from config_backend.models import APIKey, ConfigRevision
 
 # The library's own concrete model is unused (ours adds scopes); keep it out of the admin.
 if admin.site.is_registered(UnusedLibraryAPIKey):
@@ -11,7 +13,11 @@ if admin.site.is_registered(UnusedLibraryAPIKey):
 
 @admin.action(description="Revoke selected API keys (cannot be undone)")
 def revoke_selected(modeladmin, request, queryset):
-    revoked = queryset.filter(revoked=False).update(revoked=True)
+    with transaction.atomic():
+        revoked = queryset.filter(revoked=False).update(revoked=True)
+        if revoked:
+            # update() sends no signal: drop the cached key records explicitly.
+            bump_revision(ConfigRevision.API_KEYS)
     modeladmin.message_user(request, f"{revoked} revoked.", messages.SUCCESS)
 
 

@@ -42,10 +42,10 @@ def api_key_for(key: str) -> APIKey | None:
     """
     prefix = key.partition(".")[0]
     record_keys = [cache.revision_key(ConfigRevision.API_KEYS), cache.api_key_record_key(prefix)]
-    keys_revision, record = cache.try_cache(
+    mirror, record = cache.try_cache(
         "reading an API key", lambda s: s.get_many(record_keys), [None, None]
     )
-    if record_allows(record, key, keys_revision):
+    if record_allows(record, key, mirror):
         fields = json.loads(record)
         # An unsaved stand-in: all that authorization needs, without a query.
         return APIKey(prefix=prefix, scope=fields["scope"], hashed_key=fields["hash"])
@@ -61,15 +61,13 @@ def api_key_for(key: str) -> APIKey | None:
         # update(), not save(): recording a use is not a key change (no revision bump).
         APIKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
 
-    def store_record(s):
-        s.set(
-            cache.api_key_record_key(prefix),
-            key_record(api_key=api_key, keys_revision=keys_revision, hour=hour),
-            KEY_RECORD_SECONDS,
-        )
-        s.raise_to(cache.revision_key(ConfigRevision.API_KEYS), keys_revision)
-
-    cache.try_cache("storing an API key record", store_record)
+    record = key_record(api_key=api_key, keys_revision=keys_revision, hour=hour)
+    cache.try_cache(
+        "storing an API key record",
+        lambda s: s.set(cache.api_key_record_key(prefix), record, KEY_RECORD_SECONDS),
+    )
+    if mirror is None:
+        cache.seed_mirror(ConfigRevision.API_KEYS)
     return api_key
 
 

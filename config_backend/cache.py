@@ -29,6 +29,9 @@ from config_backend.models import ConfigRevision
 logger = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 5.0
+# Entries and key records expire (the revision mirrors never do), so a Redis running out of
+# memory under `volatile-lru` evicts them, not the mirrors; a day bounds any leftover.
+ENTRY_SECONDS = 24 * 3600
 KEY_PREFIX = "cfgb:v1:"
 CHANGES_CHANNEL = "config_backend:revision"
 
@@ -254,9 +257,9 @@ def cache_clear() -> None:
 
 def split_entry(entry: bytes | None) -> tuple[int | None, bytes | None]:
     """An entry is b"<revision>\\n<bytes>": the revision read before its data was read."""
-    if not entry:
-        return None, None
-    revision, _, body = entry.partition(b"\n")
+    revision, _, body = (entry or b"").partition(b"\n")
+    if not revision.isdigit():
+        return None, None  # missing, or not of this format: a miss
     return int(revision), body
 
 
@@ -268,18 +271,39 @@ def get_or_build(*, key: str, revision: int, build) -> bytes | None:
     `build()` returns the serialized bytes, or None when there is nothing to serve (e.g. an
     inactive assistant; not cached).
     """
-    if settings.CONFIG_CACHE_ENTRIES:
-        (entry,) = try_cache("reading a config", lambda s: s.get_many([key]), [None])
-        entry_revision, body = split_entry(entry)
-        if entry_revision == revision:
-            return body
+    if not settings.CONFIG_CACHE_ENTRIES:
+        return build()
+    mirror_key = revision_key(ConfigRevision.CONFIG)
+    entry, mirror = try_cache(
+        "reading a config", lambda s: s.get_many([key, mirror_key]), [None, None]
+    )
+    entry_revision, body = split_entry(entry)
+    if entry_revision == revision:
+        return body
     body = build()
-    if body is not None and settings.CONFIG_CACHE_ENTRIES:
-
-        def store_entry(s):
-            s.set(key, b"%d\n%s" % (revision, body))
-            # The mirror may be missing (Redis restarted empty): it is at least this revision.
-            s.raise_to(revision_key(ConfigRevision.CONFIG), revision)
-
-        try_cache("storing a config", store_entry)
+    if body is not None:
+        try_cache(
+            "storing a config", lambda s: s.set(key, b"%d\n%s" % (revision, body), ENTRY_SECONDS)
+        )
+        if mirror is None:
+            seed_mirror(ConfigRevision.CONFIG)
     return body
+
+
+def seed_mirror(name: str) -> None:
+    """Set a missing mirror (Redis restarted empty, or evicted it) from the database.
+
+    Under the revision row's lock, which every change holds from its bump to its commit: so no
+    change is half-way, and the value read is the newest one. Never from a revision read
+    earlier, which a change may have overtaken while the mirror was gone.
+    """
+    if breaker.is_open():
+        return
+    with transaction.atomic():
+        revision = (
+            ConfigRevision.objects.select_for_update()
+            .filter(name=name)
+            .values_list("value", flat=True)
+            .first()
+        )
+        try_cache("seeding the revision", lambda s: s.raise_to(revision_key(name), revision or 0))

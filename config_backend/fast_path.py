@@ -15,6 +15,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -26,9 +27,11 @@ from django.http.request import split_domain_port, validate_host
 from config_backend import cache
 from config_backend.models import ConfigRevision
 
-CONFIG_PATH = re.compile(
-    r"^/api/v1/(?:assistants/(?P<assistant_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
-    r"[0-9a-f]{4}-[0-9a-f]{12})/)?config/$"
+logger = logging.getLogger(__name__)
+
+CONFIG_PATH = re.compile(  # used with fullmatch: `$` would also match before a final newline
+    r"/api/v1/(?:assistants/(?P<assistant_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    r"[0-9a-f]{4}-[0-9a-f]{12})/)?config/"
 )
 
 
@@ -127,16 +130,24 @@ def cached_response(
     values = cache.try_cache("reading a config", lambda s: s.get_many(keys))
     if values is None:
         return None
+    try:
+        return _response_from(values, raw_key, assistant_id, if_none_match)
+    except (ValueError, KeyError, TypeError):  # an entry or record not of this format
+        logger.warning("Unreadable cache entry for %s; answering from the database.", entry_key)
+        return None
+
+
+def _response_from(values, raw_key, assistant_id, if_none_match) -> CachedResponse | None:
     config_revision, keys_revision, record, entry = values
     if config_revision is None or not record_allows(record, raw_key, keys_revision):
         return None
     revision = int(config_revision)
+    entry_revision, body = cache.split_entry(entry)
+    if entry_revision != revision:
+        return None  # also for a 304: a current entry proves the assistant is there and active
     headers = config_headers(revision, assistant_id)
     if etag_matches(if_none_match, config_etag(revision, assistant_id)):
         return CachedResponse(304, headers, b"")
-    entry_revision, body = cache.split_entry(entry)
-    if entry_revision != revision:
-        return None
     return CachedResponse(200, [("Content-Type", "application/json"), *headers], body)
 
 
@@ -174,15 +185,16 @@ class ConfigFastPath:
         self.headers = {secure: security_headers(secure) for secure in (False, True)}
 
     def is_secure(self, environ) -> bool:
+        """As HttpRequest.is_secure(): the proxy's header, when configured and sent, decides."""
         if self.proxy_header:
             header, value = self.proxy_header
-            if environ.get(header, "").split(",")[0].strip() == value:
-                return True
+            if header in environ:
+                return environ[header].split(",")[0].strip() == value
         return environ.get("wsgi.url_scheme") == "https"
 
     def __call__(self, environ, start_response):
         if environ["REQUEST_METHOD"] == "GET" and not environ.get("QUERY_STRING"):
-            match = CONFIG_PATH.match(environ.get("PATH_INFO", ""))
+            match = CONFIG_PATH.fullmatch(environ.get("PATH_INFO", ""))
             if match:
                 response = self.try_hit(environ, match["assistant_id"])
                 if response is not None:

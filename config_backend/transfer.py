@@ -32,7 +32,12 @@ from config_backend.cache import bump_config_revision
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool, delegation_cycle_message
 from tools.services import TOOL_FIELDS
-from tools.validators import find_delegation_cycle, input_schema_problems, json_pointer
+from tools.validators import (
+    find_delegation_cycle,
+    input_schema_problems,
+    json_pointer,
+    unstorable_json_problems,
+)
 
 FORMAT_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("config_format.schema.json")
@@ -362,6 +367,11 @@ class _Planner:
                 self.broken.add((path[0], path[1]))
             for pointer, message in _format_error_lines(error):
                 self.error(pointer, message)
+        for pointer, message in unstorable_json_problems(self.document):
+            parts = pointer.split("/")
+            if len(parts) >= 3 and parts[1] in ENTITIES and parts[2].isdigit():
+                self.broken.add((parts[1], int(parts[2])))
+            self.error(pointer, message)
         document = self.document
         return (
             isinstance(document, dict)

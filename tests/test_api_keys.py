@@ -81,9 +81,12 @@ def test_the_admin_creates_a_key_and_shows_it_once(admin_client):
     assert key not in page.content.decode()
 
 
-def test_the_admin_revokes_keys_with_an_action(admin_client):
+def test_the_admin_revokes_keys_with_an_action(admin_client, secretary):
     key = create_key("old")
     stored = APIKey.objects.get()
+    config = f"/api/v1/assistants/{secretary.id}/config/"
+    for _ in range(2):  # the key's record and the config are cached: the second is a hit
+        assert bearer(key).get(config).status_code == 200
 
     admin_client.post(
         "/admin/config_backend/apikey/",
@@ -92,6 +95,7 @@ def test_the_admin_revokes_keys_with_an_action(admin_client):
 
     assert APIKey.objects.get().revoked
     assert bearer(key).get("/api/v1/assistants/").status_code == 401
+    assert bearer(key).get(config).status_code == 401
 
 
 def test_the_admin_lists_keys_with_scope_and_last_use(admin_client):

@@ -85,6 +85,32 @@ def test_the_read_invalidate_store_race_leaves_no_stale_entry():
     assert and_after == next_read
 
 
+def test_a_mirror_lost_during_a_slow_read_is_not_seeded_from_that_read():
+    """Reader reads revision R; a writer commits R+1; the mirror is lost (restart, eviction);
+    the reader then stores its old entry. The mirror it seeds must be R+1, not R."""
+    planner = assistant_create(name="Planner", model="m")
+    read()  # the mirror exists
+
+    def writer_then_mirror_lost():
+        assistant_update(assistant=Assistant.objects.get(pk=planner.pk), name="Renamed")
+        connection.close()
+        cache.store().delete(revision_key("config"))
+
+    def slow_reader_build(revision):
+        old = build_names(revision)
+        thread = threading.Thread(target=writer_then_mirror_lost)
+        thread.start()
+        thread.join()
+        return old
+
+    cache.store().delete("test-entry")
+    read(build=slow_reader_build)
+
+    assert cache.store().get_many([revision_key("config")]) == [None]  # not seeded with R
+    assert read().endswith(b":Renamed")
+    assert mirrored_revision() == cache.current_revision()  # seeded from the database
+
+
 def test_an_emptied_cache_serves_fresh_data():
     planner = assistant_create(name="Planner", model="m")
     read()

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.test import Client
 
 from config_backend import cache
+from config_backend.fast_path import ConfigFastPath
 from config_backend.models import APIKey
 from tests.api_support import key_client
 from tests.test_api_query_counts import assistant_with_tools
@@ -99,3 +100,52 @@ def test_a_staff_session_is_served_too(admin_client, secretary):
     response = admin_client.get(f"/api/v1/assistants/{secretary.id}/config/")
     assert response.status_code == 200
     assert response.json()["name"] == "Secretary"
+
+
+@pytest.mark.parametrize("if_none_match", ["*", "{etag}"])
+def test_a_304_needs_the_assistant_to_be_there_and_active(secretary, if_none_match):
+    client = key_client("read")
+    url = f"/api/v1/assistants/{secretary.id}/config/"
+    etag = client.get(url)["ETag"]
+    header = if_none_match.format(etag=etag)
+    assert client.get(url, HTTP_IF_NONE_MATCH=header).status_code == 304
+
+    unknown = "/api/v1/assistants/00000000-0000-4000-8000-000000000000/config/"
+    assert client.get(unknown, HTTP_IF_NONE_MATCH="*").status_code == 404
+    forged = etag.replace(str(secretary.id), "00000000-0000-4000-8000-000000000000")
+    assert client.get(unknown, HTTP_IF_NONE_MATCH=forged).status_code == 404
+
+
+def test_an_unreadable_cache_entry_is_answered_from_the_database(secretary):
+    client = key_client("read")
+    url = f"/api/v1/assistants/{secretary.id}/config/"
+    client.get(url)
+    cache.store().set(cache.assistant_config_key(str(secretary.id)), b"not-a-number\n{}")
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.json()["name"] == "Secretary"
+
+
+def test_the_wsgi_fast_path_hands_other_paths_to_django(secretary):
+    client = key_client("read")
+    client.get("/api/v1/config/")  # cached now
+    handed_on = []
+    fast = ConfigFastPath(lambda environ, start_response: handed_on.append(environ["PATH_INFO"]))
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "HTTP_HOST": "localhost",
+        "HTTP_AUTHORIZATION": f"Bearer {client.raw_key}",
+        "wsgi.url_scheme": "http",
+    }
+    answered = []
+    fast({**environ, "PATH_INFO": "/api/v1/config/"}, lambda *args: answered.append(args))
+    assert answered[0][0] == "200 OK" and handed_on == []
+    for path in ["/api/v1/config/\n", "/api/v1/config/x", "/api/v1/configs/"]:
+        fast({**environ, "PATH_INFO": path}, lambda *args: None)
+    fast({**environ, "PATH_INFO": "/api/v1/config/", "HTTP_HOST": "evil.example"}, None)
+    assert handed_on == [
+        "/api/v1/config/\n",
+        "/api/v1/config/x",
+        "/api/v1/configs/",
+        "/api/v1/config/",
+    ]

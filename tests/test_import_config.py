@@ -731,3 +731,33 @@ def test_an_import_while_the_cache_is_unreachable_changes_nothing(unreachable_re
     with pytest.raises(CommandError, match="nothing was changed"):
         call_command("import_config", "demo/config.json", "--no-backup")
     assert not Assistant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer"),
+    [
+        (lambda doc: doc["tools"][0].update(name="get_weather\n"), "/tools/0/name"),
+        (lambda doc: doc["tools"][0].update(description="a\x00b"), "/tools/0/description"),
+        (
+            lambda doc: doc["assistants"][0].update(instructions="\x00"),
+            "/assistants/0/instructions",
+        ),
+        (
+            lambda doc: doc["tools"][0]["input_schema"].update({"$schema": []}),
+            "/tools/0/input_schema/$schema",
+        ),
+    ],
+)
+def test_unstorable_values_are_errors_with_their_pointer(tmp_path, change, pointer):
+    document = json.loads(Path("demo/config.json").read_text())
+    document["tools"][0]["input_schema"] = {"type": "object"}
+    change(document)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(document))
+    errors = StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_config", str(path), "--no-backup", stderr=errors)
+    assert any(line.startswith(pointer + ":") for line in errors.getvalue().splitlines()), (
+        errors.getvalue()
+    )
+    assert not Assistant.objects.exists()

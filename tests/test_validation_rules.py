@@ -193,3 +193,31 @@ def test_deleting_a_linked_tool_is_refused_with_the_assistants(secretary, weathe
 def test_an_unreferenced_tool_can_be_deleted(weather_tool):
     tool_delete(tool=weather_tool)
     assert not Tool.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("schema", "error"),
+    [
+        ({"type": "object", "$schema": []}, "/$schema: must be a string"),
+        ({"type": "object", "$schema": 5}, "/$schema: must be a string"),
+        (
+            {"type": "object", "$schema": "https://example.com/mine"},
+            "/$schema: unknown JSON Schema",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"minimum": float("nan")}}},
+            "/properties/a/minimum: nan is not a JSON number",
+        ),
+        ({"type": "object", "description": "a\x00b"}, "/description: must not contain NUL"),
+        ({"type": "object", "properties": {"a\x00": {}}}, "/properties/a\x00: keys must not"),
+    ],
+)
+def test_it_rejects_schemas_that_cannot_be_checked_or_stored(schema, error):
+    with pytest.raises(ValidationError) as exc_info:
+        validate_input_schema(schema)
+    assert exc_info.value.messages[0].startswith(error)
+
+
+def test_a_tool_name_with_a_trailing_newline_is_refused():
+    errors = errors_of(lambda: tool_create(name="get_weather\n", tool_type="time"))
+    assert "name" in errors
