@@ -1,6 +1,7 @@
 """A newcomer's first run: SQLite + local-memory cache, demo data, admin login, no services."""
 
 import http.cookiejar
+import json
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.live import ROOT, server
+from tests.live import ROOT, call, server
 
 PROJECT_PARTS = ["manage.py", "config_backend", "assistants", "tools", "threads", "demo"]
 
@@ -48,6 +49,7 @@ def test_the_first_run_serves_the_demo_config_in_the_admin(fresh_copy):
     manage(fresh_copy, "import_config", "demo/config.json", "--no-backup")
     assert (fresh_copy / "db.sqlite3").exists()
     password = re.search(r"password: (\S+)", manage(fresh_copy, "demo_admin")).group(1)
+    key = manage(fresh_copy, "create_api_key", "newcomer", "--scope", "write").splitlines()[-1]
 
     env = {"DEBUG": "1", "DATABASE_URL": "", "REDIS_URL": "", "SECRET_KEY": ""}
     argv = [sys.executable, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"]
@@ -76,3 +78,19 @@ def test_the_first_run_serves_the_demo_config_in_the_admin(fresh_copy):
         )
         assert "Select assistant to change" in page
         assert "Secretary" in page
+
+        # The API on the local-memory cache: a change is the next read (one process).
+        status, _, body = call("GET", base_url + "/api/v1/config/", key=key)
+        bundle = json.loads(body)
+        secretary = next(a for a in bundle["assistants"] if a["id"] == bundle["secretary"])
+        call("GET", base_url + "/api/v1/config/", key=key)  # a hit
+        status, _, _ = call(
+            "PATCH",
+            f"{base_url}/api/v1/assistants/{secretary['id']}/",
+            key=key,
+            body={"instructions": "Changed locally."},
+        )
+        assert status == 200
+        _, _, body = call("GET", base_url + "/api/v1/config/", key=key)
+        changed = next(a for a in json.loads(body)["assistants"] if a["id"] == secretary["id"])
+        assert changed["instructions"] == "Changed locally."
