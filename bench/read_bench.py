@@ -21,11 +21,11 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from common import ROOT, setup_django, start_gunicorn, start_services, stop, stop_services
 
+from tests.live import call
 from tests.services import free_port
 
 TOOL_COUNTS = [1, 10, 100, 1000]
@@ -68,12 +68,6 @@ def load_config(tool_counts) -> tuple[dict, str]:
         bump_config_revision()
     _, key = APIKey.objects.create_key(name="bench", scope="read")
     return ids, key
-
-
-def fetch(url: str, key: str | None = None) -> tuple[int, bytes, dict]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, response.read(), dict(response.headers)
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -191,14 +185,14 @@ def main() -> int:
         urls = {}
         for n in tool_counts:
             path = f"/api/v1/assistants/{ids[n]}/config/"
-            status, body, _ = fetch(f"http://127.0.0.1:{ports['app']}{path}", key)  # warm
+            status, _, body = call("GET", f"http://127.0.0.1:{ports['app']}{path}", key=key)
             assert status == 200 and len(json.loads(body)["tools"]) == n
             get_redis_connection("default").set(f"bench:config:{n}", body)
-            _, again, headers = fetch(f"http://127.0.0.1:{ports['app']}{path}", key)
+            _, _, again = call("GET", f"http://127.0.0.1:{ports['app']}{path}", key=key)
             assert again == body, "a hit returns the bytes of the miss"
-            _, cold, _ = fetch(f"http://127.0.0.1:{ports['miss']}{path}", key)
+            _, _, cold = call("GET", f"http://127.0.0.1:{ports['miss']}{path}", key=key)
             assert cold == body, "the uncached server builds the same bytes"
-            _, ceiling, _ = fetch(f"http://127.0.0.1:{ports['ceiling']}/redis/{n}/")
+            _, _, ceiling = call("GET", f"http://127.0.0.1:{ports['ceiling']}/redis/{n}/")
             assert ceiling == body
             urls[("hit", n)] = (f"http://127.0.0.1:{ports['app']}{path}", key)
             urls[("miss", n)] = (f"http://127.0.0.1:{ports['miss']}{path}", key)

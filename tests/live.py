@@ -1,8 +1,10 @@
 """Start the app as a real server process (gunicorn or runserver) for tests across processes."""
 
 import contextlib
+import http.cookiejar
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,7 +45,9 @@ def collected_static() -> Path:
         root = Path(os.environ["TEST_SERVICES_DIR"]) / "static"
         subprocess.run(
             [sys.executable, "manage.py", "collectstatic", "--noinput"],
-            cwd=ROOT, env={**os.environ, "STATIC_ROOT": str(root)}, check=True,
+            cwd=ROOT,
+            env={**os.environ, "STATIC_ROOT": str(root)},
+            check=True,
             capture_output=True,
         )
         _static_root = root
@@ -127,3 +131,31 @@ def call(method: str, url: str, *, key: str | None = None, body=None, headers=No
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
+
+
+class AdminBrowser:
+    """A cookie-keeping HTTP client that logs in to the admin and posts its forms (with CSRF)."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def get(self, path: str) -> str:
+        return self.opener.open(self.base_url + path).read().decode()
+
+    def post_form(self, path: str, form: dict) -> str:
+        """GET the page for its CSRF token, then POST the form to it; returns the answer page."""
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', self.get(path)).group(1)
+        data = urllib.parse.urlencode({**form, "csrfmiddlewaretoken": token}, doseq=True)
+        request = urllib.request.Request(
+            self.base_url + path, data=data.encode(), headers={"Referer": self.base_url + path}
+        )
+        return self.opener.open(request).read().decode()
+
+    def log_in(self, username: str, password: str, next_path: str = "/admin/") -> str:
+        return self.post_form(
+            f"/admin/login/?next={next_path}",
+            {"username": username, "password": password, "next": next_path},
+        )

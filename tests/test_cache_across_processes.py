@@ -1,11 +1,7 @@
 """Two app servers share one Redis: a write through one is seen by the very next read on the
 other — for assistant, tool, link and unlink changes, and for admin bulk actions."""
 
-import http.cookiejar
 import json
-import re
-import urllib.parse
-import urllib.request
 
 import pytest
 from django.contrib.auth.models import User
@@ -13,7 +9,7 @@ from django.contrib.auth.models import User
 from assistants.models import Assistant
 from config_backend.models import APIKey
 from tests.conftest import make_delegate_tool
-from tests.live import call, live_database_url, server
+from tests.live import AdminBrowser, call, live_database_url, server
 from tools.models import AssistantToolLink, Tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -143,27 +139,6 @@ def test_link_and_unlink_are_seen_by_the_next_read_on_the_other_server(
     assert names == ["ask_calendar", "get_weather"]
 
 
-def admin_browser(base_url: str):
-    User.objects.create_superuser("ops", password="a-long-test-password")
-    browser = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-    )
-    page = browser.open(base_url + "/admin/login/").read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = {
-        "username": "ops",
-        "password": "a-long-test-password",
-        "csrfmiddlewaretoken": token,
-        "next": "/admin/",
-    }
-    browser.open(
-        urllib.request.Request(
-            base_url + "/admin/login/", data=urllib.parse.urlencode(form).encode()
-        )
-    )
-    return browser
-
-
 def test_an_admin_bulk_action_is_seen_by_the_next_read_on_the_other_server(
     two_servers, keys, config_objects
 ):
@@ -172,23 +147,12 @@ def test_an_admin_bulk_action_is_seen_by_the_next_read_on_the_other_server(
     secretary, weather = config_objects["secretary"], config_objects["weather"]
     warm(second, read, secretary)
 
-    browser = admin_browser(first)
-    changelist = first + "/admin/tools/tool/"
-    page = browser.open(changelist).read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = {
-        "csrfmiddlewaretoken": token,
-        "action": "deactivate_selected",
-        "_selected_action": [str(weather.id)],
-    }
-    result = (
-        browser.open(
-            urllib.request.Request(
-                changelist, data=urllib.parse.urlencode(form, doseq=True).encode()
-            )
-        )
-        .read()
-        .decode()
+    User.objects.create_superuser("ops", password="a-long-test-password")
+    browser = AdminBrowser(first)
+    browser.log_in("ops", "a-long-test-password")
+    result = browser.post_form(
+        "/admin/tools/tool/",
+        {"action": "deactivate_selected", "_selected_action": [str(weather.id)]},
     )
     assert "1 deactivated." in result
 

@@ -1,18 +1,15 @@
 """A newcomer's first run: SQLite + local-memory cache, demo data, admin login, no services."""
 
-import http.cookiejar
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 
 import pytest
 
-from tests.live import ROOT, call, server
+from tests.live import ROOT, AdminBrowser, call, server
 
 PROJECT_PARTS = ["manage.py", "config_backend", "assistants", "tools", "threads", "demo"]
 
@@ -54,28 +51,7 @@ def test_the_first_run_serves_the_demo_config_in_the_admin(fresh_copy):
     env = {"DEBUG": "1", "DATABASE_URL": "", "REDIS_URL": "", "SECRET_KEY": ""}
     argv = [sys.executable, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"]
     with server(env=env, cwd=fresh_copy, argv=argv) as base_url:
-        browser = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-        )
-        login_page = browser.open(base_url + "/admin/login/").read().decode()
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
-        form = {
-            "username": "admin",
-            "password": password,
-            "csrfmiddlewaretoken": token,
-            "next": "/admin/assistants/assistant/",
-        }
-        page = (
-            browser.open(
-                urllib.request.Request(
-                    base_url + "/admin/login/?next=/admin/assistants/assistant/",
-                    data=urllib.parse.urlencode(form).encode(),
-                    headers={"Referer": base_url + "/admin/login/"},
-                )
-            )
-            .read()
-            .decode()
-        )
+        page = AdminBrowser(base_url).log_in("admin", password, "/admin/assistants/assistant/")
         assert "Select assistant to change" in page
         assert "Secretary" in page
 
