@@ -11,7 +11,8 @@ if admin.site.is_registered(UnusedLibraryAPIKey):
     admin.site.unregister(UnusedLibraryAPIKey)
 
 
-@admin.action(description="Revoke selected API keys (cannot be undone)")
+# Revoking changes the keys: only users who may change them are offered (and can run) it.
+@admin.action(description="Revoke selected API keys (cannot be undone)", permissions=["change"])
 def revoke_selected(modeladmin, request, queryset):
     with transaction.atomic():
         revoked = queryset.filter(revoked=False).update(revoked=True)

@@ -32,11 +32,13 @@ def _set_active(modeladmin, request, queryset, is_active: bool):
     modeladmin.message_user(request, f"{changed} {verb}.", messages.SUCCESS)
 
 
-@admin.action(description="Activate selected %(verbose_name_plural)s")
+# permissions=: Django then offers and runs the action only for users who may change the rows;
+# without it, anyone who can view the list could run it.
+@admin.action(description="Activate selected %(verbose_name_plural)s", permissions=["change"])
 def activate_selected(modeladmin, request, queryset):
     _set_active(modeladmin, request, queryset, True)
 
 
-@admin.action(description="Deactivate selected %(verbose_name_plural)s")
+@admin.action(description="Deactivate selected %(verbose_name_plural)s", permissions=["change"])
 def deactivate_selected(modeladmin, request, queryset):
     _set_active(modeladmin, request, queryset, False)

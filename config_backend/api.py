@@ -1,59 +1,31 @@
 """Plumbing shared by every API view: request parsing, strict input, filters, pagination."""
 
-import math
 from collections.abc import Mapping
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 
-# Deep enough for any real argument schema, shallow enough that no recursive code (JSON
-# decoding, JSON Schema checks) ever runs out of stack on a hostile body.
-MAX_JSON_DEPTH = 32
+from core.json_input import JSONInputError, parse_json
 
 
 class StorableJSONParser(JSONParser):
-    """JSON bodies holding only values PostgreSQL can store, nested at most MAX_JSON_DEPTH.
+    """JSON bodies read by core.json_input: no repeated keys, nothing PostgreSQL can't store
+    (NUL characters, lone surrogates, non-finite or endless numbers), at most JSON_MAX_DEPTH
+    levels deep. Each problem is named with its JSON pointer.
 
-    NUL characters and non-finite numbers are refused (text and jsonb can't hold them). The
-    size limit is Django's DATA_UPLOAD_MAX_MEMORY_SIZE, applied when DRF reads the body
+    The size limit is Django's DATA_UPLOAD_MAX_MEMORY_SIZE, applied when DRF reads the body
     (`api_errors` answers it with 413).
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
-        problem = unstorable_json_problem(data)
-        if problem:
-            raise ParseError(problem)
-        return data
-
-
-def unstorable_json_problem(data) -> str | None:
-    """Why this decoded JSON can't be stored (NUL, infinity, too deep), or None."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return f"JSON nested deeper than {MAX_JSON_DEPTH} levels."
-        if isinstance(value, str):
-            if "\x00" in value:
-                return "NUL characters (\\u0000) are not allowed."
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                return "Numbers must be finite."
-        elif isinstance(value, Mapping):
-            for key, item in value.items():
-                if "\x00" in key:
-                    return "NUL characters (\\u0000) are not allowed."
-                stack.append((item, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
-    return None
+            return parse_json(stream.read() if stream else b"", max_depth=settings.JSON_MAX_DEPTH)
+        except JSONInputError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
 
 
 class InputSerializer(serializers.Serializer):

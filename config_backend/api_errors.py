@@ -4,9 +4,11 @@
 - a delete refused because something still references the object → 409
   `{"detail": "...", "references": ["..."]}`
 - a database constraint lost to a concurrent write → 409 `{"detail": "..."}`
+- the cache or the database down (config_backend.middleware decides) → 503 with Retry-After
 """
 
 import logging
+import sys
 
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -19,6 +21,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config_backend.cache import CacheUnavailable
+from config_backend.middleware import RETRY_AFTER_SECONDS, service_unavailable, unavailable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +75,9 @@ def api_exception_handler(exc, context):
             {"detail": "Conflicts with a concurrent change; read the current state and retry."}
         )
         exc.status_code = status.HTTP_409_CONFLICT
-    elif isinstance(exc, CacheUnavailable):
-        response = drf_exception_handler(ServiceUnavailable(str(exc)), context)
-        response["Retry-After"] = "5"
+    elif (reason := unavailable_reason(exc)) is not None:
+        response = drf_exception_handler(ServiceUnavailable(reason), context)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     elif isinstance(exc, DataError):
         logger.warning("data error answered as 400: %s", exc)
@@ -94,7 +97,12 @@ def json_not_found(request, exception=None):
 
 
 def json_server_error(request):
-    """handler500: JSON under /api/, Django's page elsewhere."""
+    """handler500: JSON under /api/, Django's page elsewhere; a 503 when the exception being
+    handled means the cache or the database is down (raised outside a view, e.g. by the session
+    middleware, where the middleware's process_exception does not see it)."""
+    unavailable = service_unavailable(request, sys.exc_info()[1])
+    if unavailable is not None:
+        return unavailable
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Server error."}, status=500)
     from django.views.defaults import server_error
@@ -159,7 +167,9 @@ _ERROR_RESPONSES = {
     415: ("Error", "Only application/json bodies are accepted."),
     503: (
         "Error",
-        "Refused, nothing changed: the config cache (Redis) is unreachable. Retry after a while.",
+        "The config cache (Redis) is unreachable or refused the command (the change was "
+        "refused, nothing changed), or the database is unavailable. Retry after `Retry-After` "
+        "seconds.",
     ),
 }
 

@@ -7,6 +7,7 @@ writes. Staff users logged into the admin may use the API too, within their mode
 import json
 import time
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -16,9 +17,6 @@ from rest_framework.authentication import BaseAuthentication
 from config_backend import cache
 from config_backend.fast_path import key_record, record_allows, used_hour
 from config_backend.models import APIKey, ConfigRevision
-
-# A key record lives in the cache at most this long (it is also dropped by any key change).
-KEY_RECORD_SECONDS = 2 * 3600
 
 
 def api_key_from_database(key: str) -> APIKey | None:
@@ -62,11 +60,15 @@ def api_key_for(key: str) -> APIKey | None:
         APIKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
 
     record = key_record(api_key=api_key, keys_revision=keys_revision, hour=hour)
+    # Bounded, so a revocation that moves no revision (a bare UPDATE) still takes effect.
     cache.try_cache(
         "storing an API key record",
-        lambda s: s.set(cache.api_key_record_key(prefix), record, KEY_RECORD_SECONDS),
+        lambda s: s.set(cache.api_key_record_key(prefix), record, settings.API_KEY_RECORD_SECONDS),
     )
-    if mirror is None:
+    # Missing (Redis restarted empty, or evicted it), or behind the database (a key change
+    # committed while Redis was unreachable): raised, so older records stop counting and this
+    # one, tagged with the database's revision, starts to.
+    if mirror is None or int(mirror) < keys_revision:
         cache.seed_mirror(ConfigRevision.API_KEYS)
     return api_key
 

@@ -9,11 +9,24 @@ Consistency design (SPEC "Cache semantics"):
   was read. An entry is served only when its revision equals the mirror. A reader that loaded
   old rows while a writer committed stores an entry tagged with the old revision, which no
   later reader takes: the classic read/invalidate/store race leaves nothing stale.
-- If the cache cannot be reached while a change is being made, the mirror cannot be raised, so
-  the change is refused (CacheUnavailable → 503) and rolled back. A hung Redis that resumes
-  with its old contents therefore holds nothing older than the database.
+- If the cache cannot be reached while a config change is being made, the mirror cannot be
+  raised, so the change is refused (CacheUnavailable → 503) and rolled back. A hung Redis that
+  resumes with its old contents therefore holds nothing older than the database.
+- API-key changes differ: a key must be revocable during an outage, and a key record, unlike a
+  config entry, lives at most settings.API_KEY_RECORD_SECONDS. While Redis is unreachable no
+  hit is served (the database checks every key and refuses a revoked one at once); once it is
+  back (also a hung Redis resuming: its expiry is wall-clock based) a stale record expires
+  within that bound, or sooner, when the first key check that reaches the database raises the
+  lagging mirror. So an `api_keys` bump whose mirror cannot be raised commits, with a warning.
+  (An instance cut off from a Redis that others still reach is within the same bound.)
+- Unreachable (connection error, timeout) and refused (Redis answered with an error, e.g. out
+  of memory under `noeviction`) are told apart. Unreachable trips the breaker; refused does
+  not: a read answers from the database for that request, a change is refused
+  (CacheRefused → 503, key changes included: Redis still serves hits, so it must not commit).
 - Reads never wait on a dead cache for long: short socket timeouts, and a per-process breaker
-  that skips the cache for BREAKER_SECONDS after a failure, so the database answers.
+  that skips the cache for BREAKER_SECONDS after a failure, so the database answers. Changes
+  probe Redis even while the breaker is open (they are rare and made by people, who should not
+  be refused for seconds after Redis is back); a success closes it.
 """
 
 import logging
@@ -29,8 +42,9 @@ from config_backend.models import ConfigRevision
 logger = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 5.0
-# Entries and key records expire (the revision mirrors never do), so a Redis running out of
-# memory under `volatile-lru` evicts them, not the mirrors; a day bounds any leftover.
+# Entries and key records (settings.API_KEY_RECORD_SECONDS) expire, the revision mirrors never
+# do, so a Redis at maxmemory under `volatile-lru` evicts them, not the mirrors; a day bounds
+# any leftover entry.
 ENTRY_SECONDS = 24 * 3600
 KEY_PREFIX = "cfgb:v1:"
 CHANGES_CHANNEL = "config_backend:revision"
@@ -46,6 +60,17 @@ class CacheUnavailable(Exception):
 
     def __init__(self, message=None):
         super().__init__(message or self.default_message)
+
+
+class CacheRefused(CacheUnavailable):
+    """Redis answered but refused a command a change needed (e.g. out of memory)."""
+
+    def __init__(self, exc: Exception):
+        super().__init__(
+            f"The configuration cache (Redis) refused the command ({type(exc).__name__}: {exc}), "
+            "so the change was refused and nothing was changed. Retry once Redis accepts writes "
+            "(an operator may need to raise its maxmemory)."
+        )
 
 
 def cache_key(*parts) -> str:
@@ -106,7 +131,8 @@ return current
 class RedisStore:
     """Raw bytes in Redis through django-redis's connection pool (one command, one round trip)."""
 
-    errors: tuple[type[Exception], ...]
+    errors: tuple[type[Exception], ...]  # unreachable, or refused (`refusals`, caught first)
+    refusals: tuple[type[Exception], ...]
 
     def __init__(self, alias: str = "default", client=None):
         import redis
@@ -114,6 +140,7 @@ class RedisStore:
 
         self.client = client if client is not None else get_redis_connection(alias)
         self.errors = (redis.RedisError, OSError)
+        self.refusals = (redis.ResponseError,)  # Redis answered: it is there, the breaker stays
         self._raise_to = self.client.register_script(_RAISE_TO)
 
     def get_many(self, keys: list[str]) -> list[bytes | None]:
@@ -143,6 +170,7 @@ class LocalStore:
     """The embedded default: Django's local-memory cache, same semantics within one process."""
 
     errors: tuple[type[Exception], ...] = ()
+    refusals: tuple[type[Exception], ...] = ()
 
     def __init__(self, alias: str = "default"):
         self.cache = caches[alias]
@@ -188,25 +216,43 @@ def store():
 
 
 def try_cache(doing: str, operation, default=None):
-    """Run a cache operation unless the breaker is open; on failure trip it, return default."""
+    """Run a cache operation unless the breaker is open; on failure return default.
+
+    Unreachable trips the breaker; a refused command is logged and only this call falls back.
+    """
     if breaker.is_open():
         return default
+    current = store()
     try:
-        return operation(store())
-    except store().errors as exc:
+        return operation(current)
+    except current.refusals as exc:
+        logger.warning(
+            "Cache refused a command while %s (%s: %s); answering from the database.",
+            doing,
+            type(exc).__name__,
+            exc,
+        )
+        return default
+    except current.errors as exc:
         breaker.trip(exc, doing)
         return default
 
 
 def require_cache(doing: str, operation):
-    """Run a cache operation that a change depends on; raise CacheUnavailable if it fails."""
-    if breaker.is_open():
-        raise CacheUnavailable()
+    """Run a cache operation that a change depends on; raise CacheUnavailable if it fails.
+
+    Tried even while the breaker is open (see the module docstring); a success closes it.
+    """
+    current = store()
     try:
-        return operation(store())
-    except store().errors as exc:
+        result = operation(current)
+    except current.refusals as exc:
+        raise CacheRefused(exc) from exc
+    except current.errors as exc:
         breaker.trip(exc, doing)
         raise CacheUnavailable() from exc
+    breaker.reset()
+    return result
 
 
 def current_revision(name: str = ConfigRevision.CONFIG) -> int:
@@ -219,7 +265,8 @@ def bump_revision(name: str = ConfigRevision.CONFIG) -> int:
     """Record that what `name` covers changed in the current transaction; returns the revision.
 
     Called by the model receivers, and once by bulk paths (import) that bypass them. Raises
-    CacheUnavailable (the caller's transaction then rolls back) when the mirror can't be raised.
+    CacheUnavailable (the caller's transaction then rolls back) when the mirror can't be raised,
+    except for an API-key change while Redis is unreachable (see the module docstring).
     """
     if not connection.in_atomic_block:
         logger.warning("Config changed outside a transaction; cache refresh cannot be atomic.")
@@ -232,7 +279,16 @@ def bump_revision(name: str = ConfigRevision.CONFIG) -> int:
             [name],
         )
         (revision,) = cursor.fetchone()
-    require_cache("raising the revision", lambda s: s.raise_to(revision_key(name), revision))
+    try:
+        require_cache("raising the revision", lambda s: s.raise_to(revision_key(name), revision))
+    except CacheUnavailable as exc:
+        if name != ConfigRevision.API_KEYS or isinstance(exc, CacheRefused):
+            raise
+        logger.warning(
+            "API keys changed while the cache is unreachable; committing anyway: cached key "
+            "records stop counting within %ss of Redis returning.",
+            settings.API_KEY_RECORD_SECONDS,
+        )
     transaction.on_commit(lambda: _announce(name, revision))
     return revision
 

@@ -1,5 +1,7 @@
+import uuid
+
 from django.db import models
-from rest_framework_api_key.models import AbstractAPIKey
+from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 
 class ConfigRevision(models.Model):
@@ -19,6 +21,18 @@ class ConfigRevision(models.Model):
 
     def __str__(self):
         return f"{self.name} revision {self.value}"
+
+
+class OpaqueIdAPIKeyManager(APIKeyManager):
+    def assign_key(self, obj) -> str:
+        """Assign the key as the library does, then a random id in place of its id.
+
+        The library's id is "<prefix>.<hash>", and the id shows in admin URLs, access logs and
+        the admin log; nothing looks a key up by id (requests find it by prefix).
+        """
+        key = super().assign_key(obj)
+        obj.id = uuid.uuid4().hex
+        return key
 
 
 class APIKey(AbstractAPIKey):
@@ -41,6 +55,8 @@ class APIKey(AbstractAPIKey):
         editable=False,
         help_text="Accurate to the hour: written at most once an hour per key.",
     )
+
+    objects = OpaqueIdAPIKeyManager()
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"

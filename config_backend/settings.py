@@ -133,6 +133,16 @@ else:
 # records and consistency work the same either way).
 CONFIG_CACHE_ENTRIES = env_bool("CONFIG_CACHE_ENTRIES", True)
 
+# A cached API-key record lives at most this long: a key revoked other than through the admin,
+# a command or the API (a bare UPDATE, an operator's SQL) or while Redis was unreachable stops
+# working within it. It also bounds how long cached configs are served to a key while the
+# database is down.
+API_KEY_RECORD_SECONDS = env_int("API_KEY_RECORD_SECONDS", 60)
+if API_KEY_RECORD_SECONDS < 1:
+    raise ImproperlyConfigured(
+        f"API_KEY_RECORD_SECONDS must be at least 1 (got {API_KEY_RECORD_SECONDS})."
+    )
+
 # Cache: REDIS_URL, else an in-process local-memory cache (one process only).
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
 if REDIS_URL:
@@ -180,6 +190,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Requests: a config body is small; anything larger is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+
+# A tool's input schema, however it arrives (API object or string, admin, import file), is
+# bounded before the JSON Schema metaschema walk, which costs up to 0.6 ms per value: so any
+# schema is accepted or refused within a second (bench/schema_limits.py). A thousand values
+# (objects, arrays and scalars) hold a tool of 300 described properties.
+SCHEMA_MAX_DEPTH = env_int("SCHEMA_MAX_DEPTH", 32)
+SCHEMA_MAX_VALUES = env_int("SCHEMA_MAX_VALUES", 1_000)
+SCHEMA_MAX_BYTES = env_int("SCHEMA_MAX_BYTES", 262_144)
+# A request body or config file may nest a little deeper than the schemas it carries.
+JSON_MAX_DEPTH = SCHEMA_MAX_DEPTH + 8
 
 # TLS, usually terminated by a proxy that sets X-Forwarded-Proto.
 HTTPS = env_bool("HTTPS", False)

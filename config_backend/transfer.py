@@ -12,7 +12,6 @@ re-reads the database and checks it equals the computed state before committing.
 """
 
 import json
-import math
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -29,15 +29,11 @@ from jsonschema import Draft202012Validator
 from assistants.models import Assistant
 from assistants.services import ASSISTANT_FIELDS
 from config_backend.cache import bump_config_revision
+from core.json_input import JSONInputError, decode_json, json_pointer, json_problems
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool, delegation_cycle_message
 from tools.services import TOOL_FIELDS
-from tools.validators import (
-    find_delegation_cycle,
-    input_schema_problems,
-    json_pointer,
-    unstorable_json_problems,
-)
+from tools.validators import find_delegation_cycle, input_schema_problems
 
 FORMAT_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("config_format.schema.json")
@@ -196,34 +192,29 @@ def write_config_file(path: Path, document: dict) -> None:
 def write_backup(backup_dir: Path, document: dict) -> Path:
     """Write a timestamped backup file that never overwrites an earlier one."""
     backup_dir = Path(backup_dir)
-    backup_dir.mkdir(parents=True, exist_ok=True)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     data = config_to_bytes(document)
-    for attempt in range(1000):
-        path = backup_dir / (
-            f"config-{stamp}.json" if not attempt else f"config-{stamp}-{attempt}.json"
-        )
-        try:
-            with open(path, "xb") as handle:
-                handle.write(data)
-        except FileExistsError:
-            continue
-        return path
+    try:
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1000):
+            path = backup_dir / (
+                f"config-{stamp}.json" if not attempt else f"config-{stamp}-{attempt}.json"
+            )
+            try:
+                with open(path, "xb") as handle:
+                    handle.write(data)
+            except FileExistsError:
+                continue
+            return path
+    except OSError as exc:
+        raise ConfigFileError(
+            f"Cannot write the backup in {backup_dir} ({exc.strerror or exc}); nothing was "
+            "changed. Choose another --backup-dir, or --no-backup."
+        ) from None
     raise ConfigFileError(f"Could not pick a free backup file name in {backup_dir}.")
 
 
 # --- reading and checking a file ----------------------------------------------------------------
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"the number {text} is too large")
-    return value
 
 
 def read_config_file(path) -> dict:
@@ -246,17 +237,11 @@ def read_config_file(path) -> dict:
     if not raw.strip():
         raise ConfigFileError(f"{path}: the file is empty.")
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigFileError(f"{path}: not UTF-8 text (byte {exc.start}).") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except json.JSONDecodeError as exc:
-        raise ConfigFileError(
-            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
-        ) from None
-    except ValueError as exc:
-        raise ConfigFileError(f"{path}: not valid JSON: {exc}.") from None
+        # What the JSON holds (duplicate keys, refused numbers, NUL...) is checked by the
+        # planner, which reports it with pointers.
+        return decode_json(raw, max_depth=settings.JSON_MAX_DEPTH)
+    except JSONInputError as exc:
+        raise ConfigFileError(f"{path}: {exc.problems[0].message}.") from None
 
 
 @cache
@@ -360,18 +345,22 @@ class _Planner:
     # -- stage 1: the file format
 
     def check_format(self) -> bool:
-        """Validate against the JSON Schema; False when the shape is too broken to go on."""
+        """Validate against the JSON Schema; False when the shape is too broken to go on.
+
+        JSON that cannot be stored as it is (repeated keys, refused numbers, NUL characters,
+        nesting too deep) is reported alone: the rest would only be noise until it is fixed.
+        """
+        problems = json_problems(self.document, max_depth=settings.JSON_MAX_DEPTH)
+        for problem in problems:
+            self.error(problem.pointer, problem.message)
+        if problems:
+            return False
         for error in _format_validator().iter_errors(self.document):
             path = list(error.absolute_path)
             if len(path) >= 2 and path[0] in ("assistants", "tools", "threads"):
                 self.broken.add((path[0], path[1]))
             for pointer, message in _format_error_lines(error):
                 self.error(pointer, message)
-        for pointer, message in unstorable_json_problems(self.document):
-            parts = pointer.split("/")
-            if len(parts) >= 3 and parts[1] in ENTITIES and parts[2].isdigit():
-                self.broken.add((parts[1], int(parts[2])))
-            self.error(pointer, message)
         document = self.document
         return (
             isinstance(document, dict)
@@ -540,8 +529,9 @@ class _Planner:
         if key not in self._schema_checks:
             self._schema_checks[key] = input_schema_problems(value)
         schema, problems = self._schema_checks[key]
-        for inner, message in problems:
-            self.error(f"{pointer}/input_schema{'' if inner == '/' else inner}", message)
+        for problem in problems:
+            inner = "" if problem.pointer == "/" else problem.pointer
+            self.error(f"{pointer}/input_schema{inner}", problem.message)
         return schema
 
     def plan_tools(self) -> None:

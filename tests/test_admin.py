@@ -198,7 +198,7 @@ def test_rule_1_a_bad_schema_is_shown_with_its_pointer(admin_client):
 
 def test_rule_1_text_that_is_not_json_is_a_form_error(admin_client):
     response = admin_client.post(add_url(Tool), tool_form(input_schema="{type: object"))
-    assert "Enter a valid JSON." in form_errors(response)
+    assert "/: not valid JSON (Expecting property name" in form_errors(response)
     assert not Tool.objects.exists()
 
 

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from assistants.models import Assistant
-from config_backend.cache import BREAKER_SECONDS
+from config_backend.cache import BREAKER_SECONDS, breaker
 from config_backend.models import APIKey
+from tests.api_support import assistant_payload, key_client
 from tests.live import call, live_database_url, server
 from tests.services import free_port, spawn_redis
 
@@ -132,3 +133,11 @@ def test_a_redis_restarted_empty_serves_nothing_stale(app, own_redis, setup):
     assert status == 200
     for _ in range(4):
         assert instructions(app, read, secretary) == "after restart"
+
+
+def test_a_write_once_redis_answers_again_succeeds_though_the_read_breaker_is_open():
+    client = key_client("write")
+    breaker.trip(ConnectionError("Redis was unreachable"), "a test")  # Redis is back now
+    response = client.post("/api/v1/assistants/", assistant_payload(), format="json")
+    assert response.status_code == 201
+    assert not breaker.is_open()  # the write's probe closed it for the reads too

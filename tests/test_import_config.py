@@ -376,7 +376,7 @@ ERROR_CASES = {
         config(tools=[tool("t", input_schema="{type: object}")]),
         [
             "/tools/0/input_schema: not valid JSON (Expecting property name enclosed in double "
-            "quotes at line 1 column 2)."
+            "quotes at line 1 column 2)"
         ],
     ),
     "sub-assistant without delegate": (
@@ -537,10 +537,10 @@ def test_a_cycle_through_a_link_in_the_database_is_found(tmp_path, secretary, ca
         (b"  \n", "the file is empty"),
         (
             b"{not json",
-            "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2",
+            r"not valid JSON \(Expecting property name enclosed in double quotes at line 1 "
+            r"column 2\)",
         ),
-        (b'{"format_version": NaN}', "not valid JSON: NaN is not valid JSON"),
-        (b'{"format_version": 1e999}', "not valid JSON: the number 1e999 is too large"),
+        (b"[" * 10_000 + b"]" * 10_000, "nested deeper than 40 levels"),
         (b"\xff\xfe{}", "not UTF-8 text"),
     ],
 )

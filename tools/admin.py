@@ -1,6 +1,7 @@
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.db import models
 from django.db.models import Count
@@ -8,11 +9,30 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config_backend.admin_actions import activate_selected, deactivate_selected
+from core.json_input import JSONInputError, parse_json
 from tools.models import AssistantToolLink, Tool
 
 
 class PrettyJSONFormField(forms.JSONField):
-    """Shows the stored JSON indented, so staff can read and edit a schema."""
+    """Shows the stored JSON indented, so staff can read and edit a schema; reads what staff
+    type with the API's reader (core.json_input), so the same limits and messages apply."""
+
+    def to_python(self, value):
+        if self.disabled or value in self.empty_values or not isinstance(value, str):
+            return super().to_python(value)
+        try:
+            return parse_json(value, max_depth=settings.JSON_MAX_DEPTH)
+        except JSONInputError as exc:
+            raise forms.ValidationError([str(problem) for problem in exc.problems]) from None
+
+    def bound_data(self, data, initial):
+        # Shown again as typed when it can't be read (Django's own would raise on deep input).
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        try:
+            return parse_json(data, max_depth=settings.JSON_MAX_DEPTH)
+        except JSONInputError:
+            return forms.fields.InvalidJSONInput(data)
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):

@@ -1,13 +1,23 @@
 """Validation rules for tools: JSON Schema of the arguments, names, delegation cycles."""
 
+import itertools
 import json
-import math
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import connection
 from jsonschema import Draft202012Validator, exceptions, validators
+
+from core.json_input import (
+    MAX_PROBLEMS,
+    JSONInputError,
+    JSONProblem,
+    json_pointer,
+    json_problems,
+    parse_json,
+)
 
 TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 
@@ -18,84 +28,67 @@ validate_tool_name = RegexValidator(
 )
 
 
-def json_pointer(path) -> str:
-    """Return the RFC 6901 pointer of a jsonschema error path; '/' for the root."""
-    parts = [str(part).replace("~", "~0").replace("/", "~1") for part in path]
-    return "/" + "/".join(parts) if parts else "/"
+def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
+    """Parse and check a tool's input schema (rule 1); returns the schema and its problems.
 
-
-def unstorable_json_problems(value, pointer: str = "") -> list[tuple[str, str]]:
-    """Where a parsed JSON value holds what PostgreSQL cannot store: NUL characters (in strings
-    or keys) and non-finite numbers. Each problem as (JSON pointer, message)."""
-    problems = []
-    stack = [(pointer, value)]
-    while stack:
-        here, item = stack.pop()
-        if isinstance(item, str) and "\x00" in item:
-            problems.append((here or "/", "must not contain NUL (\\u0000) characters."))
-        elif isinstance(item, float) and not math.isfinite(item):
-            problems.append((here or "/", f"{item} is not a JSON number that can be stored."))
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                escaped = str(key).replace("~", "~0").replace("/", "~1")
-                if "\x00" in str(key):
-                    problems.append((f"{here}/{escaped}", "keys must not contain NUL characters."))
-                stack.append((f"{here}/{escaped}", child))
-        elif isinstance(item, list):
-            stack.extend((f"{here}/{index}", child) for index, child in enumerate(item))
-    return sorted(problems)
-
-
-def input_schema_errors(value) -> tuple[dict | None, list[str]]:
-    """Parse and check a tool's input schema.
-
-    Returns the schema as a dict (a JSON string, the legacy form, is parsed) and the list of
-    problems, each starting with the JSON pointer of the failing part of the schema.
+    A JSON string (the legacy form) is parsed. Size, depth and storability are checked first,
+    against the SCHEMA_MAX_* settings, so the metaschema walk that follows is bounded; `format:
+    regex` is checked (`pattern`, `patternProperties`) the way Python's validators compile it.
+    Each problem names the JSON pointer of the failing part of the schema.
     """
-    schema, problems = input_schema_problems(value)
-    return schema, [f"{pointer}: {message}" for pointer, message in problems]
-
-
-def input_schema_problems(value) -> tuple[dict | None, list[tuple[str, str]]]:
-    """Like input_schema_errors(), with each problem as (JSON pointer, message)."""
     if isinstance(value, str):
+        if len(value) > settings.SCHEMA_MAX_BYTES:
+            return None, [JSONProblem("/", _too_large_message())]
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            return None, [
-                ("/", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}).")
-            ]
+            value = parse_json(value, max_depth=settings.SCHEMA_MAX_DEPTH)
+        except JSONInputError as exc:
+            return None, exc.problems
     if not isinstance(value, dict):
-        return None, [("/", f"must be a JSON object, not {type(value).__name__}.")]
-    unstorable = unstorable_json_problems(value)
-    if unstorable:
-        return None, unstorable
+        return None, [JSONProblem("/", f"must be a JSON object, not {type(value).__name__}.")]
+    problems = json_problems(
+        value, max_depth=settings.SCHEMA_MAX_DEPTH, max_values=settings.SCHEMA_MAX_VALUES
+    )
+    if problems:
+        return None, problems
+    if len(json.dumps(value, ensure_ascii=False).encode()) > settings.SCHEMA_MAX_BYTES:
+        return None, [JSONProblem("/", _too_large_message())]
     dialect = value.get("$schema", Draft202012Validator.META_SCHEMA["$id"])
     if not isinstance(dialect, str):
-        return None, [("/$schema", "must be a string naming a JSON Schema draft.")]
+        return None, [JSONProblem("/$schema", "must be a string naming a JSON Schema draft.")]
     validator_class = Draft202012Validator
     if "$schema" in value:
         validator_class = validators.validator_for(value, default=None)
     if validator_class is None:
         known = ", ".join(sorted(validators._META_SCHEMAS))  # noqa: SLF001
-        return None, [("/$schema", f"unknown JSON Schema draft {dialect!r} (known: {known}).")]
+        return None, [
+            JSONProblem("/$schema", f"unknown JSON Schema draft {dialect!r} (known: {known}).")
+        ]
+    metaschema = validator_class(
+        validator_class.META_SCHEMA, format_checker=validator_class.FORMAT_CHECKER
+    )
+    # The first few errors are enough to fix a schema, and stopping there bounds the cost of
+    # refusing one with thousands of mistakes.
+    errors = itertools.islice(metaschema.iter_errors(value), MAX_PROBLEMS)
     problems = [
-        (json_pointer(error.absolute_path), error.message)
-        for error in sorted(
-            validator_class(validator_class.META_SCHEMA).iter_errors(value),
-            key=exceptions.relevance,
-        )
+        JSONProblem(json_pointer(error.absolute_path), error.message)
+        for error in sorted(errors, key=exceptions.relevance)
     ]
     if not problems and value.get("type") != "object":
-        problems.append(("/type", 'the top-level type of a tool\'s arguments must be "object".'))
+        problems.append(
+            JSONProblem("/type", 'the top-level type of a tool\'s arguments must be "object".')
+        )
     return value, problems
+
+
+def _too_large_message() -> str:
+    return f"larger than {settings.SCHEMA_MAX_BYTES:,} bytes (SCHEMA_MAX_BYTES)."
 
 
 def validate_input_schema(value) -> dict:
     """Return the schema as a dict, or raise ValidationError naming where it is invalid."""
-    schema, problems = input_schema_errors(value)
+    schema, problems = input_schema_problems(value)
     if problems:
-        raise ValidationError(problems)
+        raise ValidationError([str(problem) for problem in problems])
     return schema
 
 

@@ -47,13 +47,9 @@ class Command(BaseCommand):
     def handle(self, *args, file, dry_run, prune, backup_dir, no_backup, **options):
         try:
             document = transfer.read_config_file(file)
-        except transfer.ConfigFileError as exc:
-            raise CommandError(str(exc)) from None
-
-        progress = None
-        if options["verbosity"] >= 2 or _row_count(document) >= LARGE_FILE_ROWS:
-            progress = self.stderr.write
-        try:
+            progress = None
+            if options["verbosity"] >= 2 or _row_count(document) >= LARGE_FILE_ROWS:
+                progress = self.stderr.write
             result = transfer.import_config(
                 document=document,
                 prune=prune,
@@ -74,6 +70,8 @@ class Command(BaseCommand):
                 f"{file}: after writing, the database did not match the file; "
                 "everything was rolled back."
             ) from None
+        except transfer.ConfigFileError as exc:
+            raise CommandError(str(exc)) from None
         except CacheUnavailable as exc:
             raise CommandError(f"{file}: {exc}") from None
 

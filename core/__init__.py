@@ -1,0 +1,1 @@
+"""Infrastructure every app builds on; it imports no app."""

@@ -1,0 +1,273 @@
+"""Hostile input through every entry point: the API (a schema as an object or as a JSON string,
+POST, PUT and PATCH), the admin, and import files. Each is refused with a message naming the
+place, never a 500 or a stall, and nothing changes."""
+
+import json
+import os
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from assistants.models import Assistant
+from config_backend import transfer
+from tests.api_support import key_client, tool_payload
+from tools.models import Tool
+
+pytestmark = pytest.mark.django_db
+
+DEMO = Path(__file__).resolve().parent.parent / "demo" / "config.json"
+# Python's own words for the failures this file provokes; none may reach a user.
+INTERNALS = ("sys.set_int_max_str_digits", "RecursionError", "Traceback", "maximum recursion")
+
+
+def nested_text(levels: int) -> str:
+    """A schema nested `levels` JSON levels deep, as text (built as text: no recursion)."""
+    return '{"type": "object", "x": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+
+def nested_schema(levels: int) -> dict:
+    """A schema of `levels` JSON levels: properties → p → properties → p …"""
+    schema: dict = {"type": "object"}
+    for _ in range((levels - 1) // 2):
+        schema = {"type": "object", "properties": {"p": schema}}
+    return schema
+
+
+HOSTILE_SCHEMAS = {
+    "a string nested 100 levels": nested_text(100),
+    "a string nested 10,000 levels": nested_text(10_000),
+    "a string holding a 5,000-digit integer": '{"type": "object", "maximum": ' + "9" * 5000 + "}",
+    "a string holding a lone surrogate": '{"type": "object", "description": "\\ud800"}',
+    "a string with a key twice": '{"type": "string", "type": "object"}',
+    "an object nested 100 levels": nested_schema(100),
+    "an invalid pattern": {"type": "object", "properties": {"a": {"pattern": "(unclosed"}}},
+    "an invalid patternProperties key": {"type": "object", "patternProperties": {"[a-": {}}},
+}
+
+
+@pytest.fixture
+def writer():
+    return key_client("write")
+
+
+@pytest.fixture
+def existing_tool(db):
+    return Tool.objects.create(name="get_time", tool_type="time", description="The time.")
+
+
+def send(client, method, url, payload):
+    return client.generic(method, url, json.dumps(payload), content_type="application/json")
+
+
+def assert_refused_cleanly(response):
+    assert response.status_code == 400, response.content[:300]
+    text = response.content.decode()
+    assert "input_schema" in text
+    assert not any(word in text for word in INTERNALS), text[:300]
+
+
+@pytest.mark.parametrize("schema", HOSTILE_SCHEMAS.values(), ids=HOSTILE_SCHEMAS.keys())
+def test_a_hostile_schema_is_400_on_post_put_and_patch(writer, existing_tool, schema):
+    before = Tool.objects.get().input_schema
+    url = f"/api/v1/tools/{existing_tool.pk}/"
+    assert_refused_cleanly(
+        send(writer, "POST", "/api/v1/tools/", tool_payload(name="new", input_schema=schema))
+    )
+    assert_refused_cleanly(send(writer, "PUT", url, tool_payload(input_schema=schema)))
+    assert_refused_cleanly(send(writer, "PATCH", url, {"input_schema": schema}))
+    assert list(Tool.objects.values_list("name", "input_schema")) == [("get_time", before)]
+
+
+def test_an_invalid_pattern_is_named_by_its_pointer(writer):
+    schema = HOSTILE_SCHEMAS["an invalid pattern"]
+    response = send(writer, "POST", "/api/v1/tools/", tool_payload(input_schema=schema))
+    assert response.json()["input_schema"][0].startswith("/properties/a/pattern: ")
+
+
+def test_a_repeated_key_is_named_by_its_pointer_in_a_body(writer):
+    body = (
+        '{"name": "t", "tool_type": "time", "input_schema": {"type": "string", "type": "object"}}'
+    )
+    response = writer.generic("POST", "/api/v1/tools/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "/input_schema/type: duplicate key" in response.json()["detail"]
+    assert not Tool.objects.exists()
+
+
+def test_a_lone_surrogate_anywhere_in_a_body_is_400(writer):
+    body = '{"name": "Helper", "model": "m", "instructions": "\\udc00"}'
+    response = writer.generic("POST", "/api/v1/assistants/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "/instructions: must not contain lone surrogates" in response.json()["detail"]
+    assert not Assistant.objects.exists()
+
+
+def test_the_depth_limit_is_the_same_for_a_schema_as_object_or_as_string(writer, settings):
+    deepest = nested_schema(settings.SCHEMA_MAX_DEPTH)
+    too_deep = nested_schema(settings.SCHEMA_MAX_DEPTH + 2)
+    for form in (lambda schema: schema, json.dumps):
+        created = send(writer, "POST", "/api/v1/tools/", tool_payload(input_schema=form(deepest)))
+        assert created.status_code == 201, created.content[:300]
+        refused = send(
+            writer, "POST", "/api/v1/tools/", tool_payload(name="x", input_schema=form(too_deep))
+        )
+        assert refused.status_code == 400
+        assert f"nested deeper than {settings.SCHEMA_MAX_DEPTH} levels" in str(refused.json())
+        # What the API returns can always be sent back.
+        tool = writer.get(f"/api/v1/tools/{created.json()['id']}/").json()
+        sent_back = {key: tool[key] for key in ("name", "tool_type", "description", "input_schema")}
+        assert send(writer, "PUT", f"/api/v1/tools/{tool['id']}/", sent_back).status_code == 200
+        Tool.objects.all().delete()
+
+
+def anyof_schema(branches: int) -> dict:
+    return {
+        "type": "object",
+        "anyOf": [{"maxLength": i % 10} for i in range(branches)],
+    }
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        anyof_schema(20_000),
+        anyof_schema(130_000),
+        {"type": "object", "properties": {str(i): {"type": 1} for i in range(100_000)}},
+        "x" * 2_000_000,
+    ],
+    ids=["20,000 anyOf branches", "130,000 anyOf branches", "100,000 bad properties", "2 MB"],
+)
+def test_an_oversized_schema_is_refused_before_the_metaschema_walk(writer, schema, settings):
+    started = time.perf_counter()
+    body = json.dumps(tool_payload(input_schema=schema), separators=(",", ":"))
+    response = writer.generic("POST", "/api/v1/tools/", body, content_type="application/json")
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 400
+    message = response.json()["input_schema"][0]
+    assert message.startswith("/: ")
+    assert f"{settings.SCHEMA_MAX_VALUES:,} values" in message or "SCHEMA_MAX_BYTES" in message
+    # A guard against a stall, not a benchmark (bench/schema_limits.py measures it): the
+    # unbounded walk took 10 to 30 s here.
+    assert elapsed < 5, elapsed
+
+
+# --- the admin -------------------------------------------------------------------------------
+
+
+def admin_tool_form(input_schema: str) -> dict:
+    return {
+        "name": "get_time",
+        "tool_type": "time",
+        "assistant": "",
+        "is_active": "on",
+        "description": "Current time.",
+        "input_schema": input_schema,
+    }
+
+
+ADMIN_INPUTS = {
+    "nested 100 levels": json.dumps(nested_schema(100)),
+    "a string nested 10,000 levels": json.dumps(nested_text(10_000)),
+    "nested 10,000 levels": nested_text(10_000),
+    "a 5,000-digit integer": '{"type": "object", "maximum": ' + "9" * 5000 + "}",
+    "a lone surrogate": '{"type": "object", "description": "\\ud800"}',
+    "a key twice": '{"type": "string", "type": "object"}',
+    "an invalid pattern": '{"type": "object", "properties": {"a": {"pattern": "("}}}',
+}
+
+
+@pytest.mark.parametrize("text", ADMIN_INPUTS.values(), ids=ADMIN_INPUTS.keys())
+def test_a_hostile_schema_is_a_form_error_in_the_admin(admin_client, text):
+    response = admin_client.post(reverse("admin:tools_tool_add"), admin_tool_form(text))
+    assert response.status_code == 200  # the form again, with its errors
+    errors = response.context["adminform"].form.errors
+    assert "input_schema" in errors, errors
+    assert not any(word in str(errors) for word in INTERNALS)
+    assert not Tool.objects.exists()
+
+
+# --- import files ----------------------------------------------------------------------------
+
+
+def demo_text() -> str:
+    return DEMO.read_text()
+
+
+def with_first_schema(text: str) -> str:
+    """The demo file with its first tool's input_schema replaced by raw JSON `text`."""
+    document = json.loads(demo_text())
+    document["tools"][0]["input_schema"] = "@@SCHEMA@@"
+    return json.dumps(document).replace('"@@SCHEMA@@"', text)
+
+
+HOSTILE_FILES = {
+    "nested 10,000 levels": (
+        "[" * 10_000 + "]" * 10_000,
+        "hostile.json: nested deeper than 40 levels.",
+    ),
+    "a deep legacy string": (
+        with_first_schema(json.dumps(nested_text(10_000))),
+        "/tools/0/input_schema: nested deeper than",
+    ),
+    "a 5,000-digit integer": (
+        with_first_schema('{"type": "object", "maximum": ' + "9" * 5000 + "}"),
+        "/tools/0/input_schema/maximum: a number of more than",
+    ),
+    "a lone surrogate": (
+        with_first_schema('{"type": "object", "description": "\\ud800"}'),
+        "/tools/0/input_schema/description: must not contain lone surrogates",
+    ),
+    "two tools arrays": (
+        demo_text().rstrip().removesuffix("}") + ', "tools": []}',
+        "/tools: duplicate key",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), HOSTILE_FILES.values(), ids=HOSTILE_FILES.keys())
+def test_a_hostile_import_file_exits_1_with_a_pointer_and_changes_nothing(tmp_path, text, expected):
+    call_command("import_config", str(DEMO), "--no-backup", stdout=StringIO())
+    before = transfer.config_to_bytes(transfer.export_config(include_threads=True))
+    path = tmp_path / "hostile.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    errors = StringIO()
+    with pytest.raises(CommandError) as exc_info:
+        call_command("import_config", str(path), "--no-backup", stdout=StringIO(), stderr=errors)
+    said = errors.getvalue() + str(exc_info.value)
+    assert expected in said, said[:500]
+    assert not any(word in said for word in INTERNALS)
+    assert transfer.config_to_bytes(transfer.export_config(include_threads=True)) == before
+
+
+def unusable_backup_dirs(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere" / "at-all")
+    read_only = tmp_path / "read-only"
+    read_only.mkdir(mode=0o500)
+    dirs = {"a file": a_file, "a dangling symlink": dangling, "under /proc": Path("/proc/backups")}
+    if os.geteuid() != 0:  # root writes anywhere
+        dirs["unwritable"] = read_only
+    return dirs
+
+
+def test_an_unusable_backup_dir_is_one_clear_sentence_and_nothing_changes(tmp_path):
+    call_command("import_config", str(DEMO), "--no-backup", stdout=StringIO())
+    document = json.loads(demo_text())
+    document["assistants"][0]["instructions"] = "Changed."
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(document))
+    before = transfer.config_to_bytes(transfer.export_config(include_threads=True))
+    for what, backup_dir in unusable_backup_dirs(tmp_path).items():
+        with pytest.raises(CommandError, match="Cannot write the backup in .*nothing was changed"):
+            call_command(
+                "import_config", str(changed), "--backup-dir", str(backup_dir), stdout=StringIO()
+            )
+        assert transfer.config_to_bytes(transfer.export_config(include_threads=True)) == before, (
+            what
+        )
