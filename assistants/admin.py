@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db.models import Count, Q
 
 from assistants.models import Assistant
-from config_backend.admin_actions import activate_selected, deactivate_selected
+from core.admin_actions import activate_selected, deactivate_selected
 from tools.models import AssistantToolLink
 
 

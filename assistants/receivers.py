@@ -1,10 +1,10 @@
-"""Any change to an assistant moves the config revision (see config_backend.cache)."""
+"""Any change to an assistant moves the config revision (see core.cache)."""
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from assistants.models import Assistant
-from config_backend.cache import bump_config_revision
+from core.cache import bump_config_revision
 
 
 @receiver(post_save, sender=Assistant, dispatch_uid="assistant_saved")

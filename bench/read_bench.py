@@ -37,8 +37,8 @@ def load_config(tool_counts) -> tuple[dict, str]:
     from django.db import transaction
 
     from assistants.models import Assistant
-    from config_backend.cache import bump_config_revision
-    from config_backend.models import APIKey
+    from core.cache import bump_config_revision
+    from core.models import APIKey
     from tools.models import AssistantToolLink, Tool
 
     schema = {

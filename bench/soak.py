@@ -45,7 +45,7 @@ def seed():
     from django.db import transaction
 
     from assistants.models import Assistant
-    from config_backend.models import APIKey
+    from core.models import APIKey
     from tools.models import AssistantToolLink, Tool
 
     with transaction.atomic():

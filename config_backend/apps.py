@@ -1,9 +1,9 @@
 from django.apps import AppConfig
 
 
-class ConfigBackendConfig(AppConfig):
-    name = "config_backend"
-    verbose_name = "Configuration backend"
+class OperationsConfig(AppConfig):
+    """The top floor as an app only so Django finds its management commands; no models."""
 
-    def ready(self):
-        from config_backend import checks, receivers  # noqa: F401  (registers both)
+    name = "config_backend"
+    label = "operations"
+    verbose_name = "Operations"

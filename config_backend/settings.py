@@ -80,10 +80,12 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "config_backend",
-    "assistants",
+    # Three floors, each importing only from those listed before it (README "Layout").
+    "core",
     "tools",
+    "assistants",
     "threads",
+    "config_backend",
 ]
 
 MIDDLEWARE = [
@@ -95,7 +97,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config_backend.middleware.CacheUnavailableMiddleware",
+    "core.middleware.CacheUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config_backend.urls"
@@ -227,18 +229,18 @@ LOGGING = {
 # REST API (`/api/v1/`): API keys (Bearer) for clients, the admin session for staff.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config_backend.auth.BearerKeyAuthentication",
+        "core.auth.BearerKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["config_backend.auth.ScopeOrModelPermission"],
-    "DEFAULT_PARSER_CLASSES": ["config_backend.api.StorableJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.auth.ScopeOrModelPermission"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.StorableJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "config_backend.api.ApiPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.ApiPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "config_backend.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -262,6 +264,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config_backend.api_errors.add_error_components",
+        "core.api_errors.add_error_components",
     ],
 }

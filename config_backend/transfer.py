@@ -28,7 +28,7 @@ from jsonschema import Draft202012Validator
 
 from assistants.models import Assistant
 from assistants.services import ASSISTANT_FIELDS
-from config_backend.cache import bump_config_revision
+from core.cache import bump_config_revision
 from core.json_input import JSONInputError, decode_json, json_pointer, json_problems
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool, delegation_cycle_message

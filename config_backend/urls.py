@@ -2,14 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from assistants.api import (
-    AssistantConfigApi,
-    AssistantDetailApi,
-    AssistantListApi,
-    ConfigBundleApi,
-)
-from config_backend.fast_path import serve_cached_hits
-from config_backend.health import healthz, readyz
+from assistants.api import AssistantDetailApi, AssistantListApi
+from assistants.config_api import AssistantConfigApi, ConfigBundleApi
+from core.config_reads import serve_cached_hits
+from core.health import healthz, readyz
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import AssistantToolLinkApi, AssistantToolsApi, ToolDetailApi, ToolListApi
 
@@ -51,5 +47,5 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
 ]
 
-handler404 = "config_backend.api_errors.json_not_found"
-handler500 = "config_backend.api_errors.json_server_error"
+handler404 = "core.api_errors.json_not_found"
+handler500 = "core.api_errors.json_server_error"

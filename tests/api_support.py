@@ -3,7 +3,7 @@
 from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
-from config_backend.models import APIKey
+from core.models import APIKey
 
 
 def key_client(scope: str = "read", **key_fields) -> APIClient:

@@ -5,8 +5,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from assistants.models import Assistant
-from config_backend import cache as config_cache
-from config_backend.cache import RedisStore, breaker
+from core import cache as config_cache
+from core.cache import RedisStore, breaker
 from tests.services import free_port
 from tools.models import AssistantToolLink, Tool
 

@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from assistants.models import Assistant
-from config_backend.models import APIKey
+from core.models import APIKey
 from tests.live import ROOT, call, live_database_url, server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

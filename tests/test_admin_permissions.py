@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from assistants.models import Assistant
-from config_backend.models import APIKey
+from core.models import APIKey
 from tests.api_support import key_client
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool

@@ -8,8 +8,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from config_backend import cache
-from config_backend.models import APIKey
+from core import cache
+from core.models import APIKey
 from tests.api_support import assistant_payload, key_client, staff_client, tool_payload
 from threads.models import UserAssistantThread
 from tools.models import Tool

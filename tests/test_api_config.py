@@ -3,7 +3,7 @@
 import pytest
 
 from assistants.models import Assistant
-from config_backend.cache import bump_config_revision, current_revision
+from core.cache import bump_config_revision, current_revision
 from tests.api_support import key_client
 from tests.conftest import link, make_delegate_tool
 from tools.models import Tool

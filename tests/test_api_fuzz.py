@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from assistants.models import Assistant
-from config_backend.models import APIKey
 from config_backend.wsgi import application
+from core.models import APIKey
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 

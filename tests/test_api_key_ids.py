@@ -12,7 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from config_backend.models import APIKey
+from core.models import APIKey
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def test_the_migration_gives_old_keys_opaque_ids_and_keeps_their_admin_history()
         action_flag=CHANGE,
     )
 
-    migration = importlib.import_module("config_backend.migrations.0004_opaque_api_key_ids")
+    migration = importlib.import_module("core.migrations.0004_opaque_api_key_ids")
     migration.give_keys_random_ids(apps, None)
 
     assert_opaque_id(api_key)

@@ -7,8 +7,8 @@ import time
 import pytest
 from django.db import transaction
 
-from config_backend import cache
-from config_backend.models import APIKey
+from core import cache
+from core.models import APIKey
 from tests.api_support import key_client
 from tests.live import call, live_database_url, server
 

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from config_backend.models import APIKey
+from core.models import APIKey
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@ import pytest
 
 from assistants.models import Assistant
 from assistants.selectors import assistant_config_build, assistant_for_config, config_bundle_build
-from config_backend.cache import assistant_config_key, revision_key
-from config_backend.cache import store as cache_store
+from core.cache import assistant_config_key, revision_key
+from core.cache import store as cache_store
 from tests.api_support import key_client
 from tests.conftest import make_delegate_tool
 from threads.models import UserAssistantThread

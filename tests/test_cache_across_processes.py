@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from assistants.models import Assistant
-from config_backend.models import APIKey
+from core.models import APIKey
 from tests.conftest import make_delegate_tool
 from tests.live import AdminBrowser, call, live_database_url, server
 from tools.models import AssistantToolLink, Tool

@@ -7,8 +7,8 @@ from django.db import connection, transaction
 
 from assistants.models import Assistant
 from assistants.services import assistant_create, assistant_update
-from config_backend import cache
-from config_backend.cache import CacheUnavailable, get_or_build, revision_key
+from core import cache
+from core.cache import CacheUnavailable, get_or_build, revision_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

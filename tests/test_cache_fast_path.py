@@ -6,8 +6,8 @@ import threading
 import pytest
 from django.core.checks import run_checks
 
-from config_backend.cache import CHANGES_CHANNEL, current_revision, store
-from config_backend.models import APIKey
+from core.cache import CHANGES_CHANNEL, current_revision, store
+from core.models import APIKey
 from tests.live import call, live_database_url, server
 from tools.services import tool_create
 

@@ -4,9 +4,9 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from config_backend import cache
-from config_backend.fast_path import ConfigFastPath
-from config_backend.models import APIKey
+from core import cache
+from core.config_reads import ConfigFastPath
+from core.models import APIKey
 from tests.api_support import key_client
 from tests.test_api_query_counts import assistant_with_tools
 

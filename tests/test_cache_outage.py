@@ -8,8 +8,8 @@ import time
 import pytest
 
 from assistants.models import Assistant
-from config_backend.cache import BREAKER_SECONDS, breaker
-from config_backend.models import APIKey
+from core.cache import BREAKER_SECONDS, breaker
+from core.models import APIKey
 from tests.api_support import assistant_payload, key_client
 from tests.live import call, live_database_url, server
 from tests.services import free_port, spawn_redis

@@ -78,7 +78,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import transaction
 from assistants.models import Assistant
-from config_backend.models import APIKey
+from core.models import APIKey
 call_command("migrate", verbosity=0)
 User.objects.create_superuser("admin", "admin@example.com", "pw")
 with transaction.atomic():

@@ -3,7 +3,7 @@
 import pytest
 from django.db import OperationalError
 
-from config_backend import health
+from core import health
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from assistants.models import Assistant
-from config_backend import cache
-from config_backend.cache import RedisStore, breaker
+from core import cache
+from core.cache import RedisStore, breaker
 from tests.api_support import assistant_payload, key_client
 from tests.services import free_port, spawn_redis
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from assistants.models import Assistant
-from config_backend.models import APIKey
+from core.models import APIKey
 from tests.live import live_database_url, server
 from threads.models import UserAssistantThread
 

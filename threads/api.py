@@ -12,14 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assistants.models import Assistant
-from config_backend.api import InputSerializer, query_filters
-from config_backend.api_errors import (
+from core.api import InputSerializer, query_filters
+from core.api_errors import (
     READ_ERRORS,
     WRITE_ERRORS,
     error_responses,
     page_not_found,
 )
-from config_backend.models import APIKey
+from core.models import APIKey
 from threads.models import UserAssistantThread
 from threads.selectors import thread_list
 from threads.services import thread_delete, thread_register, thread_update

@@ -8,7 +8,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from config_backend.admin_actions import activate_selected, deactivate_selected
+from core.admin_actions import activate_selected, deactivate_selected
 from core.json_input import JSONInputError, parse_json
 from tools.models import AssistantToolLink, Tool
 

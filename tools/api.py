@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 
 from assistants.models import Assistant
 from assistants.selectors import assistant_tool_links
-from config_backend.api import InputSerializer, StrictBooleanField, query_filters
-from config_backend.api_errors import (
+from core.api import InputSerializer, StrictBooleanField, query_filters
+from core.api_errors import (
     CONFIG_DELETE_ERRORS,
     CONFIG_WRITE_ERRORS,
     READ_ERRORS,

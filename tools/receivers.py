@@ -1,9 +1,9 @@
-"""Any change to a tool or a link moves the config revision (see config_backend.cache)."""
+"""Any change to a tool or a link moves the config revision (see core.cache)."""
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from config_backend.cache import bump_config_revision
+from core.cache import bump_config_revision
 from tools.models import AssistantToolLink, Tool
 
 

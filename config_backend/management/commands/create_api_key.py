@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from config_backend.cache import CacheUnavailable
-from config_backend.models import APIKey
+from core.cache import CacheUnavailable
+from core.models import APIKey
 
 
 class Command(BaseCommand):

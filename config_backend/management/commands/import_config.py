@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
-from config_backend.cache import CacheUnavailable
+from core.cache import CacheUnavailable
 
 # Files with more rows than this get their progress reported on stderr.
 LARGE_FILE_ROWS = 2000

@@ -14,9 +14,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication
 
-from config_backend import cache
-from config_backend.fast_path import key_record, record_allows, used_hour
-from config_backend.models import APIKey, ConfigRevision
+from core import cache
+from core.config_reads import key_record, record_allows, used_hour
+from core.models import APIKey, ConfigRevision
 
 
 def api_key_from_database(key: str) -> APIKey | None:
@@ -140,7 +140,7 @@ def scope_allows(*, scope: str, method: str, write_scope: str) -> bool:
 
 
 class BearerKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "config_backend.auth.BearerKeyAuthentication"
+    target_class = "core.auth.BearerKeyAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):

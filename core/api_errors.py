@@ -4,7 +4,7 @@
 - a delete refused because something still references the object → 409
   `{"detail": "...", "references": ["..."]}`
 - a database constraint lost to a concurrent write → 409 `{"detail": "..."}`
-- the cache or the database down (config_backend.middleware decides) → 503 with Retry-After
+- the cache or the database down (core.middleware decides) → 503 with Retry-After
 """
 
 import logging
@@ -20,8 +20,8 @@ from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config_backend.cache import CacheUnavailable
-from config_backend.middleware import RETRY_AFTER_SECONDS, service_unavailable, unavailable_reason
+from core.cache import CacheUnavailable
+from core.middleware import RETRY_AFTER_SECONDS, service_unavailable, unavailable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +196,6 @@ def page_not_found(description: str = "No such page (past the last one, or not a
 
 READ_ERRORS = (401, 403)
 WRITE_ERRORS = (400, 401, 403, 413, 415)
-# Config changes (not thread writes) need the cache to be reachable: see config_backend.cache.
+# Config changes (not thread writes) need the cache to be reachable: see core.cache.
 CONFIG_WRITE_ERRORS = (*WRITE_ERRORS, 503)
 CONFIG_DELETE_ERRORS = (*READ_ERRORS, 404, 409, 503)

@@ -3,8 +3,8 @@ from django.db import transaction
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as UnusedLibraryAPIKey
 
-from config_backend.cache import bump_revision
-from config_backend.models import APIKey, ConfigRevision
+from core.cache import bump_revision
+from core.models import APIKey, ConfigRevision
 
 # The library's own concrete model is unused (ours adds scopes); keep it out of the admin.
 if admin.site.is_registered(UnusedLibraryAPIKey):

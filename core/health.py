@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from config_backend import cache
+from core import cache
 
 logger = logging.getLogger(__name__)
 

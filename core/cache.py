@@ -37,7 +37,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, transaction
 
-from config_backend.models import ConfigRevision
+from core.models import ConfigRevision
 
 logger = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from config_backend.cache import bump_revision
-from config_backend.models import APIKey, ConfigRevision
+from core.cache import bump_revision
+from core.models import APIKey, ConfigRevision
 
 
 @receiver(post_save, sender=APIKey, dispatch_uid="api_key_saved")

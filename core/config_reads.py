@@ -24,8 +24,8 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
-from config_backend import cache
-from config_backend.models import ConfigRevision
+from core import cache
+from core.models import ConfigRevision
 
 logger = logging.getLogger(__name__)
 
