@@ -1,40 +1,65 @@
-"""Assistants: list, detail, writes. Thin: parse, call a service or selector, render.
+"""Assistants and their tool sets: list, detail, writes, linking tools. Thin: parse, call a
+service or selector, render.
 
 The resolved runtime configs are in assistants.config_api."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assistants.models import Assistant
 from assistants.selectors import (
     assistant_list,
-    assistant_with_tools,
+    assistant_tool_links,
+    assistants_with_tools,
 )
 from assistants.services import (
     assistant_create,
     assistant_delete,
-    assistant_references,
     assistant_update,
+    tool_link,
+    tool_unlink,
 )
-from core.api import InputSerializer, StrictBooleanField, query_filters
+from core.api import (
+    InputSerializer,
+    ObjectWriteMixin,
+    StrictBooleanField,
+    object_or_404,
+    query_filters,
+)
 from core.api_errors import (
     CONFIG_DELETE_ERRORS,
     CONFIG_WRITE_ERRORS,
     READ_ERRORS,
-    StillReferenced,
     error_responses,
     page_not_found,
 )
-from tools.api import LinkedToolSerializer
+from tools.api import ToolSerializer
+from tools.models import AssistantToolLink, Tool
+
+
+class LinkSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AssistantToolLink
+        fields = ["is_active", "sub_assistant", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class LinkedToolSerializer(serializers.Serializer):
+    """A tool linked to an assistant: the tool, and the link's own state."""
+
+    tool = ToolSerializer()
+    link = LinkSerializer(source="*")
+
+
+class LinkInputSerializer(InputSerializer):
+    is_active = serializers.BooleanField(default=True)
 
 
 class AssistantSerializer(serializers.ModelSerializer):
@@ -96,14 +121,8 @@ class AssistantFilterSerializer(serializers.Serializer):
     is_secretary = StrictBooleanField(required=False)
 
 
-class AssistantListApi(generics.ListAPIView):
-    permission_model = Assistant
-    serializer_class = AssistantSerializer
-
-    def get_queryset(self):
-        return assistant_list(filters=query_filters(AssistantFilterSerializer, self.request))
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="assistants_list",
         parameters=[AssistantFilterSerializer],
         responses={
@@ -112,8 +131,13 @@ class AssistantListApi(generics.ListAPIView):
             **page_not_found(),
         },
     )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+)
+class AssistantListApi(generics.ListAPIView):
+    permission_model = Assistant
+    serializer_class = AssistantSerializer
+
+    def get_queryset(self):
+        return assistant_list(filters=query_filters(AssistantFilterSerializer, self.request))
 
     @extend_schema(
         operation_id="assistants_create",
@@ -128,59 +152,106 @@ class AssistantListApi(generics.ListAPIView):
         return Response(AssistantDetailSerializer(assistant).data, status=status.HTTP_201_CREATED)
 
 
-def _assistant_or_404(assistant_id) -> Assistant:
-    return get_object_or_404(Assistant, pk=assistant_id)
-
-
-class AssistantDetailApi(APIView):
+@extend_schema_view(
+    put=extend_schema(
+        operation_id="assistants_update",
+        request=AssistantInputSerializer,
+        examples=[ASSISTANT_EXAMPLE],
+        responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
+    ),
+    patch=extend_schema(
+        operation_id="assistants_partial_update",
+        request=AssistantInputSerializer(partial=True),
+        responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
+    ),
+    delete=extend_schema(
+        operation_id="assistants_destroy",
+        responses={
+            204: OpenApiResponse(description="Deleted, with its tool links and threads."),
+            **error_responses(*CONFIG_DELETE_ERRORS),
+        },
+    ),
+)
+class AssistantDetailApi(ObjectWriteMixin, APIView):
     permission_model = Assistant
+    model = Assistant
+    lookup_url_kwarg = "assistant_id"
+    input_serializer_class = AssistantInputSerializer
+    output_serializer_class = AssistantDetailSerializer
 
     @extend_schema(
         operation_id="assistants_retrieve",
         responses={200: AssistantDetailSerializer, **error_responses(*READ_ERRORS, 404)},
     )
     def get(self, request, assistant_id):
-        assistant = assistant_with_tools(assistant_id=assistant_id)
-        if assistant is None:
-            raise NotFound()
+        assistant = object_or_404(assistants_with_tools(), pk=assistant_id)
         return Response(AssistantDetailSerializer(assistant).data)
 
-    @extend_schema(
-        operation_id="assistants_update",
-        request=AssistantInputSerializer,
-        examples=[ASSISTANT_EXAMPLE],
-        responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
-    )
-    def put(self, request, assistant_id):
-        return self._update(request, assistant_id, partial=False)
+    def perform_update(self, instance: Assistant, data: dict) -> Assistant:
+        return assistant_update(assistant=instance, **data)
 
-    @extend_schema(
-        operation_id="assistants_partial_update",
-        request=AssistantInputSerializer(partial=True),
-        responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
-    )
-    def patch(self, request, assistant_id):
-        return self._update(request, assistant_id, partial=True)
+    def perform_delete(self, instance: Assistant) -> None:
+        assistant_delete(assistant=instance)
 
-    def _update(self, request, assistant_id, *, partial: bool):
-        assistant = _assistant_or_404(assistant_id)
-        serializer = AssistantInputSerializer(data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        assistant = assistant_update(assistant=assistant, **serializer.validated_data)
-        return Response(AssistantDetailSerializer(assistant).data)
 
-    @extend_schema(
-        operation_id="assistants_destroy",
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="assistants_tools_list",
         responses={
-            204: OpenApiResponse(description="Deleted, with its tool links and threads."),
-            **error_responses(*CONFIG_DELETE_ERRORS),
+            200: LinkedToolSerializer(many=True),
+            **error_responses(*READ_ERRORS),
+            **page_not_found("Unknown assistant id, or no such page."),
         },
     )
-    def delete(self, request, assistant_id):
-        assistant = _assistant_or_404(assistant_id)
-        try:
-            assistant_delete(assistant=assistant)
-        except DjangoValidationError as exc:
-            references = assistant_references(assistant=assistant)
-            raise StillReferenced(" ".join(exc.messages), references) from exc
+)
+class AssistantToolsApi(generics.ListAPIView):
+    """The assistant's linked tools (active or not), by tool name."""
+
+    permission_model = AssistantToolLink
+    serializer_class = LinkedToolSerializer
+
+    def get_queryset(self):
+        assistant = object_or_404(Assistant, pk=self.kwargs["assistant_id"])
+        return assistant_tool_links(assistant=assistant)
+
+
+class AssistantToolLinkApi(APIView):
+    """Link (POST) or unlink (DELETE) a tool. POSTing an existing link sets its `is_active`."""
+
+    permission_model = AssistantToolLink
+
+    @extend_schema(
+        operation_id="assistants_tools_link",
+        request=LinkInputSerializer,
+        responses={
+            201: OpenApiResponse(LinkedToolSerializer, description="Linked."),
+            200: OpenApiResponse(LinkedToolSerializer, description="Was linked; link updated."),
+            **error_responses(*CONFIG_WRITE_ERRORS, 404),
+        },
+    )
+    def post(self, request, assistant_id, tool_id):
+        assistant = object_or_404(Assistant, pk=assistant_id)
+        tool = object_or_404(Tool, pk=tool_id)
+        serializer = LinkInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        link, created = tool_link(assistant=assistant, tool=tool, **serializer.validated_data)
+        return Response(
+            LinkedToolSerializer(link).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        operation_id="assistants_tools_unlink",
+        responses={
+            204: OpenApiResponse(description="Unlinked."),
+            **error_responses(*READ_ERRORS, 404, 503),
+        },
+    )
+    def delete(self, request, assistant_id, tool_id):
+        assistant = object_or_404(Assistant, pk=assistant_id)
+        tool = object_or_404(Tool, pk=tool_id)
+        link = object_or_404(
+            AssistantToolLink, assistant=assistant, tool=tool, detail="This tool is not linked."
+        )
+        tool_unlink(link=link)
         return Response(status=status.HTTP_204_NO_CONTENT)

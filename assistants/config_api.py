@@ -17,36 +17,46 @@ from assistants.selectors import (
     config_bundle_build,
 )
 from core.api_errors import READ_ERRORS, error_responses
-from core.cache import BUNDLE_KEY, assistant_config_key, current_revision, get_or_build
-from core.config_reads import config_etag, config_headers, etag_matches
+from core.cache import current_revision
+from core.config_reads import (
+    CACHE_HEADER,
+    config_etag,
+    config_headers,
+    entry_key,
+    etag_matches,
+    get_or_build,
+    request_read,
+)
 from tools.models import Tool
 
 
 def config_response(request, *, assistant_id=None) -> HttpResponse:
     """One assistant's resolved config, or the bundle, from the cache or built and stored."""
-    revision = current_revision()  # first: see core.cache
+    revision = current_revision()  # first: see core.config_reads
     headers = config_headers(revision, assistant_id)
     if etag_matches(request.headers.get("If-None-Match"), config_etag(revision, assistant_id)):
         if assistant_id is not None and not active_assistant_exists(assistant_id=assistant_id):
             raise NotFound("No active assistant with this id.")
         return HttpResponseNotModified(headers=dict(headers))
-    if assistant_id is None:
-        body = get_or_build(
-            key=BUNDLE_KEY,
-            revision=revision,
-            build=lambda: render_json(config_bundle_build(revision=revision)),
-        )
-    else:
 
-        def build():
-            assistant = assistant_for_config(assistant_id=assistant_id)
-            if assistant is None:
-                return None
-            return render_json(assistant_config_build(assistant=assistant, revision=revision))
+    def build():
+        if assistant_id is None:
+            return render_json(config_bundle_build(revision=revision))
+        assistant = assistant_for_config(assistant_id=assistant_id)
+        if assistant is None:
+            return None
+        return render_json(assistant_config_build(assistant=assistant, revision=revision))
 
-        body = get_or_build(key=assistant_config_key(assistant_id), revision=revision, build=build)
+    read = request_read(request.META)
+    body, from_cache = get_or_build(
+        key=entry_key(assistant_id),
+        revision=revision,
+        build=build,
+        cached=read.cached_entry(assistant_id) if read else None,
+    )
     if body is None:
         raise NotFound("No active assistant with this id.")
+    headers.append((CACHE_HEADER, "hit" if from_cache else "miss"))
     return HttpResponse(body, content_type="application/json", headers=dict(headers))
 
 

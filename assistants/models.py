@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from assistants.validators import assistant_type_errors, is_active_secretary, secretary_conflicts
+
 
 class Assistant(models.Model):
     class Type(models.TextChoices):
@@ -71,31 +73,26 @@ class Assistant(models.Model):
         return self.name
 
     def clean(self):
-        errors = self.type_errors()
-        if self.is_secretary and self.is_active:
-            other = (
-                Assistant.objects.filter(is_secretary=True, is_active=True)
-                .exclude(pk=self.pk)
-                .first()
+        self.normalize()
+        errors = assistant_type_errors(
+            assistant_type=self.assistant_type,
+            model=self.model,
+            openai_assistant_id=self.openai_assistant_id,
+        )
+        if is_active_secretary(is_secretary=self.is_secretary, is_active=self.is_active):
+            others = Assistant.objects.filter(is_secretary=True).exclude(pk=self.pk)
+            conflicts = secretary_conflicts(
+                [
+                    (self.pk, self.name, self.is_secretary, self.is_active),
+                    *others.values_list("pk", "name", "is_secretary", "is_active"),
+                ]
             )
-            if other:
-                errors["is_secretary"] = (
-                    f"“{other.name}” is already the active secretary; "
-                    "there can be only one. Deactivate it or unset its secretary flag first."
-                )
+            if self.pk in conflicts:
+                errors["is_secretary"] = conflicts[self.pk]
         if errors:
             raise ValidationError(errors)
 
-    def type_errors(self) -> dict:
-        """Rule 5 (what each assistant type needs). It reads only this row, so the import runs
-        it for every row in memory; clean() adds the rules that need the database."""
+    def normalize(self) -> None:
+        """Store an empty OpenAI assistant id as None: SPEC's API and file format show null."""
         if self.openai_assistant_id == "":
             self.openai_assistant_id = None
-        errors = {}
-        if self.assistant_type == self.Type.LLM and not self.model:
-            errors["model"] = "An LLM assistant needs a model."
-        if self.assistant_type == self.Type.OPENAI_API and not self.openai_assistant_id:
-            errors["openai_assistant_id"] = (
-                "An OpenAI Assistants API assistant needs an OpenAI assistant id."
-            )
-        return errors

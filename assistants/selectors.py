@@ -23,13 +23,19 @@ def assistant_tool_links(*, assistant: Assistant | None = None) -> QuerySet[Assi
     return links if assistant is None else links.filter(assistant=assistant)
 
 
-def assistant_with_tools(*, assistant_id) -> Assistant | None:
-    """One assistant with `tool_links` prefetched (for the detail endpoint), or None."""
-    return (
-        Assistant.objects.prefetch_related(Prefetch("tool_links", queryset=assistant_tool_links()))
-        .filter(pk=assistant_id)
-        .first()
+def assistants_with_tools() -> QuerySet[Assistant]:
+    """Assistants with their `tool_links` prefetched (for the detail endpoint)."""
+    return Assistant.objects.prefetch_related(
+        Prefetch("tool_links", queryset=assistant_tool_links())
     )
+
+
+def assistant_references(*, assistant: Assistant) -> list[str]:
+    """What would be left dangling if this assistant were deleted: the tools delegating to it."""
+    return [
+        f"tool “{name}” delegates to it"
+        for name in assistant.delegate_tools.order_by("name").values_list("name", flat=True)
+    ]
 
 
 def _config_links() -> QuerySet[AssistantToolLink]:

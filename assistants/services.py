@@ -1,10 +1,14 @@
-"""Writes to assistants. Every write validates with full_clean() before it saves."""
+"""Writes to assistants and to their tool sets (the links to tools). Every write validates with
+full_clean() before it saves."""
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from assistants.models import Assistant
+from assistants.selectors import assistant_references
+from core.services import StillReferenced, model_update
+from tools.models import AssistantToolLink, Tool
 
+# What assistant_update may change (the export/import file format keeps its own list).
 ASSISTANT_FIELDS = (
     "name",
     "is_secretary",
@@ -26,21 +30,9 @@ def assistant_create(**fields) -> Assistant:
 
 @transaction.atomic
 def assistant_update(*, assistant: Assistant, **fields) -> Assistant:
-    for name, value in fields.items():
-        if name not in ASSISTANT_FIELDS:
-            raise ValueError(f"{name} is not an editable assistant field")
-        setattr(assistant, name, value)
-    assistant.full_clean()
-    assistant.save()
+    """Change the given fields; a change to nothing saves nothing."""
+    assistant, _ = model_update(instance=assistant, fields=ASSISTANT_FIELDS, data=fields)
     return assistant
-
-
-def assistant_references(*, assistant: Assistant) -> list[str]:
-    """What would be left dangling if this assistant were deleted."""
-    return [
-        f"tool “{name}” delegates to it"
-        for name in assistant.delegate_tools.order_by("name").values_list("name", flat=True)
-    ]
 
 
 @transaction.atomic
@@ -48,7 +40,26 @@ def assistant_delete(*, assistant: Assistant) -> None:
     """Delete an assistant, its own tool links and threads; refuse while a tool delegates to it."""
     references = assistant_references(assistant=assistant)
     if references:
-        raise ValidationError(
-            f"“{assistant.name}” is still referenced: " + "; ".join(references) + "."
-        )
+        raise StillReferenced(name=assistant.name, references=references)
     assistant.delete()
+
+
+@transaction.atomic
+def tool_link(
+    *, assistant: Assistant, tool: Tool, is_active: bool = True
+) -> tuple[AssistantToolLink, bool]:
+    """Link a tool to an assistant (or update the existing link); returns (link, created)."""
+    link = AssistantToolLink.objects.filter(assistant=assistant, tool=tool).first()
+    created = link is None
+    if created:
+        link = AssistantToolLink(assistant=assistant, tool=tool)
+    link.is_active = is_active
+    link.full_clean()
+    link.save()
+    return link, created
+
+
+@transaction.atomic
+def tool_unlink(*, link: AssistantToolLink) -> None:
+    """Remove a tool from an assistant's tool set."""
+    link.delete()

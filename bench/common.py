@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import services  # noqa: E402
+from tests import throwaway_servers  # noqa: E402
 from tests.live import wait_until_serving  # noqa: E402
 
 _workdirs: list[Path] = []
@@ -20,14 +20,16 @@ def start_services(*, redis: bool = True) -> dict:
     """DATABASE_URL (and REDIS_URL) of servers started here, unless already set in the env."""
     workdir = Path(tempfile.mkdtemp(prefix="config-backend-bench-"))
     _workdirs.append(workdir)
-    env = {"DATABASE_URL": os.environ.get("DATABASE_URL") or services.start_postgres(workdir)}
+    env = {
+        "DATABASE_URL": os.environ.get("DATABASE_URL") or throwaway_servers.start_postgres(workdir)
+    }
     if redis:
-        env["REDIS_URL"] = os.environ.get("REDIS_URL") or services.start_redis(workdir)
+        env["REDIS_URL"] = os.environ.get("REDIS_URL") or throwaway_servers.start_redis(workdir)
     return env
 
 
 def stop_services() -> None:
-    services.pytest_unconfigure(None)
+    throwaway_servers.pytest_unconfigure(None)
     for workdir in _workdirs:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -3,9 +3,9 @@
     .venv/bin/python bench/import_bench.py
 
 Uses DATABASE_URL when set (its database is wiped: point it at a scratch database), else starts
-a throw-away PostgreSQL the way the test suite does (tests/services.py). Generates the file,
-imports it into an empty database, imports it again (a no-op), exports it, and writes the timings
-to bench/RESULTS.md under the "Import" heading (the rest of that file is kept).
+a throw-away PostgreSQL the way the test suite does (tests/throwaway_servers.py). Generates the
+file, imports it into an empty database, imports it again (a no-op), exports it, and writes the
+timings to bench/RESULTS.md under the "Import" heading (the rest of that file is kept).
 Target (issue 5): the import in under 60 s on a 2-core machine, the no-op re-import in a third.
 """
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from common import ROOT, setup_django, start_gunicorn, start_services, stop, stop_services
 
 from tests.live import call
-from tests.services import free_port
+from tests.throwaway_servers import free_port
 
 TOOL_COUNTS = [1, 10, 100, 1000]
 CASES = ["hit", "miss", "ceiling", "memory"]

@@ -22,7 +22,7 @@ import time
 
 from common import setup_django, start_gunicorn, start_services, stop, stop_services
 
-from tests.services import free_port
+from tests.throwaway_servers import free_port
 
 ASSISTANTS = 6
 TOOLS_PER_ASSISTANT = 3

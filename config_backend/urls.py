@@ -2,12 +2,17 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from assistants.api import AssistantDetailApi, AssistantListApi
+from assistants.api import (
+    AssistantDetailApi,
+    AssistantListApi,
+    AssistantToolLinkApi,
+    AssistantToolsApi,
+)
 from assistants.config_api import AssistantConfigApi, ConfigBundleApi
 from core.config_reads import serve_cached_hits
 from core.health import healthz, readyz
 from threads.api import ThreadDetailApi, ThreadListApi
-from tools.api import AssistantToolLinkApi, AssistantToolsApi, ToolDetailApi, ToolListApi
+from tools.api import ToolDetailApi, ToolListApi
 
 admin.site.site_header = "Assistant configuration"
 admin.site.site_title = "Assistant configuration"

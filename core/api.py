@@ -1,15 +1,21 @@
-"""Plumbing shared by every API view: request parsing, strict input, filters, pagination."""
+"""Plumbing shared by every API view: request parsing, strict input, filters, pagination,
+"not found", and the PUT/PATCH/DELETE of one object."""
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from django.conf import settings
+from django.db.models import Model, QuerySet
 from drf_spectacular.extensions import OpenApiSerializerExtension
-from rest_framework import serializers
-from rest_framework.exceptions import ParseError
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
 
 from core.json_input import JSONInputError, parse_json
+
+ModelT = TypeVar("ModelT", bound=Model)
 
 
 class StorableJSONParser(JSONParser):
@@ -91,3 +97,58 @@ class ApiPagination(PageNumberPagination):
             if parameter["name"] == self.page_query_param:
                 parameter["schema"]["minimum"] = 1
         return parameters
+
+
+def object_or_404(
+    queryset: QuerySet[ModelT] | type[ModelT], *, detail: str | None = None, **lookup
+) -> ModelT:
+    """The object matching `lookup`, else 404 `{"detail": ...}`: the API's one way to say "not
+    found". The detail is Django's ("No Tool matches the given query.") unless one is given."""
+    if not isinstance(queryset, QuerySet):
+        queryset = queryset._default_manager.all()
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist:
+        object_name = queryset.model._meta.object_name
+        raise NotFound(detail or f"No {object_name} matches the given query.") from None
+
+
+# PUT (every field), PATCH (the fields sent) and DELETE of one object, for an APIView: find it,
+# parse the input, call the service, render.
+#
+# A view names the `model` and the URL keyword holding its id (`lookup_url_kwarg`), the input and
+# output serializers, and calls its services in `perform_update` and `perform_delete`; it
+# documents put/patch/delete with `extend_schema_view`. A mixin, not an APIView subclass: DRF
+# imports this module (parser, pagination) while it defines APIView. No docstring: the views'
+# OpenAPI descriptions would inherit it.
+class ObjectWriteMixin:
+    model: type[Model]
+    lookup_url_kwarg: str
+    input_serializer_class: type[serializers.Serializer]
+    output_serializer_class: type[serializers.Serializer]
+
+    def perform_update(self, instance: Model, data: dict) -> Model:
+        raise NotImplementedError
+
+    def perform_delete(self, instance: Model) -> None:
+        raise NotImplementedError
+
+    def get_object(self) -> Model:
+        return object_or_404(self.model, pk=self.kwargs[self.lookup_url_kwarg])
+
+    def put(self, request, **kwargs):
+        return self._update(request, partial=False)
+
+    def patch(self, request, **kwargs):
+        return self._update(request, partial=True)
+
+    def delete(self, request, **kwargs):
+        self.perform_delete(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request, *, partial: bool):
+        instance = self.get_object()
+        serializer = self.input_serializer_class(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        instance = self.perform_update(instance, serializer.validated_data)
+        return Response(self.output_serializer_class(instance).data)

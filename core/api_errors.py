@@ -1,8 +1,9 @@
 """One exception handler: the rules raise Django errors, the API answers with DRF's shapes.
 
 - django ValidationError (from `full_clean()` in a service) → 400 `{"field": ["message"]}`
-- a delete refused because something still references the object → 409
-  `{"detail": "...", "references": ["..."]}`
+- a delete refused because something still references the object (core.services'
+  StillReferenced from a service, or the database's PROTECT/RESTRICT when a reference was added
+  concurrently) → 409 `{"detail": "...", "references": ["..."]}`
 - a database constraint lost to a concurrent write → 409 `{"detail": "..."}`
 - the cache or the database down (core.middleware decides) → 503 with Retry-After
 """
@@ -22,6 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.cache import CacheUnavailable
 from core.middleware import RETRY_AFTER_SECONDS, service_unavailable, unavailable_reason
+from core.services import StillReferenced
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,8 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "request_too_large"
 
 
-class StillReferenced(exceptions.APIException):
-    """Rule 7: deleting something still referenced is refused, listing the references."""
+class ReferencedConflict(exceptions.APIException):
+    """The 409 of rule 7: a delete refused, with what still references the object."""
 
     status_code = status.HTTP_409_CONFLICT
     default_code = "still_referenced"
@@ -61,11 +63,14 @@ class ServiceUnavailable(exceptions.APIException):
 def api_exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
+    elif isinstance(exc, StillReferenced):
+        exc = ReferencedConflict(exc.message, exc.references)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(validation_error_detail(exc))
     elif isinstance(exc, (ProtectedError, RestrictedError)):
+        # The service found no reference, then one was committed before the DELETE ran.
         objects = getattr(exc, "protected_objects", None) or exc.restricted_objects
-        exc = StillReferenced(
+        exc = ReferencedConflict(
             "Still referenced.", sorted(f"{obj._meta.verbose_name} “{obj}”" for obj in objects)
         )
     elif isinstance(exc, IntegrityError):

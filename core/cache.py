@@ -311,41 +311,6 @@ def cache_clear() -> None:
     try_cache("clearing", lambda s: s.clear())
 
 
-def split_entry(entry: bytes | None) -> tuple[int | None, bytes | None]:
-    """An entry is b"<revision>\\n<bytes>": the revision read before its data was read."""
-    revision, _, body = (entry or b"").partition(b"\n")
-    if not revision.isdigit():
-        return None, None  # missing, or not of this format: a miss
-    return int(revision), body
-
-
-def get_or_build(*, key: str, revision: int, build) -> bytes | None:
-    """The config entry at `key` for this committed revision, built and stored on a miss.
-
-    `revision` is the database revision, read by the caller *before* anything else: an entry
-    tagged with it was built from data at least that new, and no change has committed since.
-    `build()` returns the serialized bytes, or None when there is nothing to serve (e.g. an
-    inactive assistant; not cached).
-    """
-    if not settings.CONFIG_CACHE_ENTRIES:
-        return build()
-    mirror_key = revision_key(ConfigRevision.CONFIG)
-    entry, mirror = try_cache(
-        "reading a config", lambda s: s.get_many([key, mirror_key]), [None, None]
-    )
-    entry_revision, body = split_entry(entry)
-    if entry_revision == revision:
-        return body
-    body = build()
-    if body is not None:
-        try_cache(
-            "storing a config", lambda s: s.set(key, b"%d\n%s" % (revision, body), ENTRY_SECONDS)
-        )
-        if mirror is None:
-            seed_mirror(ConfigRevision.CONFIG)
-    return body
-
-
 def seed_mirror(name: str) -> None:
     """Set a missing mirror (Redis restarted empty, or evicted it) from the database.
 

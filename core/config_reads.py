@@ -1,23 +1,32 @@
-"""The cache-hit path of the two config endpoints: one cache round trip, zero SQL.
+"""The read path of the two config endpoints: hit or miss is decided once per request.
 
-A hit needs four values, fetched with one MGET: the config revision mirror, the API-key
-revision mirror, the caller's API-key record, and the config entry. When every one is present
-and current, the stored bytes are the response. Anything else (no Bearer key, a miss, an old
-entry, a key record due for its hourly `last_used_at` write, a cache error) returns None and the
-request goes the normal way through Django and DRF, which builds, stores and authenticates.
+A hit needs four values, fetched with one MGET (`ConfigRead.fetch`): the config revision mirror,
+the API-key revision mirror, the caller's key record, and the config entry. When every one is
+present and current, the stored bytes are the response: one cache round trip, zero SQL.
 
-`ConfigFastPath` wraps the WSGI application so a hit skips the middleware stack and DRF; the
-security headers the middleware would add are added here from the same settings. Views call
-`cached_response` too, so a hit is a hit whichever way the request came in.
+`ConfigFastPath` wraps the WSGI application, so a hit skips the middleware and DRF; the
+security headers the middleware would add are added here from the same settings. A request
+that is not a hit goes on to Django carrying what the MGET fetched (`request.META[READ_KEY]`):
+the key check (core.api_keys) and `get_or_build` use it instead of asking Redis again, so a
+miss too costs one MGET before it builds. Requests that did not come through the wrapper (the
+test client, another server) are decided by `serve_cached_hits` in the same way.
+
+Two freshness checks, one per path, both sound because a change raises the revision mirror
+*before* it commits (core.cache) and an entry is tagged with the database revision read
+*before* its data was read:
+- the hit path compares the entry's tag with the mirror (no SQL): equal means no change has
+  committed since the entry's data was read, because any such change raised the mirror above;
+- the miss path compares it with the database revision, read first thing in the view: equal
+  means the entry holds data at least that new, and nothing newer had committed when we looked.
+A change that raised the mirror and then rolled back leaves the mirror one ahead of the
+database: no entry equals it, so hits become misses (the miss path still serves the stored
+entry, tag = database revision, for one query) until the next committed change catches the
+database up. Nothing stale is ever served; it only costs a query per read meanwhile.
 """
 
 import functools
-import hashlib
-import hmac
-import json
 import logging
 import re
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -25,7 +34,14 @@ from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
 from core import cache
-from core.models import ConfigRevision
+from core.api_keys import (
+    MalformedAuthorization,
+    bearer_key,
+    key_from_record,
+    record_keys,
+    scope_allows,
+)
+from core.models import APIKey, ConfigRevision
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +49,10 @@ CONFIG_PATH = re.compile(  # used with fullmatch: `$` would also match before a 
     r"/api/v1/(?:assistants/(?P<assistant_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
     r"[0-9a-f]{4}-[0-9a-f]{12})/)?config/"
 )
+# Where a request carries what its one MGET fetched (the WSGI environ is Django's META).
+READ_KEY = "core.config_read"
+# Says whether the cache answered ("hit") or the config was built ("miss").
+CACHE_HEADER = "X-Config-Cache"
 
 
 @dataclass(frozen=True)
@@ -64,91 +84,122 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return etag in (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
 
 
-def used_hour(timestamp: float) -> str:
-    """The hour an API key's `last_used_at` is accurate to."""
-    return time.strftime("%Y%m%d%H", time.gmtime(timestamp))
+def entry_key(assistant_id: str | None) -> str:
+    return cache.assistant_config_key(assistant_id) if assistant_id else cache.BUNDLE_KEY
 
 
-def key_record(*, api_key, keys_revision: int, hour: str) -> bytes:
-    """What the hit path needs to know of an API key, tagged with the key revision read first."""
-    expires = api_key.expiry_date.timestamp() if api_key.expiry_date else None
-    return json.dumps(
-        {
-            "rev": keys_revision,
-            "hash": api_key.hashed_key,
-            "scope": api_key.scope,
-            "revoked": api_key.revoked,
-            "expires": expires,
-            "hour": hour,
-        }
-    ).encode()
+def split_entry(entry: bytes | None) -> tuple[int | None, bytes | None]:
+    """An entry is b"<revision>\\n<bytes>": the revision read before its data was read."""
+    revision, _, body = (entry or b"").partition(b"\n")
+    if not revision.isdigit():
+        return None, None  # missing, or not of this format: a miss
+    return int(revision), body
 
 
-def record_allows(record: bytes | None, raw_key: str, keys_revision: bytes | None) -> bool:
-    """True when the cached record proves the key valid, current, and used this hour already."""
-    if record is None or keys_revision is None:
-        return False
-    fields = json.loads(record)
-    now = time.time()
-    return (
-        fields["rev"] == int(keys_revision)
-        and not fields["revoked"]
-        and (fields["expires"] is None or fields["expires"] > now)
-        and fields["hour"] == used_hour(now)
-        and hmac.compare_digest(
-            fields["hash"], "sha512$$" + hashlib.sha512(raw_key.encode()).hexdigest()
-        )
-    )
+@dataclass(frozen=True)
+class ConfigRead:
+    """What one config GET fetched from the cache, in one MGET."""
+
+    assistant_id: str | None
+    key: str
+    config_mirror: bytes | None = None
+    keys_mirror: bytes | None = None
+    key_record: bytes | None = None
+    entry: bytes | None = None
+
+    @classmethod
+    def fetch(cls, *, assistant_id: str | None, key: str) -> "ConfigRead":
+        names = [
+            cache.revision_key(ConfigRevision.CONFIG),
+            *record_keys(key),
+            entry_key(assistant_id),
+        ]
+        values = cache.try_cache("reading a config", lambda s: s.get_many(names))
+        return cls(assistant_id, key, *(values or [None] * len(names)))
+
+    def hit(self, if_none_match: str | None) -> CachedResponse | None:
+        """The response if the cache holds a current answer for this caller, else None."""
+        try:
+            if self.config_mirror is None:
+                return None
+            holder = key_from_record(self.key_record, self.key, self.keys_mirror)
+            # Every scope may read configs today; checked all the same, with the rule DRF uses.
+            if holder is None or not scope_allows(
+                scope=holder.scope, method="GET", write_scope=APIKey.Scope.WRITE
+            ):
+                return None
+            revision = int(self.config_mirror)
+            entry_revision, body = split_entry(self.entry)
+        except (ValueError, KeyError, TypeError):  # an entry or record not of this format
+            logger.warning("Unreadable cache entry for %s; answering from the database.", self)
+            return None
+        if entry_revision != revision:
+            return None  # also for a 304: a current entry proves the assistant is active
+        headers = [*config_headers(revision, self.assistant_id), (CACHE_HEADER, "hit")]
+        if etag_matches(if_none_match, config_etag(revision, self.assistant_id)):
+            return CachedResponse(304, headers, b"")
+        return CachedResponse(200, [("Content-Type", "application/json"), *headers], body)
+
+    def cached_entry(self, assistant_id: str | None) -> tuple[bytes | None, bytes | None] | None:
+        """(entry, config mirror) as fetched, if this read was for that entry."""
+        if assistant_id != self.assistant_id:
+            return None
+        return self.entry, self.config_mirror
 
 
-def bearer_key(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, key = authorization.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or "." not in key or len(key) > 200:
-        return None
-    return key
+def decide(meta: dict, assistant_id: str | None) -> CachedResponse | None:
+    """Decide hit or miss, once per request: the answer on a hit, else None.
 
-
-def cached_response(
-    *, assistant_id: str | None, authorization: str | None, if_none_match: str | None
-) -> CachedResponse | None:
-    """The response to a config GET if the cache can give it, else None."""
-    raw_key = bearer_key(authorization)
-    if raw_key is None or cache.breaker.is_open() or not settings.CONFIG_CACHE_ENTRIES:
-        return None
-    entry_key = (
-        cache.assistant_config_key(assistant_id) if assistant_id else cache.BUNDLE_KEY
-    )
-    keys = [
-        cache.revision_key(ConfigRevision.CONFIG),
-        cache.revision_key(ConfigRevision.API_KEYS),
-        cache.api_key_record_key(raw_key.partition(".")[0]),
-        entry_key,
-    ]
-    values = cache.try_cache("reading a config", lambda s: s.get_many(keys))
-    if values is None:
+    What the MGET fetched stays in `meta` for the rest of the request, which goes on to Django
+    on a miss; a request already decided is not fetched again.
+    """
+    if READ_KEY in meta or not settings.CONFIG_CACHE_ENTRIES or cache.breaker.is_open():
         return None
     try:
-        return _response_from(values, raw_key, assistant_id, if_none_match)
-    except (ValueError, KeyError, TypeError):  # an entry or record not of this format
-        logger.warning("Unreadable cache entry for %s; answering from the database.", entry_key)
-        return None
+        key = bearer_key(meta.get("HTTP_AUTHORIZATION"))
+    except MalformedAuthorization:
+        return None  # DRF answers 401
+    if key is None:
+        return None  # a staff session, or no credentials: Django and DRF decide
+    read = ConfigRead.fetch(assistant_id=assistant_id, key=key)
+    meta[READ_KEY] = read
+    return read.hit(meta.get("HTTP_IF_NONE_MATCH"))
 
 
-def _response_from(values, raw_key, assistant_id, if_none_match) -> CachedResponse | None:
-    config_revision, keys_revision, record, entry = values
-    if config_revision is None or not record_allows(record, raw_key, keys_revision):
-        return None
-    revision = int(config_revision)
-    entry_revision, body = cache.split_entry(entry)
-    if entry_revision != revision:
-        return None  # also for a 304: a current entry proves the assistant is there and active
-    headers = config_headers(revision, assistant_id)
-    if etag_matches(if_none_match, config_etag(revision, assistant_id)):
-        return CachedResponse(304, headers, b"")
-    return CachedResponse(200, [("Content-Type", "application/json"), *headers], body)
+def request_read(meta: dict) -> ConfigRead | None:
+    """What this request's MGET fetched, if it made one."""
+    return meta.get(READ_KEY)
+
+
+def get_or_build(
+    *, key: str, revision: int, build, cached: tuple[bytes | None, bytes | None] | None = None
+) -> tuple[bytes | None, bool]:
+    """The config entry at `key` for this committed revision, built and stored on a miss;
+    returns (bytes, whether they came from the cache).
+
+    `revision` is the database revision, read by the caller *before* anything else (see the
+    module docstring). `cached` is (entry, config mirror) when this request already fetched
+    them. `build()` returns the serialized bytes, or None when there is nothing to serve (an
+    inactive assistant; not cached).
+    """
+    if not settings.CONFIG_CACHE_ENTRIES:
+        return build(), False
+    if cached is None:
+        names = [key, cache.revision_key(ConfigRevision.CONFIG)]
+        cached = cache.try_cache("reading a config", lambda s: s.get_many(names), [None, None])
+    entry, mirror = cached
+    entry_revision, body = split_entry(entry)
+    if entry_revision == revision:
+        return body, True
+    body = build()
+    if body is not None:
+        cache.try_cache(
+            "storing a config",
+            lambda s: s.set(key, b"%d\n%s" % (revision, body), cache.ENTRY_SECONDS),
+        )
+        if mirror is None:
+            cache.seed_mirror(ConfigRevision.CONFIG)
+    return body, False
 
 
 def security_headers(secure: bool) -> list[tuple[str, str]]:
@@ -209,11 +260,7 @@ class ConfigFastPath:
         secure = self.is_secure(environ)
         if settings.SECURE_SSL_REDIRECT and not secure:
             return None  # Django redirects
-        response = cached_response(
-            assistant_id=assistant_id,
-            authorization=environ.get("HTTP_AUTHORIZATION"),
-            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-        )
+        response = decide(environ, assistant_id)
         if response is None:
             return None
         return CachedResponse(
@@ -224,16 +271,13 @@ class ConfigFastPath:
 
 
 def serve_cached_hits(view):
-    """Wrap a config view so a request routed through Django is also a hit when it can be."""
+    """Wrap a config view so a request that did not come through ConfigFastPath is decided
+    the same way (a request that did is not fetched again)."""
 
     @functools.wraps(view)  # keeps `cls`/`initkwargs`, so the OpenAPI schema still sees DRF
     def wrapped(request, assistant_id=None):
         if request.method == "GET":
-            hit = cached_response(
-                assistant_id=str(assistant_id) if assistant_id else None,
-                authorization=request.META.get("HTTP_AUTHORIZATION"),
-                if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
-            )
+            hit = decide(request.META, str(assistant_id) if assistant_id else None)
             if hit is not None:
                 return HttpResponse(hit.body, status=hit.status, headers=dict(hit.headers))
         if assistant_id is None:

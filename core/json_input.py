@@ -137,6 +137,11 @@ def json_problems(
     return sorted(problems, key=lambda problem: problem.pointer)
 
 
+def unstorable_text_problem(text: str) -> str | None:
+    """Why PostgreSQL could not store this text (NUL, lone surrogates), or None."""
+    return _character_message(text) if _UNSTORABLE_CHARACTER.search(text) else None
+
+
 def _character_message(text: str) -> str:
     if "\x00" in text:
         return "must not contain NUL (\\u0000) characters"

@@ -7,8 +7,9 @@ from redis.retry import Retry
 from assistants.models import Assistant
 from core import cache as config_cache
 from core.cache import RedisStore, breaker
-from tests.services import free_port
-from tools.models import AssistantToolLink, Tool
+from tests.factories import key_client
+from tests.throwaway_servers import free_port
+from tools.models import Tool
 
 
 @pytest.fixture(autouse=True)
@@ -65,14 +66,13 @@ def weather_tool(db):
     )
 
 
-def make_delegate_tool(name: str, delegate: Assistant) -> Tool:
-    return Tool.objects.create(
-        name=name,
-        tool_type=Tool.Type.SUB_ASSISTANT,
-        assistant=delegate,
-        input_schema={"type": "object", "properties": {"request": {"type": "string"}}},
-    )
+@pytest.fixture
+def reader():
+    """An API client holding a read key."""
+    return key_client("read")
 
 
-def link(assistant: Assistant, tool: Tool, **fields) -> AssistantToolLink:
-    return AssistantToolLink.objects.create(assistant=assistant, tool=tool, **fields)
+@pytest.fixture
+def writer():
+    """An API client holding a write key."""
+    return key_client("write")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from tests.services import free_port
+from tests.throwaway_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

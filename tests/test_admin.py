@@ -4,28 +4,11 @@ import pytest
 from django.urls import reverse
 
 from assistants.models import Assistant
-from tests.conftest import link, make_delegate_tool
+from tests.factories import assistant_form, link, make_delegate_tool
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
 pytestmark = pytest.mark.django_db
-
-
-def assistant_form(**overrides):
-    data = {
-        "name": "Planner",
-        "assistant_type": "llm",
-        "model": "gpt-4o-mini",
-        "openai_assistant_id": "",
-        "instructions": "Plan things.",
-        "is_active": "on",
-        "tool_links-TOTAL_FORMS": "0",
-        "tool_links-INITIAL_FORMS": "0",
-        "tool_links-MIN_NUM_FORMS": "0",
-        "tool_links-MAX_NUM_FORMS": "1000",
-    }
-    data.update(overrides)
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def assistant_change_form(assistant, links=(), **overrides):

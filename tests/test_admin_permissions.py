@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from assistants.models import Assistant
 from core.models import APIKey
-from tests.api_support import key_client
+from tests.factories import key_client, staff_user
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -55,14 +55,8 @@ def permission(model, action: str) -> str:
 
 def staff_session(*permissions: str) -> Client:
     """An admin session (Django's test Client) of a staff user with exactly these permissions."""
-    user = User.objects.create_user(username=f"staff{User.objects.count()}", is_staff=True)
-    for dotted in permissions:
-        app_label, codename = dotted.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
     client = Client()
-    client.force_login(user)
+    client.force_login(staff_user(*permissions))
     return client
 
 

@@ -3,22 +3,11 @@
 import pytest
 
 from assistants.models import Assistant
-from tests.api_support import assistant_payload, key_client
-from tests.conftest import link
+from tests.factories import assistant_payload, link
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def reader():
-    return key_client("read")
-
-
-@pytest.fixture
-def writer():
-    return key_client("write")
 
 
 def test_it_lists_assistants_by_name_paginated(reader, secretary, calendar_assistant):

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from core import cache
 from core.models import APIKey
-from tests.api_support import assistant_payload, key_client, staff_client, tool_payload
+from tests.factories import assistant_payload, key_client, staff_client, tool_payload
 from threads.models import UserAssistantThread
 from tools.models import Tool
 

@@ -5,15 +5,10 @@ import json
 import pytest
 
 from assistants.models import Assistant
-from tests.api_support import assistant_payload, key_client, tool_payload
+from tests.factories import assistant_payload, key_client, tool_payload
 from tools.models import Tool
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def writer():
-    return key_client("write")
 
 
 def post_raw(client, url, body: bytes | str, content_type="application/json"):

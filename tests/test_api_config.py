@@ -4,8 +4,7 @@ import pytest
 
 from assistants.models import Assistant
 from core.cache import bump_config_revision, current_revision
-from tests.api_support import key_client
-from tests.conftest import link, make_delegate_tool
+from tests.factories import key_client, link, make_delegate_tool
 from tools.models import Tool
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from core import cache
 from core.models import APIKey
-from tests.api_support import key_client
+from tests.factories import key_client
 from tests.live import call, live_database_url, server
 
 

@@ -6,10 +6,9 @@ from assistants.models import Assistant
 from assistants.selectors import assistant_config_build, assistant_for_config, config_bundle_build
 from core.cache import assistant_config_key, revision_key
 from core.cache import store as cache_store
-from tests.api_support import key_client
-from tests.conftest import make_delegate_tool
+from tests.factories import assistant_with_tools, key_client
 from threads.models import UserAssistantThread
-from tools.models import AssistantToolLink, Tool
+from tools.models import Tool
 
 pytestmark = pytest.mark.django_db
 
@@ -23,20 +22,6 @@ def client():
     client.get("/healthz")
     client.get("/api/v1/tools/")  # the key's hourly last-used write happens here, not below
     return client
-
-
-def assistant_with_tools(count: int, name: str = "Busy") -> Assistant:
-    assistant = Assistant.objects.create(name=name, model="m")
-    delegate = Assistant.objects.create(name=f"{name} delegate", model="m")
-    tools = Tool.objects.bulk_create(
-        Tool(name=f"{name}_tool_{i:03}", tool_type="time") for i in range(count - 1)
-    )
-    tools.append(make_delegate_tool(f"{name}_ask", delegate))
-    AssistantToolLink.objects.bulk_create(
-        AssistantToolLink(assistant=assistant, tool=tool, sub_assistant=tool.assistant)
-        for tool in tools
-    )
-    return assistant
 
 
 @pytest.mark.parametrize("tools", [1, 10, 100])

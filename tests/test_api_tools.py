@@ -2,21 +2,10 @@
 
 import pytest
 
-from tests.api_support import key_client, tool_payload
-from tests.conftest import link, make_delegate_tool
+from tests.factories import link, make_delegate_tool, tool_payload
 from tools.models import AssistantToolLink, Tool
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def reader():
-    return key_client("read")
-
-
-@pytest.fixture
-def writer():
-    return key_client("write")
 
 
 def test_it_lists_tools_by_name(reader, weather_tool, calendar_assistant):

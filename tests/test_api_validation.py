@@ -3,8 +3,7 @@
 import pytest
 
 from assistants.models import Assistant
-from tests.api_support import assistant_payload, key_client, tool_payload
-from tests.conftest import link, make_delegate_tool
+from tests.factories import assistant_payload, key_client, link, make_delegate_tool, tool_payload
 from tools.models import AssistantToolLink, Tool
 
 pytestmark = pytest.mark.django_db

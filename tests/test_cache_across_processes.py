@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 
 from assistants.models import Assistant
 from core.models import APIKey
-from tests.conftest import make_delegate_tool
+from tests.factories import make_delegate_tool
 from tests.live import AdminBrowser, call, live_database_url, server
 from tools.models import AssistantToolLink, Tool
 

@@ -8,7 +8,8 @@ from django.db import connection, transaction
 from assistants.models import Assistant
 from assistants.services import assistant_create, assistant_update
 from core import cache
-from core.cache import CacheUnavailable, get_or_build, revision_key
+from core.cache import CacheUnavailable, revision_key
+from core.config_reads import get_or_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,7 +18,8 @@ def read(key="test-entry", build=None):
     """A reader as the config views are: the revision first, then the data."""
     revision = cache.current_revision()
     build = build or build_names
-    return get_or_build(key=key, revision=revision, build=lambda: build(revision))
+    body, _ = get_or_build(key=key, revision=revision, build=lambda: build(revision))
+    return body
 
 
 def mirrored_revision() -> int:
@@ -50,7 +52,7 @@ def test_a_second_read_is_served_from_the_cache(django_assert_num_queries):
     first = read()
     revision = cache.current_revision()
     with django_assert_num_queries(0):
-        assert get_or_build(key="test-entry", revision=revision, build=None) == first
+        assert get_or_build(key="test-entry", revision=revision, build=None) == (first, True)
 
 
 def test_a_commit_makes_the_next_read_fresh():

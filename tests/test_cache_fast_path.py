@@ -34,6 +34,9 @@ def test_a_hit_answers_like_django_with_its_security_headers(secretary):
 
     assert miss_status == hit_status == 200
     assert hit_body == miss_body
+    # The second answer came from the WSGI fast path: the cache's, before DRF (which adds Allow).
+    assert miss_headers["X-Config-Cache"] == "miss" and hit_headers["X-Config-Cache"] == "hit"
+    assert "Allow" in miss_headers and "Allow" not in hit_headers
     for name in ["Content-Type", "ETag", "X-Config-Revision", "Cache-Control", *SECURITY_HEADERS]:
         assert hit_headers[name] == miss_headers[name], name
     assert not_modified == 304 and body_304 == b""

@@ -1,14 +1,16 @@
 """A cache hit costs zero SQL (key check included) and one Redis round trip, however big."""
 
+from wsgiref.util import setup_testing_defaults
+
 import pytest
-from django.db import transaction
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
 from django.test import Client
 
 from core import cache
 from core.config_reads import ConfigFastPath
 from core.models import APIKey
-from tests.api_support import key_client
-from tests.test_api_query_counts import assistant_with_tools
+from tests.factories import assistant_with_tools, key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +151,53 @@ def test_the_wsgi_fast_path_hands_other_paths_to_django(secretary):
         "/api/v1/configs/",
         "/api/v1/config/",
     ]
+
+
+def test_a_miss_reads_the_cache_once_then_builds_and_stores(redis_commands):
+    client = key_client("read")
+    assistant = assistant_with_tools(3)
+    client.get("/api/v1/tools/")  # the key's record is cached: the miss below is the config's
+    redis_commands.clear()
+
+    response = client.get(f"/api/v1/assistants/{assistant.id}/config/")
+
+    # One MGET decided "miss" and its values served the key check and the entry lookup.
+    assert response["X-Config-Cache"] == "miss"
+    assert redis_commands == ["MGET", "SET"]
+    assert client.get(f"/api/v1/assistants/{assistant.id}/config/")["X-Config-Cache"] == "hit"
+
+
+def wsgi_get(path: str, key: str) -> tuple[str, dict, bytes]:
+    """A GET through the production WSGI application (ConfigFastPath around Django)."""
+    from config_backend.wsgi import application
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "HTTP_AUTHORIZATION": f"Bearer {key}"}
+    setup_testing_defaults(environ)
+    environ["HTTP_HOST"] = "localhost"
+    started = []
+    # As Django's test client does: keep the test's database connection open after the request.
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    try:
+        body = b"".join(application(environ, lambda *response: started.append(response)))
+    finally:
+        for signal in (request_started, request_finished):
+            signal.connect(close_old_connections)
+    status, headers = started[0]
+    return status, dict(headers), body
+
+
+def test_a_miss_through_the_wsgi_fast_path_is_not_fetched_again(redis_commands):
+    _, key = APIKey.objects.create_key(name="runtime", scope="read")
+    url = f"/api/v1/assistants/{assistant_with_tools(2).id}/config/"
+    wsgi_get("/api/v1/tools/", key)  # the key's record is cached
+    redis_commands.clear()
+
+    status, miss, _ = wsgi_get(url, key)
+    assert status == "200 OK" and miss["X-Config-Cache"] == "miss"
+    assert redis_commands == ["MGET", "SET"]
+    redis_commands.clear()
+    status, hit, _ = wsgi_get(url, key)
+    assert status == "200 OK" and hit["X-Config-Cache"] == "hit"
+    assert redis_commands == ["MGET"]
+    assert "Allow" in miss and "Allow" not in hit  # DRF adds it: the hit never reached DRF

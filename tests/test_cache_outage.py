@@ -10,9 +10,9 @@ import pytest
 from assistants.models import Assistant
 from core.cache import BREAKER_SECONDS, breaker
 from core.models import APIKey
-from tests.api_support import assistant_payload, key_client
+from tests.factories import assistant_payload, key_client
 from tests.live import call, live_database_url, server
-from tests.services import free_port, spawn_redis
+from tests.throwaway_servers import free_port, spawn_redis
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

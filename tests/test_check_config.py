@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from assistants.models import Assistant
-from tests.conftest import link, make_delegate_tool
+from tests.factories import link, make_delegate_tool
 from tools.models import AssistantToolLink, Tool
 
 pytestmark = pytest.mark.django_db

@@ -21,9 +21,9 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import OperationalError, connection
 from django.test import Client
 
-from tests import services
+from tests import throwaway_servers
 from tests.live import ROOT, AdminBrowser, call, server
-from tests.services import free_port, spawn_redis, start_postgres
+from tests.throwaway_servers import free_port, spawn_redis, start_postgres
 
 
 @pytest.fixture
@@ -89,13 +89,13 @@ print(assistant.id, key)
 
 
 class Postgres:
-    """A throw-away PostgreSQL of this test's own (started by tests.services), to stop and
+    """A throw-away PostgreSQL of this test's own (started by tests.throwaway_servers), to stop and
     start again on the same data directory and port."""
 
     def __init__(self):
         self.workdir = Path(tempfile.mkdtemp(prefix="config-backend-db-outage-"))
         self.url = start_postgres(self.workdir)
-        kind, self.proc = services._started.pop()  # ours to stop, restart and clean up
+        kind, self.proc = throwaway_servers._started.pop()  # ours to stop, restart and clean up
         assert kind == "postgres"
 
     def stop(self):
@@ -105,7 +105,7 @@ class Postgres:
 
     def start(self):
         as_user = {}
-        if os.geteuid() == 0:  # as tests.services: PostgreSQL refuses to run as root
+        if os.geteuid() == 0:  # as tests.throwaway_servers: PostgreSQL refuses to run as root
             as_user = {"user": "postgres", "group": "postgres", "extra_groups": []}
         self.proc = subprocess.Popen(
             self.proc.args,

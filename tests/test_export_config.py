@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from assistants.models import Assistant
 from config_backend import transfer
-from tests.conftest import link, make_delegate_tool
+from tests.factories import link, make_delegate_tool
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 

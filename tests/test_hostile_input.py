@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from assistants.models import Assistant
 from config_backend import transfer
-from tests.api_support import key_client, tool_payload
+from tests.factories import tool_payload
 from tools.models import Tool
 
 pytestmark = pytest.mark.django_db
@@ -47,11 +47,6 @@ HOSTILE_SCHEMAS = {
     "an invalid pattern": {"type": "object", "properties": {"a": {"pattern": "(unclosed"}}},
     "an invalid patternProperties key": {"type": "object", "patternProperties": {"[a-": {}}},
 }
-
-
-@pytest.fixture
-def writer():
-    return key_client("write")
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 
 from assistants.models import Assistant
 from config_backend import transfer
-from tests.conftest import link, make_delegate_tool
+from config_backend.transfer import apply as transfer_apply
+from tests.factories import link, make_delegate_tool
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -92,7 +93,7 @@ def test_a_second_identical_run_changes_nothing_and_says_so(tmp_path, monkeypatc
     run_import(DEMO)
     before = exported()
     bumps = []
-    monkeypatch.setattr(transfer, "bump_config_revision", lambda: bumps.append(1))
+    monkeypatch.setattr(transfer_apply, "bump_config_revision", lambda: bumps.append(1))
 
     out = StringIO()
     call_command("import_config", str(DEMO), stdout=out, stderr=StringIO())
@@ -280,7 +281,7 @@ def test_a_failure_after_the_writes_rolls_everything_back(tmp_path, monkeypatch)
     def fail(final):
         raise transfer.ConfigVerificationError(["tools: simulated mismatch"])
 
-    monkeypatch.setattr(transfer, "_verify", fail)
+    monkeypatch.setattr(transfer_apply, "verify", fail)
     with pytest.raises(CommandError, match="rolled back"):
         run_import(write(tmp_path, document), "--prune")
     assert exported() == before
@@ -288,7 +289,7 @@ def test_a_failure_after_the_writes_rolls_everything_back(tmp_path, monkeypatch)
 
 def test_an_import_bumps_the_config_revision_once(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(transfer, "bump_config_revision", lambda: calls.append(1))
+    monkeypatch.setattr(transfer_apply, "bump_config_revision", lambda: calls.append(1))
     run_import(DEMO)
     assert calls == [1]
     run_import(DEMO)
@@ -416,10 +417,10 @@ ERROR_CASES = {
     "two active secretaries": (
         config([assistant("A", is_secretary=True), assistant("B", is_secretary=True)]),
         [
-            "/assistants/0/is_secretary: there can be only one active secretary; this would make "
-            '"A", "B" active secretaries',
-            "/assistants/1/is_secretary: there can be only one active secretary; this would make "
-            '"A", "B" active secretaries',
+            "/assistants/0/is_secretary: “B” is already the active secretary; there can be only "
+            "one. Deactivate it or unset its secretary flag first.",
+            "/assistants/1/is_secretary: “A” is already the active secretary; there can be only "
+            "one. Deactivate it or unset its secretary flag first.",
         ],
     ),
     "llm without model": (
@@ -509,8 +510,8 @@ def test_a_name_taken_by_a_row_the_file_does_not_mention_is_an_error(tmp_path, w
 def test_a_secretary_in_the_file_conflicts_with_one_in_the_database(tmp_path, secretary):
     errors = import_errors(write(tmp_path, config([assistant("New", is_secretary=True)])))
     assert errors == [
-        "/assistants/0/is_secretary: there can be only one active secretary; this would make "
-        '"New", "Secretary" active secretaries'
+        "/assistants/0/is_secretary: “Secretary” is already the active secretary; there can be "
+        "only one. Deactivate it or unset its secretary flag first."
     ]
 
 

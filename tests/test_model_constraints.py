@@ -5,7 +5,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import ProtectedError
 
 from assistants.models import Assistant
-from tests.conftest import link, make_delegate_tool
+from tests.factories import link, make_delegate_tool
 from threads.models import UserAssistantThread
 from tools.models import Tool
 

@@ -8,8 +8,8 @@ import redis
 from assistants.models import Assistant
 from core import cache
 from core.cache import RedisStore, breaker
-from tests.api_support import assistant_payload, key_client
-from tests.services import free_port, spawn_redis
+from tests.factories import assistant_payload, key_client
+from tests.throwaway_servers import free_port, spawn_redis
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from tests.api_support import key_client
+from tests.factories import key_client
 from threads.models import UserAssistantThread
 
 pytestmark = pytest.mark.django_db

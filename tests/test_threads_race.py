@@ -1,10 +1,15 @@
-"""Concurrent registrations of the same pair, from several processes against a live gunicorn
-with several workers, end in exactly one row and exactly one 201."""
+"""Concurrent registrations of the same pair, against a live gunicorn with several worker
+processes, end in exactly one row and exactly one 201.
 
+The contenders are threads that each open their connection first, then wait at a
+`threading.Barrier`: all are released at once, so the requests really arrive together.
+"""
+
+import http.client
 import json
-import subprocess
-import sys
-import time
+import threading
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,36 +23,28 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 PAIRS = 5
 CLIENTS = 8
 
-# One client process: wait for the common start time, POST once, print status and body.
-CLIENT = """
-import json, sys, time, urllib.error, urllib.request
-url, key, body, start_at = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
-    "Authorization": "Bearer " + key, "Content-Type": "application/json"})
-time.sleep(max(0.0, start_at - time.time()))
-try:
-    with urllib.request.urlopen(request, timeout=20) as response:
-        print(json.dumps([response.status, json.loads(response.read())]))
-except urllib.error.HTTPError as exc:
-    print(json.dumps([exc.code, exc.read().decode()]))
-"""
-
 
 def register_concurrently(url: str, key: str, bodies: list[dict]) -> list[tuple[int, dict]]:
-    start_at = time.time() + 1.0  # every process is started and waiting by then
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CLIENT, url, key, json.dumps(body), str(start_at)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for body in bodies
-    ]
-    results = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=60)
-        results.append(tuple(json.loads(out)))
-    return results
+    """POST each body from its own thread, all released together; (status, body) per request."""
+    target = urllib.parse.urlsplit(url)
+    start = threading.Barrier(len(bodies))
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def contend(body: dict) -> tuple[int, dict]:
+        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=20)
+        try:
+            connection.connect()  # connected before the barrier: only the request is left
+            start.wait(timeout=30)
+            connection.request("POST", target.path, body=json.dumps(body), headers=headers)
+            response = connection.getresponse()
+            raw = response.read()
+            is_json = response.getheader("Content-Type", "").startswith("application/json")
+            return response.status, json.loads(raw) if is_json else raw.decode()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(contend, bodies))
 
 
 def test_concurrent_registrations_of_a_pair_make_one_row_and_one_201():

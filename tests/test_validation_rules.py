@@ -4,10 +4,10 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from assistants.models import Assistant
-from assistants.services import assistant_create, assistant_delete, assistant_update
-from tests.conftest import link, make_delegate_tool
+from assistants.services import assistant_create, assistant_delete, assistant_update, tool_link
+from tests.factories import link, make_delegate_tool
 from tools.models import Tool
-from tools.services import tool_create, tool_delete, tool_link, tool_update
+from tools.services import tool_create, tool_delete, tool_update
 from tools.validators import validate_input_schema
 
 pytestmark = pytest.mark.django_db

@@ -1,10 +1,10 @@
 """A config write while Redis is unreachable is refused with 503, and nothing changes."""
 
 import pytest
+from django.urls import reverse
 
 from assistants.models import Assistant
-from tests.api_support import assistant_payload, key_client
-from tests.test_admin import add_url, assistant_form
+from tests.factories import assistant_form, assistant_payload, key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def test_an_api_write_is_refused_with_503(request):
 
 
 def test_an_admin_save_is_refused_with_503(admin_client, unreachable_redis):
-    response = admin_client.post(add_url(Assistant), assistant_form())
+    response = admin_client.post(reverse("admin:assistants_assistant_add"), assistant_form())
     assert response.status_code == 503
     assert "nothing was changed" in response.content.decode()
     assert not Assistant.objects.exists()

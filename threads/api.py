@@ -1,18 +1,18 @@
 """Users' conversation threads, for the runtime (`runtime` scope writes)."""
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiRequest,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
 )
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assistants.models import Assistant
-from core.api import InputSerializer, query_filters
+from core.api import InputSerializer, object_or_404, query_filters
 from core.api_errors import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -71,15 +71,8 @@ class ThreadFilterSerializer(serializers.Serializer):
     assistant = serializers.UUIDField(required=False)
 
 
-class ThreadListApi(generics.ListAPIView):
-    permission_model = UserAssistantThread
-    write_scope = APIKey.Scope.RUNTIME
-    serializer_class = ThreadSerializer
-
-    def get_queryset(self):
-        return thread_list(filters=query_filters(ThreadFilterSerializer, self.request))
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="threads_list",
         parameters=[ThreadFilterSerializer],
         responses={
@@ -88,8 +81,14 @@ class ThreadListApi(generics.ListAPIView):
             **page_not_found(),
         },
     )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+)
+class ThreadListApi(generics.ListAPIView):
+    permission_model = UserAssistantThread
+    write_scope = APIKey.Scope.RUNTIME
+    serializer_class = ThreadSerializer
+
+    def get_queryset(self):
+        return thread_list(filters=query_filters(ThreadFilterSerializer, self.request))
 
     @extend_schema(
         operation_id="threads_register",
@@ -134,7 +133,7 @@ class ThreadDetailApi(APIView):
         responses={200: ThreadSerializer, **error_responses(*READ_ERRORS, 404)},
     )
     def get(self, request, thread_pk):
-        return Response(ThreadSerializer(get_object_or_404(UserAssistantThread, pk=thread_pk)).data)
+        return Response(ThreadSerializer(object_or_404(UserAssistantThread, pk=thread_pk)).data)
 
     @extend_schema(
         operation_id="threads_partial_update",
@@ -147,7 +146,7 @@ class ThreadDetailApi(APIView):
         responses={200: ThreadSerializer, **error_responses(*WRITE_ERRORS, 404)},
     )
     def patch(self, request, thread_pk):
-        thread = get_object_or_404(UserAssistantThread, pk=thread_pk)
+        thread = object_or_404(UserAssistantThread, pk=thread_pk)
         serializer = ThreadUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         thread = thread_update(thread=thread, **serializer.validated_data)
@@ -161,5 +160,5 @@ class ThreadDetailApi(APIView):
         },
     )
     def delete(self, request, thread_pk):
-        thread_delete(thread=get_object_or_404(UserAssistantThread, pk=thread_pk))
+        thread_delete(thread=object_or_404(UserAssistantThread, pk=thread_pk))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,33 +1,34 @@
-"""Tools and an assistant's tool links. Thin: parse, call a service or selector, render."""
+"""Tools. Thin: parse, call a service or selector, render.
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+(An assistant's tool set, `/assistants/{id}/tools/`, is the assistant's: assistants.api.)"""
+
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assistants.models import Assistant
-from assistants.selectors import assistant_tool_links
-from core.api import InputSerializer, StrictBooleanField, query_filters
+from core.api import (
+    InputSerializer,
+    ObjectWriteMixin,
+    StrictBooleanField,
+    object_or_404,
+    query_filters,
+)
 from core.api_errors import (
     CONFIG_DELETE_ERRORS,
     CONFIG_WRITE_ERRORS,
     READ_ERRORS,
-    StillReferenced,
     error_responses,
     page_not_found,
 )
-from tools.models import AssistantToolLink, Tool, default_input_schema
+from tools.models import Tool, default_input_schema
 from tools.selectors import tool_list
-from tools.services import (
-    tool_create,
-    tool_delete,
-    tool_link,
-    tool_references,
-    tool_unlink,
-    tool_update,
-)
+from tools.services import tool_create, tool_delete, tool_update
 
 
 class ToolSerializer(serializers.ModelSerializer):
@@ -61,7 +62,8 @@ class ToolInputSerializer(InputSerializer):
         "one is accepted too, and stored parsed).",
     )
     assistant = serializers.PrimaryKeyRelatedField(
-        queryset=Assistant.objects.all(),
+        # The delegate's model, found through the field: tools import nothing from assistants.
+        queryset=Tool._meta.get_field("assistant").related_model.objects.all(),
         pk_field=serializers.UUIDField(),
         allow_null=True,
         default=None,
@@ -91,36 +93,8 @@ class ToolFilterSerializer(serializers.Serializer):
     is_active = StrictBooleanField(required=False)
 
 
-class LinkSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = AssistantToolLink
-        fields = ["is_active", "sub_assistant", "created_at", "updated_at"]
-        read_only_fields = fields
-
-
-class LinkedToolSerializer(serializers.Serializer):
-    """A tool linked to an assistant: the tool, and the link's own state."""
-
-    tool = ToolSerializer()
-    link = LinkSerializer(source="*")
-
-
-class LinkInputSerializer(InputSerializer):
-    is_active = serializers.BooleanField(default=True)
-
-
-def _tool_or_404(tool_id) -> Tool:
-    return get_object_or_404(Tool, pk=tool_id)
-
-
-class ToolListApi(generics.ListAPIView):
-    permission_model = Tool
-    serializer_class = ToolSerializer
-
-    def get_queryset(self):
-        return tool_list(filters=query_filters(ToolFilterSerializer, self.request))
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="tools_list",
         parameters=[ToolFilterSerializer],
         responses={
@@ -129,8 +103,13 @@ class ToolListApi(generics.ListAPIView):
             **page_not_found(),
         },
     )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+)
+class ToolListApi(generics.ListAPIView):
+    permission_model = Tool
+    serializer_class = ToolSerializer
+
+    def get_queryset(self):
+        return tool_list(filters=query_filters(ToolFilterSerializer, self.request))
 
     @extend_schema(
         operation_id="tools_create",
@@ -145,113 +124,42 @@ class ToolListApi(generics.ListAPIView):
         return Response(ToolSerializer(tool).data, status=status.HTTP_201_CREATED)
 
 
-class ToolDetailApi(APIView):
+@extend_schema_view(
+    put=extend_schema(
+        operation_id="tools_update",
+        request=ToolInputSerializer,
+        examples=[TOOL_EXAMPLE],
+        responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
+    ),
+    patch=extend_schema(
+        operation_id="tools_partial_update",
+        request=ToolInputSerializer(partial=True),
+        responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
+    ),
+    delete=extend_schema(
+        operation_id="tools_destroy",
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            **error_responses(*CONFIG_DELETE_ERRORS),
+        },
+    ),
+)
+class ToolDetailApi(ObjectWriteMixin, APIView):
     permission_model = Tool
+    model = Tool
+    lookup_url_kwarg = "tool_id"
+    input_serializer_class = ToolInputSerializer
+    output_serializer_class = ToolSerializer
 
     @extend_schema(
         operation_id="tools_retrieve",
         responses={200: ToolSerializer, **error_responses(*READ_ERRORS, 404)},
     )
     def get(self, request, tool_id):
-        return Response(ToolSerializer(_tool_or_404(tool_id)).data)
+        return Response(ToolSerializer(object_or_404(Tool, pk=tool_id)).data)
 
-    @extend_schema(
-        operation_id="tools_update",
-        request=ToolInputSerializer,
-        examples=[TOOL_EXAMPLE],
-        responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
-    )
-    def put(self, request, tool_id):
-        return self._update(request, tool_id, partial=False)
+    def perform_update(self, instance: Tool, data: dict) -> Tool:
+        return tool_update(tool=instance, **data)
 
-    @extend_schema(
-        operation_id="tools_partial_update",
-        request=ToolInputSerializer(partial=True),
-        responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
-    )
-    def patch(self, request, tool_id):
-        return self._update(request, tool_id, partial=True)
-
-    def _update(self, request, tool_id, *, partial: bool):
-        tool = _tool_or_404(tool_id)
-        serializer = ToolInputSerializer(data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        tool = tool_update(tool=tool, **serializer.validated_data)
-        return Response(ToolSerializer(tool).data)
-
-    @extend_schema(
-        operation_id="tools_destroy",
-        responses={
-            204: OpenApiResponse(description="Deleted."),
-            **error_responses(*CONFIG_DELETE_ERRORS),
-        },
-    )
-    def delete(self, request, tool_id):
-        tool = _tool_or_404(tool_id)
-        try:
-            tool_delete(tool=tool)
-        except DjangoValidationError as exc:
-            raise StillReferenced(" ".join(exc.messages), tool_references(tool=tool)) from exc
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class AssistantToolsApi(generics.ListAPIView):
-    """The assistant's linked tools (active or not), by tool name."""
-
-    permission_model = AssistantToolLink
-    serializer_class = LinkedToolSerializer
-
-    def get_queryset(self):
-        assistant = get_object_or_404(Assistant, pk=self.kwargs["assistant_id"])
-        return assistant_tool_links(assistant=assistant)
-
-    @extend_schema(
-        operation_id="assistants_tools_list",
-        responses={
-            200: LinkedToolSerializer(many=True),
-            **error_responses(*READ_ERRORS),
-            **page_not_found("Unknown assistant id, or no such page."),
-        },
-    )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
-
-class AssistantToolLinkApi(APIView):
-    """Link (POST) or unlink (DELETE) a tool. POSTing an existing link sets its `is_active`."""
-
-    permission_model = AssistantToolLink
-
-    @extend_schema(
-        operation_id="assistants_tools_link",
-        request=LinkInputSerializer,
-        responses={
-            201: OpenApiResponse(LinkedToolSerializer, description="Linked."),
-            200: OpenApiResponse(LinkedToolSerializer, description="Was linked; link updated."),
-            **error_responses(*CONFIG_WRITE_ERRORS, 404),
-        },
-    )
-    def post(self, request, assistant_id, tool_id):
-        assistant = get_object_or_404(Assistant, pk=assistant_id)
-        tool = _tool_or_404(tool_id)
-        serializer = LinkInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        link, created = tool_link(assistant=assistant, tool=tool, **serializer.validated_data)
-        return Response(
-            LinkedToolSerializer(link).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
-
-    @extend_schema(
-        operation_id="assistants_tools_unlink",
-        responses={
-            204: OpenApiResponse(description="Unlinked."),
-            **error_responses(*READ_ERRORS, 404, 503),
-        },
-    )
-    def delete(self, request, assistant_id, tool_id):
-        assistant = get_object_or_404(Assistant, pk=assistant_id)
-        tool = _tool_or_404(tool_id)
-        if not tool_unlink(assistant=assistant, tool=tool):
-            return Response({"detail": "This tool is not linked."}, status=404)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_delete(self, instance: Tool) -> None:
+        tool_delete(tool=instance)

@@ -1,18 +1,25 @@
 import uuid
-from collections import defaultdict
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 
-from assistants.models import Assistant
 from tools.validators import (
     TOOL_NAME_PATTERN,
+    DelegationLink,
+    delegate_errors,
+    delegation_cycle_message,
+    delegation_edges,
+    delegation_graph,
     find_delegation_cycle,
-    lock_delegation_graph,
+    link_sub_assistant,
+    makes_delegation_edge,
     validate_input_schema,
     validate_tool_name,
 )
+
+# Assistants sit above tools: they are named by string here, never imported.
+ASSISTANT_MODEL = "assistants.Assistant"
 
 
 def default_input_schema():
@@ -41,7 +48,7 @@ class Tool(models.Model):
         help_text='JSON Schema of the call\'s arguments, with top-level "type": "object".',
     )
     assistant = models.ForeignKey(
-        Assistant,
+        ASSISTANT_MODEL,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -81,9 +88,9 @@ class Tool(models.Model):
     @transaction.atomic
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        # Links mirror their tool's delegate (SPEC: kept in sync automatically).
-        self.assistant_links.exclude(sub_assistant_id=self.assistant_id).update(
-            sub_assistant_id=self.assistant_id
+        sub_assistant = link_sub_assistant(tool_delegate=self.assistant_id)
+        self.assistant_links.exclude(sub_assistant_id=sub_assistant).update(
+            sub_assistant_id=sub_assistant
         )
 
     def clean(self):
@@ -92,29 +99,29 @@ class Tool(models.Model):
             self.input_schema = validate_input_schema(self.input_schema)
         except ValidationError as exc:
             errors["input_schema"] = exc.messages
-        errors.update(self.delegate_errors())
-        if not errors and self.assistant_id and self.is_active and not self._state.adding:
+        errors.update(delegate_errors(tool_type=self.tool_type, delegate=self.assistant_id))
+        # A new tool has no links yet; an existing one's active links would become edges.
+        if (
+            not errors
+            and not self._state.adding
+            and makes_delegation_edge(
+                link_is_active=True, tool_is_active=self.is_active, delegate=self.assistant_id
+            )
+        ):
             cycle = delegation_cycle_with(tool=self)
             if cycle:
-                errors["assistant"] = delegation_cycle_message(cycle)
+                errors["assistant"] = delegation_cycle_message(cycle, _assistant_names(cycle))
         if errors:
             raise ValidationError(errors)
 
-    def delegate_errors(self) -> dict:
-        """Rule 3 (only a sub-assistant tool names a delegate). It reads only this row, so the
-        import runs it for every row in memory."""
-        if self.tool_type == self.Type.SUB_ASSISTANT and self.assistant_id is None:
-            return {"assistant": "A sub-assistant tool must name the assistant it delegates to."}
-        if self.tool_type != self.Type.SUB_ASSISTANT and self.assistant_id is not None:
-            return {"assistant": "Only sub-assistant tools name a delegate assistant."}
-        return {}
-
 
 class AssistantToolLink(models.Model):
-    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="tool_links")
+    assistant = models.ForeignKey(
+        ASSISTANT_MODEL, on_delete=models.CASCADE, related_name="tool_links"
+    )
     tool = models.ForeignKey(Tool, on_delete=models.PROTECT, related_name="assistant_links")
     sub_assistant = models.ForeignKey(
-        Assistant,
+        ASSISTANT_MODEL,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -141,54 +148,75 @@ class AssistantToolLink(models.Model):
         return f"{self.assistant} → {self.tool}"
 
     def save(self, *args, **kwargs):
-        self.sub_assistant_id = self.tool.assistant_id
+        self.sync_sub_assistant()
         super().save(*args, **kwargs)
+
+    def sync_sub_assistant(self) -> None:
+        self.sub_assistant_id = link_sub_assistant(tool_delegate=self.tool.assistant_id)
 
     def clean(self):
         if self.tool_id is None or self.assistant_id is None:
             return
-        self.sub_assistant_id = self.tool.assistant_id
-        if self.is_active and self.tool.is_active and self.sub_assistant_id:
+        self.sync_sub_assistant()
+        if makes_delegation_edge(
+            link_is_active=self.is_active,
+            tool_is_active=self.tool.is_active,
+            delegate=self.tool.assistant_id,
+        ):
             cycle = delegation_cycle_with(link=self)
             if cycle:
-                raise ValidationError({"tool": delegation_cycle_message(cycle)})
+                raise ValidationError(
+                    {"tool": delegation_cycle_message(cycle, _assistant_names(cycle))}
+                )
 
 
-def delegation_edges(*, exclude_link=None, exclude_tool=None) -> dict:
-    """The delegation graph {assistant id: {delegate ids}} through active links to active tools."""
-    links = AssistantToolLink.objects.filter(
-        is_active=True, tool__is_active=True, tool__assistant__isnull=False
+def lock_delegation_graph():
+    """Serialize changes to the delegation graph, so two concurrent edits can't close a cycle."""
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('delegation_graph'))")
+
+
+def delegation_links() -> list[tuple[object, DelegationLink]]:
+    """Every link as the delegation graph sees it (keyed by its id), with its tool's id."""
+    # The model's ordering (by assistant name) makes the reported cycle deterministic.
+    rows = AssistantToolLink.objects.values_list(
+        "tool_id", "pk", "assistant_id", "is_active", "tool__is_active", "tool__assistant_id"
     )
-    if exclude_link is not None and exclude_link.pk is not None:
-        links = links.exclude(pk=exclude_link.pk)
-    if exclude_tool is not None and exclude_tool.pk is not None:
-        links = links.exclude(tool_id=exclude_tool.pk)
-    edges = defaultdict(set)
-    for assistant_id, delegate_id in links.values_list("assistant_id", "tool__assistant_id"):
-        edges[assistant_id].add(delegate_id)
-    return edges
+    return [(tool_id, DelegationLink(*link)) for tool_id, *link in rows]
 
 
 def delegation_cycle_with(*, link=None, tool=None) -> list | None:
     """The cycle that saving this link or tool (as it is in memory) would create, or None."""
     lock_delegation_graph()
+    rows = delegation_links()
     if link is not None:
-        edges = delegation_edges(exclude_link=link)
-        edges[link.assistant_id].add(link.sub_assistant_id)
-        return find_delegation_cycle(edges, link.assistant_id)
-    edges = delegation_edges(exclude_tool=tool)
-    owners = tool.assistant_links.filter(is_active=True).values_list("assistant_id", flat=True)
-    for owner_id in owners:
-        edges[owner_id].add(tool.assistant_id)
-    for owner_id in owners:
-        cycle = find_delegation_cycle(edges, owner_id)
+        links = [row for _, row in rows if row.key != link.pk]
+        links.append(
+            DelegationLink(
+                key=link.pk,
+                assistant=link.assistant_id,
+                is_active=link.is_active,
+                tool_is_active=link.tool.is_active,
+                delegate=link.tool.assistant_id,
+            )
+        )
+        return find_delegation_cycle(delegation_graph(links), link.assistant_id)
+    # The tool's own links see the tool as it is in memory rather than as stored.
+    own = [
+        row._replace(tool_is_active=tool.is_active, delegate=tool.assistant_id)
+        for tool_id, row in rows
+        if tool_id == tool.pk
+    ]
+    others = [row for tool_id, row in rows if tool_id != tool.pk]
+    edges = delegation_graph([*others, *own])
+    for edge in delegation_edges(own):
+        cycle = find_delegation_cycle(edges, edge.assistant)
         if cycle:
             return cycle
     return None
 
 
-def delegation_cycle_message(cycle: list, names: dict | None = None) -> str:
-    """Name the cycle; `names` ({id: name}) spares the query when the caller has them."""
-    if names is None:
-        names = dict(Assistant.objects.filter(pk__in=cycle).values_list("pk", "name"))
-    return "This would create a delegation cycle: " + " → ".join(names[pk] for pk in cycle) + "."
+def _assistant_names(pks) -> dict:
+    assistant_model = Tool._meta.get_field("assistant").related_model
+    return dict(assistant_model.objects.filter(pk__in=pks).values_list("pk", "name"))

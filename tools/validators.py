@@ -1,13 +1,21 @@
-"""Validation rules for tools: JSON Schema of the arguments, names, delegation cycles."""
+"""The rules about tools, as pure functions over plain values (no database access).
+
+Rule 1 (input schemas), rule 2 (names), rule 3 (delegates), rule 4 (delegation cycles, and
+which links make the delegation graph) and the link's mirrored delegate. Model clean(), the
+services (through full_clean) and the import planner all call these, so each rule and its
+message exist once; the callers only fetch the values.
+"""
 
 import itertools
 import json
 import re
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import connection
 from jsonschema import Draft202012Validator, exceptions, validators
 
 from core.json_input import (
@@ -19,11 +27,14 @@ from core.json_input import (
     parse_json,
 )
 
-TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+# Rule 2: the function name the LLM sees. One definition, two anchored forms of it.
+TOOL_NAME_CHARACTERS = r"[a-zA-Z0-9_-]{1,64}"
+# For the database's CheckConstraint: PostgreSQL's ^ and $ match only at the ends of the string.
+TOOL_NAME_PATTERN = f"^{TOOL_NAME_CHARACTERS}$"
 
 validate_tool_name = RegexValidator(
     # \A…\Z, not ^…$: in Python `$` also matches before a final newline.
-    re.compile(r"\A[a-zA-Z0-9_-]{1,64}\Z"),
+    re.compile(rf"\A{TOOL_NAME_CHARACTERS}\Z"),
     "Use 1 to 64 letters, digits, underscores or hyphens (it is the function name the LLM sees).",
 )
 
@@ -92,7 +103,74 @@ def validate_input_schema(value) -> dict:
     return schema
 
 
-def find_delegation_cycle(edges: dict, start) -> list | None:
+# Rule 3: only a sub-assistant tool names a delegate, and it must.
+
+SUB_ASSISTANT = "sub_assistant"  # Tool.Type.SUB_ASSISTANT
+
+
+def delegate_errors(*, tool_type: str, delegate) -> dict[str, str]:
+    """Rule 3 for one tool: {field: message}, empty when it holds. `delegate` is its id or None."""
+    if tool_type == SUB_ASSISTANT and delegate is None:
+        return {"assistant": "A sub-assistant tool must name the assistant it delegates to."}
+    if tool_type != SUB_ASSISTANT and delegate is not None:
+        return {"assistant": "Only sub-assistant tools name a delegate assistant."}
+    return {}
+
+
+# A link's sub_assistant mirrors its tool's delegate (SPEC: kept in sync automatically).
+
+
+def link_sub_assistant(*, tool_delegate):
+    """What a link's sub_assistant must hold: its tool's delegate (an id, or None).
+
+    The column is a copy kept so that deleting a delegate is refused by the database (PROTECT)
+    and the graph can be read from the links alone. Every writer sets it from this, and every
+    check (import verification, check_config) compares against it.
+    """
+    return tool_delegate
+
+
+# Rule 4: no delegation cycles.
+
+
+class DelegationLink(NamedTuple):
+    """A link as the delegation graph sees it. `key` is however the caller names the link."""
+
+    key: Hashable
+    assistant: Hashable  # the assistant that has the tool
+    is_active: bool  # the link's flag
+    tool_is_active: bool
+    delegate: Hashable | None  # the tool's delegate assistant
+
+
+def makes_delegation_edge(*, link_is_active: bool, tool_is_active: bool, delegate) -> bool:
+    """A link delegates (assistant → the tool's delegate) when it and its tool are active and
+    the tool names a delegate; inactive ones don't count, so they can't close a cycle."""
+    return bool(link_is_active and tool_is_active and delegate is not None)
+
+
+def delegation_edges(links: Iterable[DelegationLink]) -> Iterator[DelegationLink]:
+    """The links that are edges of the delegation graph."""
+    return (
+        link
+        for link in links
+        if makes_delegation_edge(
+            link_is_active=link.is_active,
+            tool_is_active=link.tool_is_active,
+            delegate=link.delegate,
+        )
+    )
+
+
+def delegation_graph(links: Iterable[DelegationLink]) -> defaultdict:
+    """The delegation graph {assistant: {delegates}} made by these links."""
+    edges = defaultdict(set)
+    for link in delegation_edges(links):
+        edges[link.assistant].add(link.delegate)
+    return edges
+
+
+def find_delegation_cycle(edges: Mapping, start) -> list | None:
     """Return a path start → … → start through `edges` ({node: set(nodes)}), or None."""
     stack = [(start, [start])]
     seen = set()
@@ -107,8 +185,39 @@ def find_delegation_cycle(edges: dict, start) -> list | None:
     return None
 
 
-def lock_delegation_graph():
-    """Serialize changes to the delegation graph, so two concurrent edits can't close a cycle."""
-    if connection.vendor == "postgresql" and connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('delegation_graph'))")
+def delegation_cycles(edges: Mapping) -> list[list]:
+    """One cycle (start → … → start) per set of assistants that delegate in a circle."""
+    cycles, reported = [], set()
+    for start in _nodes_that_may_be_on_cycles(edges):
+        cycle = find_delegation_cycle(edges, start)
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            cycles.append(cycle)
+    return cycles
+
+
+def _nodes_that_may_be_on_cycles(edges: Mapping) -> list:
+    """Peel off nodes without incoming edges (Kahn); only the rest can be on a cycle.
+
+    Searching for a cycle from every assistant would cost O(V·E) on a large configuration.
+    """
+    nodes = set(edges)
+    for targets in edges.values():
+        nodes |= targets
+    incoming = dict.fromkeys(nodes, 0)
+    for targets in edges.values():
+        for target in targets:
+            incoming[target] += 1
+    queue = [node for node, count in incoming.items() if count == 0]
+    while queue:
+        node = queue.pop()
+        for target in edges.get(node, ()):
+            incoming[target] -= 1
+            if incoming[target] == 0:
+                queue.append(target)
+    return sorted((node for node, count in incoming.items() if count > 0), key=str)
+
+
+def delegation_cycle_message(cycle: list, names: Mapping) -> str:
+    """Name the cycle, with `names` ({assistant id: name})."""
+    return "This would create a delegation cycle: " + " → ".join(names[pk] for pk in cycle) + "."

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from core.cache import CacheUnavailable
+from core.json_input import unstorable_text_problem
 from core.models import APIKey
 
 
@@ -22,8 +23,9 @@ class Command(BaseCommand):
         name = name.strip()
         if not name or len(name) > 50:
             raise CommandError("NAME must be 1 to 50 characters.")
-        if "\x00" in name:
-            raise CommandError("NAME must not contain NUL characters.")
+        problem = unstorable_text_problem(name)
+        if problem:
+            raise CommandError(f"NAME {problem}.")
         try:
             with transaction.atomic():
                 api_key, key = APIKey.objects.create_key(name=name, scope=scope)

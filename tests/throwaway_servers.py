@@ -1,7 +1,7 @@
 """Pytest plugin that starts a throw-away PostgreSQL and Redis for the test run.
 
-Loaded with `-p tests.services` (see pyproject.toml). It must run before pytest-django imports
-the settings, which read DATABASE_URL and REDIS_URL once: so it starts the servers in a
+Loaded with `-p tests.throwaway_servers` (see pyproject.toml). It must run before pytest-django
+imports the settings, which read DATABASE_URL and REDIS_URL once: so it starts the servers in a
 `pytest_load_initial_conftests` wrapper, which runs before any plugin's implementation.
 
 If DATABASE_URL / REDIS_URL are already set, those servers are used and nothing is started.

@@ -1,0 +1,63 @@
+"""The rules about assistants, as pure functions over plain values (no database access).
+
+Rule 5 (what each assistant type needs) and rule 6 (one active secretary). Model clean(), the
+services (through full_clean) and the import planner all call these, so each rule and its
+message exist once; the callers only fetch the values.
+"""
+
+from collections.abc import Hashable, Iterable
+
+LLM = "llm"  # Assistant.Type.LLM
+OPENAI_API = "openai_api"  # Assistant.Type.OPENAI_API
+
+
+def assistant_type_errors(
+    *, assistant_type: str, model: str, openai_assistant_id: str | None
+) -> dict[str, str]:
+    """Rule 5 for one assistant: {field: message}, empty when it holds."""
+    errors = {}
+    if assistant_type == LLM and not model:
+        errors["model"] = "An LLM assistant needs a model."
+    if assistant_type == OPENAI_API and not openai_assistant_id:
+        errors["openai_assistant_id"] = (
+            "An OpenAI Assistants API assistant needs an OpenAI assistant id."
+        )
+    return errors
+
+
+def is_active_secretary(*, is_secretary: bool, is_active: bool) -> bool:
+    """Only an active secretary counts: an inactive one may stay flagged."""
+    return bool(is_secretary and is_active)
+
+
+def secretary_conflicts(
+    assistants: Iterable[tuple[Hashable, str, bool, bool]],
+) -> dict[Hashable, str]:
+    """Rule 6 (at most one active secretary) over (key, name, is_secretary, is_active) rows.
+
+    Returns, for each active secretary when there are several, the message naming another one
+    (the first by name), so each row can be told which one stands in its way.
+    """
+    secretaries = sorted(
+        (
+            (name, key)
+            for key, name, is_secretary, is_active in assistants
+            if is_active_secretary(is_secretary=is_secretary, is_active=is_active)
+        ),
+        key=lambda secretary: secretary[0],
+    )
+    if len(secretaries) <= 1:
+        return {}
+    return {
+        key: one_secretary_message(
+            other=next(other for other, other_key in secretaries if other_key != key)
+        )
+        for _, key in secretaries
+    }
+
+
+def one_secretary_message(*, other: str) -> str:
+    return (
+        f"“{other}” is already the active secretary; there can be only one. "
+        "Deactivate it or unset its secretary flag first."
+    )

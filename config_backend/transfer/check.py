@@ -1,0 +1,67 @@
+"""Checking: every problem of a file, and every rule against the live database."""
+
+from django.db import transaction
+
+from config_backend.transfer.file_format import serialize_state
+from config_backend.transfer.plan import Planner
+from config_backend.transfer.state import (
+    ConfigState,
+    links_out_of_sync,
+    load_state,
+    lock_config_tables,
+)
+
+
+def validate_config(document, *, current: ConfigState | None = None, prune: bool = False):
+    """Every problem of a file against a current state (empty: as if imported into nothing)."""
+    planner = Planner(document, current or ConfigState(), prune=prune, trust_unchanged=False)
+    planner.plan()
+    return [str(problem) for problem in planner.errors]
+
+
+def config_problems() -> tuple[list[str], dict]:
+    """Check the live database against every rule; returns (problems, counts).
+
+    The database is exported and planned as a file into an empty database, so the rules are
+    the import's; each problem is then named by the row it is about rather than by pointer.
+    """
+    with transaction.atomic():
+        lock_config_tables(mode="SHARE")
+        state = load_state()
+    document = serialize_state(state, include_threads=True)
+    labels = {
+        "assistants": [f'assistant "{entry["name"]}"' for entry in document["assistants"]],
+        "tools": [f'tool "{entry["name"]}"' for entry in document["tools"]],
+        "threads": [
+            f'thread of user "{entry["user_id"]}" with "{entry["assistant"]}"'
+            for entry in document["threads"]
+        ],
+    }
+    planner = Planner(document, ConfigState(), prune=False, trust_unchanged=False)
+    planner.plan()
+    problems = []
+    for problem in planner.errors:
+        if problem.index is None:
+            problems.append(str(problem))
+            continue
+        where = labels[problem.section][problem.index]
+        rest = problem.inside.removeprefix("/")
+        problems.append(f"{where}{' ' + rest if rest else ''}: {problem.message}")
+    for row in sorted(state.tools.values(), key=lambda row: row["name"]):
+        if not isinstance(row["input_schema"], dict):
+            problems.append(
+                f'tool "{row["name"]}" input_schema: stored as '
+                f"{type(row['input_schema']).__name__}, not as a JSON object"
+            )
+    names = {pk: row["name"] for pk, row in state.assistants.items()}
+    tool_names = {pk: row["name"] for pk, row in state.tools.items()}
+    for assistant_pk, tool_pk in sorted(
+        links_out_of_sync(state), key=lambda key: (names[key[0]], tool_names[key[1]])
+    ):
+        sub_assistant = state.links[(assistant_pk, tool_pk)]["sub_assistant"]
+        delegate = state.tools[tool_pk]["assistant"]
+        problems.append(
+            f'link "{names[assistant_pk]}" → "{tool_names[tool_pk]}" sub_assistant: '
+            f'is "{names.get(sub_assistant)}" but the tool delegates to "{names.get(delegate)}"'
+        )
+    return problems, state.counts()

@@ -1,0 +1,480 @@
+"""The import plan: the final state a file asks for and every rule it breaks, without writing.
+
+Rows are matched by `id` when given, else by name (threads: by `id`, else by user and
+assistant); references between entities are by name. The rules are the apps' own pure
+functions (assistants.validators, tools.validators) applied to the planned rows in memory,
+plus the models' field validation (clean_fields) on unsaved instances.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from assistants.models import Assistant
+from assistants.validators import assistant_type_errors, secretary_conflicts
+from config_backend.transfer.file_format import (
+    ASSISTANT_FIELDS,
+    TOOL_FIELDS,
+    Problem,
+    format_problems,
+    parse_last_used,
+)
+from config_backend.transfer.state import ENTITIES, ConfigState, canonical
+from threads.models import UserAssistantThread
+from tools.models import Tool
+from tools.validators import (
+    DelegationLink,
+    delegate_errors,
+    delegation_cycle_message,
+    delegation_cycles,
+    delegation_edges,
+    delegation_graph,
+    input_schema_problems,
+    link_sub_assistant,
+)
+
+PROGRESS_EVERY = 2000
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class FileRow:
+    """An entry of the file that names a row: its place in the file, its key, its values."""
+
+    section: str
+    index: int
+    pk: object
+    values: dict
+
+    @property
+    def pointer(self) -> str:
+        return f"/{self.section}/{self.index}"
+
+
+def _field_default(model, name):
+    return model._meta.get_field(name).get_default()
+
+
+class Planner:
+    """Computes the final state a file asks for and every rule it breaks, without writing.
+
+    `trust_unchanged`: an input schema identical to the one stored for that row was validated
+    when it was stored, so it is not checked again (what makes a no-op re-import cheap).
+    """
+
+    def __init__(
+        self,
+        document: dict,
+        current: ConfigState,
+        *,
+        prune: bool,
+        trust_unchanged: bool,
+        progress: Progress | None = None,
+    ):
+        self.say = progress or (lambda message: None)
+        self.document = document
+        self.current = current
+        self.prune = prune
+        self.trust_unchanged = trust_unchanged
+        self.errors: list[Problem] = []
+        self.broken: set[tuple[str, int]] = set()
+        self.final = ConfigState()
+        self.mentioned = {entity: set() for entity in ENTITIES}
+        self.assistant_rows: list[FileRow] = []
+        self.tool_rows: list[FileRow] = []
+        # (assistant id, tool id) -> (the assistant's row, the index in its `tools` list)
+        self.link_places: dict[tuple, tuple[FileRow, int]] = {}
+        self._schema_checks: dict = {}
+
+    def error(self, row: FileRow, inside: str, message: str) -> None:
+        self.errors.append(Problem(message, row.section, row.index, inside))
+
+    def model_errors(self, row: FileRow, exc: ValidationError) -> None:
+        for name, messages in exc.message_dict.items():
+            for message in messages:
+                self.error(row, f"/{name}", message)
+
+    def plan(self) -> None:
+        check = format_problems(self.document)
+        self.errors.extend(check.problems)
+        self.broken = set(check.broken)
+        if not check.readable:
+            return
+        self.plan_assistants()
+        self._final_assistant_names = {row["name"]: pk for pk, row in self.final.assistants.items()}
+        self._broken_assistant_names = self._broken_names("assistants")
+        self.plan_tools()
+        self.plan_links()
+        self.plan_threads()
+
+    # -- matching entries to rows
+
+    def _match(self, section: str, entries: list, key_of, current_by_key: dict) -> list[FileRow]:
+        """Give each well-formed entry its primary key: its id, else the row its key names.
+
+        key_of(index, entry) is the natural key (name; for threads user and assistant).
+        """
+        rows: list[FileRow | None] = [None] * len(entries)
+        claimed: dict = {}  # pk -> pointer of the entry that has it
+        by_id: set = set()
+        for index, entry in enumerate(entries):
+            if (section, index) in self.broken or "id" not in entry:
+                continue
+            row = FileRow(section, index, uuid.UUID(entry["id"]), {})
+            if row.pk in claimed:
+                self.error(row, "/id", f"duplicate id {row.pk} (also at {claimed[row.pk]})")
+                continue
+            claimed[row.pk] = row.pointer
+            by_id.add(row.pk)
+            rows[index] = row
+        for index, entry in enumerate(entries):
+            if (section, index) in self.broken or "id" in entry:
+                continue
+            key = key_of(index, entry)
+            row = FileRow(section, index, current_by_key.get(key), {})
+            if row.pk is None:
+                row.pk = uuid.uuid4()
+            elif row.pk in by_id:
+                self.error(
+                    row,
+                    "",
+                    f"names the same {section[:-1]} ({row.pk}) that {claimed[row.pk]} names by "
+                    "id; give this entry its own id or drop one of them",
+                )
+                continue
+            elif row.pk in claimed:
+                if section == "threads":
+                    self.error(row, "", f"duplicate of {claimed[row.pk]} (same user and assistant)")
+                else:
+                    self.error(row, "/name", f'duplicate name "{key}" (also at {claimed[row.pk]})')
+                continue
+            claimed[row.pk] = row.pointer
+            rows[index] = row
+        return [row for row in rows if row is not None]
+
+    def _kept(self, current_rows: dict, file_rows: list[FileRow]) -> dict:
+        """The current rows the file does not mention and that stay (all of them unless --prune)."""
+        mentioned = {row.pk for row in file_rows}
+        if self.prune:
+            return {}
+        return {pk: row for pk, row in current_rows.items() if pk not in mentioned}
+
+    def _check_unique_names(self, section: str, file_rows: list, kept: dict, entries: list) -> None:
+        kept_names = {row["name"]: pk for pk, row in kept.items()}
+        seen: dict = {}
+        for row in file_rows:
+            name = row.values["name"]
+            if name in seen:
+                self.error(row, "/name", f'duplicate name "{name}" (also at {seen[name]})')
+            elif name in kept_names:
+                self.error(
+                    row,
+                    "/name",
+                    f'"{name}" is already the name of {section[:-1]} {kept_names[name]}, which '
+                    "this file does not mention (give this entry that id to update it)",
+                )
+            seen.setdefault(name, row.pointer)
+        # Broken entries still reserve their names, so a typo elsewhere isn't blamed on them.
+        for index, entry in enumerate(entries):
+            if (section, index) in self.broken and isinstance(entry, dict):
+                name = entry.get("name")
+                if isinstance(name, str) and name in seen:
+                    self.errors.append(
+                        Problem(
+                            f'duplicate name "{name}" (also at {seen[name]})',
+                            section,
+                            index,
+                            "/name",
+                        )
+                    )
+
+    def _broken_names(self, section: str) -> set:
+        """Names of the entries that failed the format check (already reported)."""
+        return {
+            entry["name"]
+            for index, entry in enumerate(self.document[section])
+            if (section, index) in self.broken
+            and isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+        }
+
+    def _resolve_assistant(self, name: str) -> tuple[object | None, str | None]:
+        """The final-state assistant with this name, or why there is none.
+
+        (None, None) for the name of a broken entry: that entry's error is already reported.
+        """
+        pk = self._final_assistant_names.get(name)
+        if pk is not None or name in self._broken_assistant_names:
+            return pk, None
+        if self.prune and name in {row["name"] for row in self.current.assistants.values()}:
+            return None, (
+                f'unknown assistant "{name}": it is in the database but not in this file, '
+                "so --prune would delete it"
+            )
+        return None, f'unknown assistant "{name}"'
+
+    # -- assistants
+
+    def plan_assistants(self) -> None:
+        entries = self.document["assistants"]
+        current = self.current.assistants
+        by_name = {row["name"]: pk for pk, row in current.items()}
+        self.assistant_rows = self._match(
+            "assistants", entries, lambda index, entry: entry["name"], by_name
+        )
+        for row in self.assistant_rows:
+            entry = entries[row.index]
+            values = {
+                name: entry[name] if name in entry else _field_default(Assistant, name)
+                for name in ASSISTANT_FIELDS
+            }
+            instance = Assistant(id=row.pk, **values)
+            try:
+                instance.clean_fields()
+            except ValidationError as exc:
+                self.model_errors(row, exc)
+            instance.normalize()
+            type_errors = assistant_type_errors(
+                assistant_type=instance.assistant_type,
+                model=instance.model,
+                openai_assistant_id=instance.openai_assistant_id,
+            )
+            for name, message in type_errors.items():
+                self.error(row, f"/{name}", message)
+            values["openai_assistant_id"] = instance.openai_assistant_id
+            row.values = values
+        kept = self._kept(current, self.assistant_rows)
+        self._check_unique_names("assistants", self.assistant_rows, kept, entries)
+        self.final.assistants = {**kept, **{row.pk: row.values for row in self.assistant_rows}}
+        self.mentioned["assistants"] = {row.pk for row in self.assistant_rows}
+        self._check_one_secretary()
+
+    def _check_one_secretary(self) -> None:
+        conflicts = secretary_conflicts(
+            (pk, row["name"], row["is_secretary"], row["is_active"])
+            for pk, row in self.final.assistants.items()
+        )
+        in_file = [row for row in self.assistant_rows if row.pk in conflicts]
+        for row in in_file:
+            self.error(row, "/is_secretary", conflicts[row.pk])
+        if conflicts and not in_file:
+            self.errors.append(Problem(next(iter(conflicts.values())), "assistants"))
+
+    # -- tools
+
+    def _check_input_schema(self, row: FileRow, value) -> dict | None:
+        stored = self.current.tools.get(row.pk)
+        if (
+            self.trust_unchanged
+            and stored is not None
+            and isinstance(value, dict)
+            and canonical(value) == canonical(stored["input_schema"])
+        ):
+            return value
+        key = value if isinstance(value, str) else canonical(value)
+        if key not in self._schema_checks:
+            self._schema_checks[key] = input_schema_problems(value)
+        schema, problems = self._schema_checks[key]
+        for problem in problems:
+            inner = "" if problem.pointer == "/" else problem.pointer
+            self.error(row, f"/input_schema{inner}", problem.message)
+        return schema
+
+    def plan_tools(self) -> None:
+        entries = self.document["tools"]
+        current = self.current.tools
+        by_name = {row["name"]: pk for pk, row in current.items()}
+        self.tool_rows = self._match("tools", entries, lambda index, entry: entry["name"], by_name)
+        for done, row in enumerate(self.tool_rows, start=1):
+            if done % PROGRESS_EVERY == 0:
+                self.say(f"Checked {done:,} of {len(self.tool_rows):,} tools.")
+            entry = entries[row.index]
+            values = {
+                name: entry[name] if name in entry else _field_default(Tool, name)
+                for name in TOOL_FIELDS
+                if name != "assistant"
+            }
+            values["input_schema"] = self._check_input_schema(row, values["input_schema"])
+            delegate_name = entry.get("assistant")
+            delegate = None
+            if delegate_name is not None:
+                delegate, problem = self._resolve_assistant(delegate_name)
+                if problem:
+                    self.error(row, "/assistant", problem)
+            instance = Tool(id=row.pk, **values)
+            try:
+                instance.clean_fields(exclude=["assistant", "input_schema"])
+            except ValidationError as exc:
+                self.model_errors(row, exc)
+            if delegate_name is None or delegate is not None:
+                errors = delegate_errors(tool_type=instance.tool_type, delegate=delegate)
+                for name, message in errors.items():
+                    self.error(row, f"/{name}", message)
+            values["assistant"] = delegate
+            row.values = {name: values[name] for name in TOOL_FIELDS}
+        kept = self._kept(current, self.tool_rows)
+        self._check_unique_names("tools", self.tool_rows, kept, entries)
+        self.final.tools = {**kept, **{row.pk: row.values for row in self.tool_rows}}
+        self.mentioned["tools"] = {row.pk for row in self.tool_rows}
+
+    # -- links
+
+    def plan_links(self) -> None:
+        entries = self.document["assistants"]
+        tool_names = {row["name"]: pk for pk, row in self.final.tools.items()}
+        # A broken tool entry still answers to its name: don't also call it unknown.
+        for name in self._broken_names("tools"):
+            tool_names.setdefault(name, None)
+        in_file = set(self.mentioned["assistants"])
+        links = {
+            key: dict(link)
+            for key, link in self.current.links.items()
+            if key[0] in self.final.assistants
+            and key[1] in self.final.tools
+            and key[0] not in in_file
+        }
+        for row in self.assistant_rows:
+            listed: dict = {}
+            for index, item in enumerate(entries[row.index].get("tools", [])):
+                name = item if isinstance(item, str) else item["tool"]
+                is_active = True if isinstance(item, str) else item.get("is_active", True)
+                if name in listed:
+                    message = f'tool "{name}" is listed twice (also at {listed[name]})'
+                    self.error(row, f"/tools/{index}", message)
+                    continue
+                listed[name] = f"{row.pointer}/tools/{index}"
+                if name not in tool_names:
+                    self.error(row, f"/tools/{index}", f'unknown tool "{name}"')
+                    continue
+                tool_pk = tool_names[name]
+                if tool_pk is None:
+                    continue
+                links[(row.pk, tool_pk)] = {"is_active": is_active, "sub_assistant": None}
+                self.link_places[(row.pk, tool_pk)] = (row, index)
+                self.mentioned["links"].add((row.pk, tool_pk))
+        # Bulk writes skip AssistantToolLink.save(), so the mirrored delegate is set here.
+        for (_, tool_pk), link in links.items():
+            link["sub_assistant"] = link_sub_assistant(
+                tool_delegate=self.final.tools[tool_pk]["assistant"]
+            )
+        self.final.links = links
+        self._check_delegation_cycles()
+
+    def _check_delegation_cycles(self) -> None:
+        tools = self.final.tools
+        links = [
+            DelegationLink(
+                key=key,
+                assistant=key[0],
+                is_active=link["is_active"],
+                tool_is_active=tools[key[1]]["is_active"],
+                delegate=tools[key[1]]["assistant"],
+            )
+            for key, link in self.final.links.items()
+        ]
+        via = {}  # (assistant, delegate) -> a link key that makes the edge, the file's if any
+        for link in delegation_edges(links):
+            edge = (link.assistant, link.delegate)
+            if link.key in self.link_places or edge not in via:
+                via[edge] = link.key
+        names = {pk: row["name"] for pk, row in self.final.assistants.items()}
+        tool_rows = {row.pk: row for row in self.tool_rows}
+        for cycle in delegation_cycles(delegation_graph(links)):
+            # Point at the first entry of the file (links before tools) that makes an edge.
+            candidates = []
+            for position, edge in enumerate(zip(cycle, cycle[1:], strict=False)):
+                key = via[edge]
+                if key in self.link_places:
+                    row, index = self.link_places[key]
+                    candidates.append((0, row.index, index, position, row, f"/tools/{index}"))
+                elif key[1] in tool_rows:
+                    row = tool_rows[key[1]]
+                    candidates.append((1, row.index, 0, position, row, "/assistant"))
+            first = 0
+            if candidates:
+                *_, first, row, inside = min(candidates, key=lambda candidate: candidate[:4])
+            # Name the cycle from the assistant whose entry the problem is in.
+            cycle = cycle[first:-1] + cycle[:first] + [cycle[first]]
+            message = delegation_cycle_message(cycle, names)
+            if candidates:
+                self.error(row, inside, message)
+            else:
+                self.errors.append(Problem(message, "assistants"))
+
+    # -- threads
+
+    def plan_threads(self) -> None:
+        entries = self.document.get("threads")
+        kept_threads = {
+            pk: row
+            for pk, row in self.current.threads.items()
+            if row["assistant"] in self.final.assistants
+        }
+        if entries is None:
+            self.final.threads = kept_threads
+            return
+        assistant_pks = {}
+        for index, entry in enumerate(entries):
+            if ("threads", index) in self.broken:
+                continue
+            pk, problem = self._resolve_assistant(entry["assistant"])
+            if problem:
+                self.errors.append(Problem(problem, "threads", index, "/assistant"))
+            if pk is None:
+                self.broken.add(("threads", index))
+            assistant_pks[index] = pk
+        by_key = {(row["user_id"], row["assistant"]): pk for pk, row in kept_threads.items()}
+        rows = self._match(
+            "threads",
+            entries,
+            lambda index, entry: (entry["user_id"], assistant_pks[index]),
+            by_key,
+        )
+        now = timezone.now()
+        for row in rows:
+            entry = entries[row.index]
+            if "last_used" in entry:
+                last_used = parse_last_used(entry["last_used"])
+                if last_used is None:
+                    self.error(
+                        row,
+                        "/last_used",
+                        "not an ISO 8601 date-time with a time zone, e.g. 2026-01-01T00:00:00Z",
+                    )
+            elif row.pk in self.current.threads:
+                last_used = self.current.threads[row.pk]["last_used"]
+            else:
+                last_used = now
+            row.values = {
+                "user_id": entry["user_id"],
+                "assistant": assistant_pks[row.index],
+                "thread_id": entry["thread_id"],
+                "last_used": last_used,
+            }
+            instance = UserAssistantThread(id=row.pk, **{**row.values, "assistant": None})
+            try:
+                instance.clean_fields(exclude=["assistant", "last_used"])
+            except ValidationError as exc:
+                self.model_errors(row, exc)
+        in_file = {row.pk for row in rows}
+        kept = (
+            {} if self.prune else {pk: row for pk, row in kept_threads.items() if pk not in in_file}
+        )
+        seen = {(row["user_id"], row["assistant"]): f"thread {pk}" for pk, row in kept.items()}
+        for row in rows:
+            key = (row.values["user_id"], row.values["assistant"])
+            if key in seen:
+                assistant = self.final.assistants[key[1]]["name"]
+                self.error(
+                    row,
+                    "",
+                    f'user "{key[0]}" already has a thread with assistant "{assistant}" '
+                    f"({seen[key]})",
+                )
+            seen.setdefault(key, row.pointer)
+        self.final.threads = {**kept, **{row.pk: row.values for row in rows}}
+        self.mentioned["threads"] = {row.pk for row in rows}

@@ -1,0 +1,162 @@
+"""API keys: the one Bearer parser, the cached key record, and who a key is.
+
+A key is checked against its database row (the library's hash verifier) at most once per
+settings.API_KEY_RECORD_SECONDS; in between, a record in the cache says what the hit path and
+DRF need (hash, scope, revoked, expiry, the hour of the last recorded use), tagged with the
+`api_keys` revision that every key change bumps. A record counts only while its tag equals the
+mirrored revision, so a key changed through the models stops counting at once; one changed
+behind the models' back (a bare UPDATE) stops counting when its record expires.
+
+Scopes (SPEC): `read` = every GET; `runtime` = read + thread writes; `write` = read + config
+writes.
+"""
+
+import json
+import time
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import permissions
+
+from core import cache
+from core.models import APIKey, ConfigRevision
+
+# Longer keys are not ours (ours are 8 + 1 + 32 characters); refused before any lookup.
+MAX_KEY_LENGTH = 200
+
+
+class MalformedAuthorization(ValueError):
+    """An `Authorization: Bearer …` header that holds no usable key."""
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header; None for no header or another
+    scheme (left to other authenticators). Raises MalformedAuthorization for a Bearer header
+    whose key cannot be one of ours."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    key = key.strip()
+    prefix, dot, secret = key.partition(".")
+    if (
+        not dot
+        or not secret
+        or " " in key
+        or len(key) > MAX_KEY_LENGTH
+        or not (prefix.isascii() and prefix.isalnum())
+    ):
+        raise MalformedAuthorization("Malformed Authorization header; expected `Bearer <key>`.")
+    return key
+
+
+def key_prefix(key: str) -> str:
+    return key.partition(".")[0]
+
+
+def scope_allows(*, scope: str, method: str, write_scope: str) -> bool:
+    """Whether a key of `scope` may make this request where `write_scope` may write."""
+    if scope not in APIKey.Scope.values:
+        return False
+    if method in permissions.SAFE_METHODS:
+        return True
+    return scope == write_scope
+
+
+def used_hour(timestamp: float) -> str:
+    """The hour an API key's `last_used_at` is accurate to."""
+    return time.strftime("%Y%m%d%H", time.gmtime(timestamp))
+
+
+def key_record(*, api_key: APIKey, keys_revision: int, hour: str) -> bytes:
+    """What the hit path needs to know of a key, tagged with the key revision read first."""
+    expires = api_key.expiry_date.timestamp() if api_key.expiry_date else None
+    return json.dumps(
+        {
+            "rev": keys_revision,
+            "hash": api_key.hashed_key,
+            "scope": api_key.scope,
+            "revoked": api_key.revoked,
+            "expires": expires,
+            "hour": hour,
+        }
+    ).encode()
+
+
+def key_from_record(
+    record: bytes | None, key: str, keys_revision: bytes | None, *, method: str = "GET"
+) -> APIKey | None:
+    """The key's holder if its cached record proves the key valid, current, used this hour
+    already and allowed this read; else None (the caller asks the database)."""
+    if record is None or keys_revision is None:
+        return None
+    fields = json.loads(record)
+    now = time.time()
+    current = (
+        fields["rev"] == int(keys_revision)
+        and not fields["revoked"]
+        and (fields["expires"] is None or fields["expires"] > now)
+        and fields["hour"] == used_hour(now)
+        and APIKey.objects.key_generator.verify(key, fields["hash"])
+    )
+    if not current:
+        return None
+    # An unsaved stand-in: all that authorization needs, without a query.
+    return APIKey(prefix=key_prefix(key), scope=fields["scope"], hashed_key=fields["hash"])
+
+
+def record_keys(key: str) -> list[str]:
+    """The cache keys of what checking `key` needs: the key revision mirror, the record."""
+    return [cache.revision_key(ConfigRevision.API_KEYS), cache.api_key_record_key(key_prefix(key))]
+
+
+def api_key_from_database(key: str) -> APIKey | None:
+    """The usable key matching `key` (not revoked, not expired), or None."""
+    api_key = APIKey.objects.filter(prefix=key_prefix(key), revoked=False).first()
+    if api_key is None or api_key.has_expired:
+        return None
+    if not APIKey.objects.key_generator.verify(key, api_key.hashed_key):
+        return None
+    return api_key
+
+
+def api_key_for(key: str, *, cached: tuple[bytes | None, bytes | None] | None = None):
+    """The key's holder, from its cached record (no SQL) or else from the database.
+
+    `cached` is (key revision mirror, record) when this request already read them (see
+    core.config_reads); otherwise they are read here. `last_used_at` is accurate to the hour:
+    it is written when the key is first used in an hour, and the record then says so.
+    """
+    if cached is None:
+        cached = cache.try_cache(
+            "reading an API key", lambda s: s.get_many(record_keys(key)), [None, None]
+        )
+    mirror, record = cached
+    holder = key_from_record(record, key, mirror)
+    if holder is not None:
+        return holder
+
+    # Read before the key row, so a record can only be tagged older than what it says.
+    keys_revision = cache.current_revision(ConfigRevision.API_KEYS)
+    api_key = api_key_from_database(key)
+    if api_key is None:
+        return None
+    now = time.time()
+    hour = used_hour(now)
+    if api_key.last_used_at is None or used_hour(api_key.last_used_at.timestamp()) != hour:
+        # update(), not save(): recording a use is not a key change (no revision bump).
+        APIKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+
+    record = key_record(api_key=api_key, keys_revision=keys_revision, hour=hour)
+    # Bounded, so a revocation that moves no revision (a bare UPDATE) still takes effect.
+    cache.try_cache(
+        "storing an API key record",
+        lambda s: s.set(
+            cache.api_key_record_key(api_key.prefix), record, settings.API_KEY_RECORD_SECONDS
+        ),
+    )
+    # Missing (Redis restarted empty, or evicted it), or behind the database (a key change
+    # committed while Redis was unreachable): raised, so older records stop counting and this
+    # one, tagged with the database's revision, starts to.
+    if mirror is None or int(mirror) < keys_revision:
+        cache.seed_mirror(ConfigRevision.API_KEYS)
+    return api_key

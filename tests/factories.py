@@ -1,0 +1,113 @@
+"""What tests make: rows, API clients holding a key or a staff session, request payloads.
+
+Fixtures live in conftest.py; test modules import these plain functions from here (never
+from conftest.py or from another test module).
+"""
+
+from django.contrib.auth.models import Permission, User
+from rest_framework.test import APIClient
+
+from assistants.models import Assistant
+from core.models import APIKey
+from tools.models import AssistantToolLink, Tool
+
+# Rows.
+
+
+def make_delegate_tool(name: str, delegate: Assistant) -> Tool:
+    """A sub-assistant tool delegating to `delegate`."""
+    return Tool.objects.create(
+        name=name,
+        tool_type=Tool.Type.SUB_ASSISTANT,
+        assistant=delegate,
+        input_schema={"type": "object", "properties": {"request": {"type": "string"}}},
+    )
+
+
+def link(assistant: Assistant, tool: Tool, **fields) -> AssistantToolLink:
+    return AssistantToolLink.objects.create(assistant=assistant, tool=tool, **fields)
+
+
+def assistant_with_tools(count: int, name: str = "Busy") -> Assistant:
+    """An assistant linked to `count` tools, the last of them delegating to a second assistant."""
+    assistant = Assistant.objects.create(name=name, model="m")
+    delegate = Assistant.objects.create(name=f"{name} delegate", model="m")
+    tools = Tool.objects.bulk_create(
+        Tool(name=f"{name}_tool_{i:03}", tool_type="time") for i in range(count - 1)
+    )
+    tools.append(make_delegate_tool(f"{name}_ask", delegate))
+    AssistantToolLink.objects.bulk_create(
+        AssistantToolLink(assistant=assistant, tool=tool, sub_assistant=tool.assistant)
+        for tool in tools
+    )
+    return assistant
+
+
+def staff_user(*permissions: str, superuser: bool = False) -> User:
+    """A staff user holding exactly these permissions ("assistants.view_assistant")."""
+    user = User.objects.create_user(
+        username=f"staff{User.objects.count()}",
+        password="pw",
+        is_staff=True,
+        is_superuser=superuser,
+    )
+    for dotted in permissions:
+        app_label, codename = dotted.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+# API clients.
+
+
+def key_client(scope: str = "read", **key_fields) -> APIClient:
+    """A client sending `Authorization: Bearer <a new key of this scope>`."""
+    _, key = APIKey.objects.create_key(name=f"test {scope}", scope=scope, **key_fields)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client.raw_key = key
+    return client
+
+
+def staff_client(*permissions: str, superuser: bool = False) -> APIClient:
+    """A client logged in as a staff user with these permissions ("assistants.view_assistant")."""
+    client = APIClient()
+    client.force_login(staff_user(*permissions, superuser=superuser))
+    return client
+
+
+# Payloads.
+
+
+def assistant_payload(**fields) -> dict:
+    return {"name": "Helper", "assistant_type": "llm", "model": "gpt-4o-mini", **fields}
+
+
+def tool_payload(**fields) -> dict:
+    return {
+        "name": "get_time",
+        "tool_type": "time",
+        "description": "The time.",
+        "input_schema": {"type": "object", "properties": {"tz": {"type": "string"}}},
+        **fields,
+    }
+
+
+def assistant_form(**overrides) -> dict:
+    """The admin's add form of an LLM assistant without tools; an override of None drops a field."""
+    data = {
+        "name": "Planner",
+        "assistant_type": "llm",
+        "model": "gpt-4o-mini",
+        "openai_assistant_id": "",
+        "instructions": "Plan things.",
+        "is_active": "on",
+        "tool_links-TOTAL_FORMS": "0",
+        "tool_links-INITIAL_FORMS": "0",
+        "tool_links-MIN_NUM_FORMS": "0",
+        "tool_links-MAX_NUM_FORMS": "1000",
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
