@@ -2,7 +2,15 @@ FROM python:3.11-slim
 
 # WEB_CONCURRENCY is also what the config_backend.W001 check reads.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 WEB_CONCURRENCY=2
+# JSON log lines; metric files of every worker (and of commands run in the container) in one
+# directory, which gunicorn.conf.py empties at each server start.
+ENV LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/config-backend-metrics
 WORKDIR /app
+
+# make: the container starts the server the way `make serve` does; postgresql-client:
+# pg_dump / pg_restore for backup_service and restore_service.
+RUN apt-get update && apt-get install -y --no-install-recommends make postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
@@ -14,4 +22,6 @@ RUN SECRET_KEY=build-only python manage.py collectstatic --noinput \
 USER app
 
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn config_backend.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY} --access-logfile -"]
+# No gunicorn access log: the app writes one line per request itself (with its request id).
+ENV PORT=8000 PYTHON=python
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec make --no-print-directory serve BIN=/usr/local/bin"]

@@ -5,13 +5,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV := DEBUG=1 DATABASE_URL= REDIS_URL=
 
-.PHONY: run test deps system-deps venv lint check-migrations ci clean
+.PHONY: run serve test deps system-deps venv lint check-migrations ci clean
 
 run: venv
 	$(DEV) $(BIN)/python manage.py migrate --noinput
 	$(DEV) $(BIN)/python manage.py import_config demo/config.json --no-backup
 	$(DEV) $(BIN)/python manage.py demo_admin
 	$(DEV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# The production server, as the container runs it: gunicorn with sync workers (the WSGI fast
+# path answers cache hits before Django), honouring PORT and WEB_CONCURRENCY. gunicorn.conf.py
+# (read from this directory) wipes the metrics directory at start. Needs `make venv` (or, in
+# the container, BIN=/usr/local/bin).
+PORT ?= 8000
+WEB_CONCURRENCY ?= 2
+serve:
+	$(BIN)/gunicorn config_backend.wsgi --bind 0.0.0.0:$(PORT) --workers $(WEB_CONCURRENCY)
 
 test: deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -24,7 +33,7 @@ system-deps:
 
 venv: $(BIN)/.installed
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

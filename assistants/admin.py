@@ -1,13 +1,52 @@
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
+from django.forms.models import BaseInlineFormSet
 
 from assistants.models import Assistant
-from core.admin_actions import activate_selected, deactivate_selected
-from tools.models import AssistantToolLink
+from core.admin_actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
+from tools.models import AssistantToolLink, Tool
+from tools.validators import counts_as_active_tool, tool_limit_problems
+
+
+class ToolLinkFormSet(BaseInlineFormSet):
+    """Rule 9 over the whole tool set as submitted: each link's own clean() sees only the
+    stored links, so several rows added at once could pass it one by one."""
+
+    def clean(self):
+        super().clean()
+        stored = {
+            pk: counts_as_active_tool(link_is_active=is_active, tool_is_active=tool_is_active)
+            for pk, is_active, tool_is_active in AssistantToolLink.objects.filter(
+                assistant_id=self.instance.pk
+            ).values_list("pk", "is_active", "tool__is_active")
+        }
+        # Stored links the submitted forms leave out stay as they are.
+        in_forms = {form.instance.pk for form in self.initial_forms}
+        after = sum(counted for pk, counted in stored.items() if pk not in in_forms)
+        rows = [
+            data
+            for data in (getattr(form, "cleaned_data", None) for form in self.forms)
+            if data
+            and data.get("tool") is not None
+            and not (self.can_delete and data.get("DELETE"))
+        ]
+        # A read-only inline (the user may only view links) holds tool ids, not tools.
+        tool_ids = [getattr(data["tool"], "pk", data["tool"]) for data in rows]
+        tool_active = dict(Tool.objects.filter(pk__in=tool_ids).values_list("pk", "is_active"))
+        for data, tool_id in zip(rows, tool_ids, strict=True):
+            after += counts_as_active_tool(
+                link_is_active=data.get("is_active", False),
+                tool_is_active=tool_active.get(tool_id, False),
+            )
+        over = tool_limit_problems({self.instance.pk: after})
+        if over and after > sum(stored.values()):
+            raise ValidationError("This assistant would have " + over[self.instance.pk])
 
 
 class ToolLinkInline(admin.TabularInline):
     model = AssistantToolLink
+    formset = ToolLinkFormSet
     fk_name = "assistant"
     extra = 1
     autocomplete_fields = ["tool"]
@@ -18,7 +57,7 @@ class ToolLinkInline(admin.TabularInline):
 
 
 @admin.register(Assistant)
-class AssistantAdmin(admin.ModelAdmin):
+class AssistantAdmin(SaveOnlyChangesAdmin):
     list_display = [
         "name",
         "assistant_type",

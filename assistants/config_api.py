@@ -76,6 +76,9 @@ class ToolConfigSerializer(serializers.Serializer):
     tool_type = serializers.ChoiceField(choices=Tool.Type.choices)
     description = serializers.CharField()
     input_schema = serializers.JSONField()
+    strict = serializers.BooleanField(
+        help_text="Send this tool in OpenAI strict mode (its input_schema is strict-valid)."
+    )
     sub_assistant = DelegateSerializer(allow_null=True)
 
 
@@ -120,8 +123,20 @@ _CONFIG_HEADERS = [
         required=True,
         description="The config revision this answer reflects.",
     ),
+    OpenApiParameter(
+        CACHE_HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        required=True,
+        enum=["hit", "miss"],
+        description="Whether the body came from the cache (`hit`) or was built (`miss`).",
+    ),
 ]
-_NOT_MODIFIED = OpenApiResponse(description="Not modified: your copy (If-None-Match) is current.")
+_NOT_MODIFIED = OpenApiResponse(
+    description="Not modified: your copy (If-None-Match) is current. No body; the headers "
+    "are those of the 200."
+)
 
 
 class AssistantConfigApi(APIView):

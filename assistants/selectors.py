@@ -72,6 +72,7 @@ def _tool_config(tool: Tool) -> dict:
         "tool_type": tool.tool_type,
         "description": tool.description,
         "input_schema": tool.input_schema,
+        "strict": tool.strict,
         "sub_assistant": (
             None if delegate is None else {"id": str(delegate.id), "name": delegate.name}
         ),

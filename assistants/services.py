@@ -51,6 +51,8 @@ def tool_link(
     """Link a tool to an assistant (or update the existing link); returns (link, created)."""
     link = AssistantToolLink.objects.filter(assistant=assistant, tool=tool).first()
     created = link is None
+    if not created and link.is_active == is_active:
+        return link, False  # nothing changes: no save, no revision
     if created:
         link = AssistantToolLink(assistant=assistant, tool=tool)
     link.is_active = is_active

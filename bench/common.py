@@ -50,27 +50,33 @@ def setup_django(env: dict) -> None:
 
 
 def start_gunicorn(app: str, port: int, env: dict | None = None, workers: int = 2):
-    """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            app,
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc)
+    """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`.
+
+    Its output (the request log too) goes to a file in the work directory: a pipe nobody reads
+    would fill and stall the server."""
+    if not _workdirs:
+        _workdirs.append(Path(tempfile.mkdtemp(prefix="config-backend-bench-")))
+    output = _workdirs[-1] / f"gunicorn-{port}.log"
+    with output.open("ab") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                app,
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc, output=output)
     return proc
 
 

@@ -6,6 +6,7 @@ ImproperlyConfigured naming the variable. Unset, the defaults are safe for produ
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +56,33 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     return raw
 
 
+def env_sentinels(name: str) -> list[tuple[str, int]]:
+    """`host:port,host:port,…` (an IPv6 host in brackets) as [(host, port), …]; unset = []."""
+    sentinels = []
+    for item in env_list(name, ""):
+        host, _, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(
+                f"{name} must be host:port pairs separated by commas, e.g. "
+                f"sentinel-1:26379,sentinel-2:26379 (got {item!r} in {os.environ[name]!r})."
+            )
+        sentinels.append((host, int(port)))
+    return sentinels
+
+
+def env_sentinel_service(name: str, default: str) -> str:
+    """A Sentinel master name. It is the host part of django-redis's URL, which lower-cases
+    it, so only lower-case letters, digits, `.`, `_` and `-` are accepted."""
+    value = os.environ.get(name, "").strip() or default
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", value):
+        raise ImproperlyConfigured(
+            f"{name} must be a Sentinel master name of lower-case letters, digits, '.', '_' "
+            f"and '-' (got {value!r})."
+        )
+    return value
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -89,6 +117,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its id, line and timing cover everything the others do (config hits that the
+    # cache answers skip all middleware; core.config_reads logs them the same way).
+    "core.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -145,19 +176,56 @@ if API_KEY_RECORD_SECONDS < 1:
         f"API_KEY_RECORD_SECONDS must be at least 1 (got {API_KEY_RECORD_SECONDS})."
     )
 
-# Cache: REDIS_URL, else an in-process local-memory cache (one process only).
+# Cache: REDIS_URL, or Redis Sentinel (REDIS_SENTINELS), else an in-process local-memory cache
+# (one process only).
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
-if REDIS_URL:
+REDIS_SENTINELS = env_sentinels("REDIS_SENTINELS")
+REDIS_SENTINEL_SERVICE = env_sentinel_service("REDIS_SENTINEL_SERVICE", "mymaster")
+if REDIS_URL and REDIS_SENTINELS:
+    raise ImproperlyConfigured(
+        "Set REDIS_URL (one Redis) or REDIS_SENTINELS (Redis behind Sentinel), not both."
+    )
+# A config change commits only once this many replicas hold its revision mirror (README "Redis
+# Sentinel"; core.cache): one with Sentinel, none for a lone Redis.
+REDIS_WAIT_REPLICAS = env_int("REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0)
+if REDIS_WAIT_REPLICAS < 0:
+    raise ImproperlyConfigured(
+        f"REDIS_WAIT_REPLICAS must be 0 or more (got {REDIS_WAIT_REPLICAS})."
+    )
+# Short timeouts: a dead or hung Redis must not hold a request.
+_REDIS_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25}
+if REDIS_SENTINELS:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            # django-redis's form: the host is the Sentinel service name (its master), then db.
+            "LOCATION": f"redis://{REDIS_SENTINEL_SERVICE}/0",
+            "KEY_PREFIX": "cfg",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": REDIS_SENTINELS,
+                # Asking the sentinels for the master is as short, and not retried (redis-py
+                # would retry a dead sentinel ten times with back-off): the next one is asked.
+                "SENTINEL_KWARGS": {
+                    "socket_connect_timeout": 0.25,
+                    "socket_timeout": 0.25,
+                    "retry": Retry(NoBackoff(), 0),
+                },
+                **_REDIS_TIMEOUTS,
+            },
+        }
+    }
+elif REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "cfg",
-            "OPTIONS": {
-                # Short timeouts: a dead or hung Redis must not hold a request.
-                "SOCKET_CONNECT_TIMEOUT": 0.25,
-                "SOCKET_TIMEOUT": 0.25,
-            },
+            "OPTIONS": _REDIS_TIMEOUTS,
         }
     }
 else:
@@ -203,6 +271,32 @@ SCHEMA_MAX_BYTES = env_int("SCHEMA_MAX_BYTES", 262_144)
 # A request body or config file may nest a little deeper than the schemas it carries.
 JSON_MAX_DEPTH = SCHEMA_MAX_DEPTH + 8
 
+# Strict tools (SPEC "Tool schema strictness", rules 8 and 9). The schema limits default to
+# what OpenAI publishes for strict function calling / structured outputs ("Supported schemas":
+# 5,000 object properties in all, 10 levels of nesting, 1,000 enum values, 120,000 characters
+# of property names, definition names, enum and const values, and 15,000 characters for one
+# string enum of more than 250 values); lower them if your provider's are lower.
+STRICT_SCHEMA_MAX_PROPERTIES = env_int("STRICT_SCHEMA_MAX_PROPERTIES", 5_000)
+STRICT_SCHEMA_MAX_NESTING = env_int("STRICT_SCHEMA_MAX_NESTING", 10)
+STRICT_SCHEMA_MAX_ENUM_VALUES = env_int("STRICT_SCHEMA_MAX_ENUM_VALUES", 1_000)
+STRICT_SCHEMA_MAX_STRING_LENGTH = env_int("STRICT_SCHEMA_MAX_STRING_LENGTH", 120_000)
+STRICT_SCHEMA_LARGE_ENUM_VALUES = env_int("STRICT_SCHEMA_LARGE_ENUM_VALUES", 250)
+STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH = env_int("STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH", 15_000)
+# Rule 9: active tools (active links to active tools) per assistant. OpenAI's API takes at
+# most 128 tools in one request.
+MAX_TOOLS_PER_ASSISTANT = env_int("MAX_TOOLS_PER_ASSISTANT", 128)
+for _name in (
+    "STRICT_SCHEMA_MAX_PROPERTIES",
+    "STRICT_SCHEMA_MAX_NESTING",
+    "STRICT_SCHEMA_MAX_ENUM_VALUES",
+    "STRICT_SCHEMA_MAX_STRING_LENGTH",
+    "STRICT_SCHEMA_LARGE_ENUM_VALUES",
+    "STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH",
+    "MAX_TOOLS_PER_ASSISTANT",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1 (got {globals()[_name]}).")
+
 # TLS, usually terminated by a proxy that sets X-Forwarded-Proto.
 HTTPS = env_bool("HTTPS", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -211,20 +305,40 @@ X_FRAME_OPTIONS = "DENY"
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# Logs (README "Logs and metrics"): one line per request and whatever the code logs, on stderr.
+# `json`: one JSON object per line (the container's default); `console`: readable lines.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or "console"
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console (got {LOG_FORMAT!r}).")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "core.log_formats.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "core.log_formats.json_formatter"},
+        "console": {"()": "core.log_formats.ConsoleFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Prometheus metrics at /metrics (core.metrics): off unless METRICS_ENABLED (then 404); when
+# METRICS_TOKEN is set, a scrape must send `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
 # REST API (`/api/v1/`): API keys (Bearer) for clients, the admin session for staff.
 REST_FRAMEWORK = {
@@ -251,8 +365,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Resolved runtime configs of the assistants, config writes, and users' threads.\n\n"
         "Send `Authorization: Bearer <key>`. Scopes: `read` = every GET; `runtime` = read + "
-        "thread writes; `write` = read + config writes. Errors: `{\"detail\": \"...\"}`, or "
-        "for invalid input (400) `{\"field\": [\"message\"]}`."
+        "thread writes; `write` = read + config writes.\n\n"
+        "A PATCH changes only the fields it sends; a POST or PUT gives an omitted field the "
+        "default its description names. Request schemas declare no `default`, so that a "
+        "generated client sends only what its caller set.\n\n"
+        "Errors have one body schema per status: 400 `BadRequest` (`{\"field\": [\"message\"]}`, "
+        "or `{\"detail\": \"...\"}` when the body is not usable JSON), 409 `ReferencedError`, "
+        "every other status `Error` (`{\"detail\": \"...\"}`). A 403's `detail` names the scope "
+        "(API key) or the Django permission (staff session) needed."
     ),
     "VERSION": "1",
     "SCHEMA_PATH_PREFIX": "/api/v1",

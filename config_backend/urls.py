@@ -11,6 +11,7 @@ from assistants.api import (
 from assistants.config_api import AssistantConfigApi, ConfigBundleApi
 from core.config_reads import serve_cached_hits
 from core.health import healthz, readyz
+from core.metrics import metrics_view
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import ToolDetailApi, ToolListApi
 
@@ -50,6 +51,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = "core.api_errors.json_not_found"

@@ -1,4 +1,5 @@
-"""Admin actions shared by the config models: activate or deactivate the selected rows."""
+"""Admin pieces shared by the config models: activate or deactivate the selected rows, and
+save only what changed."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -42,3 +43,14 @@ def activate_selected(modeladmin, request, queryset):
 @admin.action(description="Deactivate selected %(verbose_name_plural)s", permissions=["change"])
 def deactivate_selected(modeladmin, request, queryset):
     _set_active(modeladmin, request, queryset, False)
+
+
+class SaveOnlyChangesAdmin(admin.ModelAdmin):
+    """A form saved as it was shown changes nothing: no save, so no revision and no new ETag
+    (SPEC: a write that changes nothing makes no revision). Inline rows are saved by Django
+    only when they changed."""
+
+    def save_model(self, request, obj, form, change):
+        if change and not form.has_changed():
+            return
+        super().save_model(request, obj, form, change)

@@ -1,6 +1,7 @@
 """Plumbing shared by every API view: request parsing, strict input, filters, pagination,
 "not found", and the PUT/PATCH/DELETE of one object."""
 
+import json
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -9,6 +10,7 @@ from django.db.models import Model, QuerySet
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.fields import empty
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -52,14 +54,29 @@ class InputSerializer(serializers.Serializer):
 
 
 class InputSerializerScheme(OpenApiSerializerExtension):
-    """Documents what InputSerializer enforces: a key that isn't a field is refused."""
+    """Documents what InputSerializer enforces: a key that isn't a field is refused.
+
+    And no `default` in the request schema: a generated client (openapi-python-client) fills
+    a property's `default` into the models it builds, so a PATCH of one field would send the
+    others' defaults and overwrite them. The server still applies its defaults to a POST or PUT
+    that omits a field; the description says which.
+    """
 
     target_class = InputSerializer
     match_subclasses = True
 
     def map_serializer(self, auto_schema, direction):
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        return {**schema, "additionalProperties": False}
+        properties = {}
+        for name, prop in schema.get("properties", {}).items():
+            prop = {key: value for key, value in prop.items() if key != "default"}
+            field = self.target.fields.get(name)
+            if not self.target.partial and field is not None and field.default is not empty:
+                default = field.default() if callable(field.default) else field.default
+                said = f"Default if omitted: `{json.dumps(default)}`."
+                prop["description"] = " ".join(filter(None, [prop.get("description"), said]))
+            properties[name] = prop
+        return {**schema, "properties": properties, "additionalProperties": False}
 
 
 def query_filters(filter_serializer_class, request) -> dict:

@@ -6,6 +6,9 @@
   concurrently) → 409 `{"detail": "...", "references": ["..."]}`
 - a database constraint lost to a concurrent write → 409 `{"detail": "..."}`
 - the cache or the database down (core.middleware decides) → 503 with Retry-After
+
+and every error body leaves in the one shape OpenAPI declares for its status
+(`declared_error_body`), so that a generated client parses it into one type.
 """
 
 import logging
@@ -89,7 +92,41 @@ def api_exception_handler(exc, context):
         exc = exceptions.ValidationError(
             {api_settings.NON_FIELD_ERRORS_KEY: ["A value cannot be stored as given."]}
         )
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None:
+        response.data = declared_error_body(response.status_code, response.data)
+    return response
+
+
+def declared_error_body(status_code: int, data):
+    """`data` in the one shape OpenAPI declares for this status (ERROR_COMPONENTS below): a 400
+    is `{"field": ["message"]}` (a list of messages per key, nested errors flattened to
+    `field.key`), or DRF's `{"detail": "..."}` for a body that didn't parse; any other error has
+    a string `detail` (and the 409's `references`)."""
+    if status_code == status.HTTP_400_BAD_REQUEST:
+        if isinstance(data, dict) and list(data) == ["detail"] and isinstance(data["detail"], str):
+            return data
+        return _field_errors(data, prefix=None)
+    if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        return data
+    return {"detail": " ".join(_messages(data))}
+
+
+def _field_errors(data, *, prefix: str | None) -> dict[str, list[str]]:
+    if not isinstance(data, dict):
+        return {prefix or api_settings.NON_FIELD_ERRORS_KEY: _messages(data)}
+    errors: dict[str, list[str]] = {}
+    for key, value in data.items():
+        errors.update(_field_errors(value, prefix=f"{prefix}.{key}" if prefix else str(key)))
+    return errors
+
+
+def _messages(data) -> list[str]:
+    if isinstance(data, dict):
+        return [message for value in data.values() for message in _messages(value)]
+    if isinstance(data, list | tuple):
+        return [message for value in data for message in _messages(value)]
+    return [str(data)]
 
 
 def json_not_found(request, exception=None):
@@ -115,38 +152,48 @@ def json_server_error(request):
     return server_error(request)
 
 
-# OpenAPI: the error bodies, as components (added by `add_error_components`).
+# OpenAPI: the error bodies, as components (added by `add_error_components`). One component per
+# status, so that a generated client parses each error into one type: 400 → BadRequest,
+# 409 → ReferencedError, every other error → Error.
 ERROR_COMPONENTS = {
     "Error": {
         "type": "object",
         "properties": {"detail": {"type": "string"}},
         "required": ["detail"],
     },
-    "ValidationError": {
+    "BadRequest": {
         "type": "object",
         "description": (
-            "One key per invalid field (`non_field_errors` for the object as a whole), "
-            "each with a list of messages."
+            "Invalid input. Either one key per invalid field (`non_field_errors` for the object "
+            'as a whole), each with a list of messages: `{"name": ["This field is required."]}`; '
+            "or, when the body itself is unusable (not JSON, or holding what cannot be stored: "
+            'NUL characters, non-finite numbers, nesting too deep), `{"detail": "JSON parse '
+            'error - ..."}`. Never both.'
         ),
+        "properties": {
+            "detail": {
+                "type": "string",
+                "description": "Set only when the body is not usable JSON; no field keys then.",
+            },
+            "non_field_errors": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Errors of the object as a whole.",
+            },
+        },
         "additionalProperties": {"type": "array", "items": {"type": "string"}},
         "example": {"input_schema": ["/properties/city/type: 'strin' is not valid ..."]},
-    },
-    "BadRequest": {
-        "description": (
-            "Invalid input: one key per invalid field with its messages (`ValidationError`), "
-            "or, for a body that is not JSON or holds what cannot be stored (NUL characters, "
-            'non-finite numbers, nesting too deep), `{"detail": "..."}`.'
-        ),
-        "anyOf": [
-            {"$ref": "#/components/schemas/ValidationError"},
-            {"$ref": "#/components/schemas/Error"},
-        ],
     },
     "ReferencedError": {
         "type": "object",
         "properties": {
             "detail": {"type": "string"},
-            "references": {"type": "array", "items": {"type": "string"}},
+            "references": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "What still references the object (absent when the conflict "
+                "was with a concurrent change).",
+            },
         },
         "required": ["detail"],
     },
@@ -162,10 +209,15 @@ def add_error_components(result, generator, request, public):
 _ERROR_RESPONSES = {
     400: (
         "BadRequest",
-        "Invalid input: each invalid field with its messages, or a body that is not storable JSON.",
+        'Invalid input: `{"field": ["message"]}` for each invalid field, or `{"detail": "..."}` '
+        "for a body that is not storable JSON.",
     ),
     401: ("Error", "No credentials, or an invalid, expired or revoked API key."),
-    403: ("Error", "The key's scope (or the staff user's permissions) doesn't allow this."),
+    403: (
+        "Error",
+        "The key's scope (or the staff user's permissions) doesn't allow this; `detail` names "
+        "the scope (or the Django permission) needed.",
+    ),
     404: ("Error", "Unknown (or, for configs, inactive) id."),
     409: ("ReferencedError", "Refused: still referenced, or lost to a concurrent change."),
     413: ("Error", "Request body too large."),

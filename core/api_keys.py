@@ -2,7 +2,7 @@
 
 A key is checked against its database row (the library's hash verifier) at most once per
 settings.API_KEY_RECORD_SECONDS; in between, a record in the cache says what the hit path and
-DRF need (hash, scope, revoked, expiry, the hour of the last recorded use), tagged with the
+DRF need (name, hash, scope, revoked, expiry, the hour of the last recorded use), tagged with the
 `api_keys` revision that every key change bumps. A record counts only while its tag equals the
 mirrored revision, so a key changed through the models stops counting at once; one changed
 behind the models' back (a bare UPDATE) stops counting when its record expires.
@@ -73,6 +73,7 @@ def key_record(*, api_key: APIKey, keys_revision: int, hour: str) -> bytes:
     return json.dumps(
         {
             "rev": keys_revision,
+            "name": api_key.name,  # for the request log line of a hit (never the key)
             "hash": api_key.hashed_key,
             "scope": api_key.scope,
             "revoked": api_key.revoked,
@@ -101,7 +102,12 @@ def key_from_record(
     if not current:
         return None
     # An unsaved stand-in: all that authorization needs, without a query.
-    return APIKey(prefix=key_prefix(key), scope=fields["scope"], hashed_key=fields["hash"])
+    return APIKey(
+        prefix=key_prefix(key),
+        name=fields.get("name", ""),
+        scope=fields["scope"],
+        hashed_key=fields["hash"],
+    )
 
 
 def record_keys(key: str) -> list[str]:
@@ -126,12 +132,17 @@ def api_key_for(key: str, *, cached: tuple[bytes | None, bytes | None] | None = 
     core.config_reads); otherwise they are read here. `last_used_at` is accurate to the hour:
     it is written when the key is first used in an hour, and the record then says so.
     """
-    if cached is None:
+    if not cache.store().shared:
+        cached = (None, None)  # the embedded default: records can't see other processes' changes
+    elif cached is None:
         cached = cache.try_cache(
             "reading an API key", lambda s: s.get_many(record_keys(key)), [None, None]
         )
     mirror, record = cached
-    holder = key_from_record(record, key, mirror)
+    try:
+        holder = key_from_record(record, key, mirror)
+    except (ValueError, KeyError, TypeError):  # a record not of this format: ask the database
+        holder = None
     if holder is not None:
         return holder
 

@@ -57,21 +57,37 @@ class ScopeOrModelPermission(permissions.BasePermission):
     `write_scope` (the key scope that may write here: `write` for config, `runtime` for threads).
     """
 
+    # What a refusal says (DRF answers 403 with it): which scope or permission was missing. DRF
+    # makes a permission instance per request, so setting it in has_permission is safe.
+    message = "You do not have permission to perform this action."
+
     def has_permission(self, request, view):
+        method = request.method
         if isinstance(request.auth, APIKey):
-            return scope_allows(
-                scope=request.auth.scope,
-                method=request.method,
-                write_scope=getattr(view, "write_scope", APIKey.Scope.WRITE),
+            scope = request.auth.scope
+            write_scope = getattr(view, "write_scope", APIKey.Scope.WRITE)
+            if scope_allows(scope=scope, method=method, write_scope=write_scope):
+                return True
+            needed = APIKey.Scope.READ if method in permissions.SAFE_METHODS else write_scope
+            self.message = (
+                f"This API key's scope `{scope}` does not allow {method} here; "
+                f"`{needed}` scope needed."
             )
+            return False
         user = request.user
         if not (user and user.is_authenticated and user.is_active and user.is_staff):
+            self.message = "Only staff users may use the API with a session; send an API key."
             return False
         model = view.permission_model
         action = _PERMISSION_ACTIONS.get(request.method)
         if action is None:
+            self.message = f"{method} is not allowed here."
             return False
-        return user.has_perm(f"{model._meta.app_label}.{action}_{model._meta.model_name}")
+        permission = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+        if user.has_perm(permission):
+            return True
+        self.message = f"You need the `{permission}` permission to {method} here."
+        return False
 
 
 class BearerKeyScheme(OpenApiAuthenticationExtension):

@@ -12,6 +12,22 @@ Consistency design (SPEC "Cache semantics"):
 - If the cache cannot be reached while a config change is being made, the mirror cannot be
   raised, so the change is refused (CacheUnavailable → 503) and rolled back. A hung Redis that
   resumes with its old contents therefore holds nothing older than the database.
+- Replicas (Redis Sentinel; README "Redis Sentinel"). Replication is asynchronous: a replica
+  promoted after its master died may hold an older mirror N, and entries tagged N, while the
+  database is at N+1; it would serve them. So a change's mirror raise is followed, on the same
+  connection, by `WAIT settings.REDIS_WAIT_REPLICAS`, and the change commits only once that many
+  replicas hold the new mirror (else CacheNotReplicated → 503, rolled back). Every committed
+  revision is then on a replica, and Sentinel promotes the replica with the most replicated data
+  (at equal replica-priority, the default), so a promoted master's mirror is at least the
+  database revision and the argument above holds on it unchanged, whatever old entries it holds.
+  (Set REDIS_WAIT_REPLICAS to the number of replicas to need no such preference.) A failover
+  loses only entries (misses) and raises of changes that never committed (a mirror ahead of the
+  database: misses too). The raise writes the mirror even when it is already higher, so the WAIT
+  covers a value that a change which then rolled back had raised and not replicated. While no
+  replica acknowledges (the only replica is down, or was just promoted), config changes are
+  refused: they are rare and made by people, who can retry once Redis has a replica again; reads
+  are unaffected. Key changes commit anyway, stale records then bounded as below. Every command
+  goes to the master (django-redis's write client), never to a replica, whose mirror lags.
 - API-key changes differ: a key must be revocable during an outage, and a key record, unlike a
   config entry, lives at most settings.API_KEY_RECORD_SECONDS. While Redis is unreachable no
   hit is served (the database checks every key and refuses a revoked one at once); once it is
@@ -60,6 +76,18 @@ class CacheUnavailable(Exception):
 
     def __init__(self, message=None):
         super().__init__(message or self.default_message)
+
+
+class CacheNotReplicated(CacheUnavailable):
+    """Redis took the change's mirror, but too few replicas acknowledged it in time."""
+
+    def __init__(self, wanted: int, acknowledged: int):
+        super().__init__(
+            f"The configuration cache (Redis) has {acknowledged} of the {wanted} replica(s) "
+            f"that must hold a change before it is saved (so that a failover cannot lose it), "
+            "so the change was refused and nothing was changed. Retry in a few seconds (an "
+            "operator may need to bring a Redis replica back)."
+        )
 
 
 class CacheRefused(CacheUnavailable):
@@ -119,13 +147,18 @@ class _Breaker:
 
 breaker = _Breaker()
 
-# Raises the value at KEYS[1] to ARGV[1] unless it is already higher; returns the result.
+# Raises the value at KEYS[1] to ARGV[1] unless it is already higher; returns the result. The
+# value is written even when it is not raised, so a WAIT after it covers that value too.
 _RAISE_TO = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
-local wanted = tonumber(ARGV[1])
-if wanted > current then redis.call('SET', KEYS[1], ARGV[1]) return wanted end
-return current
+local value = ARGV[1]
+local stored = redis.call('GET', KEYS[1])
+if stored and tonumber(stored) >= tonumber(value) then value = stored end
+redis.call('SET', KEYS[1], value)
+return tonumber(value)
 """
+# How long a change waits for replicas to hold its mirror: they usually answer within a
+# millisecond; kept under the socket timeout (settings), so the answer arrives before it.
+REPLICA_WAIT_MS = 150
 
 
 class RedisStore:
@@ -133,12 +166,18 @@ class RedisStore:
 
     errors: tuple[type[Exception], ...]  # unreachable, or refused (`refusals`, caught first)
     refusals: tuple[type[Exception], ...]
+    # Every app instance and command sees the same mirrors: they can vouch for an entry.
+    shared = True
 
-    def __init__(self, alias: str = "default", client=None):
+    def __init__(self, alias: str = "default", client=None, wait_replicas: int | None = None):
         import redis
         from django_redis import get_redis_connection
 
-        self.client = client if client is not None else get_redis_connection(alias)
+        # The write client: the master, also under Sentinel (see the module docstring).
+        self.client = client if client is not None else get_redis_connection(alias, write=True)
+        if wait_replicas is None:
+            wait_replicas = getattr(settings, "REDIS_WAIT_REPLICAS", 0)
+        self.wait_replicas = wait_replicas
         self.errors = (redis.RedisError, OSError)
         self.refusals = (redis.ResponseError,)  # Redis answered: it is there, the breaker stays
         self._raise_to = self.client.register_script(_RAISE_TO)
@@ -152,8 +191,18 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def raise_to(self, key: str, value: int) -> int:
-        return int(self._raise_to(keys=[key], args=[value]))
+    def raise_to(self, key: str, value: int, *, replicated: bool = False) -> int:
+        """Raise the mirror at `key` to `value`; `replicated`: and wait until the replicas
+        the settings ask for hold it (one pipeline: WAIT counts this connection's writes)."""
+        if not (replicated and self.wait_replicas):
+            return int(self._raise_to(keys=[key], args=[value]))
+        pipe = self.client.pipeline(transaction=False)
+        self._raise_to(keys=[key], args=[value], client=pipe)
+        pipe.execute_command("WAIT", self.wait_replicas, REPLICA_WAIT_MS)
+        raised, acknowledged = pipe.execute()
+        if acknowledged < self.wait_replicas:
+            raise CacheNotReplicated(self.wait_replicas, acknowledged)
+        return int(raised)
 
     def publish(self, channel: str, message: str) -> None:
         self.client.publish(channel, message)
@@ -167,10 +216,14 @@ class RedisStore:
 
 
 class LocalStore:
-    """The embedded default: Django's local-memory cache, same semantics within one process."""
+    """The embedded default: Django's local-memory cache, private to one process."""
 
     errors: tuple[type[Exception], ...] = ()
     refusals: tuple[type[Exception], ...] = ()
+    # Another process's change (`import_config` in a second terminal) never raises this
+    # process's mirrors, so they cannot vouch for an entry or a key record: every read checks
+    # the database revision (one cheap query) and every key its row.
+    shared = False
 
     def __init__(self, alias: str = "default"):
         self.cache = caches[alias]
@@ -186,7 +239,7 @@ class LocalStore:
     def delete(self, key: str) -> None:
         self.cache.delete(key)
 
-    def raise_to(self, key: str, value: int) -> int:
+    def raise_to(self, key: str, value: int, *, replicated: bool = False) -> int:
         with self.lock:
             current = int(self.cache.get(key) or -1)
             if value > current:
@@ -266,7 +319,7 @@ def bump_revision(name: str = ConfigRevision.CONFIG) -> int:
 
     Called by the model receivers, and once by bulk paths (import) that bypass them. Raises
     CacheUnavailable (the caller's transaction then rolls back) when the mirror can't be raised,
-    except for an API-key change while Redis is unreachable (see the module docstring).
+    except for an API-key change while Redis is unreachable or unreplicated (module docstring).
     """
     if not connection.in_atomic_block:
         logger.warning("Config changed outside a transaction; cache refresh cannot be atomic.")
@@ -280,13 +333,17 @@ def bump_revision(name: str = ConfigRevision.CONFIG) -> int:
         )
         (revision,) = cursor.fetchone()
     try:
-        require_cache("raising the revision", lambda s: s.raise_to(revision_key(name), revision))
+        require_cache(
+            "raising the revision",
+            lambda s: s.raise_to(revision_key(name), revision, replicated=True),
+        )
     except CacheUnavailable as exc:
         if name != ConfigRevision.API_KEYS or isinstance(exc, CacheRefused):
             raise
         logger.warning(
-            "API keys changed while the cache is unreachable; committing anyway: cached key "
-            "records stop counting within %ss of Redis returning.",
+            "API keys changed while the cache is unreachable or unreplicated (%s); committing "
+            "anyway: cached key records stop counting within %ss of Redis returning.",
+            type(exc).__name__,
             settings.API_KEY_RECORD_SECONDS,
         )
     transaction.on_commit(lambda: _announce(name, revision))

@@ -27,13 +27,13 @@ database up. Nothing stale is ever served; it only costs a query per read meanwh
 import functools
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
-from core import cache
+from core import cache, request_log
 from core.api_keys import (
     MalformedAuthorization,
     bearer_key,
@@ -53,6 +53,9 @@ CONFIG_PATH = re.compile(  # used with fullmatch: `$` would also match before a 
 READ_KEY = "core.config_read"
 # Says whether the cache answered ("hit") or the config was built ("miss").
 CACHE_HEADER = "X-Config-Cache"
+# The URL names (config_backend/urls.py) of the two config endpoints, by "has an assistant id":
+# the `endpoint` label of the request metrics, the same for a hit here and a miss in Django.
+ENDPOINTS = {False: "config-bundle", True: "assistant-config"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class CachedResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    key_name: str | None = None  # whose key the hit answered, for the request log
 
 
 def config_etag(revision: int, assistant_id=None) -> str:
@@ -101,10 +105,10 @@ class ConfigRead:
     """What one config GET fetched from the cache, in one MGET."""
 
     assistant_id: str | None
-    key: str
+    key: str = field(repr=False)  # never in a log line
     config_mirror: bytes | None = None
     keys_mirror: bytes | None = None
-    key_record: bytes | None = None
+    key_record: bytes | None = field(default=None, repr=False)  # holds the key's hash
     entry: bytes | None = None
 
     @classmethod
@@ -131,14 +135,19 @@ class ConfigRead:
             revision = int(self.config_mirror)
             entry_revision, body = split_entry(self.entry)
         except (ValueError, KeyError, TypeError):  # an entry or record not of this format
-            logger.warning("Unreadable cache entry for %s; answering from the database.", self)
+            logger.warning(
+                "Unreadable cache entry or key record (reading %s); answering from the database.",
+                self.assistant_id or "the bundle",
+            )
             return None
         if entry_revision != revision:
             return None  # also for a 304: a current entry proves the assistant is active
         headers = [*config_headers(revision, self.assistant_id), (CACHE_HEADER, "hit")]
         if etag_matches(if_none_match, config_etag(revision, self.assistant_id)):
-            return CachedResponse(304, headers, b"")
-        return CachedResponse(200, [("Content-Type", "application/json"), *headers], body)
+            return CachedResponse(304, headers, b"", holder.name)
+        return CachedResponse(
+            200, [("Content-Type", "application/json"), *headers], body, holder.name
+        )
 
     def cached_entry(self, assistant_id: str | None) -> tuple[bytes | None, bytes | None] | None:
         """(entry, config mirror) as fetched, if this read was for that entry."""
@@ -155,6 +164,8 @@ def decide(meta: dict, assistant_id: str | None) -> CachedResponse | None:
     """
     if READ_KEY in meta or not settings.CONFIG_CACHE_ENTRIES or cache.breaker.is_open():
         return None
+    if not cache.store().shared:
+        return None  # the embedded default: see LocalStore
     try:
         key = bearer_key(meta.get("HTTP_AUTHORIZATION"))
     except MalformedAuthorization:
@@ -247,9 +258,24 @@ class ConfigFastPath:
         if environ["REQUEST_METHOD"] == "GET" and not environ.get("QUERY_STRING"):
             match = CONFIG_PATH.fullmatch(environ.get("PATH_INFO", ""))
             if match:
+                # A hit skips Django's middleware, so it gets its id, line and counts here; a
+                # request handed on keeps this id (and start) through RequestLogMiddleware.
+                start = request_log.begin(environ)
                 response = self.try_hit(environ, match["assistant_id"])
                 if response is not None:
-                    start_response(_REASONS[response.status], response.headers)
+                    start_response(
+                        _REASONS[response.status],
+                        [*response.headers, (request_log.REQUEST_ID_HEADER, start.request_id)],
+                    )
+                    request_log.finish(
+                        start,
+                        endpoint=ENDPOINTS[match["assistant_id"] is not None],
+                        method="GET",
+                        path=environ["PATH_INFO"],
+                        status=response.status,
+                        cache="hit",
+                        api_key_name=response.key_name,
+                    )
                     return [response.body]
         return self.application(environ, start_response)
 
@@ -267,6 +293,7 @@ class ConfigFastPath:
             response.status,
             response.headers + self.headers[secure] + [("Content-Length", str(len(response.body)))],
             response.body,
+            response.key_name,
         )
 
 
@@ -279,6 +306,7 @@ def serve_cached_hits(view):
         if request.method == "GET":
             hit = decide(request.META, str(assistant_id) if assistant_id else None)
             if hit is not None:
+                request_log.note_api_key_name(request.META, hit.key_name)
                 return HttpResponse(hit.body, status=hit.status, headers=dict(hit.headers))
         if assistant_id is None:
             return view(request)

@@ -86,8 +86,10 @@ def _constant(text: str):
 
 
 def pointer_token(key) -> str:
-    """One step of a JSON pointer (RFC 6901 escapes `~` and `/`)."""
-    return str(key).replace("~", "~0").replace("/", "~1")
+    """One step of a JSON pointer (RFC 6901 escapes `~` and `/`). A lone surrogate, which no
+    reply could encode, is written as its escape (`\\ud800`)."""
+    token = str(key).replace("~", "~0").replace("/", "~1")
+    return token.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_pointer(path) -> str:

@@ -1,4 +1,6 @@
-"""A request that failed because a service it needs is down answers 503, decided in one place.
+"""Middleware: the request log (RequestLogMiddleware, first of all), and the 503 for an outage.
+
+A request that failed because a service it needs is down answers 503, decided in one place.
 
 `service_unavailable` is used by the middleware (exceptions raised in views, so Django's test
 client gets the response too), by handler500 (exceptions raised outside views, e.g. a session
@@ -9,8 +11,11 @@ import logging
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
+from django.utils.functional import SimpleLazyObject, empty
 
+from core import request_log
 from core.cache import CacheUnavailable
+from core.config_reads import CACHE_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +60,44 @@ class CacheUnavailableMiddleware:
 
     def process_exception(self, request, exception):
         return service_unavailable(request, exception)
+
+
+def _username(request) -> str | None:
+    """The logged-in user's name, if this request already looked the user up.
+
+    Django's AuthenticationMiddleware leaves a lazy user that costs a session query when first
+    touched; a request that never touched it (a health probe, an API-key call) is not made to.
+    """
+    user = request.__dict__.get("user")  # DRF sets the user it authenticated here directly
+    if isinstance(user, SimpleLazyObject):
+        user = None if user._wrapped is empty else user._wrapped
+    if user is None or not user.is_authenticated:
+        return None
+    return user.get_username()
+
+
+class RequestLogMiddleware:
+    """First of all middleware: every request Django answers gets an id (echoed in
+    X-Request-ID), one log line and the request metrics (core.request_log)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        start = request_log.begin(request.META)
+        response = self.get_response(request)
+        response[request_log.REQUEST_ID_HEADER] = start.request_id
+        match = request.resolver_match
+        api_key = getattr(request, "auth", None)  # DRF's request.auth: our APIKey, or None
+        request_log.finish(
+            start,
+            endpoint=(match.url_name or "unnamed") if match else "unmatched",
+            method=request.method,
+            path=request.path,
+            status=response.status_code,
+            cache=response.get(CACHE_HEADER),
+            api_key_name=getattr(api_key, "name", None)
+            or request_log.noted_api_key_name(request.META),
+            user=_username(request),
+        )
+        return response

@@ -111,3 +111,28 @@ def assistant_form(**overrides) -> dict:
     }
     data.update(overrides)
     return {key: value for key, value in data.items() if value is not None}
+
+
+# Strict tools (rule 8): a schema strict mode accepts, and one it refuses.
+
+STRICT_READY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "days": {"type": ["integer", "null"], "minimum": 1, "description": "Null for 1."},
+        "units": {"type": ["string", "null"], "enum": ["metric", "imperial", None]},
+    },
+    "required": ["city", "days", "units"],
+    "additionalProperties": False,
+}
+# Strict mode refuses it: "tz" is optional.
+OPTIONAL_SCHEMA = {
+    "type": "object",
+    "properties": {"tz": {"type": "string"}},
+    "additionalProperties": False,
+}
+# What strict mode says about it, at /properties/tz.
+OPTIONAL_PROBLEM = (
+    'optional (not in "required"); strict mode sends every property: list it in "required" '
+    'and, if it may be left out, make it nullable: "type": ["string", "null"].'
+)

@@ -20,11 +20,16 @@ from tests.throwaway_servers import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_until_serving(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+def wait_until_serving(
+    url: str, proc: subprocess.Popen, timeout: float = 30, output: Path | None = None
+) -> None:
+    """Wait for `url` to answer; `output` is the file the server writes to (else its stderr
+    pipe), shown if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()}")
+            said = output.read_text(errors="replace") if output else proc.stderr.read()
+            raise RuntimeError(f"server exited with {proc.returncode}: {said}")
         try:
             urllib.request.urlopen(url, timeout=1)
             return
@@ -36,6 +41,22 @@ def wait_until_serving(url: str, proc: subprocess.Popen, timeout: float = 30) ->
 
 
 _static_root: Path | None = None
+# What each server started by server() wrote (stdout and stderr: its logs), by base URL.
+_outputs: dict[str, Path] = {}
+
+
+def server_logs_dir() -> Path:
+    """Where servers' output goes: a file per server, kept for the whole run, so a test can
+    read what a server logged and the run's secret-leak check (tests/secret_leaks.py) can
+    search all of it. A file, not a pipe: a pipe nobody reads fills and stalls the server."""
+    directory = Path(os.environ["TEST_SERVICES_DIR"]) / "server-logs"
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+def server_output(base_url: str) -> str:
+    """Everything the server at `base_url` has written so far."""
+    return _outputs[base_url].read_text(errors="replace")
 
 
 def collected_static() -> Path:
@@ -77,17 +98,15 @@ def server(*, env: dict | None = None, workers: int = 2, cwd: Path = ROOT, argv=
         "warning",
     ]
     command = [part.replace("{port}", str(port)) for part in command]
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     base_url = f"http://127.0.0.1:{port}"
+    output = server_logs_dir() / f"{len(_outputs):04d}-{port}.log"
+    _outputs[base_url] = output
+    with output.open("ab") as sink:
+        proc = subprocess.Popen(
+            command, cwd=cwd, env=full_env, stdout=sink, stderr=subprocess.STDOUT
+        )
     try:
-        wait_until_serving(base_url + "/healthz", proc)
+        wait_until_serving(base_url + "/healthz", proc, output=output)
         yield base_url
     finally:
         proc.terminate()

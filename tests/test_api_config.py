@@ -58,6 +58,7 @@ def test_it_returns_the_resolved_config_in_spec_shape(
                 "tool_type": "sub_assistant",
                 "description": "",
                 "input_schema": {"type": "object", "properties": {"request": {"type": "string"}}},
+                "strict": False,
                 "sub_assistant": {"id": str(calendar_assistant.id), "name": "Calendar assistant"},
             },
             {
@@ -66,6 +67,7 @@ def test_it_returns_the_resolved_config_in_spec_shape(
                 "tool_type": "weather",
                 "description": "Weather for a city.",
                 "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+                "strict": False,
                 "sub_assistant": None,
             },
         ],
@@ -76,6 +78,7 @@ def test_it_returns_the_resolved_config_in_spec_shape(
         "tool_type",
         "description",
         "input_schema",
+        "strict",
         "sub_assistant",
     ]
 

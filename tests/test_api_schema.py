@@ -3,6 +3,7 @@
 import io
 import re
 
+import jsonschema
 import pytest
 import yaml
 from django.contrib.staticfiles import finders
@@ -89,17 +90,113 @@ def test_it_documents_the_status_codes_of_each_operation(schema):
 
 def test_it_documents_the_error_shapes(schema):
     schemas = schema["components"]["schemas"]
-    assert schemas["ValidationError"]["additionalProperties"]["type"] == "array"
     assert "references" in schemas["ReferencedError"]["properties"]
-    # Field errors, or `{"detail": ...}` for a body that isn't storable JSON.
-    assert schemas["BadRequest"]["anyOf"] == [
-        {"$ref": "#/components/schemas/ValidationError"},
-        {"$ref": "#/components/schemas/Error"},
-    ]
-    response_400 = schema["paths"]["/api/v1/tools/"]["post"]["responses"]["400"]
-    assert response_400["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/BadRequest"
+    # One object: field errors, or `{"detail": ...}` for a body that isn't storable JSON.
+    bad_request = schemas["BadRequest"]
+    assert "anyOf" not in bad_request and "ValidationError" not in schemas
+    assert bad_request["properties"]["detail"]["type"] == "string"
+    assert bad_request["properties"]["non_field_errors"]["items"] == {"type": "string"}
+    assert bad_request["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
+    assert "required" not in bad_request
+
+
+def test_each_error_status_has_one_body_schema_across_the_document(schema):
+    bodies: dict[str, set[str]] = {}
+    for item in schema["paths"].values():
+        for operation in item.values():
+            for code, response in operation["responses"].items():
+                if int(code) >= 400:
+                    body = response["content"]["application/json"]["schema"]
+                    bodies.setdefault(code, set()).add(body["$ref"].rsplit("/", 1)[1])
+    assert bodies == {
+        "400": {"BadRequest"},
+        "401": {"Error"},
+        "403": {"Error"},
+        "404": {"Error"},
+        "409": {"ReferencedError"},
+        "413": {"Error"},
+        "415": {"Error"},
+        "503": {"Error"},
     }
+
+
+def request_schemas(schema):
+    """Every request body schema, `$ref`s resolved, with the operation it belongs to."""
+    components = schema["components"]["schemas"]
+
+    def resolve(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(components[node["$ref"].rsplit("/", 1)[1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                yield f"{method} {path}", resolve(content["schema"])
+
+
+def test_no_request_schema_has_a_default_a_generated_client_would_send(schema):
+    def defaults(node, pointer=""):
+        if isinstance(node, dict):
+            found = [pointer] if "default" in node else []
+            for key, value in node.items():
+                found += defaults(value, f"{pointer}/{key}")
+            return found
+        if isinstance(node, list):
+            return [p for i, value in enumerate(node) for p in defaults(value, f"{pointer}/{i}")]
+        return []
+
+    operations = dict(request_schemas(schema))
+    assert len(operations) >= 9  # POST/PUT/PATCH of assistants, tools, links, threads
+    for operation, body in operations.items():
+        assert defaults(body) == [], operation
+
+
+def test_the_defaults_of_a_post_or_put_are_described_not_declared(schema):
+    schemas = schema["components"]["schemas"]
+    assert schemas["ToolInput"]["properties"]["is_active"]["description"] == (
+        "Default if omitted: `true`."
+    )
+    assert schemas["AssistantInput"]["properties"]["instructions"]["description"] == (
+        'Default if omitted: `""`.'
+    )
+    patched = schemas["PatchedToolInput"]["properties"]  # an omitted field keeps its value
+    assert "description" not in patched["is_active"]
+    assert "description" not in patched["description"]
+
+
+def test_config_reads_declare_their_headers_and_a_304_without_a_body(schema):
+    for path in ["/api/v1/config/", "/api/v1/assistants/{assistant_id}/config/"]:
+        responses = schema["paths"][path]["get"]["responses"]
+        assert set(responses["200"]["headers"]) == {"ETag", "X-Config-Revision", "X-Config-Cache"}
+        assert set(responses["304"]["headers"]) == {"ETag", "X-Config-Revision"}
+        assert "content" not in responses["304"]
+        assert all(header["required"] for header in responses["200"]["headers"].values())
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/v1/tools/", '{"name": '),
+        ("/api/v1/tools/", '{"name": "x", "name": "y"}'),
+        ("/api/v1/tools/", "[]"),
+        ("/api/v1/tools/", '"text"'),
+        ("/api/v1/tools/", '{"name": "", "tool_type": "time", "colour": 1}'),
+        ("/api/v1/tools/", '{"name": "t", "tool_type": "time", "input_schema": {"type": 3}}'),
+        ("/api/v1/assistants/", '{"name": "A", "is_secretary": "maybe"}'),
+    ],
+)
+def test_every_400_body_has_the_declared_shape(schema, writer, url, body):
+    response = writer.generic("POST", url, body, content_type="application/json")
+
+    assert response.status_code == 400
+    data = response.json()
+    jsonschema.validate(data, schema["components"]["schemas"]["BadRequest"])
+    assert "detail" not in data or list(data) == ["detail"]  # never both shapes at once
 
 
 def test_it_documents_that_inputs_refuse_unknown_keys(schema):

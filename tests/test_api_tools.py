@@ -22,6 +22,7 @@ def test_it_lists_tools_by_name(reader, weather_tool, calendar_assistant):
         "tool_type",
         "description",
         "input_schema",
+        "strict",
         "assistant",
         "is_active",
         "created_at",

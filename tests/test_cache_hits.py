@@ -201,3 +201,13 @@ def test_a_miss_through_the_wsgi_fast_path_is_not_fetched_again(redis_commands):
     assert status == "200 OK" and hit["X-Config-Cache"] == "hit"
     assert redis_commands == ["MGET"]
     assert "Allow" in miss and "Allow" not in hit  # DRF adds it: the hit never reached DRF
+
+
+def test_an_unreadable_key_record_is_checked_against_the_database(secretary):
+    client = key_client("read")
+    client.get("/api/v1/tools/")
+    cache.store().set(cache.api_key_record_key(client.raw_key.partition(".")[0]), b"{not json")
+
+    response = client.get("/api/v1/tools/")
+
+    assert response.status_code == 200

@@ -70,3 +70,23 @@ def test_the_first_run_serves_the_demo_config_in_the_admin(fresh_copy):
         _, _, body = call("GET", base_url + "/api/v1/config/", key=key)
         changed = next(a for a in json.loads(body)["assistants"] if a["id"] == secretary["id"])
         assert changed["instructions"] == "Changed locally."
+
+        # A change committed by another process (an import in a second terminal) is the
+        # server's next read, though its local-memory cache holds the old entry.
+        document = json.loads((fresh_copy / "demo" / "config.json").read_text())
+        for entry in document["assistants"]:
+            if entry["name"] == secretary["name"]:
+                entry["instructions"] = "Imported in another terminal."
+        (fresh_copy / "changed.json").write_text(json.dumps(document))
+        manage(fresh_copy, "import_config", "changed.json", "--no-backup")
+        _, _, body = call("GET", base_url + "/api/v1/config/", key=key)
+        imported = next(a for a in json.loads(body)["assistants"] if a["id"] == secretary["id"])
+        assert imported["instructions"] == "Imported in another terminal."
+        _, _, body = call("GET", f"{base_url}/api/v1/assistants/{secretary['id']}/config/", key=key)
+        assert json.loads(body)["instructions"] == "Imported in another terminal."
+
+        # A key revoked by another process is refused on the next request.
+        revoke = "APIKey.objects.filter(name='newcomer').update(revoked=True)"
+        manage(fresh_copy, "shell", "-c", f"from core.models import APIKey; {revoke}")
+        status, _, _ = call("GET", base_url + "/api/v1/config/", key=key)
+        assert status == 401

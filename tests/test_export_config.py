@@ -102,6 +102,7 @@ def test_the_export_is_sorted_with_a_stable_key_order(populated):
         "tool_type",
         "description",
         "input_schema",
+        "strict",
         "assistant",
         "is_active",
     ]

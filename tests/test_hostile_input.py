@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from assistants.models import Assistant
 from config_backend import transfer
-from tests.factories import tool_payload
+from tests.factories import key_client, tool_payload
 from tools.models import Tool
 
 pytestmark = pytest.mark.django_db
@@ -266,3 +269,40 @@ def test_an_unusable_backup_dir_is_one_clear_sentence_and_nothing_changes(tmp_pa
         assert transfer.config_to_bytes(transfer.export_config(include_threads=True)) == before, (
             what
         )
+
+
+# --- fuzzing: random hostile JSON text, through the API's string and body forms -----------------
+
+JSON_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**120), max_value=10**120),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=5),
+)
+
+
+@st.composite
+def hostile_json_text(draw) -> str:
+    """JSON-ish text: nested up to 3,000 levels, long numbers, NUL and surrogate escapes, keys
+    repeated."""
+    value = draw(st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=3), max_leaves=8))
+    text = json.dumps(value, allow_nan=True)
+    depth = draw(st.integers(min_value=0, max_value=3000))
+    text = "[" * depth + text + "]" * depth
+    extra = draw(st.sampled_from(["", '"a": 1, "a": 2, ', '"\\ud800": 1, ', '"\\u0000": 1, ']))
+    return '{"type": "object", ' + extra + '"x": ' + text + "}"
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=hostile_json_text())
+def test_random_hostile_schemas_are_never_a_server_error(text):
+    client = key_client("write")
+    Tool.objects.all().delete()
+    for body in (
+        json.dumps(tool_payload(input_schema=text)),  # the legacy string form
+        '{"name": "t", "tool_type": "time", "input_schema": ' + text + "}",  # the object form
+    ):
+        response = client.generic("POST", "/api/v1/tools/", body, content_type="application/json")
+        assert response.status_code in (201, 400), response.content[:300]
+        assert not any(word in response.content.decode() for word in INTERNALS)

@@ -301,8 +301,11 @@ def test_an_import_bumps_the_config_revision_once(tmp_path, monkeypatch):
 ERROR_CASES = {
     "not an object": ([], ["/: [] is not of type 'object'"]),
     "wrong format version": (
-        {"format_version": 2, "assistants": [], "tools": []},
-        ["/format_version: must be 1 (this program reads format version 1)"],
+        {"format_version": 3, "assistants": [], "tools": []},
+        [
+            "/format_version: must be 1 or 2 (this program reads format versions 1 and 2, and "
+            "writes 2)"
+        ],
     ),
     "missing tools": ({"format_version": 1, "assistants": []}, ["/tools: required, but missing"]),
     "unknown top-level key": (
@@ -657,9 +660,10 @@ def scaled_config(tools: int) -> dict:
             assistant(
                 "Secretary",
                 is_secretary=True,
-                tools=[f"t{i}" for i in range(tools)] + ["ask_helper"],
+                # At most 128 active tools per assistant (rule 9).
+                tools=[f"t{i}" for i in range(min(tools, 127))] + ["ask_helper"],
             ),
-            assistant("Helper", tools=[f"t{i}" for i in range(0, tools, 2)]),
+            assistant("Helper", tools=[f"t{i}" for i in range(0, min(tools, 256), 2)]),
         ],
         [
             tool(

@@ -8,9 +8,11 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from core.admin_actions import activate_selected, deactivate_selected
+from core.admin_actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
 from core.json_input import JSONInputError, parse_json
 from tools.models import AssistantToolLink, Tool
+from tools.strict_schema import strict_schema_problems
+from tools.validators import input_schema_problems
 
 
 class PrettyJSONFormField(forms.JSONField):
@@ -41,17 +43,26 @@ class PrettyJSONFormField(forms.JSONField):
 
 
 @admin.register(Tool)
-class ToolAdmin(admin.ModelAdmin):
-    list_display = ["name", "tool_type", "assistant", "is_active", "used_by_count", "updated_at"]
+class ToolAdmin(SaveOnlyChangesAdmin):
+    list_display = [
+        "name",
+        "tool_type",
+        "assistant",
+        "is_active",
+        "strict",
+        "strict_ready",
+        "used_by_count",
+        "updated_at",
+    ]
     ordering = ["name"]
-    list_filter = ["tool_type", "is_active"]
+    list_filter = ["tool_type", "is_active", "strict"]
     list_select_related = ["assistant"]
     search_fields = ["name", "description"]
     autocomplete_fields = ["assistant"]
-    readonly_fields = ["id", "used_by", "created_at", "updated_at"]
+    readonly_fields = ["id", "strict_readiness", "used_by", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "tool_type", "assistant", "is_active", "description"]}),
-        ("Arguments", {"fields": ["input_schema"]}),
+        ("Arguments", {"fields": ["input_schema", "strict", "strict_readiness"]}),
         ("Used by", {"fields": ["used_by"]}),
         ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
@@ -71,6 +82,29 @@ class ToolAdmin(admin.ModelAdmin):
     @admin.display(description="used by", ordering="_used_by_count")
     def used_by_count(self, obj):
         return obj._used_by_count
+
+    @admin.display(description="strict-ready", boolean=True)
+    def strict_ready(self, obj):
+        return not _strict_mode_problems(obj)
+
+    @admin.display(description="strict-mode readiness")
+    def strict_readiness(self, obj):
+        """Rule 8's findings: errors for a strict tool (it can't be saved with any), warnings
+        for one that isn't, so staff see what making it strict needs."""
+        if obj.pk is None:
+            return "—"
+        problems = _strict_mode_problems(obj)
+        if not problems:
+            return "✓ Ready: the runtime can send this tool in OpenAI strict mode as it is."
+        return format_html(
+            "✗ Not ready for strict mode; marking it strict is refused until these are fixed:"
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><code>{}</code>: {}</li>",
+                ((problem.pointer, problem.message) for problem in problems),
+            ),
+        )
 
     @admin.display(description="assistants using this tool")
     def used_by(self, obj):
@@ -94,8 +128,14 @@ class ToolAdmin(admin.ModelAdmin):
         )
 
 
+def _strict_mode_problems(tool: Tool) -> list:
+    """What keeps the stored schema from strict mode (rule 1's problems first, if any)."""
+    schema, problems = input_schema_problems(tool.input_schema)
+    return problems or strict_schema_problems(schema)
+
+
 @admin.register(AssistantToolLink)
-class AssistantToolLinkAdmin(admin.ModelAdmin):
+class AssistantToolLinkAdmin(SaveOnlyChangesAdmin):
     list_display = ["__str__", "assistant", "tool", "sub_assistant", "is_active", "updated_at"]
     list_filter = ["is_active", "tool__tool_type"]
     list_select_related = ["assistant", "tool", "sub_assistant"]

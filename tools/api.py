@@ -42,6 +42,7 @@ class ToolSerializer(serializers.ModelSerializer):
             "tool_type",
             "description",
             "input_schema",
+            "strict",
             "assistant",
             "is_active",
             "created_at",
@@ -60,6 +61,13 @@ class ToolInputSerializer(InputSerializer):
         default=default_input_schema,
         help_text='A JSON Schema object with top-level "type": "object" (a JSON string holding '
         "one is accepted too, and stored parsed).",
+    )
+    strict = serializers.BooleanField(
+        default=False,
+        help_text="Send the tool in OpenAI strict mode. The input schema must then follow "
+        'strict mode\'s rules: every object has "additionalProperties": false and lists every '
+        'property in "required" (an optional one is nullable), only supported keywords, '
+        "within the STRICT_SCHEMA_* limits. Errors name the JSON pointer of each problem.",
     )
     assistant = serializers.PrimaryKeyRelatedField(
         # The delegate's model, found through the field: tools import nothing from assistants.

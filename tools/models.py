@@ -1,12 +1,15 @@
 import uuid
+from collections import Counter
 
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import Q
 
+from tools.strict_schema import strict_schema_problems
 from tools.validators import (
     TOOL_NAME_PATTERN,
     DelegationLink,
+    counts_as_active_tool,
     delegate_errors,
     delegation_cycle_message,
     delegation_edges,
@@ -14,6 +17,7 @@ from tools.validators import (
     find_delegation_cycle,
     link_sub_assistant,
     makes_delegation_edge,
+    tool_limit_problems,
     validate_input_schema,
     validate_tool_name,
 )
@@ -46,6 +50,12 @@ class Tool(models.Model):
     input_schema = models.JSONField(
         default=default_input_schema,
         help_text='JSON Schema of the call\'s arguments, with top-level "type": "object".',
+    )
+    strict = models.BooleanField(
+        default=False,
+        help_text="Sent to the model in OpenAI strict mode: the arguments then always match the "
+        'schema, which must follow strict mode\'s rules (every object "additionalProperties": '
+        'false and every property in "required"; an optional one is nullable).',
     )
     assistant = models.ForeignKey(
         ASSISTANT_MODEL,
@@ -99,6 +109,10 @@ class Tool(models.Model):
             self.input_schema = validate_input_schema(self.input_schema)
         except ValidationError as exc:
             errors["input_schema"] = exc.messages
+        if self.strict and "input_schema" not in errors:
+            strict_problems = strict_schema_problems(self.input_schema)
+            if strict_problems:
+                errors["input_schema"] = [str(problem) for problem in strict_problems]
         errors.update(delegate_errors(tool_type=self.tool_type, delegate=self.assistant_id))
         # A new tool has no links yet; an existing one's active links would become edges.
         if (
@@ -111,6 +125,14 @@ class Tool(models.Model):
             cycle = delegation_cycle_with(tool=self)
             if cycle:
                 errors["assistant"] = delegation_cycle_message(cycle, _assistant_names(cycle))
+        if not errors and not self._state.adding and self.is_active:
+            over = tool_limit_problems(grown_tool_counts(tool=self))
+            if over:
+                names = _assistant_names(over)
+                errors["is_active"] = " ".join(
+                    f"Assistant “{names[pk]}” would then have {message}"
+                    for pk, message in sorted(over.items(), key=lambda item: names[item[0]])
+                )
         if errors:
             raise ValidationError(errors)
 
@@ -168,6 +190,12 @@ class AssistantToolLink(models.Model):
                 raise ValidationError(
                     {"tool": delegation_cycle_message(cycle, _assistant_names(cycle))}
                 )
+        if counts_as_active_tool(link_is_active=self.is_active, tool_is_active=self.tool.is_active):
+            over = tool_limit_problems(grown_tool_counts(link=self))
+            if over:
+                raise ValidationError(
+                    {"tool": "This assistant would have " + over[self.assistant_id]}
+                )
 
 
 def lock_delegation_graph():
@@ -215,6 +243,47 @@ def delegation_cycle_with(*, link=None, tool=None) -> list | None:
         if cycle:
             return cycle
     return None
+
+
+def lock_tool_counts():
+    """Serialize changes to the assistants' tool counts (rule 9), so two concurrent links
+    can't both take the last place."""
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('assistant_tool_counts'))")
+
+
+def grown_tool_counts(*, link=None, tool=None) -> dict:
+    """{assistant id: active tools} of the assistants to which saving this link or tool (as
+    it is in memory) adds an active tool.
+
+    Rule 9 is checked on those only, so an assistant over a since-lowered limit can still be
+    edited, and its tools deactivated, one at a time.
+    """
+    lock_tool_counts()
+    if link is not None:
+        links = AssistantToolLink.objects.filter(assistant_id=link.assistant_id)
+    else:
+        linking = AssistantToolLink.objects.filter(tool_id=tool.pk).values("assistant_id")
+        links = AssistantToolLink.objects.filter(assistant_id__in=linking)
+    before, after = Counter(), Counter()
+    rows = links.values_list("pk", "assistant_id", "tool_id", "is_active", "tool__is_active")
+    for pk, assistant, tool_id, is_active, tool_is_active in rows:
+        before[assistant] += counts_as_active_tool(
+            link_is_active=is_active, tool_is_active=tool_is_active
+        )
+        if link is not None and pk == link.pk:
+            continue
+        if tool is not None and tool_id == tool.pk:
+            tool_is_active = tool.is_active
+        after[assistant] += counts_as_active_tool(
+            link_is_active=is_active, tool_is_active=tool_is_active
+        )
+    if link is not None:
+        after[link.assistant_id] += counts_as_active_tool(
+            link_is_active=link.is_active, tool_is_active=link.tool.is_active
+        )
+    return {pk: count for pk, count in after.items() if count > before[pk]}
 
 
 def _assistant_names(pks) -> dict:

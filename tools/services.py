@@ -7,7 +7,15 @@ from tools.models import Tool
 from tools.selectors import tool_references
 
 # What tool_update may change (the export/import file format keeps its own list).
-TOOL_FIELDS = ("name", "tool_type", "description", "input_schema", "assistant", "is_active")
+TOOL_FIELDS = (
+    "name",
+    "tool_type",
+    "description",
+    "input_schema",
+    "strict",
+    "assistant",
+    "is_active",
+)
 
 
 @transaction.atomic

@@ -1,7 +1,8 @@
 """The rules about tools, as pure functions over plain values (no database access).
 
 Rule 1 (input schemas), rule 2 (names), rule 3 (delegates), rule 4 (delegation cycles, and
-which links make the delegation graph) and the link's mirrored delegate. Model clean(), the
+which links make the delegation graph), the link's mirrored delegate and rule 9 (active tools
+per assistant); rule 8 (strict schemas) is tools.strict_schema. Model clean(), the
 services (through full_clean) and the import planner all call these, so each rule and its
 message exist once; the callers only fetch the values.
 """
@@ -221,3 +222,25 @@ def _nodes_that_may_be_on_cycles(edges: Mapping) -> list:
 def delegation_cycle_message(cycle: list, names: Mapping) -> str:
     """Name the cycle, with `names` ({assistant id: name})."""
     return "This would create a delegation cycle: " + " → ".join(names[pk] for pk in cycle) + "."
+
+
+# Rule 9: at most MAX_TOOLS_PER_ASSISTANT active tools per assistant.
+
+
+def counts_as_active_tool(*, link_is_active: bool, tool_is_active: bool) -> bool:
+    """A link counts toward its assistant's tools when it and its tool are active."""
+    return bool(link_is_active and tool_is_active)
+
+
+def tool_limit_problems(active_tools: Mapping[Hashable, int]) -> dict[Hashable, str]:
+    """Rule 9 over {assistant: its number of active tools}: {assistant: message} for each
+    assistant over MAX_TOOLS_PER_ASSISTANT."""
+    limit = settings.MAX_TOOLS_PER_ASSISTANT
+    return {
+        assistant: (
+            f"{count} active tools; an assistant may have at most {limit} "
+            "(MAX_TOOLS_PER_ASSISTANT). Deactivate or unlink some first."
+        )
+        for assistant, count in active_tools.items()
+        if count > limit
+    }

@@ -14,6 +14,7 @@ Modules, by responsibility:
     state        ConfigState (the configuration as plain values), load_state, table locks,
                  export_config
     plan         Planner: the final state a file asks for and every rule it breaks
+    plan_rules   the rules that span rows (secretary, cycles, tools per assistant), for plan
     apply        import_config: the difference, bulk writes, verification
     check        validate_config (a file), config_problems (the live database)
 """

@@ -10,6 +10,8 @@ from config_backend.transfer.state import (
     load_state,
     lock_config_tables,
 )
+from tools.strict_schema import strict_schema_problems
+from tools.validators import input_schema_problems
 
 
 def validate_config(document, *, current: ConfigState | None = None, prune: bool = False):
@@ -19,11 +21,13 @@ def validate_config(document, *, current: ConfigState | None = None, prune: bool
     return [str(problem) for problem in planner.errors]
 
 
-def config_problems() -> tuple[list[str], dict]:
+def config_problems(*, strict_readiness: bool = False) -> tuple[list[str], dict]:
     """Check the live database against every rule; returns (problems, counts).
 
     The database is exported and planned as a file into an empty database, so the rules are
     the import's; each problem is then named by the row it is about rather than by pointer.
+    With `strict_readiness`, what keeps each tool that is not strict from being made strict
+    (rule 8's findings) counts as a problem too.
     """
     with transaction.atomic():
         lock_config_tables(mode="SHARE")
@@ -64,4 +68,21 @@ def config_problems() -> tuple[list[str], dict]:
             f'link "{names[assistant_pk]}" → "{tool_names[tool_pk]}" sub_assistant: '
             f'is "{names.get(sub_assistant)}" but the tool delegates to "{names.get(delegate)}"'
         )
+    if strict_readiness:
+        problems.extend(strict_readiness_problems(state))
     return problems, state.counts()
+
+
+def strict_readiness_problems(state: ConfigState) -> list[str]:
+    """Rule 8's findings for every tool that is not strict (a strict one breaking it is a
+    problem already), by tool name; a schema that breaks rule 1 is reported by that rule."""
+    problems = []
+    for row in sorted(state.tools.values(), key=lambda row: row["name"]):
+        if row["strict"] or input_schema_problems(row["input_schema"])[1]:
+            continue
+        for problem in strict_schema_problems(row["input_schema"]):
+            inside = "" if problem.pointer == "/" else problem.pointer
+            problems.append(
+                f'tool "{row["name"]}" (not strict) input_schema{inside}: {problem.message}'
+            )
+    return problems

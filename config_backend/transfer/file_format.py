@@ -23,7 +23,9 @@ from core.json_input import JSONInputError, decode_json, json_pointer, json_prob
 if TYPE_CHECKING:
     from config_backend.transfer.state import ConfigState
 
-FORMAT_VERSION = 1
+# Version 2 added the tools' `strict`; version 1 files are still read (every tool not strict).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SCHEMA_PATH = Path(__file__).with_name("config_format.schema.json")
 # A real configuration is a few MB (the 11,000-entity benchmark file is about 8 MB);
 # anything much larger is almost certainly the wrong file.
@@ -40,7 +42,17 @@ ASSISTANT_FIELDS = (
     "openai_assistant_id",
     "is_active",
 )
-TOOL_FIELDS = ("name", "tool_type", "description", "input_schema", "assistant", "is_active")
+TOOL_FIELDS = (
+    "name",
+    "tool_type",
+    "description",
+    "input_schema",
+    "strict",
+    "assistant",
+    "is_active",
+)
+# What each older version's entries lack: {version: {section: fields}}.
+NOT_IN_VERSION = {1: {"tools": ("strict",)}}
 THREAD_FIELDS = ("user_id", "assistant", "thread_id", "last_used")
 # The sections of the file that are lists of entries.
 SECTIONS = ("assistants", "tools", "threads")
@@ -164,7 +176,31 @@ def format_problems(document) -> FormatCheck:
         and isinstance(document.get("tools"), list)
         and isinstance(document.get("threads", []), list)
     )
+    if readable:
+        problems.extend(_newer_field_problems(document, broken))
     return FormatCheck(problems, broken, readable)
+
+
+def _newer_field_problems(document: dict, broken: set) -> list[Problem]:
+    """A field that a file's format_version does not have is an unknown key there (a file
+    that uses it says format_version 2)."""
+    version = document.get("format_version")
+    problems = []
+    for section, fields in NOT_IN_VERSION.get(version, {}).items():
+        for index, entry in enumerate(document[section]):
+            for name in fields:
+                if isinstance(entry, dict) and name in entry:
+                    broken.add((section, index))
+                    problems.append(
+                        Problem(
+                            f"unknown key in format_version {version} (it is in format_version "
+                            f"{FORMAT_VERSION}: set that)",
+                            section,
+                            index,
+                            f"/{name}",
+                        )
+                    )
+    return problems
 
 
 def _problem_at_pointer(pointer: str, message: str) -> Problem:
@@ -191,9 +227,14 @@ def _schema_error_problems(error) -> list[Problem]:
         return [_problem_at(path, "required, but missing", key=key) for key in missing[:1]] or [
             _problem_at(path, error.message)
         ]
-    if path == ["format_version"] and error.validator == "const":
+    if path == ["format_version"] and error.validator == "enum":
+        versions = [str(version) for version in READABLE_VERSIONS]
         return [
-            _problem_at(path, f"must be {FORMAT_VERSION} (this program reads format version 1)")
+            _problem_at(
+                path,
+                f"must be {' or '.join(versions)} (this program reads format versions "
+                f"{' and '.join(versions)}, and writes {FORMAT_VERSION})",
+            )
         ]
     return [_problem_at(path, error.message)]
 

@@ -2,8 +2,9 @@
 
 Rows are matched by `id` when given, else by name (threads: by `id`, else by user and
 assistant); references between entities are by name. The rules are the apps' own pure
-functions (assistants.validators, tools.validators) applied to the planned rows in memory,
-plus the models' field validation (clean_fields) on unsaved instances.
+functions (assistants.validators, tools.validators, tools.strict_schema) applied to the
+planned rows in memory, plus the models' field validation (clean_fields) on unsaved instances;
+the rules that span rows are in plan_rules.
 """
 
 import uuid
@@ -14,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from assistants.models import Assistant
-from assistants.validators import assistant_type_errors, secretary_conflicts
+from assistants.validators import assistant_type_errors
 from config_backend.transfer.file_format import (
     ASSISTANT_FIELDS,
     TOOL_FIELDS,
@@ -22,19 +23,12 @@ from config_backend.transfer.file_format import (
     format_problems,
     parse_last_used,
 )
+from config_backend.transfer.plan_rules import CrossRowRules
 from config_backend.transfer.state import ENTITIES, ConfigState, canonical
 from threads.models import UserAssistantThread
 from tools.models import Tool
-from tools.validators import (
-    DelegationLink,
-    delegate_errors,
-    delegation_cycle_message,
-    delegation_cycles,
-    delegation_edges,
-    delegation_graph,
-    input_schema_problems,
-    link_sub_assistant,
-)
+from tools.strict_schema import strict_schema_problems
+from tools.validators import delegate_errors, input_schema_problems, link_sub_assistant
 
 PROGRESS_EVERY = 2000
 
@@ -59,7 +53,7 @@ def _field_default(model, name):
     return model._meta.get_field(name).get_default()
 
 
-class Planner:
+class Planner(CrossRowRules):
     """Computes the final state a file asks for and every rule it breaks, without writing.
 
     `trust_unchanged`: an input schema identical to the one stored for that row was validated
@@ -253,31 +247,25 @@ class Planner:
         self.mentioned["assistants"] = {row.pk for row in self.assistant_rows}
         self._check_one_secretary()
 
-    def _check_one_secretary(self) -> None:
-        conflicts = secretary_conflicts(
-            (pk, row["name"], row["is_secretary"], row["is_active"])
-            for pk, row in self.final.assistants.items()
-        )
-        in_file = [row for row in self.assistant_rows if row.pk in conflicts]
-        for row in in_file:
-            self.error(row, "/is_secretary", conflicts[row.pk])
-        if conflicts and not in_file:
-            self.errors.append(Problem(next(iter(conflicts.values())), "assistants"))
-
     # -- tools
 
-    def _check_input_schema(self, row: FileRow, value) -> dict | None:
+    def _check_input_schema(self, row: FileRow, value, *, strict: bool) -> dict | None:
+        """Rule 1, and rule 8 for a strict tool; each schema is checked once per import."""
         stored = self.current.tools.get(row.pk)
         if (
             self.trust_unchanged
             and stored is not None
             and isinstance(value, dict)
             and canonical(value) == canonical(stored["input_schema"])
+            and (stored["strict"] or not strict)
         ):
             return value
-        key = value if isinstance(value, str) else canonical(value)
+        key = (value if isinstance(value, str) else canonical(value), strict)
         if key not in self._schema_checks:
-            self._schema_checks[key] = input_schema_problems(value)
+            schema, problems = input_schema_problems(value)
+            if strict and not problems:
+                problems = strict_schema_problems(schema)
+            self._schema_checks[key] = schema, problems
         schema, problems = self._schema_checks[key]
         for problem in problems:
             inner = "" if problem.pointer == "/" else problem.pointer
@@ -298,7 +286,9 @@ class Planner:
                 for name in TOOL_FIELDS
                 if name != "assistant"
             }
-            values["input_schema"] = self._check_input_schema(row, values["input_schema"])
+            values["input_schema"] = self._check_input_schema(
+                row, values["input_schema"], strict=bool(values["strict"])
+            )
             delegate_name = entry.get("assistant")
             delegate = None
             if delegate_name is not None:
@@ -363,47 +353,7 @@ class Planner:
             )
         self.final.links = links
         self._check_delegation_cycles()
-
-    def _check_delegation_cycles(self) -> None:
-        tools = self.final.tools
-        links = [
-            DelegationLink(
-                key=key,
-                assistant=key[0],
-                is_active=link["is_active"],
-                tool_is_active=tools[key[1]]["is_active"],
-                delegate=tools[key[1]]["assistant"],
-            )
-            for key, link in self.final.links.items()
-        ]
-        via = {}  # (assistant, delegate) -> a link key that makes the edge, the file's if any
-        for link in delegation_edges(links):
-            edge = (link.assistant, link.delegate)
-            if link.key in self.link_places or edge not in via:
-                via[edge] = link.key
-        names = {pk: row["name"] for pk, row in self.final.assistants.items()}
-        tool_rows = {row.pk: row for row in self.tool_rows}
-        for cycle in delegation_cycles(delegation_graph(links)):
-            # Point at the first entry of the file (links before tools) that makes an edge.
-            candidates = []
-            for position, edge in enumerate(zip(cycle, cycle[1:], strict=False)):
-                key = via[edge]
-                if key in self.link_places:
-                    row, index = self.link_places[key]
-                    candidates.append((0, row.index, index, position, row, f"/tools/{index}"))
-                elif key[1] in tool_rows:
-                    row = tool_rows[key[1]]
-                    candidates.append((1, row.index, 0, position, row, "/assistant"))
-            first = 0
-            if candidates:
-                *_, first, row, inside = min(candidates, key=lambda candidate: candidate[:4])
-            # Name the cycle from the assistant whose entry the problem is in.
-            cycle = cycle[first:-1] + cycle[:first] + [cycle[first]]
-            message = delegation_cycle_message(cycle, names)
-            if candidates:
-                self.error(row, inside, message)
-            else:
-                self.errors.append(Problem(message, "assistants"))
+        self._check_tool_limits()
 
     # -- threads
 

@@ -7,14 +7,26 @@ class Command(BaseCommand):
     help = (
         "Check the live database against every rule (input schemas, tool names, delegates, "
         "delegation cycles, one active secretary, what each assistant type needs, links' "
-        "sub_assistant in sync). Exit status 1 listing each problem, else 0."
+        "sub_assistant in sync, strict tools' schemas, active tools per assistant). Exit status "
+        "1 listing each problem, else 0."
     )
 
-    def handle(self, *args, **options):
-        problems, counts = transfer.config_problems()
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help=(
+                "Also list what keeps each tool that is not strict from being sent in OpenAI "
+                "strict mode (rule 8's findings, with JSON pointers); any is a problem (exit 1)."
+            ),
+        )
+
+    def handle(self, *args, strict, **options):
+        problems, counts = transfer.config_problems(strict_readiness=strict)
         summary = ", ".join(f"{count} {entity}" for entity, count in counts.items())
         if problems:
             for problem in problems:
                 self.stdout.write(problem)
             raise CommandError(f"{len(problems)} problem(s) found in {summary}.")
-        self.stdout.write(self.style.SUCCESS(f"OK: {summary}; every rule holds."))
+        ready = "; every tool is ready for strict mode" if strict else ""
+        self.stdout.write(self.style.SUCCESS(f"OK: {summary}; every rule holds{ready}."))

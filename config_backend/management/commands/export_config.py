@@ -5,7 +5,7 @@ from config_backend import transfer
 
 class Command(BaseCommand):
     help = (
-        "Export the configuration as JSON (format_version 1), deterministically: assistants, "
+        "Export the configuration as JSON (format_version 2), deterministically: assistants, "
         "tools and each assistant's tool list sorted by name, stable key order, UTF-8. Every "
         'link is exported, an inactive one as {"tool": name, "is_active": false}. '
         "export, import into an empty database, export again gives identical bytes."

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
+from core import metrics
 from core.cache import CacheUnavailable
 
 # Files with more rows than this get their progress reported on stderr.
@@ -11,7 +12,8 @@ LARGE_FILE_ROWS = 2000
 
 class Command(BaseCommand):
     help = (
-        "Import assistants, tools, their links and threads from a JSON file (format_version 1), "
+        "Import assistants, tools, their links and threads from a JSON file (format_version 2, "
+        "or 1, whose tools are not strict), "
         "atomically: everything or nothing. Rows are matched by id when given, else by name; "
         "references are by name. An entry is the whole row: omitted fields take the model "
         "defaults, and an assistant's `tools` list becomes exactly its set of links (a plain "
@@ -50,13 +52,14 @@ class Command(BaseCommand):
             progress = None
             if options["verbosity"] >= 2 or _row_count(document) >= LARGE_FILE_ROWS:
                 progress = self.stderr.write
-            result = transfer.import_config(
-                document=document,
-                prune=prune,
-                dry_run=dry_run,
-                backup_dir=None if no_backup else Path(backup_dir),
-                progress=progress,
-            )
+            with metrics.import_timer():
+                result = transfer.import_config(
+                    document=document,
+                    prune=prune,
+                    dry_run=dry_run,
+                    backup_dir=None if no_backup else Path(backup_dir),
+                    progress=progress,
+                )
         except transfer.ConfigValidationError as exc:
             for line in exc.errors:
                 self.stderr.write(line)

@@ -1,0 +1,285 @@
+"""ConfigClient: serves the last good bundle while a background thread revalidates it.
+
+Where a bundle can come from, in order: the last-known-good file (at start), then the server
+(a conditional GET with the ETag held: 304 keeps the bundle, 200 replaces it and rewrites the
+file). Nothing but a 200 with a well-formed bundle ever changes what is served, so the server
+being down, refusing the key or answering garbage only counts an error.
+
+One fetch path, many triggers: the poller thread waits on `_wake` for poll_interval ± jitter,
+and anything that learns of a change early (today `refresh()`; later a Server-Sent Events
+listener on /api/v1/config/events/) only sets `_wake` or calls `refresh()`. The poll stays the
+truth: a missed or duplicated event costs at most one extra 304.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from config_client._bundle import Bundle, UnknownAssistant, index_assistants
+from config_client._http import Fetched, FetchFailed, bundle_url, fetch_bundle
+from config_client._store import UnusableFile, read_file, touch_file, write_file
+
+logger = logging.getLogger("config_client")
+
+ChangeCallback = Callable[[Bundle], object]
+
+
+class ConfigUnavailable(Exception):
+    """start() found no bundle: neither the cache file nor the server had one."""
+
+    def __init__(self, url: str, cache_path: Path | None, server_problem: str, file_problem: str):
+        self.url = url
+        self.cache_path = cache_path
+        where = f"the cache file {cache_path} {file_problem}" if cache_path else "no cache_path"
+        super().__init__(
+            f"no config bundle to serve: the server at {url} gave none ({server_problem}), "
+            f"and {where}"
+        )
+
+
+class ConfigClient:
+    """The runtime's view of the config backend (see client/README.md)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        label: str | None = None,
+        cache_path: str | Path | None = None,
+        poll_interval: float = 30.0,
+        jitter: float = 0.1,
+        timeout: float = 10.0,
+        start_timeout: float = 5.0,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter is a fraction of poll_interval, from 0 to below 1")
+        self.url = bundle_url(base_url, label)
+        self.label = label
+        self.cache_path = Path(cache_path) if cache_path is not None else None
+        self.poll_interval = poll_interval
+        self.jitter = jitter
+        self.timeout = timeout
+        self.start_timeout = start_timeout
+        self._api_key = api_key
+        self._lock = threading.Lock()  # the served state below
+        self._fetch_lock = threading.Lock()  # one request at a time, so ETags stay in order
+        self._bundle: Bundle | None = None
+        self._index: dict[str, dict[str, Any]] = {}
+        self._etag: str | None = None
+        self._fresh_at: float | None = None  # time.monotonic() of the last confirmation
+        self._file_current = False  # the file holds what is served (so a 304 may touch it)
+        self._errors = 0
+        self._last_error: str | None = None
+        self._last_status: int | None = None
+        self._callbacks: list[ChangeCallback] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # What the runtime reads -------------------------------------------------------------
+
+    @property
+    def bundle(self) -> Bundle:
+        """The last good bundle (treat it as read-only); kept through any server outage."""
+        bundle = self._bundle
+        if bundle is None:
+            raise ConfigUnavailable(self.url, self.cache_path, "start() was not called", "")
+        return bundle
+
+    def assistant(self, name_or_id: str) -> dict[str, Any]:
+        """The resolved config of an active assistant, by name or id."""
+        with self._lock:
+            bundle, index = self.bundle, self._index
+        try:
+            return index[name_or_id]
+        except KeyError:
+            raise UnknownAssistant(name_or_id, [a["name"] for a in bundle["assistants"]]) from None
+
+    @property
+    def revision(self) -> int | None:
+        return None if self._bundle is None else self._bundle["revision"]
+
+    @property
+    def age_seconds(self) -> float | None:
+        """Seconds since the server last confirmed the bundle (200 or 304), or since the file
+        was last written or confirmed when serving from it."""
+        fresh_at = self._fresh_at
+        return None if fresh_at is None else max(0.0, time.monotonic() - fresh_at)
+
+    @property
+    def errors(self) -> int:
+        """Fetches that failed so far (server down, refused, bad answer)."""
+        return self._errors
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the latest fetch failed; None once a fetch succeeds again."""
+        return self._last_error
+
+    @property
+    def last_status(self) -> int | None:
+        """200 or 304: the answer to the latest successful fetch."""
+        return self._last_status
+
+    def on_change(self, callback: ChangeCallback) -> None:
+        """Call `callback(bundle)` after each change of the bundle served (from the poller's
+        thread; an exception in it is logged and changes nothing else)."""
+        self._callbacks.append(callback)
+
+    # Life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> ConfigClient:
+        """Serve the file if there is a good one, fetch once, then poll in the background.
+
+        Raises ConfigUnavailable only when neither the file nor the server gave a bundle.
+        """
+        if self._thread is not None:
+            raise RuntimeError("this ConfigClient was already started")
+        file_problem = self._load_file()
+        try:
+            self._fetch(self.start_timeout)
+        except FetchFailed as exc:
+            if self._bundle is None:
+                raise ConfigUnavailable(self.url, self.cache_path, str(exc), file_problem) from None
+            logger.warning(
+                "serving revision %s from %s: the server is unavailable",
+                self.revision,
+                self.cache_path,
+            )
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="config-client-poll", daemon=True)
+        self._thread.start()
+        return self
+
+    def refresh(self) -> bool:
+        """Fetch now (outside the poll schedule); True when the bundle changed.
+
+        Raises FetchFailed when the server gave nothing usable (counted in `errors` as well).
+        """
+        return self._fetch(self.timeout)
+
+    def stop(self) -> None:
+        """Stop polling; the bundle held stays readable."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(self.timeout + 1)
+            self._thread = None
+
+    def __enter__(self) -> ConfigClient:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # Inside ----------------------------------------------------------------------------
+
+    def _load_file(self) -> str:
+        """Serve the cache file if it is good; returns what was wrong with it otherwise."""
+        if self.cache_path is None:
+            return ""
+        try:
+            stored = read_file(self.cache_path, label=self.label)
+        except UnusableFile as exc:
+            logger.warning("ignoring the cache file %s: %s", self.cache_path, exc)
+            return f"is unusable ({exc})"
+        if stored is None:
+            return "does not exist"
+        age = max(0.0, time.time() - stored.mtime)
+        with self._lock:
+            self._serve(stored.bundle)
+            self._etag = stored.etag
+            self._fresh_at = time.monotonic() - age
+        self._file_current = True
+        return ""
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            spread = self.poll_interval * self.jitter
+            self._wake.wait(self.poll_interval + random.uniform(-spread, spread))
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                self._fetch(self.timeout)
+            except FetchFailed:
+                pass  # counted and logged; the bundle held is served meanwhile
+            except Exception:  # the poller must outlive any surprise
+                logger.exception("unexpected error while polling %s", self.url)
+
+    def _fetch(self, timeout: float) -> bool:
+        with self._fetch_lock:
+            try:
+                answer = fetch_bundle(
+                    self.url, self._api_key, etag=self._etag, timeout=timeout, label=self.label
+                )
+            except FetchFailed as exc:
+                with self._lock:
+                    self._errors += 1
+                    self._last_error = str(exc)
+                logger.warning("config fetch failed (%d so far): %s", self._errors, exc)
+                raise
+            return self._accept(answer)
+
+    def _accept(self, answer: Fetched) -> bool:
+        with self._lock:
+            self._fresh_at = time.monotonic()
+            self._last_status = answer.status
+            self._last_error = None
+            if answer.status == 304 or answer.bundle is None:
+                changed, rewrite = False, False
+            else:
+                previous, etag_before = self._bundle, self._etag
+                changed = previous is not None and answer.bundle != previous
+                if previous is None or changed:
+                    self._serve(answer.bundle)
+                self._etag = answer.etag
+                rewrite = changed or previous is None or answer.etag != etag_before
+                rewrite = rewrite or not self._file_current
+            bundle, etag = self._bundle, self._etag
+        if self.cache_path is not None and bundle is not None:
+            if rewrite:
+                self._save(bundle, etag)
+            elif self._file_current:
+                touch_file(self.cache_path)
+        if changed and bundle is not None:
+            self._notify(bundle)
+        return changed
+
+    def _serve(self, bundle: Bundle) -> None:
+        self._bundle = bundle
+        self._index = index_assistants(bundle)
+
+    def _save(self, bundle: Bundle, etag: str | None) -> None:
+        assert self.cache_path is not None
+        try:
+            write_file(self.cache_path, bundle, etag=etag, label=self.label)
+        except OSError as exc:
+            self._file_current = False
+            logger.warning("could not write the cache file %s: %s", self.cache_path, exc)
+        else:
+            self._file_current = True
+
+    def _notify(self, bundle: Bundle) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback(bundle)
+            except Exception:
+                logger.exception("an on_change callback failed (the poller goes on)")

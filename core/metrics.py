@@ -1,0 +1,161 @@
+"""Prometheus metrics, served at `/metrics` (SPEC "Operations"), right across worker processes.
+
+gunicorn runs several worker processes; each counts what it answers. With
+PROMETHEUS_MULTIPROC_DIR set, prometheus-client keeps every process's values in memory-mapped
+files in that directory, and a scrape, whichever worker answers it, adds them all up. The
+project's gunicorn.conf.py sets the directory when it is unset and empties it when the server
+starts (files left by an earlier run would be added to this one's). Without it (runserver, the
+test client) values live in the one process.
+
+Counting costs a few memory writes per request, and nothing when METRICS_ENABLED is off.
+"""
+
+import contextlib
+import os
+import time
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import Http404, HttpResponse
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+from core import cache as config_cache
+
+_MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _MULTIPROCESS_DIR:
+    # A command run beside the server (import_config) may be the first to use it.
+    os.makedirs(_MULTIPROCESS_DIR, exist_ok=True)
+
+REQUESTS = Counter(
+    "config_requests",
+    "Requests answered, by URL name and status code.",
+    ["endpoint", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "config_request_duration_seconds",
+    "Time from a request's arrival in the app to its response, by URL name.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CACHE_HITS = Counter("config_cache_hits", "Config reads answered from the cache.")
+CACHE_MISSES = Counter("config_cache_misses", "Config reads built from the database.")
+IMPORT_SECONDS = Histogram(
+    "config_import_duration_seconds",
+    "Duration of import_config runs that changed or checked the configuration.",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+# Per process (each worker has its own breaker); a scrape shows 1 when any live worker's was
+# open when it last answered a request.
+BREAKER_OPEN = Gauge(
+    "config_cache_breaker_open",
+    "1 while a worker skips the unreachable cache (its breaker is open), else 0.",
+    multiprocess_mode="livemax",
+)
+
+_breaker_state: bool | None = None
+_children: dict[tuple[str, int], tuple] = {}
+
+
+def count_request(*, endpoint: str, status: int, seconds: float, cache: str | None) -> None:
+    """Count one answered request (core.request_log.finish calls this for every request)."""
+    if not settings.METRICS_ENABLED:
+        return
+    children = _children.get((endpoint, status))
+    if children is None:  # labels() costs more than the increments: looked up once per pair
+        children = _children[endpoint, status] = (
+            REQUESTS.labels(endpoint, str(status)),
+            REQUEST_SECONDS.labels(endpoint),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
+    if cache == "hit":
+        CACHE_HITS.inc()
+    elif cache == "miss":
+        CACHE_MISSES.inc()
+    _note_breaker_state()
+
+
+def _note_breaker_state() -> None:
+    """After each request and at each scrape; written only when it changed."""
+    global _breaker_state
+    state = config_cache.breaker.is_open()
+    if state is not _breaker_state:
+        BREAKER_OPEN.set(1 if state else 0)
+        _breaker_state = state
+
+
+@contextlib.contextmanager
+def import_timer():
+    """Observe how long the import inside takes (whether it succeeds or is refused)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if settings.METRICS_ENABLED:
+            IMPORT_SECONDS.observe(time.perf_counter() - started)
+
+
+class _RevisionCollector:
+    """`config_revision`, read from the database at scrape time: the committed revision."""
+
+    def collect(self):
+        try:
+            revision = config_cache.current_revision()
+        except DatabaseError:
+            return  # no value rather than a wrong one; /readyz says why
+        family = GaugeMetricFamily("config_revision", "The committed config revision.")
+        family.add_metric([], revision)
+        yield family
+
+
+def _scrape() -> bytes:
+    _note_breaker_state()
+    if _MULTIPROCESS_DIR:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    revision = CollectorRegistry(auto_describe=False)
+    revision.register(_RevisionCollector())
+    # Two expositions of disjoint metric families concatenate into one valid exposition.
+    return generate_latest(registry) + generate_latest(revision)
+
+
+def _token_refusal(request) -> HttpResponse | None:
+    """401 without `Authorization: Bearer <METRICS_TOKEN>`, 403 with a wrong one."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        return None
+    scheme, _, sent = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer" or not sent.strip():
+        response = HttpResponse("Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    if not constant_time_compare(sent.strip(), token):
+        return HttpResponse("Wrong metrics token.\n", status=403)
+    return None
+
+
+@never_cache
+@require_safe
+def metrics_view(request):
+    """Prometheus text format; 404 unless METRICS_ENABLED."""
+    if not settings.METRICS_ENABLED:
+        raise Http404
+    refusal = _token_refusal(request)
+    if refusal is not None:
+        return refusal
+    return HttpResponse(_scrape(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,107 @@
+"""One log line and the request metrics per request, however it was answered.
+
+A config read the cache can answer is answered by core.config_reads.ConfigFastPath, before
+Django's middleware; every other request by Django, through core.middleware.RequestLogMiddleware.
+Both call `begin` (the request id and the start time, kept in the WSGI environ, so a request the
+fast path hands on to Django keeps its id) and `finish` (the line, and core.metrics' counts).
+
+What a line says about the caller is the API key's *name* or the username: never the key, its
+hash, a password, a cookie or the Authorization header, none of which is ever handed to the
+logger. (tests/secret_leaks.py fails a test run in which any key created during it was logged.)
+"""
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from core import metrics
+from core.log_formats import current_request_id
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_META = "HTTP_X_REQUEST_ID"
+# A client's id is kept when it is 1 to 128 visible ASCII characters. Anything else (longer,
+# spaces, control characters, non-ASCII) could forge log lines or response headers, or bloat
+# every line: that request gets a generated id instead. fullmatch: `$` would allow a final "\n".
+_SANE_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+# Where a request carries its start in the WSGI environ (Django's request.META).
+_START_KEY = "core.request_start"
+# Where a cache hit answered outside DRF leaves the name of the key it checked.
+_KEY_NAME_KEY = "core.api_key_name"
+
+
+def request_id_from(header: str | None) -> str:
+    """The client's X-Request-ID when it is sane, else a new random one."""
+    if header and _SANE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStart:
+    request_id: str
+    started: float
+
+
+def begin(meta: dict) -> RequestStart:
+    """The request's id and start time: made on the first call, the same on later ones."""
+    start = meta.get(_START_KEY)
+    if start is None:
+        start = meta[_START_KEY] = RequestStart(
+            request_id_from(meta.get(_REQUEST_ID_META)), time.perf_counter()
+        )
+    current_request_id.set(start.request_id)
+    return start
+
+
+def note_api_key_name(meta: dict, name: str | None) -> None:
+    """Record who a cache hit answered outside DRF (which otherwise sets `request.auth`)."""
+    meta[_KEY_NAME_KEY] = name
+
+
+def noted_api_key_name(meta: dict) -> str | None:
+    return meta.get(_KEY_NAME_KEY)
+
+
+def finish(
+    start: RequestStart,
+    *,
+    endpoint: str,
+    method: str,
+    path: str,
+    status: int,
+    cache: str | None = None,
+    api_key_name: str | None = None,
+    user: str | None = None,
+) -> None:
+    """The request's log line and metrics. `endpoint` is the URL's name (a bounded label);
+    `cache` is "hit" or "miss" for config reads."""
+    seconds = time.perf_counter() - start.started
+    metrics.count_request(endpoint=endpoint, status=status, seconds=seconds, cache=cache)
+    if logger.isEnabledFor(logging.INFO):
+        # makeRecord + handle is logger.info() without its stack walk for the caller's file
+        # and line (which would always be this one): a tenth of a hit's log cost.
+        record = logger.makeRecord(
+            logger.name,
+            logging.INFO,
+            __file__,
+            0,
+            "request",
+            (),
+            None,
+            extra={
+                "request_id": start.request_id,
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "cache": cache,
+                "api_key_name": api_key_name,
+                "user": user,
+            },
+        )
+        logger.handle(record)
+    current_request_id.set(None)
