@@ -83,11 +83,9 @@ def key_record(*, api_key: APIKey, keys_revision: int, hour: str) -> bytes:
     ).encode()
 
 
-def key_from_record(
-    record: bytes | None, key: str, keys_revision: bytes | None, *, method: str = "GET"
-) -> APIKey | None:
-    """The key's holder if its cached record proves the key valid, current, used this hour
-    already and allowed this read; else None (the caller asks the database)."""
+def current_record(record: bytes | None, key: str, keys_revision: bytes | None) -> dict | None:
+    """The cached record's fields if they prove the key valid, current and used this hour
+    already; else None (the caller asks the database)."""
     if record is None or keys_revision is None:
         return None
     fields = json.loads(record)
@@ -99,7 +97,13 @@ def key_from_record(
         and fields["hour"] == used_hour(now)
         and APIKey.objects.key_generator.verify(key, fields["hash"])
     )
-    if not current:
+    return fields if current else None
+
+
+def key_from_record(record: bytes | None, key: str, keys_revision: bytes | None) -> APIKey | None:
+    """The key's holder, for DRF, if its cached record is current (see current_record)."""
+    fields = current_record(record, key, keys_revision)
+    if fields is None:
         return None
     # An unsaved stand-in: all that authorization needs, without a query.
     return APIKey(
