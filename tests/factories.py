@@ -4,7 +4,12 @@ Fixtures live in conftest.py; test modules import these plain functions from her
 from conftest.py or from another test module).
 """
 
+import json
+from io import StringIO
+
+import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from assistants.models import Assistant
@@ -136,3 +141,18 @@ OPTIONAL_PROBLEM = (
     'optional (not in "required"); strict mode sends every property: list it in "required" '
     'and, if it may be left out, make it nullable: "type": ["string", "null"].'
 )
+
+
+def write_config_file(tmp_path, document) -> str:
+    """`document` written as an import file in tmp_path; returns its path."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return str(path)
+
+
+def import_error_lines(path) -> list[str]:
+    """The error lines of an import that fails and writes nothing."""
+    err = StringIO()
+    with pytest.raises(CommandError, match="nothing was written"):
+        call_command("import_config", path, "--no-backup", stdout=StringIO(), stderr=err)
+    return err.getvalue().splitlines()

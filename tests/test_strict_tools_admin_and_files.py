@@ -16,7 +16,9 @@ from tests.factories import (
     OPTIONAL_PROBLEM,
     OPTIONAL_SCHEMA,
     STRICT_READY_SCHEMA,
+    import_error_lines,
     link,
+    write_config_file,
 )
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -131,19 +133,6 @@ def test_check_config_reports_a_strict_tool_written_around_validation():
 # --- import and export: format_version 2 carries strict, version 1 still reads --------------------
 
 
-def write_file(tmp_path, document) -> str:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return str(path)
-
-
-def import_errors(path) -> list[str]:
-    err = StringIO()
-    with pytest.raises(CommandError, match="nothing was written"):
-        call_command("import_config", path, "--no-backup", stdout=StringIO(), stderr=err)
-    return err.getvalue().splitlines()
-
-
 def a_tool(name="get_time", **fields) -> dict:
     return {"name": name, "tool_type": "time", "input_schema": STRICT_READY_SCHEMA, **fields}
 
@@ -151,7 +140,9 @@ def a_tool(name="get_time", **fields) -> dict:
 def test_a_version_1_file_imports_with_every_tool_not_strict(tmp_path):
     document = {"format_version": 1, "assistants": [], "tools": [a_tool()]}
 
-    call_command("import_config", write_file(tmp_path, document), "--no-backup", stdout=StringIO())
+    call_command(
+        "import_config", write_config_file(tmp_path, document), "--no-backup", stdout=StringIO()
+    )
 
     assert Tool.objects.get().strict is False
     exported = transfer.export_config(include_threads=False)
@@ -162,7 +153,7 @@ def test_a_version_1_file_imports_with_every_tool_not_strict(tmp_path):
 def test_strict_in_a_version_1_file_is_an_unknown_key(tmp_path):
     document = {"format_version": 1, "assistants": [], "tools": [a_tool(strict=True)]}
 
-    assert import_errors(write_file(tmp_path, document)) == [
+    assert import_error_lines(write_config_file(tmp_path, document)) == [
         "/tools/0/strict: unknown key in format_version 1 (it is in format_version 2: set that)"
     ]
 
@@ -177,7 +168,7 @@ def test_the_import_refuses_a_strict_tool_with_pointers_into_the_file(tmp_path):
         ],
     }
 
-    assert import_errors(write_file(tmp_path, document)) == [
+    assert import_error_lines(write_config_file(tmp_path, document)) == [
         f"/tools/1/input_schema/properties/tz: {OPTIONAL_PROBLEM}"
     ]
     assert not Tool.objects.exists()
@@ -191,7 +182,7 @@ def test_turning_strict_on_in_a_file_checks_the_unchanged_stored_schema(tmp_path
         "tools": [a_tool(strict=True, input_schema=OPTIONAL_SCHEMA)],
     }
 
-    assert import_errors(write_file(tmp_path, document)) == [
+    assert import_error_lines(write_config_file(tmp_path, document)) == [
         f"/tools/0/input_schema/properties/tz: {OPTIONAL_PROBLEM}"
     ]
 

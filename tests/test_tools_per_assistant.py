@@ -1,15 +1,20 @@
 """Rule 9: an assistant has at most MAX_TOOLS_PER_ASSISTANT (128) active tools, through the
 API, the admin and the import."""
 
-import json
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.urls import reverse
 
 from assistants.models import Assistant
-from tests.factories import assistant_form, assistant_with_tools, link
+from tests.factories import (
+    assistant_form,
+    assistant_with_tools,
+    import_error_lines,
+    link,
+    write_config_file,
+)
 from tools.models import AssistantToolLink, Tool
 
 pytestmark = pytest.mark.django_db
@@ -20,19 +25,6 @@ LIMIT_129 = (
 )
 
 # --- rule 9: at most MAX_TOOLS_PER_ASSISTANT active tools ---------------------------------------
-
-
-def write_file(tmp_path, document) -> str:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return str(path)
-
-
-def import_errors(path) -> list[str]:
-    err = StringIO()
-    with pytest.raises(CommandError, match="nothing was written"):
-        call_command("import_config", path, "--no-backup", stdout=StringIO(), stderr=err)
-    return err.getvalue().splitlines()
 
 
 def new_tools(count: int, *, is_active=True, prefix="extra") -> list[Tool]:
@@ -151,12 +143,12 @@ def test_the_import_takes_128_tools_and_refuses_129_at_the_tools_list(tmp_path):
         assistant = {"name": "Busy", "model": "m", "tools": listed}
         return {"format_version": 2, "assistants": [assistant], "tools": tools}
 
-    assert import_errors(write_file(tmp_path, document(129))) == [
+    assert import_error_lines(write_config_file(tmp_path, document(129))) == [
         "/assistants/0/tools: " + LIMIT_129
     ]
     call_command(
         "import_config",
-        write_file(tmp_path, document(128, inactive=2)),
+        write_config_file(tmp_path, document(128, inactive=2)),
         "--no-backup",
         stdout=StringIO(),
     )
