@@ -22,17 +22,17 @@ from core.config_reads import (
     CACHE_HEADER,
     config_etag,
     config_headers,
-    entry_key,
     etag_matches,
     get_or_build,
     request_read,
+    revision_name,
 )
 from tools.models import Tool
 
 
 def config_response(request, *, assistant_id=None) -> HttpResponse:
     """One assistant's resolved config, or the bundle, from the cache or built and stored."""
-    revision = current_revision()  # first: see core.config_reads
+    revision = current_revision(revision_name(assistant_id))  # first: see core.config_reads
     headers = config_headers(revision, assistant_id)
     if etag_matches(request.headers.get("If-None-Match"), config_etag(revision, assistant_id)):
         if assistant_id is not None and not active_assistant_exists(assistant_id=assistant_id):
@@ -49,7 +49,7 @@ def config_response(request, *, assistant_id=None) -> HttpResponse:
 
     read = request_read(request.META)
     body, from_cache = get_or_build(
-        key=entry_key(assistant_id),
+        assistant_id=assistant_id,
         revision=revision,
         build=build,
         cached=read.cached_entry(assistant_id) if read else None,

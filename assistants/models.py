@@ -8,6 +8,18 @@ from assistants.validators import assistant_type_errors, is_active_secretary, se
 
 
 class Assistant(models.Model):
+    # The fields that make up the configuration: recorded in its history (core.changes) and
+    # written to its files (config_backend.transfer), in this order.
+    CONFIG_FIELDS = (
+        "name",
+        "is_secretary",
+        "assistant_type",
+        "model",
+        "instructions",
+        "openai_assistant_id",
+        "is_active",
+    )
+
     class Type(models.TextChoices):
         LLM = "llm", "LLM"
         OPENAI_API = "openai_api", "OpenAI Assistants API"

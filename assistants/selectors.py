@@ -9,6 +9,7 @@ tool's delegate.
 from django.db.models import Prefetch, Q, QuerySet
 
 from assistants.models import Assistant
+from core.changes import assistant_revisions
 from tools.models import AssistantToolLink, Tool
 
 
@@ -103,14 +104,18 @@ def assistant_config_build(*, assistant: Assistant, revision: int) -> dict:
 
 
 def config_bundle_build(*, revision: int) -> dict:
-    """Every active assistant's resolved config, by name, and which one is the secretary."""
+    """Every active assistant's resolved config, by name, and which one is the secretary.
+
+    The bundle has the config revision; each config in it has its own, as when read alone.
+    """
     assistants = sorted(assistants_for_config(), key=lambda assistant: assistant.name)
+    revisions = assistant_revisions(assistant.id for assistant in assistants)
     secretary = next((assistant for assistant in assistants if assistant.is_secretary), None)
     return {
         "revision": revision,
         "secretary": None if secretary is None else str(secretary.id),
         "assistants": [
-            assistant_config_build(assistant=assistant, revision=revision)
+            assistant_config_build(assistant=assistant, revision=revisions[str(assistant.id)])
             for assistant in assistants
         ],
     }

@@ -129,6 +129,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.CacheUnavailableMiddleware",
+    "core.middleware.ChangeContextMiddleware",
 ]
 
 ROOT_URLCONF = "config_backend.urls"
@@ -369,9 +370,9 @@ SPECTACULAR_SETTINGS = {
         "A PATCH changes only the fields it sends; a POST or PUT gives an omitted field the "
         "default its description names. Request schemas declare no `default`, so that a "
         "generated client sends only what its caller set.\n\n"
-        "Errors have one body schema per status: 400 `BadRequest` (`{\"field\": [\"message\"]}`, "
-        "or `{\"detail\": \"...\"}` when the body is not usable JSON), 409 `ReferencedError`, "
-        "every other status `Error` (`{\"detail\": \"...\"}`). A 403's `detail` names the scope "
+        'Errors have one body schema per status: 400 `BadRequest` (`{"field": ["message"]}`, '
+        'or `{"detail": "..."}` when the body is not usable JSON), 409 `ReferencedError`, '
+        'every other status `Error` (`{"detail": "..."}`). A 403\'s `detail` names the scope '
         "(API key) or the Django permission (staff session) needed."
     ),
     "VERSION": "1",

@@ -147,14 +147,19 @@ class _Breaker:
 
 breaker = _Breaker()
 
-# Raises the value at KEYS[1] to ARGV[1] unless it is already higher; returns the result. The
-# value is written even when it is not raised, so a WAIT after it covers that value too.
+# Raises the value at each of KEYS to ARGV[1] unless it is already higher; returns the last
+# key's result. The value is written even when it is not raised, so a WAIT after it covers that
+# value too.
 _RAISE_TO = """
-local value = ARGV[1]
-local stored = redis.call('GET', KEYS[1])
-if stored and tonumber(stored) >= tonumber(value) then value = stored end
-redis.call('SET', KEYS[1], value)
-return tonumber(value)
+local result = 0
+for _, key in ipairs(KEYS) do
+  local value = ARGV[1]
+  local stored = redis.call('GET', key)
+  if stored and tonumber(stored) >= tonumber(value) then value = stored end
+  redis.call('SET', key, value)
+  result = tonumber(value)
+end
+return result
 """
 # How long a change waits for replicas to hold its mirror: they usually answer within a
 # millisecond; kept under the socket timeout (settings), so the answer arrives before it.
@@ -191,13 +196,15 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def raise_to(self, key: str, value: int, *, replicated: bool = False) -> int:
-        """Raise the mirror at `key` to `value`; `replicated`: and wait until the replicas
-        the settings ask for hold it (one pipeline: WAIT counts this connection's writes)."""
+    def raise_to(self, key: str | list[str], value: int, *, replicated: bool = False) -> int:
+        """Raise the mirror at `key` (or each of a list) to `value`; `replicated`: and wait
+        until the replicas the settings ask for hold it (one pipeline: WAIT counts this
+        connection's writes)."""
+        keys = [key] if isinstance(key, str) else key
         if not (replicated and self.wait_replicas):
-            return int(self._raise_to(keys=[key], args=[value]))
+            return int(self._raise_to(keys=keys, args=[value]))
         pipe = self.client.pipeline(transaction=False)
-        self._raise_to(keys=[key], args=[value], client=pipe)
+        self._raise_to(keys=keys, args=[value], client=pipe)
         pipe.execute_command("WAIT", self.wait_replicas, REPLICA_WAIT_MS)
         raised, acknowledged = pipe.execute()
         if acknowledged < self.wait_replicas:
@@ -239,13 +246,13 @@ class LocalStore:
     def delete(self, key: str) -> None:
         self.cache.delete(key)
 
-    def raise_to(self, key: str, value: int, *, replicated: bool = False) -> int:
+    def raise_to(self, key: str | list[str], value: int, *, replicated: bool = False) -> int:
+        result = value
         with self.lock:
-            current = int(self.cache.get(key) or -1)
-            if value > current:
-                self.cache.set(key, str(value).encode(), None)
-                return value
-            return current
+            for one in [key] if isinstance(key, str) else key:
+                result = max(value, int(self.cache.get(one) or -1))
+                self.cache.set(one, str(result).encode(), None)
+        return result
 
     def publish(self, channel: str, message: str) -> None:
         pass  # one process: nobody else to tell
@@ -314,10 +321,11 @@ def current_revision(name: str = ConfigRevision.CONFIG) -> int:
     return row or 0
 
 
-def bump_revision(name: str = ConfigRevision.CONFIG) -> int:
+def bump_revision(name: str = ConfigRevision.CONFIG, *, also: list[str] | tuple = ()) -> int:
     """Record that what `name` covers changed in the current transaction; returns the revision.
 
-    Called by the model receivers, and once by bulk paths (import) that bypass them. Raises
+    The rows named in `also` (assistants' config revisions) are set to the same value, their
+    mirrors raised with it (core.changes). Raises
     CacheUnavailable (the caller's transaction then rolls back) when the mirror can't be raised,
     except for an API-key change while Redis is unreachable or unreplicated (module docstring).
     """
@@ -332,11 +340,16 @@ def bump_revision(name: str = ConfigRevision.CONFIG) -> int:
             [name],
         )
         (revision,) = cursor.fetchone()
-    try:
-        require_cache(
-            "raising the revision",
-            lambda s: s.raise_to(revision_key(name), revision, replicated=True),
+    if also:
+        ConfigRevision.objects.bulk_create(
+            [ConfigRevision(name=other, value=revision) for other in also],
+            update_conflicts=True,
+            unique_fields=["name"],
+            update_fields=["value"],
         )
+    keys = [revision_key(one) for one in (name, *also)]
+    try:
+        require_cache("raising the revision", lambda s: s.raise_to(keys, revision, replicated=True))
     except CacheUnavailable as exc:
         if name != ConfigRevision.API_KEYS or isinstance(exc, CacheRefused):
             raise

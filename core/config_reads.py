@@ -1,15 +1,17 @@
 """The read path of the two config endpoints: hit or miss is decided once per request.
 
-A hit needs four values, fetched with one MGET (`ConfigRead.fetch`): the config revision mirror,
+A hit needs four values, fetched with one MGET (`ConfigRead.fetch`): the entry's revision mirror
+(the assistant's own config revision, or the config revision for the bundle: `revision_name`),
 the API-key revision mirror, the caller's key record, and the config entry. When every one is
 present and current, the stored bytes are the response: one cache round trip, zero SQL.
 
-`ConfigFastPath` wraps the WSGI application, so a hit skips the middleware and DRF; the
-security headers the middleware would add are added here from the same settings. A request
-that is not a hit goes on to Django carrying what the MGET fetched (`request.META[READ_KEY]`):
-the key check (core.api_keys) and `get_or_build` use it instead of asking Redis again, so a
-miss too costs one MGET before it builds. Requests that did not come through the wrapper (the
-test client, another server) are decided by `serve_cached_hits` in the same way.
+`ConfigFastPath` wraps the WSGI application (and core.asgi_app, its async twin, the ASGI one:
+both through `FastPath`), so a hit skips the middleware and DRF; the security headers the
+middleware would add are added here from the same settings. A request that is not a hit goes on
+to Django carrying what the MGET fetched (`request.META[READ_KEY]`): the key check
+(core.api_keys) and `get_or_build` use it instead of asking Redis again, so a miss too costs
+one MGET before it builds. Requests that did not come through a wrapper (the test client,
+another server) are decided by `serve_cached_hits` in the same way.
 
 Two freshness checks, one per path, both sound because a change raises the revision mirror
 *before* it commits (core.cache) and an entry is tagged with the database revision read
@@ -92,6 +94,12 @@ def entry_key(assistant_id: str | None) -> str:
     return cache.assistant_config_key(assistant_id) if assistant_id else cache.BUNDLE_KEY
 
 
+def revision_name(assistant_id: str | None) -> str:
+    """The revision an entry is tagged with: the assistant's own (it moves only when its
+    config changes, core.changes), or the config revision for the bundle."""
+    return ConfigRevision.for_assistant(assistant_id) if assistant_id else ConfigRevision.CONFIG
+
+
 def split_entry(entry: bytes | None) -> tuple[int | None, bytes | None]:
     """An entry is b"<revision>\\n<bytes>": the revision read before its data was read."""
     revision, _, body = (entry or b"").partition(b"\n")
@@ -106,25 +114,37 @@ class ConfigRead:
 
     assistant_id: str | None
     key: str = field(repr=False)  # never in a log line
-    config_mirror: bytes | None = None
+    revision_mirror: bytes | None = None
     keys_mirror: bytes | None = None
     key_record: bytes | None = field(default=None, repr=False)  # holds the key's hash
     entry: bytes | None = None
 
-    @classmethod
-    def fetch(cls, *, assistant_id: str | None, key: str) -> "ConfigRead":
-        names = [
-            cache.revision_key(ConfigRevision.CONFIG),
+    @staticmethod
+    def cache_names(*, assistant_id: str | None, key: str) -> list[str]:
+        """The cache keys of this read's one MGET, in the order `from_values` takes them."""
+        return [
+            cache.revision_key(revision_name(assistant_id)),
             *record_keys(key),
             entry_key(assistant_id),
         ]
+
+    @classmethod
+    def from_values(
+        cls, *, assistant_id: str | None, key: str, values: list[bytes | None] | None
+    ) -> "ConfigRead":
+        """The read made of the MGET's answer to `cache_names` (None, no answer: all missing)."""
+        return cls(assistant_id, key, *(values or ()))
+
+    @classmethod
+    def fetch(cls, *, assistant_id: str | None, key: str) -> "ConfigRead":
+        names = cls.cache_names(assistant_id=assistant_id, key=key)
         values = cache.try_cache("reading a config", lambda s: s.get_many(names))
-        return cls(assistant_id, key, *(values or [None] * len(names)))
+        return cls.from_values(assistant_id=assistant_id, key=key, values=values)
 
     def hit(self, if_none_match: str | None) -> CachedResponse | None:
         """The response if the cache holds a current answer for this caller, else None."""
         try:
-            if self.config_mirror is None:
+            if self.revision_mirror is None:
                 return None
             # The record's fields, not a model instance: building one costs a hit 6 %.
             holder = current_record(self.key_record, self.key, self.keys_mirror)
@@ -133,7 +153,7 @@ class ConfigRead:
                 scope=holder["scope"], method="GET", write_scope=APIKey.Scope.WRITE
             ):
                 return None
-            revision = int(self.config_mirror)
+            revision = int(self.revision_mirror)
             entry_revision, body = split_entry(self.entry)
         except (ValueError, KeyError, TypeError):  # an entry or record not of this format
             logger.warning(
@@ -151,31 +171,37 @@ class ConfigRead:
         )
 
     def cached_entry(self, assistant_id: str | None) -> tuple[bytes | None, bytes | None] | None:
-        """(entry, config mirror) as fetched, if this read was for that entry."""
+        """(entry, its revision mirror) as fetched, if this read was for that entry."""
         if assistant_id != self.assistant_id:
             return None
-        return self.entry, self.config_mirror
+        return self.entry, self.revision_mirror
 
 
-def decide(meta: dict, assistant_id: str | None) -> CachedResponse | None:
-    """Decide hit or miss, once per request: the answer on a hit, else None.
-
-    What the MGET fetched stays in `meta` for the rest of the request, which goes on to Django
-    on a miss; a request already decided is not fetched again.
-    """
+def cache_read_key(meta: dict) -> str | None:
+    """The API key to read the cache for, when the cache may decide this request; else None."""
     if READ_KEY in meta or not settings.CONFIG_CACHE_ENTRIES or cache.breaker.is_open():
-        return None
+        return None  # already decided (a request is fetched once), or the cache is not asked
     if not cache.store().shared:
         return None  # the embedded default: see LocalStore
     try:
-        key = bearer_key(meta.get("HTTP_AUTHORIZATION"))
+        return bearer_key(meta.get("HTTP_AUTHORIZATION"))  # None: a session, or no credentials
     except MalformedAuthorization:
         return None  # DRF answers 401
-    if key is None:
-        return None  # a staff session, or no credentials: Django and DRF decide
-    read = ConfigRead.fetch(assistant_id=assistant_id, key=key)
+
+
+def keep_read(meta: dict, read: ConfigRead) -> CachedResponse | None:
+    """Keep what the MGET fetched in `meta` for the rest of the request (which goes on to
+    Django on a miss); the answer on a hit, else None."""
     meta[READ_KEY] = read
     return read.hit(meta.get("HTTP_IF_NONE_MATCH"))
+
+
+def decide(meta: dict, assistant_id: str | None) -> CachedResponse | None:
+    """Decide hit or miss, once per request: the answer on a hit, else None."""
+    key = cache_read_key(meta)
+    if key is None:
+        return None
+    return keep_read(meta, ConfigRead.fetch(assistant_id=assistant_id, key=key))
 
 
 def request_read(meta: dict) -> ConfigRead | None:
@@ -184,20 +210,25 @@ def request_read(meta: dict) -> ConfigRead | None:
 
 
 def get_or_build(
-    *, key: str, revision: int, build, cached: tuple[bytes | None, bytes | None] | None = None
+    *,
+    assistant_id: str | None,
+    revision: int,
+    build,
+    cached: tuple[bytes | None, bytes | None] | None = None,
 ) -> tuple[bytes | None, bool]:
-    """The config entry at `key` for this committed revision, built and stored on a miss;
-    returns (bytes, whether they came from the cache).
+    """The config entry of this assistant (None: the bundle) for this committed revision,
+    built and stored on a miss; returns (bytes, whether they came from the cache).
 
-    `revision` is the database revision, read by the caller *before* anything else (see the
-    module docstring). `cached` is (entry, config mirror) when this request already fetched
+    `revision` is its database revision, read by the caller *before* anything else (see the
+    module docstring). `cached` is (entry, revision mirror) when this request already fetched
     them. `build()` returns the serialized bytes, or None when there is nothing to serve (an
     inactive assistant; not cached).
     """
     if not settings.CONFIG_CACHE_ENTRIES:
         return build(), False
+    key = entry_key(assistant_id)
     if cached is None:
-        names = [key, cache.revision_key(ConfigRevision.CONFIG)]
+        names = [key, cache.revision_key(revision_name(assistant_id))]
         cached = cache.try_cache("reading a config", lambda s: s.get_many(names), [None, None])
     entry, mirror = cached
     entry_revision, body = split_entry(entry)
@@ -210,7 +241,7 @@ def get_or_build(
             lambda s: s.set(key, b"%d\n%s" % (revision, body), cache.ENTRY_SECONDS),
         )
         if mirror is None:
-            cache.seed_mirror(ConfigRevision.CONFIG)
+            cache.seed_mirror(revision_name(assistant_id))
     return body, False
 
 
@@ -234,6 +265,61 @@ def security_headers(secure: bool) -> list[tuple[str, str]]:
     return headers
 
 
+class FastPath:
+    """What the two server wrappers, WSGI (ConfigFastPath) and ASGI (core.asgi_app), share
+    around `decide`: which requests the cache may answer, the checks Django's middleware would
+    make before a view (allowed host, SSL redirect), and a hit's headers, log line and counts.
+    A hit skips Django's middleware, so it gets its id, line and counts here; a request handed
+    on keeps its id (and start) through RequestLogMiddleware."""
+
+    def __init__(self):
+        self.allowed_hosts = list(settings.ALLOWED_HOSTS)
+        self.proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        self.headers = {secure: security_headers(secure) for secure in (False, True)}
+
+    @staticmethod
+    def target(method: str, query_string, path: str) -> re.Match | None:
+        """The config endpoint a plain GET asks for (its `assistant_id` group), else None."""
+        if method != "GET" or query_string:
+            return None
+        return CONFIG_PATH.fullmatch(path)
+
+    def secure_if_servable(self, meta: dict, scheme: str | None) -> bool | None:
+        """None when Django must answer first (a host it refuses: 400; plain HTTP it
+        redirects); else whether the request came over TLS, as HttpRequest.is_secure() says
+        (the proxy's header, when configured and sent, decides)."""
+        domain, _ = split_domain_port(meta.get("HTTP_HOST", ""))
+        if not domain or not validate_host(domain, self.allowed_hosts):
+            return None
+        secure = scheme == "https"
+        if self.proxy_header and self.proxy_header[0] in meta:
+            secure = meta[self.proxy_header[0]].split(",")[0].strip() == self.proxy_header[1]
+        if settings.SECURE_SSL_REDIRECT and not secure:
+            return None
+        return secure
+
+    def hit_headers(self, hit: CachedResponse, secure: bool, start) -> list[tuple[str, str]]:
+        """Every header of a hit: the entry's, the security headers, length, request id."""
+        return [
+            *hit.headers,
+            *self.headers[secure],
+            ("Content-Length", str(len(hit.body))),
+            (request_log.REQUEST_ID_HEADER, start.request_id),
+        ]
+
+    @staticmethod
+    def log_hit(start, match: re.Match, path: str, hit: CachedResponse) -> None:
+        request_log.finish(
+            start,
+            endpoint=ENDPOINTS[match["assistant_id"] is not None],
+            method="GET",
+            path=path,
+            status=hit.status,
+            cache="hit",
+            api_key_name=hit.key_name,
+        )
+
+
 _REASONS = {200: "200 OK", 304: "304 Not Modified"}
 
 
@@ -242,60 +328,20 @@ class ConfigFastPath:
 
     def __init__(self, application):
         self.application = application
-        self.allowed_hosts = list(settings.ALLOWED_HOSTS)
-        proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-        self.proxy_header = proxy
-        self.headers = {secure: security_headers(secure) for secure in (False, True)}
-
-    def is_secure(self, environ) -> bool:
-        """As HttpRequest.is_secure(): the proxy's header, when configured and sent, decides."""
-        if self.proxy_header:
-            header, value = self.proxy_header
-            if header in environ:
-                return environ[header].split(",")[0].strip() == value
-        return environ.get("wsgi.url_scheme") == "https"
+        self.fast_path = FastPath()
 
     def __call__(self, environ, start_response):
-        if environ["REQUEST_METHOD"] == "GET" and not environ.get("QUERY_STRING"):
-            match = CONFIG_PATH.fullmatch(environ.get("PATH_INFO", ""))
-            if match:
-                # A hit skips Django's middleware, so it gets its id, line and counts here; a
-                # request handed on keeps this id (and start) through RequestLogMiddleware.
-                start = request_log.begin(environ)
-                response = self.try_hit(environ, match["assistant_id"])
-                if response is not None:
-                    start_response(
-                        _REASONS[response.status],
-                        [*response.headers, (request_log.REQUEST_ID_HEADER, start.request_id)],
-                    )
-                    request_log.finish(
-                        start,
-                        endpoint=ENDPOINTS[match["assistant_id"] is not None],
-                        method="GET",
-                        path=environ["PATH_INFO"],
-                        status=response.status,
-                        cache="hit",
-                        api_key_name=response.key_name,
-                    )
-                    return [response.body]
+        path = environ.get("PATH_INFO", "")
+        match = FastPath.target(environ["REQUEST_METHOD"], environ.get("QUERY_STRING"), path)
+        if match:
+            start = request_log.begin(environ)
+            secure = self.fast_path.secure_if_servable(environ, environ.get("wsgi.url_scheme"))
+            hit = None if secure is None else decide(environ, match["assistant_id"])
+            if hit is not None:
+                start_response(_REASONS[hit.status], self.fast_path.hit_headers(hit, secure, start))
+                self.fast_path.log_hit(start, match, path, hit)
+                return [hit.body]
         return self.application(environ, start_response)
-
-    def try_hit(self, environ, assistant_id) -> CachedResponse | None:
-        domain, _ = split_domain_port(environ.get("HTTP_HOST", ""))
-        if not domain or not validate_host(domain, self.allowed_hosts):
-            return None  # Django answers 400
-        secure = self.is_secure(environ)
-        if settings.SECURE_SSL_REDIRECT and not secure:
-            return None  # Django redirects
-        response = decide(environ, assistant_id)
-        if response is None:
-            return None
-        return CachedResponse(
-            response.status,
-            response.headers + self.headers[secure] + [("Content-Length", str(len(response.body)))],
-            response.body,
-            response.key_name,
-        )
 
 
 def serve_cached_hits(view):

@@ -11,11 +11,14 @@ import logging
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
+from django.urls import reverse
 from django.utils.functional import SimpleLazyObject, empty
 
 from core import request_log
 from core.cache import CacheUnavailable
+from core.changes import ChangeContext, change_context
 from core.config_reads import CACHE_HEADER
+from core.models import Revision
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +104,33 @@ class RequestLogMiddleware:
             user=_username(request),
         )
         return response
+
+
+# The admin's form field for a change note, and the API's header (SPEC "Revisions").
+CHANGE_NOTE_FIELD = "change_note"
+CHANGE_NOTE_HEADER = "X-Change-Note"
+
+
+def request_change_context(request) -> ChangeContext:
+    """Who makes a request's changes, from where, and why; asked when its first change is
+    recorded, so after DRF has authenticated the caller."""
+    if request.path.startswith(reverse("admin:index")):
+        source = Revision.Source.ADMIN
+        message = request.POST.get(CHANGE_NOTE_FIELD, "") if request.method == "POST" else ""
+    else:
+        source = Revision.Source.API
+        message = request.headers.get(CHANGE_NOTE_HEADER, "")
+    api_key = getattr(request, "auth", None)  # DRF's request.auth: our APIKey, or None
+    author = getattr(api_key, "name", None) or _username(request) or "anonymous"
+    return ChangeContext(source=source, author=author, message=message.strip())
+
+
+class ChangeContextMiddleware:
+    """Changes a request makes are recorded with its user or key, source and note."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with change_context(lambda: request_change_context(request)):
+            return self.get_response(request)

@@ -15,12 +15,82 @@ class ConfigRevision(models.Model):
 
     CONFIG = "config"
     API_KEYS = "api_keys"
+    # One row per assistant ("assistant:<id>"): the last revision that changed its resolved
+    # config (SPEC "Fine-grained freshness"); core.changes keeps them.
+    ASSISTANT_PREFIX = "assistant:"
 
-    name = models.CharField(max_length=20, primary_key=True)
+    name = models.CharField(max_length=64, primary_key=True)
     value = models.BigIntegerField(default=0)
 
     def __str__(self):
         return f"{self.name} revision {self.value}"
+
+    @classmethod
+    def for_assistant(cls, assistant_id) -> str:
+        return f"{cls.ASSISTANT_PREFIX}{assistant_id}"
+
+
+class Revision(models.Model):
+    """One committed change set of the configuration (SPEC "Revisions"): who, from where, why.
+
+    `number` is the config revision the change set left the counter at (each row change moves
+    the counter, so numbers grow but skip). `assistants` lists the assistants whose resolved
+    config it changed (the `revision` event names them).
+    """
+
+    class Source(models.TextChoices):
+        ADMIN = "admin"
+        API = "api"
+        IMPORT = "import"
+        ROLLBACK = "rollback"
+        COMMAND = "command"
+
+    id = models.BigAutoField(primary_key=True)
+    number = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    author = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    message = models.TextField(blank=True)
+    assistants = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self):
+        return f"revision {self.number}"
+
+
+class RevisionChange(models.Model):
+    """One row created, updated or deleted by a revision, with the old and new value of each
+    field that changed (every field, for a row created or deleted).
+
+    `object_id` is the row's id; a link's is "<assistant id>:<tool id>", which is what
+    identifies it (one link per assistant and tool).
+    """
+
+    class Entity(models.TextChoices):
+        ASSISTANT = "assistant"
+        TOOL = "tool"
+        LINK = "link"
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="changes")
+    entity = models.CharField(max_length=10, choices=Entity.choices)
+    object_id = models.CharField(max_length=80)
+    name = models.CharField(max_length=600)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    fields = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["revision", "id"]
+        indexes = [models.Index(fields=["entity", "object_id"])]
+
+    def __str__(self):
+        return f"{self.entity} {self.name} {self.action} in {self.revision_id}"
 
 
 class OpaqueIdAPIKeyManager(APIKeyManager):

@@ -3,7 +3,8 @@
 import pytest
 
 from assistants.models import Assistant
-from core.cache import bump_config_revision, current_revision
+from core.cache import current_revision
+from core.changes import assistant_revision
 from tests.factories import key_client, link, make_delegate_tool
 from tools.models import Tool
 
@@ -110,8 +111,9 @@ def test_it_leaves_out_inactive_links_inactive_tools_and_tools_of_inactive_deleg
 
 
 def test_an_inactive_assistant_has_no_config(client, calendar_assistant):
-    Assistant.objects.filter(pk=calendar_assistant.pk).update(is_active=False)
-    bump_config_revision()
+    client.get(config_url(calendar_assistant))  # cached
+    calendar_assistant.is_active = False
+    calendar_assistant.save()
 
     response = client.get(config_url(calendar_assistant))
 
@@ -127,7 +129,8 @@ def test_an_unknown_assistant_has_no_config(client):
 def test_config_carries_etag_and_revision_headers(client, secretary):
     response = client.get(config_url(secretary))
 
-    revision = current_revision()
+    revision = assistant_revision(secretary.id)
+    assert revision > 0
     assert response["X-Config-Revision"] == str(revision)
     assert response["ETag"] == f'"{revision}-{secretary.id}"'
 
@@ -150,7 +153,8 @@ def test_a_weak_or_listed_etag_matches_too(client, secretary):
 
 def test_an_old_etag_gets_the_new_config(client, secretary):
     etag = client.get(config_url(secretary))["ETag"]
-    bump_config_revision()
+    secretary.instructions += " Be brief."
+    secretary.save()
 
     response = client.get(config_url(secretary), HTTP_IF_NONE_MATCH=etag)
 

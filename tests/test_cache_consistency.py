@@ -14,11 +14,11 @@ from core.config_reads import get_or_build
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def read(key="test-entry", build=None):
+def read(build=None):
     """A reader as the config views are: the revision first, then the data."""
     revision = cache.current_revision()
     build = build or build_names
-    body, _ = get_or_build(key=key, revision=revision, build=lambda: build(revision))
+    body, _ = get_or_build(assistant_id=None, revision=revision, build=lambda: build(revision))
     return body
 
 
@@ -52,7 +52,7 @@ def test_a_second_read_is_served_from_the_cache(django_assert_num_queries):
     first = read()
     revision = cache.current_revision()
     with django_assert_num_queries(0):
-        assert get_or_build(key="test-entry", revision=revision, build=None) == (first, True)
+        assert get_or_build(assistant_id=None, revision=revision, build=None) == (first, True)
 
 
 def test_a_commit_makes_the_next_read_fresh():
@@ -105,7 +105,7 @@ def test_a_mirror_lost_during_a_slow_read_is_not_seeded_from_that_read():
         thread.join()
         return old
 
-    cache.store().delete("test-entry")
+    cache.store().delete(cache.BUNDLE_KEY)
     read(build=slow_reader_build)
 
     assert cache.store().get_many([revision_key("config")]) == [None]  # not seeded with R

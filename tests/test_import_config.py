@@ -13,6 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from assistants.models import Assistant
 from config_backend import transfer
 from config_backend.transfer import apply as transfer_apply
+from core.cache import current_revision
+from core.models import Revision
 from tests.factories import link, make_delegate_tool
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -92,8 +94,7 @@ def test_a_second_identical_run_changes_nothing_and_says_so(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     run_import(DEMO)
     before = exported()
-    bumps = []
-    monkeypatch.setattr(transfer_apply, "bump_config_revision", lambda: bumps.append(1))
+    revision = current_revision()
 
     out = StringIO()
     call_command("import_config", str(DEMO), stdout=out, stderr=StringIO())
@@ -102,7 +103,7 @@ def test_a_second_identical_run_changes_nothing_and_says_so(tmp_path, monkeypatc
     assert "Assistants: 0 created, 0 updated, 3 unchanged, 0 deleted" in out.getvalue()
     assert "Links: 0 created, 0 updated, 12 unchanged, 0 deleted" in out.getvalue()
     assert exported() == before
-    assert bumps == []
+    assert current_revision() == revision
     assert not (tmp_path / "backups").exists()
 
 
@@ -287,13 +288,18 @@ def test_a_failure_after_the_writes_rolls_everything_back(tmp_path, monkeypatch)
     assert exported() == before
 
 
-def test_an_import_bumps_the_config_revision_once(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(transfer_apply, "bump_config_revision", lambda: calls.append(1))
+def test_an_import_is_one_revision_listing_every_row_it_changed(tmp_path):
+    before = Revision.objects.count()
+    run_import(DEMO, "-m", "first load")
+
+    revision = Revision.objects.get(number=current_revision())
+    assert Revision.objects.count() == before + 1
+    assert (revision.source, revision.message) == ("import", "first load")
+    assert revision.changes.filter(action="created").count() == revision.changes.count()
+    assert revision.changes.filter(entity="assistant").count() == 3
+    assert revision.changes.filter(entity="link").count() == 12
     run_import(DEMO)
-    assert calls == [1]
-    run_import(DEMO)
-    assert calls == [1]
+    assert Revision.objects.count() == before + 1
 
 
 # --- errors, each with its pointer --------------------------------------------------------------

@@ -31,6 +31,18 @@ def default_input_schema():
 
 
 class Tool(models.Model):
+    # The fields that make up the configuration: recorded in its history (core.changes) and
+    # written to its files (config_backend.transfer), in this order; `assistant` by id.
+    CONFIG_FIELDS = (
+        "name",
+        "tool_type",
+        "description",
+        "input_schema",
+        "strict",
+        "assistant",
+        "is_active",
+    )
+
     class Type(models.TextChoices):
         CALENDAR = "calendar", "Calendar"
         REMINDER = "reminder", "Reminder"
@@ -138,6 +150,9 @@ class Tool(models.Model):
 
 
 class AssistantToolLink(models.Model):
+    # What a link's history records; a link is identified by its assistant and tool.
+    CONFIG_FIELDS = ("is_active", "sub_assistant")
+
     assistant = models.ForeignKey(
         ASSISTANT_MODEL, on_delete=models.CASCADE, related_name="tool_links"
     )
@@ -172,6 +187,11 @@ class AssistantToolLink(models.Model):
     def save(self, *args, **kwargs):
         self.sync_sub_assistant()
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def history_id(assistant_id, tool_id) -> str:
+        """How the history names a link: by its assistant and tool, which identify it."""
+        return f"{assistant_id}:{tool_id}"
 
     def sync_sub_assistant(self) -> None:
         self.sub_assistant_id = link_sub_assistant(tool_delegate=self.tool.assistant_id)

@@ -2,8 +2,8 @@
 bulk operations (a fixed number of queries per entity type), then verified.
 
 Inside one transaction: lock and read the current config, plan and validate, write the backup,
-write the changes, re-read the database and check it equals the plan, bump the config revision
-once. Anything wrong rolls everything back.
+write the changes, record them as one revision (config_backend.history), re-read the database
+and check it equals the plan. Anything wrong rolls everything back.
 """
 
 from dataclasses import dataclass, field
@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from assistants.models import Assistant
+from config_backend.history.states import record_state_changes
 from config_backend.transfer.file_format import (
     ASSISTANT_FIELDS,
     THREAD_FIELDS,
@@ -30,7 +31,6 @@ from config_backend.transfer.state import (
     load_state,
     lock_config_tables,
 )
-from core.cache import bump_config_revision
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -79,6 +79,7 @@ class ImportResult:
     backup_path: Path | None = None
     dry_run: bool = False
     deleted_names: dict = field(default_factory=dict)
+    revision: int | None = None  # the revision it made (None: nothing in the config changed)
 
     @property
     def changed(self) -> bool:
@@ -251,7 +252,7 @@ def import_config(
     """Import a parsed file atomically; raise ConfigValidationError having written nothing.
 
     Order: lock and read the current config, validate the file against the final state, write
-    the backup, write the changes, verify, bump the config revision once. With dry_run the
+    the backup, write the changes, record them as one revision, verify. With dry_run the
     writes and the verification run and are then rolled back.
     """
     say = progress or (lambda message: None)
@@ -295,7 +296,13 @@ def import_config(
         )
         apply_changes(current, final, changes)
         if not dry_run:
-            bump_config_revision()
+            result.revision = record_state_changes(
+                current,
+                final,
+                only={
+                    entity: [*c.created, *c.updated, *c.deleted] for entity, c in changes.items()
+                },
+            )
         result.verified = verify(final)
         say("Verified the database against the file.")
         if dry_run:

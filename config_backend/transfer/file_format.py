@@ -1,8 +1,9 @@
 """The configuration file format (SPEC "Import/export format"): its fields, its JSON Schema,
 reading a file, where a problem is in it, and writing a state as a file (bytes, backups).
 
-The field lists below are the format's own: adding an editable field to a model or a service
-does not change what is exported or accepted until it is added here and to the schema.
+The field lists are the models' CONFIG_FIELDS, which the history records too, so a state
+rebuilt from the history is a state this format writes (export --at, rollback). Adding a field
+there needs the schema and a format version here.
 """
 
 import json
@@ -18,7 +19,9 @@ from django.conf import settings
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
+from assistants.models import Assistant
 from core.json_input import JSONInputError, decode_json, json_pointer, json_problems
+from tools.models import Tool
 
 if TYPE_CHECKING:
     from config_backend.transfer.state import ConfigState
@@ -33,24 +36,8 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 
 # The fields of each entry, in the order they are written (an assistant's `tools` list and
 # every `id` aside). References (`assistant`) are by name in the file.
-ASSISTANT_FIELDS = (
-    "name",
-    "is_secretary",
-    "assistant_type",
-    "model",
-    "instructions",
-    "openai_assistant_id",
-    "is_active",
-)
-TOOL_FIELDS = (
-    "name",
-    "tool_type",
-    "description",
-    "input_schema",
-    "strict",
-    "assistant",
-    "is_active",
-)
+ASSISTANT_FIELDS = Assistant.CONFIG_FIELDS
+TOOL_FIELDS = Tool.CONFIG_FIELDS
 # What each older version's entries lack: {version: {section: fields}}.
 NOT_IN_VERSION = {1: {"tools": ("strict",)}}
 THREAD_FIELDS = ("user_id", "assistant", "thread_id", "last_used")

@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from config_backend import transfer
 from core import metrics
 from core.cache import CacheUnavailable
+from core.changes import ChangeContext, change_context, os_user
+from core.models import Revision
 
 # Files with more rows than this get their progress reported on stderr.
 LARGE_FILE_ROWS = 2000
@@ -45,14 +47,20 @@ class Command(BaseCommand):
             help="Where the backup of the current config goes (default: backups/).",
         )
         backup.add_argument("--no-backup", action="store_true", help="Don't write a backup first.")
+        parser.add_argument(
+            "--message", "-m", default="", help="A note for the revision the import makes."
+        )
 
-    def handle(self, *args, file, dry_run, prune, backup_dir, no_backup, **options):
+    def handle(self, *args, file, dry_run, prune, backup_dir, no_backup, message, **options):
         try:
             document = transfer.read_config_file(file)
             progress = None
             if options["verbosity"] >= 2 or _row_count(document) >= LARGE_FILE_ROWS:
                 progress = self.stderr.write
-            with metrics.import_timer():
+            context = ChangeContext(
+                source=Revision.Source.IMPORT, author=os_user(), message=message
+            )
+            with metrics.import_timer(), change_context(context):
                 result = transfer.import_config(
                     document=document,
                     prune=prune,
@@ -102,7 +110,8 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"{file}: dry run; nothing was written.")
         else:
-            self.stdout.write(self.style.SUCCESS(f"Imported {file}."))
+            made = f" as revision {result.revision}" if result.revision is not None else ""
+            self.stdout.write(self.style.SUCCESS(f"Imported {file}{made}."))
 
 
 def _row_count(document) -> int:

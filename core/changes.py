@@ -1,0 +1,223 @@
+"""Change sets: each committed change of the configuration is one revision (SPEC "Revisions").
+
+The first row change in a transaction opens its change set: the Revision row, with who made the
+change, from where and why (the change context below). Each row change is recorded with the
+old and new value of every field it changed, and moves the config revision (which takes the
+revision row's lock until the commit, so change sets are serialized); the Revision row takes
+the new number. The assistants whose resolved config it changes get that number as their own
+config revision, in the database and in the cache's mirrors, before the commit: core.cache's
+consistency argument, applied per assistant (SPEC "Fine-grained freshness").
+
+Django has no pre-commit hook, so everything is written as it happens. The open change set is
+found among the transaction's on-commit callbacks. Django drops it from there when the
+savepoint it was opened in rolls back, together with everything it wrote.
+
+Callers say what changed; they know their models. The apps' receivers record single saves and
+deletes, and bulk paths (import, rollback) record many rows at once. `tools.selectors`
+decides which assistants a change touches.
+"""
+
+import getpass
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from core import cache
+from core.models import ConfigRevision, Revision, RevisionChange
+
+# How long a change note may be (admin field, X-Change-Note, --message).
+MESSAGE_MAX_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class ChangeContext:
+    """Who makes the changes of this request or command, from where, and why."""
+
+    source: str
+    author: str
+    message: str = ""
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "unknown"
+
+
+# A ChangeContext, or a callable that makes one when the first change is recorded: a request
+# knows its user or key only once DRF has authenticated it.
+_context: ContextVar[ChangeContext | Callable[[], ChangeContext] | None] = ContextVar(
+    "change_context", default=None
+)
+
+
+@contextmanager
+def change_context(context: ChangeContext | Callable[[], ChangeContext]):
+    """Changes recorded inside are attributed to `context`."""
+    token = _context.set(context)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current_context() -> ChangeContext:
+    context = _context.get()
+    if callable(context):
+        context = context()
+    # A shell, a script, a migration: whoever runs it.
+    return context or ChangeContext(source=Revision.Source.COMMAND, author=os_user())
+
+
+def json_value(value):
+    """A field value as stored in a change: ids as strings, everything else as it is."""
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def field_changes(old: dict | None, new: dict | None) -> dict:
+    """{field: {"old", "new"}} for the fields that differ (all of them when a side is None)."""
+    names = (old or new or {}).keys()
+    changes = {}
+    for name in names:
+        before = None if old is None else json_value(old[name])
+        after = None if new is None else json_value(new[name])
+        # As JSON: 1, 1.0 and true differ; key order does not.
+        if old is None or new is None or _as_json(before) != _as_json(after):
+            changes[name] = {"old": before, "new": after}
+    return changes
+
+
+def _as_json(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row's change, as recorded."""
+
+    entity: str
+    object_id: str
+    name: str
+    action: str
+    fields: dict
+
+    @classmethod
+    def between(cls, *, entity: str, object_id, name: str, old, new) -> "Change | None":
+        """The change from `old` to `new` (dicts of fields; None: the row did not exist, or
+        no longer does), or None when nothing differs."""
+        fields = field_changes(old, new)
+        if not fields:
+            return None
+        if old is None:
+            action = RevisionChange.Action.CREATED
+        elif new is None:
+            action = RevisionChange.Action.DELETED
+        else:
+            action = RevisionChange.Action.UPDATED
+        return cls(entity, str(object_id), name, action, fields)
+
+
+def row_values(instance, fields: Iterable[str]) -> dict:
+    """The instance's values of `fields` (a relation by its id)."""
+    meta = instance._meta
+    return {name: json_value(getattr(instance, meta.get_field(name).attname)) for name in fields}
+
+
+def stored_values(instance, fields: Iterable[str]) -> dict | None:
+    """The values of `fields` the database holds for this instance's row, or None (no row):
+    read before a save, to record what it changes."""
+    if instance.pk is None:
+        return None
+    meta = instance._meta
+    attnames = {meta.get_field(name).attname: name for name in fields}
+    row = type(instance)._base_manager.filter(pk=instance.pk).values(*attnames).first()
+    if row is None:
+        return None
+    return {name: json_value(row[attname]) for attname, name in attnames.items()}
+
+
+class ChangeSet:
+    """The open change set of a transaction (its Revision row); Django calls it at the commit."""
+
+    def __init__(self, revision: Revision):
+        self.revision = revision
+        self.assistants: set[str] = set()
+
+    def __call__(self) -> None:
+        """Nothing to do: each bump announces itself (core.cache)."""
+
+
+def _open_change_set() -> ChangeSet | None:
+    for _, callback, _ in connection.run_on_commit:
+        if isinstance(callback, ChangeSet):
+            return callback
+    return None
+
+
+def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int | None:
+    """Record row changes in the current transaction's revision, and the assistants whose
+    config they change; returns the revision (None when `changes` is empty: nothing changed).
+
+    Each call moves the config revision, and the touched assistants' with it, even within one
+    change set: a config read in the same transaction between two changes (a test's, say)
+    must not tag its entry with a revision the second change keeps.
+    """
+    if not changes:
+        return None
+    touched = sorted({str(assistant_id) for assistant_id in assistants})
+    revision = cache.bump_revision(
+        ConfigRevision.CONFIG, also=[ConfigRevision.for_assistant(pk) for pk in touched]
+    )
+    change_set = _open_change_set()
+    if change_set is None:
+        context = current_context()
+        change_set = ChangeSet(
+            Revision.objects.create(
+                number=revision,
+                author=context.author[:255],
+                source=context.source,
+                message=context.message[:MESSAGE_MAX_LENGTH],
+                assistants=touched,
+            )
+        )
+        change_set.assistants.update(touched)
+        transaction.on_commit(change_set)
+    else:
+        change_set.assistants.update(touched)
+        change_set.revision.number = revision
+        change_set.revision.assistants = sorted(change_set.assistants)
+        change_set.revision.save(update_fields=["number", "assistants"])
+    RevisionChange.objects.bulk_create(
+        [
+            RevisionChange(
+                revision=change_set.revision,
+                entity=change.entity,
+                object_id=change.object_id,
+                name=change.name[:600],
+                action=change.action,
+                fields=change.fields,
+            )
+            for change in changes
+        ],
+        batch_size=1000,
+    )
+    return revision
+
+
+def assistant_revisions(assistant_ids: Iterable) -> dict[str, int]:
+    """Each assistant's config revision (0 for one no change has touched since history began)."""
+    names = [ConfigRevision.for_assistant(assistant_id) for assistant_id in assistant_ids]
+    rows = dict(ConfigRevision.objects.filter(name__in=names).values_list("name", "value"))
+    prefix = len(ConfigRevision.ASSISTANT_PREFIX)
+    return {name[prefix:]: rows.get(name, 0) for name in names}
+
+
+def assistant_revision(assistant_id) -> int:
+    """One assistant's config revision (one query)."""
+    return cache.current_revision(ConfigRevision.for_assistant(assistant_id))
