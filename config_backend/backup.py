@@ -144,6 +144,10 @@ def move_revisions_past(seen: dict[str, int]) -> dict[str, int]:
                 row.value = floor
                 row.save(update_fields=["value"])
             revisions[name] = cache.bump_revision(name)
+        # Every assistant's config revision too, so no ETag of the old timeline matches again.
+        ConfigRevision.objects.filter(name__startswith=ConfigRevision.ASSISTANT_PREFIX).update(
+            value=revisions[ConfigRevision.CONFIG]
+        )
     cache.require_cache("clearing the cache", lambda s: s.clear())
     for name in seen:
         cache.seed_mirror(name)

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from assistants.models import Assistant
-from config_backend.history.states import record_state_changes
+from config_backend.transfer.changes import record_state_changes
 from config_backend.transfer.file_format import (
     ASSISTANT_FIELDS,
     THREAD_FIELDS,

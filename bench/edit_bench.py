@@ -1,0 +1,305 @@
+"""Reads at scale while staff edit: 200 assistants, 2,000 tools (10 links each), readers spread
+over every assistant's config, with and without one unrelated assistant edited twice a second.
+
+    .venv/bin/python bench/edit_bench.py            # full run, writes bench/RESULTS.md + PNG
+    .venv/bin/python bench/edit_bench.py --quick    # seconds; checks that it works
+
+Also reports how many assistants' ETags one edit changes, and, for 1,000 assistants, the Redis
+dataset's memory and one worker's resident memory once every config is cached, and the queries
+of a miss at 1 and at 100 tools. The production server (`make serve`: config_backend.serve) with
+2 workers; wrk drives the reads, rounds interleaved so machine noise hits both cases alike.
+Loopback only; every run is bounded in time.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from common import ROOT, setup_django, start_services, stop, stop_services
+
+from tests.live import call, wait_until_serving
+from tests.throwaway_servers import free_port
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+CHART = ROOT / "bench" / "edit_bench.png"
+SECTION = "## Reads while staff edit (bench/edit_bench.py)"
+
+
+def load(assistants: int, tools_each: int) -> tuple[list[str], str, str]:
+    """`assistants` assistants, each linked to its own `tools_each` tools (bulk-created, so
+    with no history: their config revision is 0); returns their ids, a read and a write key."""
+    from django.db import transaction
+
+    from assistants.models import Assistant
+    from core.models import APIKey
+    from tools.models import AssistantToolLink, Tool
+
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "City name"}},
+        "required": ["city"],
+    }
+    with transaction.atomic():
+        rows = Assistant.objects.bulk_create(
+            Assistant(name=f"assistant-{i:04d}", model="gpt-4o-mini", instructions="Help. " * 40)
+            for i in range(assistants)
+        )
+        tools = Tool.objects.bulk_create(
+            Tool(
+                name=f"tool_{i:04d}_{j}",
+                tool_type="weather",
+                description=f"Tool {j} of assistant {i}.",
+                input_schema=schema,
+            )
+            for i in range(assistants)
+            for j in range(tools_each)
+        )
+        AssistantToolLink.objects.bulk_create(
+            AssistantToolLink(assistant=rows[index // tools_each], tool=tool)
+            for index, tool in enumerate(tools)
+        )
+        ids = [str(row.id) for row in rows]
+    _, read = APIKey.objects.create_key(name="bench-read", scope="read")
+    _, write = APIKey.objects.create_key(name="bench-write", scope="write")
+    return ids, read, write
+
+
+def start_server(port: int, workdir: Path, workers: int = 2) -> subprocess.Popen:
+    """`make serve`'s server on 127.0.0.1:port; its output goes to a file."""
+    output = workdir / f"serve-{port}.log"
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "METRICS_ENABLED": "0"}
+    with output.open("ab") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "config_backend.serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc, output=output)
+    return proc
+
+
+WRK_SCRIPT = """
+local ids = {%s}
+local i = 0
+request = function()
+  i = (i %% #ids) + 1
+  return wrk.format("GET", "/api/v1/assistants/" .. ids[i] .. "/config/")
+end
+"""
+
+
+def run_wrk(base: str, key: str, ids: list[str], seconds: int, workdir: Path) -> float:
+    script = workdir / "spread.lua"
+    script.write_text(WRK_SCRIPT % ", ".join(f'"{pk}"' for pk in ids))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            "16",
+            "-d",
+            f"{seconds}s",
+            "-s",
+            str(script),
+            "-H",
+            f"Authorization: Bearer {key}",
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    non_2xx = [line for line in out.splitlines() if "Non-2xx" in line]
+    if non_2xx:
+        raise RuntimeError(f"wrk saw errors: {non_2xx}")
+    return float(next(line for line in out.splitlines() if "Requests/sec" in line).split()[1])
+
+
+def edit_twice_a_second(base: str, key: str, assistant_id: str, stop_flag: threading.Event):
+    count = 0
+    while not stop_flag.wait(0.5):
+        count += 1
+        status, _, body = call(
+            "PATCH",
+            f"{base}/api/v1/assistants/{assistant_id}/",
+            key=key,
+            body={"instructions": f"Edit {count}."},
+        )
+        if status != 200:
+            raise RuntimeError(f"edit failed: {status} {body[:200]}")
+    return count
+
+
+def edit_in_background(base, key, assistant_id, stop_flag, counter: dict) -> None:
+    counter["n"] = edit_twice_a_second(base, key, assistant_id, stop_flag)
+
+
+def etags(base: str, key: str, ids: list[str]) -> dict:
+    return {
+        pk: call("GET", f"{base}/api/v1/assistants/{pk}/config/", key=key)[1]["ETag"] for pk in ids
+    }
+
+
+def memory_at_scale(base: str, key: str, ids: list[str], pid: int) -> dict:
+    """Every config cached; Redis dataset bytes and the workers' resident memory."""
+    import redis
+
+    for pk in ids:
+        call("GET", f"{base}/api/v1/assistants/{pk}/config/", key=key)
+    info = redis.Redis.from_url(os.environ["REDIS_URL"]).info("memory")
+    children = subprocess.run(
+        ["ps", "-o", "rss=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout.split()
+    return {
+        "redis_dataset_bytes": info["used_memory_dataset"],
+        "worker_rss_kib": max(int(rss) for rss in children) if children else None,
+    }
+
+
+def miss_queries(tools: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from assistants.models import Assistant
+    from assistants.selectors import assistant_config_build, assistant_for_config
+
+    assistant = Assistant.objects.filter(name__startswith="assistant-").first()
+    with CaptureQueriesContext(connection) as queries:
+        assistant_config_build(
+            assistant=assistant_for_config(assistant_id=assistant.id), revision=1
+        )
+    return len(queries)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    seconds, rounds = (2, 1) if args.quick else (8, 3)
+    env = start_services()
+    setup_django(env)
+    workdir = Path(tempfile.mkdtemp(prefix="edit-bench-"))
+    ids, read, write = load(20 if args.quick else 200, 10)
+    port = free_port()
+    proc = start_server(port, workdir)
+    base = f"http://127.0.0.1:{port}"
+    results = {"quiet": [], "editing": [], "edits": 0}
+    try:
+        run_wrk(base, read, ids, 2, workdir)  # warm every entry
+        edited = ids[-1]
+        readers = ids[:-1]
+        for _ in range(rounds):
+            results["quiet"].append(run_wrk(base, read, readers, seconds, workdir))
+            stop_flag = threading.Event()
+            counter = {}
+            editor = threading.Thread(
+                target=edit_in_background, args=(base, write, edited, stop_flag, counter)
+            )
+            editor.start()
+            try:
+                results["editing"].append(run_wrk(base, read, readers, seconds, workdir))
+            finally:
+                stop_flag.set()
+                editor.join()
+            results["edits"] += counter.get("n", 0)
+        before = etags(base, read, ids)
+        call("PATCH", f"{base}/api/v1/assistants/{edited}/", key=write, body={"model": "m2"})
+        after = etags(base, read, ids)
+        results["etags_changed_by_one_edit"] = sum(before[pk] != after[pk] for pk in ids)
+    finally:
+        stop([proc])
+    scale = {}
+    if not args.quick:
+        more, _, _ = load(800, 10)
+        proc = start_server(port, workdir)
+        try:
+            scale = memory_at_scale(base, read, ids + more, proc.pid)
+        finally:
+            stop([proc])
+    scale["miss_queries_10_tools"] = miss_queries(10)
+    stop_services()
+    quiet, editing = statistics.median(results["quiet"]), statistics.median(results["editing"])
+    summary = {
+        "quiet_rps": round(quiet),
+        "editing_rps": round(editing),
+        "ratio": round(editing / quiet, 2),
+        "edits": results["edits"],
+        "rounds": rounds,
+        "etags_changed_by_one_edit": results["etags_changed_by_one_edit"],
+        **scale,
+    }
+    print(json.dumps(summary, indent=2))
+    if not args.quick:
+        write_results(summary, results)
+
+
+def write_results(summary: dict, results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 3))
+    axis.bar(["no edits", "1 edit / 0.5 s"], [summary["quiet_rps"], summary["editing_rps"]])
+    axis.set_ylabel("config reads/s (median)")
+    axis.set_title("200 assistants, reads spread over all")
+    figure.tight_layout()
+    figure.savefig(CHART, dpi=100)
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    if SECTION in text:
+        start = text.index(SECTION)
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end + 1 :] if end != -1 else "")
+    mib = summary.get("redis_dataset_bytes", 0) / 2**20
+    rss = (summary.get("worker_rss_kib") or 0) / 1024
+    text = (
+        text.rstrip()
+        + f"""
+
+{SECTION}
+`.venv/bin/python bench/edit_bench.py`: 200 assistants, 2,000 tools (10 links each), wrk (2
+threads, 16 connections) spreading reads over 199 assistants' configs, the production server
+(`make serve`) with 2 workers; {summary["rounds"]} interleaved rounds of 8 s each, median.
+
+| case | reads/s |
+|---|---|
+| nobody edits | {summary["quiet_rps"]} |
+| one unrelated assistant edited twice a second ({summary["edits"]} edits) \
+| {summary["editing_rps"]} |
+| **ratio** | **{summary["ratio"]}** (target ≥ 0.8) |
+
+One edit changed the ETag of {summary["etags_changed_by_one_edit"]} of the 200 assistants
+(target: exactly 1, the edited one; the bundle's changes too).
+
+At 1,000 assistants (10,000 tools), every config cached: Redis dataset {mib:.1f} MiB, one
+worker's resident memory {rss:.0f} MiB. A miss costs {summary["miss_queries_10_tools"]} queries
+(the same at any tool count: tests/test_api_query_counts.py).
+
+![reads while editing](edit_bench.png)
+"""
+    )
+    RESULTS.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
