@@ -4,9 +4,11 @@ no read begun after a write's commit returns older data.
     .venv/bin/python bench/soak.py                # about a minute
     .venv/bin/python bench/soak.py --seconds 5    # a short check (the test suite runs this)
 
-Starts PostgreSQL, Redis and two app instances (gunicorn, 2 workers each) on loopback. Each
-writer owns some assistants and tools and PATCHes their `instructions` / `description` to an
-increasing sequence number, through either instance. A write counts as committed when its 200
+Starts PostgreSQL, Redis and two app instances (the production server, 2 workers each) on
+loopback. Each writer owns some assistants, tools, delegates and links: it PATCHes the
+`instructions` / `description` to an increasing sequence number, renames delegates (the number
+ends the name, which every delegating config shows) and links or unlinks a tool, through either
+instance. A write counts as committed when its 200
 has arrived. Before each read, a reader notes the highest committed number of every object;
 the config it then gets (one assistant's, or the bundle, from either instance) must show at
 least those numbers (the load and its check: tests/load.py, shared with the scale-out and
@@ -19,7 +21,7 @@ import time
 
 from common import setup_django, start_gunicorn, start_services, stop, stop_services
 
-from tests.load import MixedLoad, seed_rows
+from tests.load import MixedLoad, seed_dependencies, seed_rows
 from tests.throwaway_servers import free_port
 
 
@@ -35,6 +37,7 @@ def main() -> int:
     try:
         setup_django(start_services())
         assistant_ids, tool_ids, read_key, write_key = seed_rows()
+        delegate_ids, link_pairs = seed_dependencies(assistant_ids)
         ports = [free_port(), free_port()]
         servers = [start_gunicorn("config_backend.wsgi", port) for port in ports]
         load = MixedLoad(
@@ -45,6 +48,9 @@ def main() -> int:
             write_key=write_key,
             writers=args.writers,
             readers=args.readers,
+            delegate_ids=delegate_ids,
+            link_pairs=link_pairs,
+            allowed=(200, 201, 204),
         )
         started = time.monotonic()
         load.run(args.seconds)
@@ -53,7 +59,8 @@ def main() -> int:
         stop(servers)
         stop_services()
 
-    writes, reads = load.count("PATCH", 200), load.count("GET")
+    writes = load.count("PATCH", 200) + load.count("POST", 201) + load.count("DELETE", 204)
+    reads = load.count("GET")
     errors = sum(load.unexpected().values())
     server_errors = load.count("PATCH", "5xx") + load.count("GET", "5xx")
     print(

@@ -2,11 +2,14 @@
 
 Used by bench/soak.py, the scale-out test and the database-restart test. Each writer owns some
 assistants and tools and PATCHes their `instructions` / `description` to an increasing number,
-through a random instance. A write counts as committed when its 200 has arrived. Before each
-read, a reader notes the highest committed number of every object; the config it then gets
-(one assistant's, or the bundle, from a random instance) must show at least those numbers: a
-lower one is a stale read. Every answer is tallied by method and status (or the exception, for
-a connection error), with its latency.
+through a random instance. With `seed_dependencies`, writers also rename delegates (the name
+ends in the number: every delegating assistant's config shows it) and link or unlink a tool
+(its config shows it or not). A write counts as committed when its 2xx has arrived. Before
+each read, a reader notes the highest committed number of every object; the config it then
+gets (one assistant's, or the bundle, from a random instance) must show at least those numbers
+(and a link as its last committed state, unless a later write of it is in flight): anything
+older is a stale read. Every answer is tallied by method and status (or the exception, for a
+connection error), with its latency.
 """
 
 import http.client
@@ -51,6 +54,34 @@ def seed_rows(assistants: int = ASSISTANTS, tools_per_assistant: int = TOOLS_PER
     return [str(a.id) for a in rows], [str(t.id) for t in tools], read, write
 
 
+def seed_dependencies(assistant_ids: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Per assistant, a delegate it reaches through a sub-assistant tool, and a tool to link
+    and unlink (linked at first); returns (delegate ids, (assistant id, tool id) pairs)."""
+    from django.db import transaction
+
+    from assistants.models import Assistant
+    from tools.models import AssistantToolLink, Tool
+
+    delegates, pairs = [], []
+    with transaction.atomic():
+        for i, assistant_id in enumerate(assistant_ids):
+            delegate = Assistant.objects.create(name=f"load-delegate-{i}-0", model="m")
+            ask = Tool.objects.create(
+                name=f"load_ask_{i}",
+                tool_type="sub_assistant",
+                assistant=delegate,
+                input_schema={"type": "object"},
+            )
+            toggled = Tool.objects.create(
+                name=f"load_toggle_{i}", tool_type="time", input_schema={"type": "object"}
+            )
+            for tool in (ask, toggled):
+                AssistantToolLink.objects.create(assistant_id=assistant_id, tool=tool)
+            delegates.append(str(delegate.id))
+            pairs.append((assistant_id, str(toggled.id)))
+    return delegates, pairs
+
+
 class MixedLoad:
     """Writer and reader threads against `base_urls` until stopped (a context manager)."""
 
@@ -67,6 +98,8 @@ class MixedLoad:
         list_reads: bool = False,
         allowed=(200,),
         timeout: float = 10,
+        delegate_ids: list[str] = (),
+        link_pairs: list[tuple[str, str]] = (),
     ):
         self.addresses = [urllib.parse.urlsplit(url) for url in base_urls]
         self.assistant_ids = assistant_ids
@@ -75,12 +108,18 @@ class MixedLoad:
         self.allowed = allowed  # statuses that are not a problem (all are tallied)
         self.timeout = timeout
         objects = [("assistant", a) for a in assistant_ids] + [("tool", t) for t in tool_ids]
+        objects += [("delegate", d) for d in delegate_ids]
+        objects += [("link", f"{a}:{t}") for a, t in link_pairs]
         random.shuffle(objects)
         self.tracked = {object_id for _, object_id in objects}
+        self.links = {f"{a}:{t}": a for a, t in link_pairs}
+        self.delegates = set(delegate_ids)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.committed: dict[str, int] = {}  # object id -> its last acknowledged number
         self.attempted: dict[str, set[int]] = {}  # object id -> every number sent
+        self.in_flight: dict[str, int] = {}  # object id -> a number sent, not yet answered
+        self.linked: dict[str, bool] = dict.fromkeys(self.links, True)  # last committed
         self.statuses: Counter = Counter()  # ("PATCH", 200), ("GET", 503), ("GET", "TimeoutError")
         # (answered at, method, status, seconds taken)
         self.answers: list[tuple[float, str, int | str, float]] = []
@@ -166,22 +205,44 @@ class MixedLoad:
         while not self.stopping.is_set():
             sequence += 1
             kind, object_id = random.choice(objects)
+            method, body, link_to = "PATCH", None, None
             if kind == "assistant":
                 path, body = f"/api/v1/assistants/{object_id}/", {"instructions": str(sequence)}
-            else:
+            elif kind == "tool":
                 path, body = f"/api/v1/tools/{object_id}/", {"description": str(sequence)}
+            elif kind == "delegate":
+                path = f"/api/v1/assistants/{object_id}/"
+                body = {"name": f"load-delegate-{object_id[:8]}-{sequence}"}
+            else:
+                assistant_id, tool_id = object_id.split(":")
+                link_to = not self.linked[object_id]
+                method = "POST" if link_to else "DELETE"
+                path = f"/api/v1/assistants/{assistant_id}/tools/{tool_id}/"
             with self.lock:
                 self.attempted.setdefault(object_id, set()).add(sequence)
-            status, _, _ = self._request(connections, "PATCH", path, self.write_key, body)
-            if status == 200:
-                with self.lock:
-                    self.committed[object_id] = sequence  # this writer alone writes this object
+                self.in_flight[object_id] = sequence
+            status, _, _ = self._request(connections, method, path, self.write_key, body)
+            with self.lock:
+                del self.in_flight[object_id]
+                if status in (200, 201, 204):
+                    self.committed[object_id] = sequence  # this writer alone writes it
+                    if link_to is not None:
+                        self.linked[object_id] = link_to
+
+    def _last_attempt(self, object_id) -> int:
+        return max(self.attempted.get(object_id, {0}))
 
     def _reader(self):
         connections = [None] * len(self.addresses)
         while not self.stopping.is_set():
             with self.lock:
                 floor = dict(self.committed)
+                # A link's expected state, unless a write of it is in flight (then either).
+                links = {
+                    link: (state, self._last_attempt(link))
+                    for link, state in self.linked.items()
+                    if link not in self.in_flight
+                }
             choice = random.random()
             if self.list_reads and choice < 0.3:
                 self._request(connections, "GET", "/api/v1/assistants/", self.read_key)
@@ -197,11 +258,28 @@ class MixedLoad:
                 continue
             body = json.loads(text)
             for config in body["assistants"] if bundle else [body]:
-                self._check(config, floor, f"instance {index + 1} {path}")
+                self._check(config, floor, links, f"instance {index + 1} {path}")
 
-    def _check(self, config, floor, where):
-        seen = {config["id"]: config["instructions"]}
+    def _check(self, config, floor, links, where):
+        # A delegate's number is in its name; everyone else's in the instructions.
+        own = config["name"] if config["id"] in self.delegates else config["instructions"]
+        seen = {config["id"]: own.rsplit("-", 1)[-1]}
         seen.update({tool["id"]: tool["description"] for tool in config["tools"]})
+        for tool in config["tools"]:
+            if tool["sub_assistant"]:
+                delegate = tool["sub_assistant"]
+                seen[delegate["id"]] = delegate["name"].rsplit("-", 1)[1]
+        tool_ids = {tool["id"] for tool in config["tools"]}
+        for link, (state, attempt) in links.items():
+            assistant_id, tool_id = link.split(":")
+            if assistant_id != config["id"] or (tool_id in tool_ids) == state:
+                continue
+            with self.lock:
+                written_since = self._last_attempt(link) != attempt
+                if not written_since:
+                    self.stale += 1
+            if not written_since:  # else the read may show either state
+                self._problem(f"{where}: link {link} shown as {not state}, committed {state}")
         with self.lock:
             self.checked += 1
         for object_id, text in seen.items():
