@@ -3,7 +3,7 @@ FROM python:3.11-slim
 # WEB_CONCURRENCY is also what the config_backend.W001 check reads.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 WEB_CONCURRENCY=2
 # JSON log lines; metric files of every worker (and of commands run in the container) in one
-# directory, which gunicorn.conf.py empties at each server start.
+# directory, which the server (config_backend/serve.py) empties at each start.
 ENV LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/config-backend-metrics
 WORKDIR /app
 
@@ -22,6 +22,7 @@ RUN SECRET_KEY=build-only python manage.py collectstatic --noinput \
 USER app
 
 EXPOSE 8000
-# No gunicorn access log: the app writes one line per request itself (with its request id).
+# `make serve`: Granian, ASGI (config_backend/serve.py). No server access log: the app writes
+# one line per request itself (with its request id).
 ENV PORT=8000 PYTHON=python
 CMD ["sh", "-c", "python manage.py migrate --noinput && exec make --no-print-directory serve BIN=/usr/local/bin"]

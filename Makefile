@@ -13,14 +13,16 @@ run: venv
 	$(DEV) $(BIN)/python manage.py demo_admin
 	$(DEV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
-# The production server, as the container runs it: gunicorn with sync workers (the WSGI fast
-# path answers cache hits before Django), honouring PORT and WEB_CONCURRENCY. gunicorn.conf.py
-# (read from this directory) wipes the metrics directory at start. Needs `make venv` (or, in
-# the container, BIN=/usr/local/bin).
+# The production server, as the container runs it: Granian serving the ASGI entry (the async
+# fast path answers cache hits in the event loop, before Django), honouring PORT and
+# WEB_CONCURRENCY; config_backend/serve.py says how (metrics directory, logs, dead workers) and
+# README "Production server" why (bench/server_bench.py). Needs `make venv` (or, in the
+# container, BIN=/usr/local/bin).
+HOST ?= 0.0.0.0
 PORT ?= 8000
 WEB_CONCURRENCY ?= 2
 serve:
-	$(BIN)/gunicorn config_backend.wsgi --bind 0.0.0.0:$(PORT) --workers $(WEB_CONCURRENCY)
+	$(BIN)/python -m config_backend.serve --host $(HOST) --port $(PORT) --workers $(WEB_CONCURRENCY)
 
 test: deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -5,6 +5,8 @@ from django.forms.models import BaseInlineFormSet
 
 from assistants.models import Assistant
 from core.admin_actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
+from core.admin_history import RevisionHistoryAdmin
+from core.models import RevisionChange
 from tools.models import AssistantToolLink, Tool
 from tools.validators import counts_as_active_tool, tool_limit_problems
 
@@ -57,7 +59,7 @@ class ToolLinkInline(admin.TabularInline):
 
 
 @admin.register(Assistant)
-class AssistantAdmin(SaveOnlyChangesAdmin):
+class AssistantAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
     list_display = [
         "name",
         "assistant_type",
@@ -78,6 +80,13 @@ class AssistantAdmin(SaveOnlyChangesAdmin):
     ]
     inlines = [ToolLinkInline]
     actions = [activate_selected, deactivate_selected]
+    history_entity = RevisionChange.Entity.ASSISTANT
+
+    def history_filter(self, obj):
+        # Its links too: they are edited on its form and are part of its config.
+        return super().history_filter(obj) | Q(
+            entity=RevisionChange.Entity.LINK, object_id__startswith=f"{obj.pk}:"
+        )
 
     def get_queryset(self, request):
         return (

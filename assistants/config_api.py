@@ -22,9 +22,11 @@ from core.config_reads import (
     CACHE_HEADER,
     config_etag,
     config_headers,
+    content_encoding,
     etag_matches,
     get_or_build,
     request_read,
+    response_coding,
     revision_name,
 )
 from tools.models import Tool
@@ -33,7 +35,8 @@ from tools.models import Tool
 def config_response(request, *, assistant_id=None) -> HttpResponse:
     """One assistant's resolved config, or the bundle, from the cache or built and stored."""
     revision = current_revision(revision_name(assistant_id))  # first: see core.config_reads
-    headers = config_headers(revision, assistant_id)
+    coding = response_coding(request.headers.get("Accept-Encoding"))
+    headers = config_headers(revision, assistant_id, coding)
     if etag_matches(request.headers.get("If-None-Match"), config_etag(revision, assistant_id)):
         if assistant_id is not None and not active_assistant_exists(assistant_id=assistant_id):
             raise NotFound("No active assistant with this id.")
@@ -52,11 +55,12 @@ def config_response(request, *, assistant_id=None) -> HttpResponse:
         assistant_id=assistant_id,
         revision=revision,
         build=build,
-        cached=read.cached_entry(assistant_id) if read else None,
+        cached=read.cached_entry(assistant_id, coding) if read else None,
+        coding=coding,
     )
     if body is None:
         raise NotFound("No active assistant with this id.")
-    headers.append((CACHE_HEADER, "hit" if from_cache else "miss"))
+    headers += [*content_encoding(coding), (CACHE_HEADER, "hit" if from_cache else "miss")]
     return HttpResponse(body, content_type="application/json", headers=dict(headers))
 
 

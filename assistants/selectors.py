@@ -1,10 +1,13 @@
 """Reads of assistants, and the resolved runtime config (SPEC "Resolved runtime config").
 
-The config shape is built in one place, `assistant_config_build`, used by the per-assistant
-endpoint and the bundle alike. Building costs a fixed number of queries however many
-assistants and tools there are: the links come in one prefetch, joined to their tool and the
-tool's delegate.
+The config shape is defined in one place, `resolved_config` (and `resolved_bundle`), from plain
+values: used by the live configs (`assistant_config_build`, per assistant and in the bundle)
+and by the configs at a revision (config_backend.history.selectors). Building the live ones
+costs a fixed number of queries however many assistants and tools there are: the links come
+in one prefetch, joined to their tool and the tool's delegate.
 """
+
+from collections.abc import Iterable, Mapping
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -65,10 +68,56 @@ def assistant_for_config(*, assistant_id) -> Assistant | None:
     return assistants_for_config().filter(pk=assistant_id).first()
 
 
-def _tool_config(tool: Tool) -> dict:
+# The resolved config's shape, built from plain values: the live configs below (from rows) and
+# the configs at a revision (config_backend.history, from a state) both go through these.
+
+
+def resolved_config(*, assistant: Mapping, tools: Iterable[Mapping], revision: int) -> dict:
+    """The resolved runtime config of an assistant, in SPEC's shape and key order.
+
+    `assistant`: its `id` and config fields; `tools`: the tools it shows (each with `id`, its
+    config fields, and `sub_assistant`: {"id", "name"} of its delegate, or None), in any order.
+    """
+    # Sorted here, not by the database, so the order is the same under every collation.
+    return {
+        "id": str(assistant["id"]),
+        "name": assistant["name"],
+        "assistant_type": assistant["assistant_type"],
+        "model": assistant["model"],
+        "instructions": assistant["instructions"],
+        "openai_assistant_id": assistant["openai_assistant_id"],
+        "is_secretary": assistant["is_secretary"],
+        "revision": revision,
+        "tools": [
+            {
+                "id": str(tool["id"]),
+                "name": tool["name"],
+                "tool_type": tool["tool_type"],
+                "description": tool["description"],
+                "input_schema": tool["input_schema"],
+                "strict": tool["strict"],
+                "sub_assistant": tool["sub_assistant"],
+            }
+            for tool in sorted(tools, key=lambda tool: tool["name"])
+        ],
+    }
+
+
+def resolved_bundle(*, configs: Iterable[dict], revision: int) -> dict:
+    """The bundle of active assistants' resolved configs (sorted by name here)."""
+    configs = sorted(configs, key=lambda config: config["name"])
+    secretary = next((config for config in configs if config["is_secretary"]), None)
+    return {
+        "revision": revision,
+        "secretary": None if secretary is None else secretary["id"],
+        "assistants": configs,
+    }
+
+
+def _tool_values(tool: Tool) -> dict:
     delegate = tool.assistant
     return {
-        "id": str(tool.id),
+        "id": tool.id,
         "name": tool.name,
         "tool_type": tool.tool_type,
         "description": tool.description,
@@ -81,26 +130,18 @@ def _tool_config(tool: Tool) -> dict:
 
 
 def assistant_config_build(*, assistant: Assistant, revision: int) -> dict:
-    """The resolved runtime config of an assistant, in SPEC's shape and key order.
+    """The resolved runtime config of an assistant (`resolved_config`), from its rows.
 
     Uses `assistant.config_links` when prefetched (`assistants_for_config`), else one query.
     """
     links = getattr(assistant, "config_links", None)
     if links is None:
         links = list(_config_links().filter(assistant=assistant))
-    # Sorted here, not by the database, so the order is the same under every collation.
-    tools = sorted((link.tool for link in links), key=lambda tool: tool.name)
-    return {
-        "id": str(assistant.id),
-        "name": assistant.name,
-        "assistant_type": assistant.assistant_type,
-        "model": assistant.model,
-        "instructions": assistant.instructions,
-        "openai_assistant_id": assistant.openai_assistant_id,
-        "is_secretary": assistant.is_secretary,
-        "revision": revision,
-        "tools": [_tool_config(tool) for tool in tools],
-    }
+    return resolved_config(
+        assistant={name: getattr(assistant, name) for name in ("id", *Assistant.CONFIG_FIELDS)},
+        tools=[_tool_values(link.tool) for link in links],
+        revision=revision,
+    )
 
 
 def config_bundle_build(*, revision: int) -> dict:
@@ -108,14 +149,12 @@ def config_bundle_build(*, revision: int) -> dict:
 
     The bundle has the config revision; each config in it has its own, as when read alone.
     """
-    assistants = sorted(assistants_for_config(), key=lambda assistant: assistant.name)
+    assistants = list(assistants_for_config())
     revisions = assistant_revisions(assistant.id for assistant in assistants)
-    secretary = next((assistant for assistant in assistants if assistant.is_secretary), None)
-    return {
-        "revision": revision,
-        "secretary": None if secretary is None else str(secretary.id),
-        "assistants": [
+    return resolved_bundle(
+        configs=[
             assistant_config_build(assistant=assistant, revision=revisions[str(assistant.id)])
             for assistant in assistants
         ],
-    }
+        revision=revision,
+    )

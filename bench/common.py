@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: throw-away PostgreSQL/Redis, Django set-up, gunicorn."""
+"""What the benchmark scripts share: throw-away PostgreSQL/Redis, Django set-up, servers."""
 
 import os
 import shutil
@@ -50,33 +50,29 @@ def setup_django(env: dict) -> None:
 
 
 def start_gunicorn(app: str, port: int, env: dict | None = None, workers: int = 2):
-    """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`.
+    """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`."""
+    command = ["-m", "gunicorn", app, "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    return start_server([sys.executable, *command, "--log-level", "warning"], port, env)
+
+
+def start_server(command: list[str], port: int, env: dict | None = None, path: str = "/healthz"):
+    """Run `command` (a server listening on 127.0.0.1:port) with this process's environment
+    plus `env`, and wait until `path` answers.
 
     Its output (the request log too) goes to a file in the work directory: a pipe nobody reads
     would fill and stall the server."""
     if not _workdirs:
         _workdirs.append(Path(tempfile.mkdtemp(prefix="config-backend-bench-")))
-    output = _workdirs[-1] / f"gunicorn-{port}.log"
+    output = _workdirs[-1] / f"server-{port}.log"
     with output.open("ab") as sink:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                app,
-                "--workers",
-                str(workers),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-            ],
+            command,
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc, output=output)
+    wait_until_serving(f"http://127.0.0.1:{port}{path}", proc, output=output)
     return proc
 
 

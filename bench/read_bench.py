@@ -5,7 +5,9 @@
 
 Starts its own PostgreSQL and Redis (or uses DATABASE_URL / REDIS_URL), loads one assistant per
 tool count (1, 10, 100, 1000 tools), and serves, each under gunicorn with 2 workers:
-- the app (cache hit: GET /api/v1/assistants/{id}/config/ with an API key),
+- the app (cache hit: GET /api/v1/assistants/{id}/config/ with an API key; and `label hit`:
+  the same with `?label=production`, a label pointing at the newest revision; and `hit-gzip`:
+  the plain hit with `Accept-Encoding: gzip`, the gzip bytes stored with the entry),
 - the app with CONFIG_CACHE_ENTRIES=0 (every request misses and builds from PostgreSQL),
 - bench/ceiling_app.py: one Redis GET through django-redis (the ceiling), and from memory.
 wrk drives each case in turn, round after round, so machine noise hits every case alike;
@@ -13,6 +15,7 @@ the table reports the median over rounds. Loopback only; every run is bounded in
 """
 
 import argparse
+import gzip
 import json
 import os
 import re
@@ -29,7 +32,9 @@ from tests.live import call
 from tests.throwaway_servers import free_port
 
 TOOL_COUNTS = [1, 10, 100, 1000]
-CASES = ["hit", "miss", "ceiling", "memory"]
+CASES = ["hit", "hit-gzip", "label hit", "miss", "ceiling", "memory"]
+GZIP = {"Accept-Encoding": "gzip"}
+LABEL = "production"
 
 
 def load_config(tool_counts) -> tuple[dict, str]:
@@ -66,6 +71,9 @@ def load_config(tool_counts) -> tuple[dict, str]:
             )
             ids[n] = str(assistant.id)
         bump_config_revision()
+    from config_backend.history.labels import label_move
+
+    label_move(name=LABEL, revision="live", author="bench")
     _, key = APIKey.objects.create_key(name="bench", scope="read")
     return ids, key
 
@@ -73,11 +81,15 @@ def load_config(tool_counts) -> tuple[dict, str]:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(url: str, key: str | None, seconds: float, connections: int) -> dict:
+def run_wrk(
+    url: str, key: str | None, seconds: float, connections: int, headers: dict | None = None
+) -> dict:
     duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds
     command = ["wrk", "-t", "1", "-c", str(connections), "-d", duration, "--latency", url]
     if key:
         command[1:1] = ["-H", f"Authorization: Bearer {key}"]
+    for name, value in (headers or {}).items():
+        command[1:1] = ["-H", f"{name}: {value}"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {}
@@ -113,14 +125,14 @@ def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
             )
     lines += [
         "",
-        "| tools | hit / ceiling | hit / memory | miss / hit |",
-        "|---:|---:|---:|---:|",
+        "| tools | hit / ceiling | hit / memory | miss / hit | label hit / hit |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for n in tool_counts:
         hit = med("hit", n, "rps")
         lines.append(
             f"| {n} | {hit / med('ceiling', n, 'rps'):.2f} | {hit / med('memory', n, 'rps'):.2f} "
-            f"| {med('miss', n, 'rps') / hit:.3f} |"
+            f"| {med('miss', n, 'rps') / hit:.3f} | {med('label hit', n, 'rps') / hit:.2f} |"
         )
     text = "\n".join(lines) + "\n"
     results_file = output / "RESULTS.md"
@@ -190,11 +202,22 @@ def main() -> int:
             get_redis_connection("default").set(f"bench:config:{n}", body)
             _, _, again = call("GET", f"http://127.0.0.1:{ports['app']}{path}", key=key)
             assert again == body, "a hit returns the bytes of the miss"
+            _, gzip_headers, gzipped = call(
+                "GET", f"http://127.0.0.1:{ports['app']}{path}", key=key, headers=GZIP
+            )
+            assert gzip_headers["X-Config-Cache"] == "hit", "all codings stored with the miss"
+            assert gzip.decompress(gzipped) == body
             _, _, cold = call("GET", f"http://127.0.0.1:{ports['miss']}{path}", key=key)
             assert cold == body, "the uncached server builds the same bytes"
             _, _, ceiling = call("GET", f"http://127.0.0.1:{ports['ceiling']}/redis/{n}/")
             assert ceiling == body
+            label_url = f"http://127.0.0.1:{ports['app']}{path}?label={LABEL}"
+            status, _, labelled = call("GET", label_url, key=key)
+            assert status == 200 and len(json.loads(labelled)["tools"]) == n
+            assert call("GET", label_url, key=key)[2] == labelled, "a label hit returns the same"
             urls[("hit", n)] = (f"http://127.0.0.1:{ports['app']}{path}", key)
+            urls[("hit-gzip", n)] = (f"http://127.0.0.1:{ports['app']}{path}", key)
+            urls[("label hit", n)] = (label_url, key)
             urls[("miss", n)] = (f"http://127.0.0.1:{ports['miss']}{path}", key)
             urls[("ceiling", n)] = (f"http://127.0.0.1:{ports['ceiling']}/redis/{n}/", None)
             urls[("memory", n)] = (f"http://127.0.0.1:{ports['ceiling']}/memory/{n}/", None)
@@ -206,7 +229,8 @@ def main() -> int:
                 for case in CASES:
                     url, case_key = urls[(case, n)]
                     seconds = args.seconds if case != "miss" or n < 1000 else args.seconds / 2
-                    result = run_wrk(url, case_key, seconds, args.connections)
+                    headers = GZIP if case == "hit-gzip" else None
+                    result = run_wrk(url, case_key, seconds, args.connections, headers)
                     if result["errors"]:
                         raise SystemExit(f"{case} at {n} tools: {result['errors']} error responses")
                     results[(case, n)].append(result)
@@ -216,9 +240,11 @@ def main() -> int:
             f"workers per server, wrk 1 thread × {args.connections} connections, "
             f"{args.seconds:g} s per case, {args.rounds} interleaved rounds "
             f"({time.monotonic() - started:.0f} s), medians over rounds. "
-            "`hit`: cached config with an API key; `miss`: CONFIG_CACHE_ENTRIES=0, built from "
-            "PostgreSQL every time; `ceiling`: bare Django view, one Redis GET via django-redis; "
-            "`memory`: the same view returning the bytes from memory. Command: "
+            "`hit`: cached config with an API key; `hit-gzip`: the same with "
+            "`Accept-Encoding: gzip` (stored compressed); `label hit`: the same read with "
+            f"`?label={LABEL}` (a label at the newest revision); `miss`: CONFIG_CACHE_ENTRIES=0, "
+            "built from PostgreSQL every time; `ceiling`: bare Django view, one Redis GET via "
+            "django-redis; `memory`: the same view returning the bytes from memory. Command: "
             f"`.venv/bin/python bench/read_bench.py{' --quick' if args.quick else ''}`."
         )
         args.output.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,24 @@
-"""ASGI entry point."""
+"""ASGI entry point (what `make serve` runs: config_backend.serve).
+
+Config GETs that the cache can answer are served by AsyncConfigFastPath in the event loop,
+before Django's middleware and DRF; everything else goes to Django's ASGI handler as usual.
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_backend.settings")
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() does
 
-application = get_asgi_application()
+# Django's ASGI handler runs each request's synchronous code in a thread of that request's own,
+# and a database connection belongs to its thread: a persistent one would outlive its thread,
+# unused (Django's docs: disable persistent connections under ASGI). So under ASGI each request
+# that needs the database opens a connection and closes it when it ends (cache hits never do).
+for database in settings.DATABASES.values():
+    database["CONN_MAX_AGE"] = 0
+
+from core.asgi_app import AsyncConfigFastPath, DjangoASGIHandler  # noqa: E402  (needs Django)
+
+application = AsyncConfigFastPath(DjangoASGIHandler())

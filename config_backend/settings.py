@@ -167,6 +167,14 @@ else:
 # records and consistency work the same either way).
 CONFIG_CACHE_ENTRIES = env_bool("CONFIG_CACHE_ENTRIES", True)
 
+# Concurrent misses of one config entry: one request builds it, the others wait at most this
+# long for it (then build themselves); also how long the builder's lock lives (core.config_reads).
+CONFIG_BUILD_WAIT_MS = env_int("CONFIG_BUILD_WAIT_MS", 2000)
+if CONFIG_BUILD_WAIT_MS < 0:
+    raise ImproperlyConfigured(
+        f"CONFIG_BUILD_WAIT_MS must be 0 or more (got {CONFIG_BUILD_WAIT_MS})."
+    )
+
 # A cached API-key record lives at most this long: a key revoked other than through the admin,
 # a command or the API (a bare UPDATE, an operator's SQL) or while Redis was unreachable stops
 # working within it. It also bounds how long cached configs are served to a key while the
@@ -176,6 +184,10 @@ if API_KEY_RECORD_SECONDS < 1:
     raise ImproperlyConfigured(
         f"API_KEY_RECORD_SECONDS must be at least 1 (got {API_KEY_RECORD_SECONDS})."
     )
+
+# Labels only staff with `move_protected_label` (or API keys created with --protected) may
+# move (SPEC "Labels"; core.labels).
+PROTECTED_LABELS = env_list("PROTECTED_LABELS", "production")
 
 # Cache: REDIS_URL, or Redis Sentinel (REDIS_SENTINELS), else an in-process local-memory cache
 # (one process only).
@@ -340,6 +352,17 @@ LOGGING = {
 # METRICS_TOKEN is set, a scrape must send `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+
+# Config change events (`GET /api/v1/config/events/`, core.events): a reconnect that missed more
+# than SSE_MAX_REPLAY events gets one `reset` instead; a stream with nothing to say writes a
+# keep-alive comment every SSE_HEARTBEAT_SECONDS.
+SSE_MAX_REPLAY = env_int("SSE_MAX_REPLAY", 100)
+SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15)
+if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "SSE_MAX_REPLAY must be 0 or more and SSE_HEARTBEAT_SECONDS at least 1 "
+        f"(got {SSE_MAX_REPLAY} and {SSE_HEARTBEAT_SECONDS})."
+    )
 
 # REST API (`/api/v1/`): API keys (Bearer) for clients, the admin session for staff.
 REST_FRAMEWORK = {

@@ -8,7 +8,15 @@ from assistants.api import (
     AssistantToolLinkApi,
     AssistantToolsApi,
 )
-from assistants.config_api import AssistantConfigApi, ConfigBundleApi
+from assistants.events_api import ConfigEventsApi
+from config_backend.history.api import (
+    DiffApi,
+    RevisionDetailApi,
+    RevisionListApi,
+    RollbackApi,
+)
+from config_backend.history.config_api import AssistantConfigAtApi, ConfigBundleAtApi
+from config_backend.history.label_api import LabelDetailApi, LabelHistoryApi, LabelListApi
 from core.config_reads import serve_cached_hits
 from core.health import healthz, readyz
 from core.metrics import metrics_view
@@ -34,10 +42,18 @@ api_v1 = [
     ),
     path(
         "assistants/<uuid:assistant_id>/config/",
-        serve_cached_hits(AssistantConfigApi.as_view()),
+        serve_cached_hits(AssistantConfigAtApi.as_view()),
         name="assistant-config",
     ),
-    path("config/", serve_cached_hits(ConfigBundleApi.as_view()), name="config-bundle"),
+    path("config/", serve_cached_hits(ConfigBundleAtApi.as_view()), name="config-bundle"),
+    path("revisions/", RevisionListApi.as_view(), name="revision-list"),
+    path("revisions/<int:number>/", RevisionDetailApi.as_view(), name="revision-detail"),
+    path("diff/", DiffApi.as_view(), name="diff"),
+    path("labels/", LabelListApi.as_view(), name="label-list"),
+    path("labels/<str:name>/", LabelDetailApi.as_view(), name="label-detail"),
+    path("labels/<str:name>/history/", LabelHistoryApi.as_view(), name="label-history"),
+    path("rollback/", RollbackApi.as_view(), name="rollback"),
+    path("config/events/", ConfigEventsApi.as_view(), name="config-events"),
     path("tools/", ToolListApi.as_view(), name="tool-list"),
     path("tools/<uuid:tool_id>/", ToolDetailApi.as_view(), name="tool-detail"),
     path("threads/", ThreadListApi.as_view(), name="thread-list"),

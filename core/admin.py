@@ -30,13 +30,15 @@ class APIKeyAdmin(APIKeyModelAdmin):
         "prefix",
         "name",
         "scope",
+        "label",
+        "protected",
         "created",
         "last_used_at",
         "expiry_date",
         "_has_expired",
         "revoked",
     ]
-    list_filter = ["scope", "revoked", "created"]
+    list_filter = ["scope", "label", "protected", "revoked", "created"]
     actions = [revoke_selected]
 
     def get_readonly_fields(self, request, obj=None):

@@ -1,9 +1,13 @@
-"""Admin pieces shared by the config models: activate or deactivate the selected rows, and
-save only what changed."""
+"""Admin pieces shared by the config models: activate or deactivate the selected rows, save
+only what changed, and say why in a change note."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+
+from core.changes import MESSAGE_MAX_LENGTH
+from core.middleware import CHANGE_NOTE_FIELD
 
 
 def _set_active(modeladmin, request, queryset, is_active: bool):
@@ -45,12 +49,54 @@ def deactivate_selected(modeladmin, request, queryset):
     _set_active(modeladmin, request, queryset, False)
 
 
+def change_note_field() -> forms.CharField:
+    """The change note of an admin form, posted as `change_note`: core.middleware reads it
+    from the POST and the revision the request makes records it (SPEC "Revisions")."""
+    return forms.CharField(
+        label="Change note",
+        required=False,
+        max_length=MESSAGE_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        help_text="Why you made this change; shown in the history.",
+    )
+
+
+class ChangeNoteForm(forms.ModelForm):
+    """A model form with the change note; nothing stores the note on the row."""
+
+    change_note = change_note_field()
+
+
 class SaveOnlyChangesAdmin(admin.ModelAdmin):
     """A form saved as it was shown changes nothing: no save, so no revision and no new ETag
     (SPEC: a write that changes nothing makes no revision). Inline rows are saved by Django
-    only when they changed."""
+    only when they changed. Users who may save the form get a change note at its end."""
+
+    form = ChangeNoteForm
+
+    def _takes_change_note(self, request, obj) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.has_change_permission(request, obj)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if CHANGE_NOTE_FIELD in form.base_fields and not self._takes_change_note(request, obj):
+            # A read-only form has no fields at all; None removes a declared one.
+            form = type(form.__name__, (form,), {CHANGE_NOTE_FIELD: None})
+        return form
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (name, {**options, "fields": [f for f in options["fields"] if f != CHANGE_NOTE_FIELD]})
+            for name, options in super().get_fieldsets(request, obj)
+        ]
+        if self._takes_change_note(request, obj):
+            fieldsets.append((None, {"fields": [CHANGE_NOTE_FIELD]}))
+        return fieldsets
 
     def save_model(self, request, obj, form, change):
-        if change and not form.has_changed():
+        # A note alone changes no row.
+        if change and not set(form.changed_data) - {CHANGE_NOTE_FIELD}:
             return
         super().save_model(request, obj, form, change)

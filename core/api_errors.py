@@ -194,6 +194,12 @@ ERROR_COMPONENTS = {
                 "description": "What still references the object (absent when the conflict "
                 "was with a concurrent change).",
             },
+            "reasons": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Why a rollback was refused: the rules its target state breaks "
+                "against today's data (only on a refused rollback).",
+            },
         },
         "required": ["detail"],
     },

@@ -3,7 +3,9 @@
 A key is checked against its database row (the library's hash verifier) at most once per
 settings.API_KEY_RECORD_SECONDS; in between, a record in the cache says what the hit path and
 DRF need (name, hash, scope, revoked, expiry, the hour of the last recorded use), tagged with the
-`api_keys` revision that every key change bumps. A record counts only while its tag equals the
+`api_keys` revision that every key change bumps. It also carries the label the key's config
+reads are pinned to and whether it may move protected labels, so a pinned read's hit needs no
+SQL either. A record counts only while its tag equals the
 mirrored revision, so a key changed through the models stops counting at once; one changed
 behind the models' back (a bare UPDATE) stops counting when its record expires.
 
@@ -76,6 +78,8 @@ def key_record(*, api_key: APIKey, keys_revision: int, hour: str) -> bytes:
             "name": api_key.name,  # for the request log line of a hit (never the key)
             "hash": api_key.hashed_key,
             "scope": api_key.scope,
+            "label": api_key.label or None,
+            "protected": api_key.protected,
             "revoked": api_key.revoked,
             "expires": expires,
             "hour": hour,
@@ -111,6 +115,8 @@ def key_from_record(record: bytes | None, key: str, keys_revision: bytes | None)
         name=fields.get("name", ""),
         scope=fields["scope"],
         hashed_key=fields["hash"],
+        label=fields.get("label"),
+        protected=fields.get("protected", False),
     )
 
 

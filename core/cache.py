@@ -9,6 +9,10 @@ Consistency design (SPEC "Cache semantics"):
   was read. An entry is served only when its revision equals the mirror. A reader that loaded
   old rows while a writer committed stores an entry tagged with the old revision, which no
   later reader takes: the classic read/invalidate/store race leaves nothing stale.
+- Labels apply the same argument per label: a label's mirror is its move counter (the revision
+  row "label:<name>", bumped here by each move, config_backend.history.labels), and a label
+  read's entry is tagged with the counter read before the label's row, so no instance serves a
+  label's old target once its move has committed.
 - If the cache cannot be reached while a config change is being made, the mirror cannot be
   raised, so the change is refused (CacheUnavailable → 503) and rolled back. A hung Redis that
   resumes with its old contents therefore holds nothing older than the database.
@@ -39,6 +43,10 @@ Consistency design (SPEC "Cache semantics"):
   of memory under `noeviction`) are told apart. Unreachable trips the breaker; refused does
   not: a read answers from the database for that request, a change is refused
   (CacheRefused → 503, key changes included: Redis still serves hits, so it must not commit).
+- Build locks (`build_lock_key`, core.config_reads "Misses are built once") only save work, and
+  play no part in the argument above: a miss waiting on one is served only an entry tagged with
+  the revision it read from the database, as any miss. A lock lost (failover, eviction, expiry)
+  costs a duplicate build, never a stale read.
 - Reads never wait on a dead cache for long: short socket timeouts, and a per-process breaker
   that skips the cache for BREAKER_SECONDS after a failure, so the database answers. Changes
   probe Redis even while the breaker is open (they are rare and made by people, who should not
@@ -110,11 +118,21 @@ def revision_key(name: str) -> str:
     return cache_key("revision", name)
 
 
-def assistant_config_key(assistant_id) -> str:
-    return cache_key("config", "assistant", assistant_id)
+def assistant_config_key(assistant_id, *variant) -> str:
+    """The entry of an assistant's config; `variant`: a compressed one's sibling key."""
+    return cache_key("config", "assistant", assistant_id, *variant)
 
 
-BUNDLE_KEY = cache_key("config", "bundle")
+def bundle_key(*variant) -> str:
+    return cache_key("config", "bundle", *variant)
+
+
+BUNDLE_KEY = bundle_key()
+
+
+def build_lock_key(entry: str, revision: int) -> str:
+    """The lock of the one request building `entry` (a key) for `revision` (core.config_reads)."""
+    return cache_key("build", entry.removeprefix(KEY_PREFIX), revision)
 
 
 def api_key_record_key(prefix: str) -> str:
@@ -161,6 +179,12 @@ for _, key in ipairs(KEYS) do
 end
 return result
 """
+# Deletes the lock at KEYS[1] only if it still holds ARGV[1], the token of whoever took it: a
+# builder whose lock expired must not release the next builder's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 # How long a change waits for replicas to hold its mirror: they usually answer within a
 # millisecond; kept under the socket timeout (settings), so the answer arrives before it.
 REPLICA_WAIT_MS = 150
@@ -186,12 +210,42 @@ class RedisStore:
         self.errors = (redis.RedisError, OSError)
         self.refusals = (redis.ResponseError,)  # Redis answered: it is there, the breaker stays
         self._raise_to = self.client.register_script(_RAISE_TO)
+        self._release = self.client.register_script(_RELEASE)
 
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return self.client.mget(keys)
 
     def set(self, key: str, value: bytes, timeout: int | None = None) -> None:
         self.client.set(key, value, ex=timeout)
+
+    def set_many(
+        self, values: dict[str, bytes], timeout: int | None = None, *, release=None
+    ) -> None:
+        """Store `values` together, and release the lock `release` (key, token) if still
+        ours: one pipeline, one round trip, the lock last."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in values.items():
+            pipe.set(key, value, ex=timeout)
+        if release is not None:
+            pipe.eval(_RELEASE, 1, *release)  # EVAL: a pipeline's EVALSHA costs a SCRIPT EXISTS
+        pipe.execute()
+
+    def lock(self, key: str, token: str, milliseconds: int) -> bool:
+        """Take the lock at `key` for `milliseconds` unless someone holds it."""
+        return bool(self.client.set(key, token, nx=True, px=milliseconds))
+
+    def lock_and_get(
+        self, key: str, token: str, milliseconds: int, then_get: str
+    ) -> tuple[bool, bytes | None]:
+        """`lock`, and the value at `then_get` read just after it: one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(key, token, nx=True, px=milliseconds)
+        pipe.get(then_get)
+        locked, value = pipe.execute()
+        return bool(locked), value
+
+    def unlock(self, key: str, token: str) -> None:
+        self._release(keys=[key], args=[token])
 
     def delete(self, key: str) -> None:
         self.client.delete(key)
@@ -234,7 +288,7 @@ class LocalStore:
 
     def __init__(self, alias: str = "default"):
         self.cache = caches[alias]
-        self.lock = threading.Lock()
+        self.lock_guard = threading.Lock()
 
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         found = self.cache.get_many(keys)
@@ -243,12 +297,33 @@ class LocalStore:
     def set(self, key: str, value: bytes, timeout: int | None = None) -> None:
         self.cache.set(key, value, timeout)
 
+    def set_many(
+        self, values: dict[str, bytes], timeout: int | None = None, *, release=None
+    ) -> None:
+        self.cache.set_many(values, timeout)
+        if release is not None:
+            self.unlock(*release)
+
+    def lock(self, key: str, token: str, milliseconds: int) -> bool:
+        # Threads of this process are all that share it: `add` is atomic among them.
+        return self.cache.add(key, token, milliseconds / 1000)
+
+    def lock_and_get(
+        self, key: str, token: str, milliseconds: int, then_get: str
+    ) -> tuple[bool, bytes | None]:
+        return self.lock(key, token, milliseconds), self.cache.get(then_get)
+
+    def unlock(self, key: str, token: str) -> None:
+        with self.lock_guard:
+            if self.cache.get(key) == token:
+                self.cache.delete(key)
+
     def delete(self, key: str) -> None:
         self.cache.delete(key)
 
     def raise_to(self, key: str | list[str], value: int, *, replicated: bool = False) -> int:
         result = value
-        with self.lock:
+        with self.lock_guard:
             for one in [key] if isinstance(key, str) else key:
                 result = max(value, int(self.cache.get(one) or -1))
                 self.cache.set(one, str(result).encode(), None)

@@ -136,7 +136,12 @@ def stored_values(instance, fields: Iterable[str]) -> dict | None:
         return None
     meta = instance._meta
     attnames = {meta.get_field(name).attname: name for name in fields}
-    row = type(instance)._base_manager.filter(pk=instance.pk).values(*attnames).first()
+    rows = type(instance)._base_manager.filter(pk=instance.pk)
+    if connection.in_atomic_block:
+        # Locked until the commit: a concurrent save of the same row waits here, so the values
+        # it records as old are the ones this save leaves.
+        rows = rows.select_for_update()
+    row = rows.values(*attnames).first()
     if row is None:
         return None
     return {name: json_value(row[attname]) for attname, name in attnames.items()}

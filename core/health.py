@@ -31,7 +31,7 @@ def database_status() -> str:
 
 
 def cache_status() -> str:
-    """"ok", or "degraded" while the cache is unreachable (reads then come from the database)."""
+    """ "ok", or "degraded" while the cache is unreachable (reads then come from the database)."""
     if cache.try_cache("readiness probe", lambda store: store.ping(), False):
         return "ok"
     return "degraded"

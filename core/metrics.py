@@ -64,6 +64,11 @@ BREAKER_OPEN = Gauge(
     "1 while a worker skips the unreachable cache (its breaker is open), else 0.",
     multiprocess_mode="livemax",
 )
+EVENT_SUBSCRIBERS = Gauge(
+    "config_event_subscribers",
+    "Open config event streams (GET /api/v1/config/events/), all live workers together.",
+    multiprocess_mode="livesum",
+)
 
 _breaker_state: bool | None = None
 _children: dict[tuple[str, int], tuple] = {}

@@ -1,5 +1,7 @@
+import re
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
@@ -18,6 +20,8 @@ class ConfigRevision(models.Model):
     # One row per assistant ("assistant:<id>"): the last revision that changed its resolved
     # config (SPEC "Fine-grained freshness"); core.changes keeps them.
     ASSISTANT_PREFIX = "assistant:"
+    # One row per label ("label:<name>"): its move counter, bumped by each move (core.labels).
+    LABEL_PREFIX = "label:"
 
     name = models.CharField(max_length=64, primary_key=True)
     value = models.BigIntegerField(default=0)
@@ -28,6 +32,10 @@ class ConfigRevision(models.Model):
     @classmethod
     def for_assistant(cls, assistant_id) -> str:
         return f"{cls.ASSISTANT_PREFIX}{assistant_id}"
+
+    @classmethod
+    def for_label(cls, name: str) -> str:
+        return f"{cls.LABEL_PREFIX}{name}"
 
 
 class Revision(models.Model):
@@ -93,6 +101,59 @@ class RevisionChange(models.Model):
         return f"{self.entity} {self.name} {self.action} in {self.revision_id}"
 
 
+# `\A…\Z`, not `^…$`: `$` also matches before a final newline.
+LABEL_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z")
+# Always the current state; never a stored label (SPEC "Labels").
+LIVE = "live"
+
+
+def validate_label_name(name: str) -> None:
+    """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (SPEC "Labels")."""
+    if name == LIVE:
+        raise ValidationError("`live` is reserved: it always means the current state.")
+    if not LABEL_NAME.match(name):
+        raise ValidationError(
+            "A label name is a lowercase letter followed by at most 31 lowercase letters, "
+            "digits or hyphens."
+        )
+
+
+class Label(models.Model):
+    """A named pointer to a revision (`production`, `staging`); moved by core.labels."""
+
+    name = models.CharField(max_length=32, primary_key=True, validators=[validate_label_name])
+    revision = models.BigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("move_label", "Can move labels"),
+            ("move_protected_label", "Can move protected labels"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} → {self.revision}"
+
+
+class LabelMove(models.Model):
+    """One move of a label (its creation too: `from_revision` is then None)."""
+
+    id = models.BigAutoField(primary_key=True)
+    label = models.CharField(max_length=32, db_index=True)
+    from_revision = models.BigIntegerField(null=True, blank=True)
+    to_revision = models.BigIntegerField()
+    author = models.CharField(max_length=255, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.label}: {self.from_revision} → {self.to_revision}"
+
+
 class OpaqueIdAPIKeyManager(APIKeyManager):
     def assign_key(self, obj) -> str:
         """Assign the key as the library does, then a random id in place of its id.
@@ -126,7 +187,28 @@ class APIKey(AbstractAPIKey):
         help_text="Accurate to the hour: written at most once an hour per key.",
     )
 
+    # NULL: not pinned (the admin's empty field saves NULL too: one way to say it).
+    label = models.CharField(  # noqa: DJ001
+        max_length=32,
+        null=True,
+        blank=True,
+        validators=[validate_label_name],
+        help_text="Pin this key's config reads to a label (e.g. production): they serve the "
+        "config at the label's revision unless they ask for another (?label=, ?revision=).",
+    )
+    protected = models.BooleanField(
+        default=False,
+        help_text="With write scope: may also move protected labels (PROTECTED_LABELS).",
+    )
+
     objects = OpaqueIdAPIKeyManager()
+
+    def clean(self):
+        super().clean()
+        if self.protected and self.scope != self.Scope.WRITE:
+            raise ValidationError(
+                {"protected": "Only a key with write scope moves labels, protected or not."}
+            )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"

@@ -1,4 +1,5 @@
-"""Start the app as a real server process (gunicorn or runserver) for tests across processes."""
+"""Start the app as a real server process (the production server, or runserver) for tests
+across processes."""
 
 import contextlib
 import http.cookiejar
@@ -76,9 +77,10 @@ def collected_static() -> Path:
 
 
 @contextlib.contextmanager
-def server(*, env: dict | None = None, workers: int = 2, cwd: Path = ROOT, argv=None):
-    """Serve the project under gunicorn (or `argv`) on a free port; yields the base URL."""
-    port = free_port()
+def server(*, env: dict | None = None, workers: int = 2, cwd: Path = ROOT, argv=None, port=None):
+    """Serve the project on a free port as `make serve` does (config_backend.serve: Granian,
+    ASGI; or `argv`); yields the base URL. `port`: a given one (a restart at the same URL)."""
+    port = port or free_port()
     full_env = {
         **os.environ,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -88,14 +90,13 @@ def server(*, env: dict | None = None, workers: int = 2, cwd: Path = ROOT, argv=
     command = argv or [
         sys.executable,
         "-m",
-        "gunicorn",
-        "config_backend.wsgi",
+        "config_backend.serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
         "--workers",
         str(workers),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
     ]
     command = [part.replace("{port}", str(port)) for part in command]
     base_url = f"http://127.0.0.1:{port}"

@@ -1,7 +1,8 @@
 """A staff user edits the config in a real browser (Chromium through Playwright) against a
 live server, and the runtime's next config read shows the change.
 
-Screenshots of each step are kept in test-artifacts/admin-browser/, named by step.
+Screenshots of each step are kept in test-artifacts/admin-browser/, named by step (the
+history's, labels' and rollback's prefixed with their test's topic).
 Needs Debian's Chromium (`scripts/install-system-deps`) and Playwright (requirements-dev.txt);
 Playwright's own browser download is never used.
 """
@@ -14,7 +15,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from assistants.models import Assistant
-from core.models import APIKey
+from config_backend.history.labels import label_move
+from core.cache import current_revision
+from core.models import APIKey, Revision
 from tests.live import ROOT, call, live_database_url, server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -76,10 +79,15 @@ def chromium(base_url):
             browser.close()
 
 
-@pytest.fixture
-def artifacts():
+@pytest.fixture(scope="session")
+def _fresh_artifacts():
+    """Last run's screenshots go once per run, not per test: each test keeps its own."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
+
+
+@pytest.fixture
+def artifacts(_fresh_artifacts):
     return ARTIFACTS
 
 
@@ -202,3 +210,118 @@ def test_staff_fix_a_schema_link_the_tool_and_the_api_shows_it_at_once(
     runtime.screenshot(path=artifacts / "06-api-config.png", full_page=True)
     assert tool_names(config) == ["get_weather"]
     assert config["tools"][0]["input_schema"] == FIXED_SCHEMA
+
+
+# The history (SPEC "Revisions, history, labels, diff, rollback").
+
+PLANNER_INSTRUCTIONS = "You plan the user's week.\nGreet the user warmly by name.\nBe brief."
+EDITED_INSTRUCTIONS = "You plan the user's week.\nGreet the user in one word.\nBe brief."
+
+
+@pytest.fixture
+def history(rows):
+    """The Planner's first instructions (revision `first`), then an edit (`second`); labels
+    `staging` and `production` at `first`. Made before the browser starts (no ORM after)."""
+    assistant, _ = rows
+    assistant.instructions = PLANNER_INSTRUCTIONS
+    assistant.save()
+    first = Revision.objects.get(number=current_revision())
+    for name in ("staging", "production"):
+        label_move(name=name, revision=first.number, author="release bot")
+    assistant.instructions = "You plan the user's week.\nBe brief."
+    assistant.save()
+    return {"first": first, "second": current_revision()}
+
+
+def test_staff_edit_instructions_with_a_note_and_the_history_shows_who_when_and_the_diff(
+    rows, history, base_url, chromium, artifacts
+):
+    assistant, _ = rows
+    admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), artifacts)
+    log_in(admin, base_url)
+    page = admin.page
+    page.goto(f"{base_url}/admin/assistants/assistant/{assistant.id}/change/")
+    page.fill("#id_instructions", EDITED_INSTRUCTIONS)
+    page.fill("#id_change_note", "A shorter greeting: users skim it.")
+    admin.screenshot("history-01-edit-with-note")
+    page.click("input[name=_continue]")
+    page.locator("ul.messagelist li.success").wait_for()
+
+    page.click("a.historylink")
+    newest = page.locator(".history-revision").first
+    newest.wait_for()
+    assert newest.locator(".history-author").inner_text() == "staff"
+    assert newest.locator(".history-source").inner_text() == "admin"
+    assert newest.locator(".history-when").inner_text().strip()
+    assert newest.locator(".history-note").inner_text() == "A shorter greeting: users skim it."
+    added = newest.locator(".diff-added").all_inner_texts()
+    assert added == ["+Greet the user in one word."]
+    assert newest.locator(".diff-removed").count() == 0  # the line was absent before
+    # The older revisions follow, newest first: the edit without the greeting, the creation.
+    assert page.locator(".history-revision").count() == 4
+    admin.screenshot("history-02-assistant-history")
+    assert admin.problems == []
+
+
+def test_staff_move_a_label_after_seeing_the_diff_and_confirming(
+    rows, history, base_url, chromium, artifacts
+):
+    admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), artifacts)
+    log_in(admin, base_url)
+    page = admin.page
+    page.goto(f"{base_url}/admin/config_backend/label/")
+    row = page.locator("#result_list tr", has_text="staging")
+    admin.screenshot("label-01-labels")
+    row.get_by_role("link", name="Move").click()
+    page.fill("#id_target", "live")
+    page.fill("#id_change_note", "Staging gets the short prompt.")
+    page.click("input[name=preview]")
+    preview = page.locator("#diff-preview")
+    preview.wait_for()
+    assert preview.locator(".diff-removed").all_inner_texts() == ["-Greet the user warmly by name."]
+    assert page.locator("h1").inner_text() == (
+        f"Move label staging to revision {history['second']}?"
+    )
+    admin.screenshot("label-02-move-preview")
+
+    page.click("input[name=confirm]")
+    success = page.locator("ul.messagelist li.success")
+    success.wait_for()
+    assert f"staging moved to revision {history['second']}" in success.inner_text()
+    staging = page.locator("#result_list tr", has_text="staging")
+    assert str(history["second"]) in staging.inner_text()
+    production = page.locator("#result_list tr", has_text="production")
+    assert str(history["first"].number) in production.inner_text()
+    admin.screenshot("label-03-moved")
+    assert admin.problems == []
+
+
+def test_staff_roll_back_after_seeing_the_diff_and_the_runtime_reads_the_old_config(
+    rows, history, base_url, chromium, artifacts
+):
+    assistant, key = rows
+    first = history["first"]
+    admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), artifacts)
+    log_in(admin, base_url)
+    page = admin.page
+    page.goto(f"{base_url}/admin/config_backend/revision/")
+    page.locator("#result_list").get_by_role("link", name=str(first.number), exact=True).click()
+    page.click("#rollback-link")
+    preview = page.locator("#diff-preview")
+    preview.wait_for()
+    assert preview.locator(".diff-added").all_inner_texts() == ["+Greet the user warmly by name."]
+    page.fill("#id_change_note", "Back to the warm greeting.")
+    admin.screenshot("rollback-01-confirm")
+
+    page.click("input[name=confirm]")
+    success = page.locator("ul.messagelist li.success")
+    success.wait_for()
+    assert f"Rolled back to revision {first.number}" in success.inner_text()
+    assert page.locator(".history-source").inner_text() == "rollback"
+    assert page.locator(".history-note").inner_text() == "Back to the warm greeting."
+    admin.screenshot("rollback-02-done")
+    assert admin.problems == []
+
+    status, _, body = call("GET", f"{base_url}/api/v1/assistants/{assistant.id}/config/", key=key)
+    assert status == 200
+    assert json.loads(body)["instructions"] == PLANNER_INSTRUCTIONS

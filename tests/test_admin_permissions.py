@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from assistants.models import Assistant
-from core.models import APIKey
+from core.models import APIKey, Label, Revision
 from tests.factories import key_client, staff_user
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -23,6 +23,13 @@ from tools.models import AssistantToolLink, Tool
 pytestmark = pytest.mark.django_db
 
 ADMIN_MODELS = [Assistant, Tool, AssistantToolLink, UserAssistantThread, APIKey]
+# The history's pages: nobody adds, changes or deletes their rows, and they have no actions;
+# their views and permissions are tested in tests/test_admin_history.py.
+READ_ONLY_ADMIN_MODELS = [Revision, Label]
+# Our admin views besides Django's own (list, add, change, delete, history): each writes only
+# after a confirmation, for users holding its permissions (tests/test_admin_history.py).
+CUSTOM_VIEWS = {"config_backend_revision_rollback", "config_backend_label_move"}
+DJANGO_VIEWS = ("_changelist", "_add", "_change", "_delete", "_history")
 OUR_APPS = ["config_backend", "assistants", "tools", "threads", "rest_framework_api_key"]
 
 ACTIONS = [
@@ -221,16 +228,35 @@ def test_every_admin_and_action_of_ours_is_covered_here(rf):
         for model in apps.get_app_config(app).get_models()
         if admin.site.is_registered(model)
     }
-    assert registered == set(ADMIN_MODELS)
+    assert registered == set(ADMIN_MODELS) | set(READ_ONLY_ADMIN_MODELS)
 
     request = rf.get("/")
     request.user = User(is_staff=True, is_superuser=True)
     every_action = {
         (model, name)
-        for model in ADMIN_MODELS
+        for model in registered
         for name in admin.site.get_model_admin(model).get_actions(request)
     }
     assert every_action == set(ACTIONS)
+
+    views = {
+        pattern.name
+        for model in registered
+        for pattern in admin.site.get_model_admin(model).get_urls()
+        if pattern.name and not pattern.name.endswith(DJANGO_VIEWS)
+    }
+    assert views == CUSTOM_VIEWS
+
+
+@pytest.mark.parametrize("model", READ_ONLY_ADMIN_MODELS, ids=model_id)
+def test_not_even_a_superuser_may_add_change_or_delete_history_rows(rf, model):
+    request = rf.get("/")
+    request.user = User(is_staff=True, is_superuser=True)
+    model_admin = admin.site.get_model_admin(model)
+    assert model_admin.has_view_permission(request)
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request)
+    assert not model_admin.has_delete_permission(request)
 
 
 # Actions.

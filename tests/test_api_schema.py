@@ -49,10 +49,18 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/assistants/{assistant_id}/tools/{tool_id}/": {"post", "delete"},
         "/api/v1/assistants/{assistant_id}/config/": {"get"},
         "/api/v1/config/": {"get"},
+        "/api/v1/config/events/": {"get"},
         "/api/v1/tools/": {"get", "post"},
         "/api/v1/tools/{tool_id}/": {"get", "put", "patch", "delete"},
         "/api/v1/threads/": {"get", "post"},
         "/api/v1/threads/{thread_pk}/": {"get", "patch", "delete"},
+        "/api/v1/revisions/": {"get"},
+        "/api/v1/revisions/{number}/": {"get"},
+        "/api/v1/diff/": {"get"},
+        "/api/v1/rollback/": {"post"},
+        "/api/v1/labels/": {"get"},
+        "/api/v1/labels/{name}/": {"get", "put"},
+        "/api/v1/labels/{name}/history/": {"get"},
     }
 
 
@@ -176,6 +184,19 @@ def test_config_reads_declare_their_headers_and_a_304_without_a_body(schema):
         assert set(responses["304"]["headers"]) == {"ETag", "X-Config-Revision"}
         assert "content" not in responses["304"]
         assert all(header["required"] for header in responses["200"]["headers"].values())
+
+
+def test_the_event_stream_is_documented_as_text_event_stream_with_json_refusals(schema):
+    operation = schema["paths"]["/api/v1/config/events/"]["get"]
+    responses = operation["responses"]
+    assert set(responses["200"]["content"]) == {"text/event-stream"}
+    assert "Last-Event-ID" in responses["200"]["description"]
+    for code in ("401", "403"):
+        assert set(responses[code]["content"]) == {"application/json"}
+    assert {(p["in"], p["name"]) for p in operation["parameters"]} == {
+        ("header", "Last-Event-ID"),
+        ("query", "last_event_id"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ def test_the_read_benchmark_measures_every_case_and_writes_its_results(tmp_path)
     result = run_script("bench/read_bench.py", "--quick", "--output", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     results = (tmp_path / "RESULTS.md").read_text()
-    for case in ("| hit |", "| miss |", "| ceiling |", "| memory |"):
+    for case in ("| hit |", "| hit-gzip |", "| miss |", "| ceiling |", "| memory |"):
         assert case in results
     assert "| tools | hit / ceiling | hit / memory | miss / hit |" in results
     assert (tmp_path / "read_bench.png").stat().st_size > 10_000
@@ -40,3 +40,20 @@ def test_the_soak_finds_no_stale_read_and_no_error():
     summary = result.stdout.splitlines()[0]
     assert " 0 stale, 0 5xx, 0 other non-200" in summary
     assert " 0 writes" not in summary
+
+
+def test_the_miss_benchmark_counts_one_build_per_edit_with_the_lock(tmp_path):
+    result = run_script("bench/miss_bench.py", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "| server | builds per edit: median | mean | max |" in results
+    assert "| after | 1 |" in results  # the median: a loaded machine may add a stray build
+
+
+def test_the_push_benchmark_measures_idle_subscribers_and_event_latency(tmp_path):
+    result = run_script("bench/sse_idle_bench.py", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "| no subscriber |" in results and "| 50 idle subscribers |" in results
+    assert "Commit → event (5 changes" in results
+    assert (tmp_path / "sse_idle_bench.png").stat().st_size > 10_000

@@ -3,6 +3,7 @@
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+import redis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from django.test import Client
@@ -17,17 +18,28 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def redis_commands(monkeypatch):
-    """Counts the commands sent to Redis (each one a round trip: no pipelines on this path)."""
+    """The round trips to Redis: a command's name, or a pipeline's as "PIPELINE(A,B,…)"."""
     sent = []
     client = cache.store().client
     original = client.execute_command
+    original_pipeline = redis.client.Pipeline.execute
 
     def counting(*args, **options):
         sent.append(args[0])
         return original(*args, **options)
 
+    def counting_pipeline(pipe, *args, **options):
+        sent.append(f"PIPELINE({','.join(str(c[0][0]) for c in pipe.command_stack)})")
+        return original_pipeline(pipe, *args, **options)
+
     monkeypatch.setattr(client, "execute_command", counting)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
     return sent
+
+
+# A miss after the MGET: the build lock taken (SET NX) and the entry read again in one
+# pipeline, then the entry in its three codings stored and the lock released in another.
+MISS_STORE = ["PIPELINE(SET,GET)", "PIPELINE(SET,SET,SET,EVAL)"]
 
 
 @pytest.mark.parametrize("tools", [1, 10, 100])
@@ -163,15 +175,21 @@ def test_a_miss_reads_the_cache_once_then_builds_and_stores(redis_commands):
 
     # One MGET decided "miss" and its values served the key check and the entry lookup.
     assert response["X-Config-Cache"] == "miss"
-    assert redis_commands == ["MGET", "SET"]
+    assert redis_commands == ["MGET", *MISS_STORE]
     assert client.get(f"/api/v1/assistants/{assistant.id}/config/")["X-Config-Cache"] == "hit"
 
 
-def wsgi_get(path: str, key: str) -> tuple[str, dict, bytes]:
-    """A GET through the production WSGI application (ConfigFastPath around Django)."""
+def wsgi_get(path: str, key: str, **meta) -> tuple[str, dict, bytes]:
+    """A GET through the production WSGI application (ConfigFastPath around Django); `meta`:
+    more of the environ (HTTP_ACCEPT_ENCODING=…)."""
     from config_backend.wsgi import application
 
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "HTTP_AUTHORIZATION": f"Bearer {key}"}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        **meta,
+    }
     setup_testing_defaults(environ)
     environ["HTTP_HOST"] = "localhost"
     started = []
@@ -195,7 +213,7 @@ def test_a_miss_through_the_wsgi_fast_path_is_not_fetched_again(redis_commands):
 
     status, miss, _ = wsgi_get(url, key)
     assert status == "200 OK" and miss["X-Config-Cache"] == "miss"
-    assert redis_commands == ["MGET", "SET"]
+    assert redis_commands == ["MGET", *MISS_STORE]
     redis_commands.clear()
     status, hit, _ = wsgi_get(url, key)
     assert status == "200 OK" and hit["X-Config-Cache"] == "hit"

@@ -18,6 +18,7 @@ from assistants.models import Assistant
 from core import cache
 from core.api_keys import key_prefix
 from core.log_formats import ConsoleFormatter, RequestIdFilter, json_formatter
+from core.models import ConfigRevision
 from tests.factories import key_client, staff_client
 from tests.live import call, live_database_url, server, server_output
 
@@ -137,7 +138,8 @@ def test_a_warning_logged_during_a_request_carries_its_request_id(json_log, secr
     client = key_client("read")
     url = f"/api/v1/assistants/{secretary.id}/config/"
     assert client.get(url).status_code == 200  # stores the key's record
-    cache.store().set(cache.revision_key("config"), b"not a number")
+    mirror = cache.revision_key(ConfigRevision.for_assistant(secretary.id))
+    cache.store().set(mirror, b"not a number")
     response = client.get(url, HTTP_X_REQUEST_ID="r-1")
     assert response.status_code == 200
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 
 import pytest
@@ -139,7 +140,8 @@ def test_start_serves_the_bundle_the_api_serves_and_saves_it_to_the_file(
     with pytest.raises(UnknownAssistant, match="'Nobody'.*known: Calendar, Secretary"):
         client.assistant("Nobody")
     saved = json.loads(cache.read_text())
-    assert saved["bundle"] == client.bundle and saved["etag"] == f'"{client.revision}"'
+    # The client asks for gzip: the ETag is that coding's (core.config_reads, "Compression").
+    assert saved["bundle"] == client.bundle and saved["etag"] == f'"{client.revision}-gzip"'
     assert [p.name for p in cache.parent.iterdir()] == ["config.json"]  # no temporary left
 
 
@@ -281,6 +283,74 @@ def test_a_refused_key_or_an_unserved_label_is_reported_clearly(live, keys, conf
     read, _ = keys
     with pytest.raises(ConfigUnavailable, match="404 for label 'production': the label does not"):
         ConfigClient(f"{live}/elsewhere", read, label="production").start()
+
+
+# Push: the SSE listener wakes the poller ------------------------------------------------------
+
+LONG_POLL = 30.0  # so that only a push can bring a change within a second
+
+
+def test_with_a_long_poll_interval_a_change_reaches_on_change_within_a_second_by_push(
+    live, keys, config, started, tmp_path
+):
+    read, write = keys
+    client = started(live, read, cache_path=tmp_path / "config.json", poll_interval=LONG_POLL)
+    seen = []
+    client.on_change(seen.append)
+    wait_for(lambda: client.listening)
+    for instructions in ("pushed 1", "pushed 2", "pushed 3"):
+        patch_secretary(live, write, config, instructions=instructions)
+        waited = wait_for(lambda i=instructions: client.assistant("Secretary")["instructions"] == i)
+        assert waited < 1.0
+    assert [bundle["revision"] for bundle in seen] == sorted({b["revision"] for b in seen})
+    assert len(seen) == 3 and seen[-1] is client.bundle
+    assert client.errors == 0
+
+
+def test_without_listen_only_the_poll_brings_a_change(live, keys, config, started):
+    read, write = keys
+    client = started(live, read, poll_interval=LONG_POLL, listen=False)
+    patch_secretary(live, write, config, instructions="not pushed")
+    time.sleep(1.5)
+    assert not client.listening
+    assert client.assistant("Secretary")["instructions"] != "not pushed"
+
+
+def test_after_a_server_restart_the_listener_reconnects_and_gets_what_it_missed(
+    keys, config, started, tmp_path
+):
+    read, write = keys
+    port = free_port()
+    env = {"DATABASE_URL": live_database_url()}
+    with server(env=env, workers=1, port=port) as base_url:
+        client = started(base_url, read, poll_interval=LONG_POLL)
+        wait_for(lambda: client.listening)
+    wait_for(lambda: not client.listening)
+    # Changed while no server runs (another process, here the test's ORM): the reconnect's
+    # Last-Event-ID gets it replayed, and the replayed event wakes the poller.
+    secretary = Assistant.objects.get(pk=config["secretary"].pk)
+    secretary.instructions = "changed while the server was down"
+    secretary.save()
+
+    def serving(instructions):
+        return lambda: client.assistant("Secretary")["instructions"] == instructions
+
+    with server(env=env, workers=1, port=port):
+        wait_for(serving(secretary.instructions), timeout=20)
+        assert client.listening
+        patch_secretary(base_url, write, config, instructions="after the restart")
+        assert wait_for(serving("after the restart")) < 1.0
+
+
+def test_stop_ends_the_listener_at_once(live, keys, config):
+    read, _ = keys
+    client = ConfigClient(live, read, poll_interval=LONG_POLL).start()
+    wait_for(lambda: client.listening)
+    began = time.monotonic()
+    client.stop()
+    assert time.monotonic() - began < 1.0
+    assert not client.listening
+    assert not [t for t in threading.enumerate() if t.name.startswith("config-client-")]
 
 
 # OpenAI Agents SDK ---------------------------------------------------------------------------

@@ -4,12 +4,14 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from core.admin_actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
+from core.admin_history import RevisionHistoryAdmin
 from core.json_input import JSONInputError, parse_json
+from core.models import RevisionChange
 from tools.models import AssistantToolLink, Tool
 from tools.strict_schema import strict_schema_problems
 from tools.validators import input_schema_problems
@@ -43,7 +45,7 @@ class PrettyJSONFormField(forms.JSONField):
 
 
 @admin.register(Tool)
-class ToolAdmin(SaveOnlyChangesAdmin):
+class ToolAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
     list_display = [
         "name",
         "tool_type",
@@ -75,6 +77,7 @@ class ToolAdmin(SaveOnlyChangesAdmin):
         }
     }
     actions = [activate_selected, deactivate_selected]
+    history_entity = RevisionChange.Entity.TOOL
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_used_by_count=Count("assistant_links"))
@@ -135,7 +138,7 @@ def _strict_mode_problems(tool: Tool) -> list:
 
 
 @admin.register(AssistantToolLink)
-class AssistantToolLinkAdmin(SaveOnlyChangesAdmin):
+class AssistantToolLinkAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
     list_display = ["__str__", "assistant", "tool", "sub_assistant", "is_active", "updated_at"]
     list_filter = ["is_active", "tool__tool_type"]
     list_select_related = ["assistant", "tool", "sub_assistant"]
@@ -143,3 +146,9 @@ class AssistantToolLinkAdmin(SaveOnlyChangesAdmin):
     autocomplete_fields = ["assistant", "tool"]
     readonly_fields = ["sub_assistant", "created_at", "updated_at"]
     actions = [activate_selected, deactivate_selected]
+    history_entity = RevisionChange.Entity.LINK
+
+    def history_filter(self, obj):
+        return Q(
+            entity=self.history_entity, object_id=obj.history_id(obj.assistant_id, obj.tool_id)
+        )

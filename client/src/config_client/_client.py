@@ -6,9 +6,9 @@ file). Nothing but a 200 with a well-formed bundle ever changes what is served, 
 being down, refusing the key or answering garbage only counts an error.
 
 One fetch path, many triggers: the poller thread waits on `_wake` for poll_interval ± jitter,
-and anything that learns of a change early (today `refresh()`; later a Server-Sent Events
-listener on /api/v1/config/events/) only sets `_wake` or calls `refresh()`. The poll stays the
-truth: a missed or duplicated event costs at most one extra 304.
+and anything that learns of a change early (the Server-Sent Events listener on
+/api/v1/config/events/, `listen=True`: config_client._events) only sets `_wake` or calls
+`refresh()`. The poll stays the truth: a missed or duplicated event costs at most one extra 304.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from config_client._bundle import Bundle, UnknownAssistant, index_assistants
+from config_client._events import EventListener
 from config_client._http import Fetched, FetchFailed, bundle_url, fetch_bundle
 from config_client._store import UnusableFile, read_file, touch_file, write_file
 
@@ -58,6 +59,7 @@ class ConfigClient:
         jitter: float = 0.1,
         timeout: float = 10.0,
         start_timeout: float = 5.0,
+        listen: bool = True,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -66,6 +68,8 @@ class ConfigClient:
         if not 0 <= jitter < 1:
             raise ValueError("jitter is a fraction of poll_interval, from 0 to below 1")
         self.url = bundle_url(base_url, label)
+        self.base_url = base_url.rstrip("/")
+        self.listen = listen
         self.label = label
         self.cache_path = Path(cache_path) if cache_path is not None else None
         self.poll_interval = poll_interval
@@ -87,6 +91,7 @@ class ConfigClient:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: EventListener | None = None
 
     # What the runtime reads -------------------------------------------------------------
 
@@ -129,6 +134,12 @@ class ConfigClient:
         return self._last_error
 
     @property
+    def listening(self) -> bool:
+        """Whether the push stream (/api/v1/config/events/) is open now (`listen=True`)."""
+        listener = self._listener
+        return listener is not None and listener.connected
+
+    @property
     def last_status(self) -> int | None:
         """200 or 304: the answer to the latest successful fetch."""
         return self._last_status
@@ -161,6 +172,9 @@ class ConfigClient:
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll, name="config-client-poll", daemon=True)
         self._thread.start()
+        if self.listen:
+            self._listener = EventListener(self.base_url, self._api_key, wake=self._wake.set)
+            self._listener.start()
         return self
 
     def refresh(self) -> bool:
@@ -171,9 +185,12 @@ class ConfigClient:
         return self._fetch(self.timeout)
 
     def stop(self) -> None:
-        """Stop polling; the bundle held stays readable."""
+        """Stop polling and listening; the bundle held stays readable."""
         self._stop.set()
         self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         if self._thread is not None:
             self._thread.join(self.timeout + 1)
             self._thread = None

@@ -1,9 +1,10 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from core.cache import CacheUnavailable
 from core.json_input import unstorable_text_problem
-from core.models import APIKey
+from core.models import APIKey, Label, validate_label_name
 
 
 class Command(BaseCommand):
@@ -18,21 +19,47 @@ class Command(BaseCommand):
             help="read: every GET; runtime: read + thread writes; write: read + config writes. "
             "Default: read.",
         )
+        parser.add_argument(
+            "--label",
+            help="Pin the key's config reads to this label (e.g. production): without "
+            "?label= or ?revision= they serve the config at the label's revision.",
+        )
+        parser.add_argument(
+            "--protected",
+            action="store_true",
+            help="With --scope write: may also move protected labels (PROTECTED_LABELS).",
+        )
 
-    def handle(self, *args, name, scope, **options):
+    def handle(self, *args, name, scope, label=None, protected=False, **options):
         name = name.strip()
         if not name or len(name) > 50:
             raise CommandError("NAME must be 1 to 50 characters.")
         problem = unstorable_text_problem(name)
         if problem:
             raise CommandError(f"NAME {problem}.")
+        if label is not None:
+            try:
+                validate_label_name(label)
+            except ValidationError as exc:
+                raise CommandError(f"--label: {exc.messages[0]}") from None
+        if protected and scope != APIKey.Scope.WRITE:
+            raise CommandError("--protected needs --scope write: only write keys move labels.")
         try:
             with transaction.atomic():
-                api_key, key = APIKey.objects.create_key(name=name, scope=scope)
+                api_key, key = APIKey.objects.create_key(
+                    name=name, scope=scope, label=label, protected=protected
+                )
         except CacheUnavailable as exc:
             raise CommandError(str(exc)) from None
+        if label is not None and not Label.objects.filter(name=label).exists():
+            self.stderr.write(
+                f"Note: no label “{label}” exists yet; this key's config reads answer 404 until "
+                f"it does (manage.py config_label {label} live)."
+            )
+        pinned = f", pinned to label {label}" if label else ""
+        protected_note = ", may move protected labels" if protected else ""
         self.stdout.write(
-            f"Created API key “{api_key.name}” (prefix {api_key.prefix}, scope {api_key.scope}). "
-            "Store it now; it cannot be shown again:"
+            f"Created API key “{api_key.name}” (prefix {api_key.prefix}, scope {api_key.scope}"
+            f"{pinned}{protected_note}). Store it now; it cannot be shown again:"
         )
         self.stdout.write(key)

@@ -1,6 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
+from config_backend.history.selectors import MalformedPoint, resolve_point, state_of
+from config_backend.transfer.file_format import serialize_state
 
 
 class Command(BaseCommand):
@@ -18,9 +20,24 @@ class Command(BaseCommand):
             action="store_true",
             help="Also export the users' conversation threads.",
         )
+        parser.add_argument(
+            "--at",
+            metavar="X",
+            help="Export the configuration as it was at revision X (`config_log` lists them), "
+            "without threads (they are not versioned): the same bytes as an export taken then.",
+        )
 
-    def handle(self, *args, output, include_threads, **options):
-        document = transfer.export_config(include_threads=include_threads)
+    def handle(self, *args, output, include_threads, at, **options):
+        if at is None:
+            document = transfer.export_config(include_threads=include_threads)
+        elif include_threads:
+            raise CommandError("--at exports no threads: they are not versioned.")
+        else:
+            try:
+                state = state_of(resolve_point(at))
+            except (MalformedPoint, LookupError) as exc:
+                raise CommandError(str(exc)) from None
+            document = serialize_state(state, include_threads=False)
         if not output:
             self.stdout.write(transfer.config_to_bytes(document).decode(), ending="")
             return

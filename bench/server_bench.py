@@ -1,0 +1,425 @@
+"""Server benchmark: one cache hit under each candidate server, side by side, in one run.
+
+    .venv/bin/python bench/server_bench.py            # full run: bench/RESULTS.md "Servers" + PNG
+    .venv/bin/python bench/server_bench.py --quick    # seconds; checks that it works
+
+Starts its own PostgreSQL and Redis (or uses DATABASE_URL / REDIS_URL), loads one assistant with
+TOOLS tools and an API key, and serves, each with 2 worker processes on loopback:
+- our app through its WSGI entry (ConfigFastPath) under gunicorn sync, gunicorn gthread (4
+  threads per worker) and Granian WSGI; through its ASGI entry (AsyncConfigFastPath) under
+  Granian ASGI (`python -m config_backend.serve`, what `make serve` runs) and uvicorn;
+- the baselines of bench/baseline_apps.py, one Redis GET of the same bytes each: FastAPI
+  (redis.asyncio) under uvicorn and Granian; a bare WSGI callable (redis-py) under gunicorn and
+  Granian; a bare ASGI callable (redis.asyncio) under Granian and uvicorn.
+The config entry is warmed first; wrk (Debian's) then drives each server in turn, round after
+round in a shuffled order, so machine noise hits every case alike, and a Lua check counts every
+response: each must be a 200 with `X-Config-Cache: hit` (the baselines send it too), or the run
+fails. Then, for the production server, read throughput with IDLE_STREAMS idle subscribers of
+the push endpoint (GET /api/v1/config/events/, each a real subscription past its first event)
+held open by another process, against the same without, interleaved the same way.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from common import ROOT, setup_django, start_server, start_services, stop, stop_services
+
+from tests.live import call
+from tests.throwaway_servers import free_port
+
+TOOLS = 10
+WORKERS = 2
+IDLE_STREAMS = 1000
+EVENTS_PATH = "/api/v1/config/events/"
+PY = sys.executable
+OUR_WSGI, OUR_ASGI = "config_backend.wsgi:application", "config_backend.asgi:application"
+
+
+def gunicorn(app: str, *extra: str):
+    return lambda port: [
+        *(PY, "-m", "gunicorn", app.replace(":application", ""), "--workers", str(WORKERS)),
+        *("--bind", f"127.0.0.1:{port}", "--log-level", "warning", *extra),
+    ]
+
+
+def granian(app: str, interface: str):
+    return lambda port: [
+        *(PY, "-m", "granian", "--interface", interface, "--workers", str(WORKERS)),
+        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+        *(["--loop", "uvloop"] if interface != "wsgi" else []),
+        app,
+    ]
+
+
+def uvicorn(app: str, *extra: str):
+    return lambda port: [
+        *(PY, "-m", "uvicorn", app, "--workers", str(WORKERS), "--host", "127.0.0.1"),
+        *("--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log"),
+        *("--log-level", "warning", *extra),
+    ]
+
+
+def make_serve(port):
+    """What `make serve` runs, on loopback."""
+    command = ["-m", "config_backend.serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [PY, *command, "--workers", str(WORKERS)]
+
+
+# name: (what answers, server, command for a port). Ours first; `make serve` is the ASGI one
+# under Granian. CASE_ENV: what a case's server gets besides the benchmark's environment.
+CASES = {
+    "ours-wsgi-gunicorn-sync": ("ours (WSGI)", "gunicorn sync", gunicorn(OUR_WSGI)),
+    "ours-wsgi-gunicorn-gthread": (
+        "ours (WSGI)",
+        "gunicorn gthread ×4",
+        gunicorn(OUR_WSGI, "-k", "gthread", "--threads", "4"),
+    ),
+    "ours-wsgi-granian": ("ours (WSGI)", "Granian WSGI", granian(OUR_WSGI, "wsgi")),
+    "ours-asgi-granian": ("ours (ASGI)", "Granian ASGI = make serve", make_serve),
+    # The same without its request line (LOG_LEVEL=WARNING): what the line costs a hit.
+    "ours-asgi-granian-quiet": ("ours (ASGI), no request line", "Granian ASGI", make_serve),
+    "ours-asgi-uvicorn": ("ours (ASGI)", "uvicorn", uvicorn(OUR_ASGI, "--lifespan", "off")),
+    "fastapi-uvicorn": ("FastAPI", "uvicorn", uvicorn("bench.baseline_apps:fastapi_app")),
+    "fastapi-granian": (
+        "FastAPI",
+        "Granian ASGI",
+        granian("bench.baseline_apps:fastapi_app", "asgi"),
+    ),
+    "bare-wsgi-gunicorn": ("bare WSGI", "gunicorn sync", gunicorn("bench.baseline_apps:bare_wsgi")),
+    "bare-wsgi-granian": (
+        "bare WSGI",
+        "Granian WSGI",
+        granian("bench.baseline_apps:bare_wsgi", "wsgi"),
+    ),
+    "bare-asgi-granian": (
+        "bare ASGI",
+        "Granian ASGI",
+        granian("bench.baseline_apps:bare_asgi", "asginl"),
+    ),
+    "bare-asgi-uvicorn": (
+        "bare ASGI",
+        "uvicorn",
+        uvicorn("bench.baseline_apps:bare_asgi", "--lifespan", "off"),
+    ),
+}
+CASE_ENV = {"ours-asgi-granian-quiet": {"LOG_LEVEL": "WARNING"}}
+# The ratios the server issue asks for: (numerator, denominator, target).
+TARGETS = [
+    ("ours-asgi-granian", "fastapi-uvicorn", 1.0),
+    ("ours-asgi-granian", "fastapi-granian", 1.0),
+    ("ours-asgi-granian", "bare-asgi-granian", 0.9),
+]
+# For context: each of our stacks against the bare callable under the same server.
+SAME_SERVER = [
+    ("ours-wsgi-gunicorn-sync", "bare-wsgi-gunicorn"),
+    ("ours-wsgi-granian", "bare-wsgi-granian"),
+    ("ours-asgi-uvicorn", "bare-asgi-uvicorn"),
+]
+
+# Counts every response in wrk's Lua: a 200 with X-Config-Cache: hit, or not.
+CHECK_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) hits = 0; other = 0 end
+function response(status, headers, body)
+  local cache = headers["X-Config-Cache"] or headers["x-config-cache"]
+  if status == 200 and cache == "hit" then hits = hits + 1 else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local hits, other = 0, 0
+  for _, thread in ipairs(threads) do
+    hits = hits + thread:get("hits"); other = other + thread:get("other")
+  end
+  io.write(string.format("CHECK hits=%d other=%d\\n", hits, other))
+end
+"""
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(url: str, key: str, seconds: float, connections: int, script: Path) -> dict:
+    """One wrk run; fails unless every response was a 200 hit and no socket failed."""
+    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s"]
+    command += ["--latency", "-s", str(script), "-H", f"Authorization: Bearer {key}", url]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    hits, other = map(int, re.search(r"CHECK hits=(\d+) other=(\d+)", out).groups())
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if other or not hits or socket_errors:
+        raise SystemExit(f"{url}: {hits} hits, {other} other answers, {socket_errors}\n{out}")
+    latency = {}
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
+        latency[pct] = float(value) * _UNITS[unit]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "hits": hits}
+
+
+def load_config() -> tuple[str, str]:
+    """One assistant linked to TOOLS tools; returns its id and a read key."""
+    from django.db import transaction
+
+    from assistants.models import Assistant
+    from core.models import APIKey
+    from tools.models import AssistantToolLink, Tool
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    with transaction.atomic():
+        assistant = Assistant.objects.create(
+            name="bench", model="gpt-4o-mini", instructions="You help. " * 20
+        )
+        for i in range(TOOLS):
+            tool = Tool.objects.create(
+                name=f"tool_{i}", tool_type="weather", description=f"Tool {i}.", input_schema=schema
+            )
+            AssistantToolLink.objects.create(assistant=assistant, tool=tool)
+    _, key = APIKey.objects.create_key(name="bench", scope="read")
+    return str(assistant.id), key
+
+
+# --- idle event streams -------------------------------------------------------------------
+
+
+async def _hold(port: int, path: str, key: str, count: int) -> None:
+    """Open `count` event streams, print `ready` once each has sent its first bytes, then hold
+    them (reading nothing more) until stdin closes."""
+    opened = []
+    gate = asyncio.Semaphore(64)  # not all at once: the listen backlog is finite
+
+    async def open_one():
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+            writer.write(f"{request}Authorization: Bearer {key}\r\n\r\n".encode())
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"stream refused: {head[:200]!r}")
+            await asyncio.wait_for(reader.readuntil(b"\n\n"), 60)  # the first event or comment
+            opened.append(writer)
+
+    await asyncio.gather(*(open_one() for _ in range(count)))
+    print(f"ready {len(opened)}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for writer in opened:
+        writer.close()
+
+
+def hold_streams(port: int, path: str, key: str, count: int) -> subprocess.Popen:
+    """A process holding `count` idle streams open (stop it with release_streams)."""
+    command = [PY, __file__, "--hold", str(count), "--port", str(port), "--path", path]
+    holder = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BENCH_KEY": key},
+    )
+    line = holder.stdout.readline()
+    if not line.startswith("ready"):
+        holder.kill()
+        raise SystemExit(f"could not hold {count} streams: {line!r}")
+    return holder
+
+
+def release_streams(holder: subprocess.Popen) -> None:
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    time.sleep(1)  # the server sees the disconnects
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+def med(runs: list[dict], field: str = "rps") -> float:
+    return statistics.median(run[field] for run in runs)
+
+
+def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
+    lines = [
+        "## Servers",
+        "",
+        meta,
+        "",
+        "| app | server | req/s (median) | min–max | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, (app, server, _) in CASES.items():
+        runs = results[name]
+        spread = f"{min(r['rps'] for r in runs):.0f}–{max(r['rps'] for r in runs):.0f}"
+        lines.append(
+            f"| {app} | {server} | {med(runs):.0f} | {spread} | {med(runs, 'p50'):.2f} "
+            f"| {med(runs, 'p99'):.2f} |"
+        )
+    lines += ["", "| ratio (medians) | measured | target |", "|---|---:|---:|"]
+    for top, bottom, target in TARGETS:
+        ratio = med(results[top]) / med(results[bottom])
+        label = f"{CASES[top][0]}, {CASES[top][1]} / {CASES[bottom][0]}, {CASES[bottom][1]}"
+        lines.append(f"| {label} | {ratio:.2f} | ≥ {target:.1f} |")
+    quiet = med(results["ours-asgi-granian-quiet"]) / med(results["bare-asgi-granian"])
+    lines.append(f"| ours (ASGI), no request line / bare ASGI, both Granian ASGI | {quiet:.2f} | |")
+    for top, bottom in SAME_SERVER:
+        ratio = med(results[top]) / med(results[bottom])
+        lines.append(
+            f"| {CASES[top][0]} / {CASES[bottom][0]}, both {CASES[top][1]} | {ratio:.2f} | |"
+        )
+    without, held = med(idle["without"]), med(idle["with"])
+    lines += [
+        "",
+        f"Idle event streams ({idle['what']}), production server (Granian ASGI, 2 workers): "
+        f"{without:.0f} req/s without, {held:.0f} req/s with {idle['count']:,} streams held "
+        f"open, ratio **{held / without:.2f}** (target ≥ 0.90); every read a 200 hit.",
+        "",
+        "![servers](server_bench.png)",
+    ]
+    text = "\n".join(lines) + "\n"
+    results_file = output / "RESULTS.md"
+    previous = results_file.read_text() if results_file.exists() else "# Benchmark results\n"
+    if "\n## Servers\n" in previous:  # replace only this section
+        previous = re.sub(r"\n## Servers\n.*?(?=\n## |\Z)", "", previous, flags=re.S)
+    results_file.write_text(previous.rstrip() + "\n\n" + text)
+    print(text)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(CASES)
+    colors = {"ours (WSGI)": "tab:blue", "ours (ASGI)": "tab:green"}
+    colors["ours (ASGI), no request line"] = "tab:olive"
+    fig, (ax, ax_idle) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw={"width_ratios": [3, 1]})
+    ax.barh(
+        [f"{CASES[n][0]} · {CASES[n][1]}" for n in names],
+        [med(results[n]) for n in names],
+        xerr=[
+            [med(results[n]) - min(r["rps"] for r in results[n]) for n in names],
+            [max(r["rps"] for r in results[n]) - med(results[n]) for n in names],
+        ],
+        color=[colors.get(CASES[n][0], "tab:gray") for n in names],
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("requests / second (median, min–max)")
+    ax.set_title(f"Cached config read, {WORKERS} workers per server")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax_idle.bar(["without", f"{idle['count']:,} idle\nstreams"], [without, held], color="tab:green")
+    ax_idle.set_title("make serve", fontsize=10)
+    ax_idle.set_ylabel("requests / second (median)")
+    ax_idle.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output / "server_bench.png", dpi=100)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run that checks it works")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per wrk run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--streams", type=int, default=IDLE_STREAMS)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench")
+    parser.add_argument("--hold", type=int, help=argparse.SUPPRESS)  # the stream holder
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hold:
+        asyncio.run(_hold(args.port, args.path, os.environ["BENCH_KEY"], args.hold))
+        return 0
+    if args.quick:
+        args.rounds, args.seconds, args.streams = 1, 1.0, 50
+    if not shutil.which("wrk"):
+        print("wrk not found: apt-get install wrk (or run scripts/install-system-deps)")
+        return 2
+
+    servers: list[subprocess.Popen] = []
+    script = Path(tempfile.mkdtemp(prefix="server-bench-")) / "check.lua"
+    script.write_text(CHECK_SCRIPT)
+    try:
+        setup_django(start_services())
+        os.environ.setdefault("LOG_FORMAT", "json")  # the container's default
+        assistant_id, key = load_config()
+        path = f"/api/v1/assistants/{assistant_id}/config/"
+        ports = {name: free_port() for name in CASES}
+        for name, (_, _, command) in CASES.items():
+            env = CASE_ENV.get(name)
+            servers.append(start_server(command(ports[name]), ports[name], env, path=path))
+
+        from django.urls import resolve
+        from django_redis import get_redis_connection
+
+        base = f"http://127.0.0.1:{ports['ours-asgi-granian']}"
+        _, _, miss = call("GET", base + path, key=key)
+        status, headers, body = call("GET", base + path, key=key)
+        assert status == 200 and headers["X-Config-Cache"] == "hit" and body == miss
+        get_redis_connection("default").set("bench:config", body)
+        for name in CASES:  # the same bytes everywhere
+            _, _, answered = call("GET", f"http://127.0.0.1:{ports[name]}{path}", key=key)
+            assert answered == body, name
+
+        resolve(EVENTS_PATH)  # the push endpoint (assistants/events_api.py): 404 if it is gone
+        stream_path, what = EVENTS_PATH, f"the push endpoint {EVENTS_PATH}"
+        idle_port = free_port()
+        servers.append(start_server(make_serve(idle_port), idle_port))
+        idle_url = f"http://127.0.0.1:{idle_port}{path}"
+
+        def wrk(url, seconds):
+            return run_wrk(url, key, seconds, args.connections, script)
+
+        for name in CASES:  # warm every worker's connections
+            wrk(f"http://127.0.0.1:{ports[name]}{path}", 1)
+        wrk(idle_url, 1)
+
+        results: dict = {name: [] for name in CASES}
+        idle: dict = {"without": [], "with": [], "count": args.streams, "what": what}
+        order = random.Random(42)
+        started = time.monotonic()
+        for round_number in range(args.rounds):
+            names = list(CASES)
+            order.shuffle(names)
+            for name in names:
+                url = f"http://127.0.0.1:{ports[name]}{path}"
+                results[name].append(wrk(url, args.seconds))
+            idle["without"].append(wrk(idle_url, args.seconds))
+            holder = hold_streams(idle_port, stream_path, key, args.streams)
+            try:
+                idle["with"].append(wrk(idle_url, args.seconds))
+            finally:
+                release_streams(holder)
+            print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
+        versions = {
+            package: version(package)
+            for package in ("granian", "uvicorn", "gunicorn", "fastapi", "uvloop", "redis")
+        }
+        meta = (
+            f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores (wrk, the servers, "
+            f"Redis and PostgreSQL share them): GET of one assistant's cached config ({TOOLS} "
+            f"tools, {len(body):,} bytes) with a read key, {WORKERS} worker processes per "
+            f"server, wrk 1 thread × {args.connections} connections, {args.seconds:g} s per "
+            f"case, {args.rounds} interleaved rounds in shuffled order "
+            f"({time.monotonic() - started:.0f} s), medians over rounds; every response "
+            f"checked to be a 200 with `X-Config-Cache: hit`. Our app runs as the container "
+            f"does (LOG_FORMAT=json: a request line per hit; metrics off); the baselines log "
+            f"nothing. Versions: {json.dumps(versions)}. Command: "
+            f"`.venv/bin/python bench/server_bench.py{' --quick' if args.quick else ''}`."
+        )
+        args.output.mkdir(parents=True, exist_ok=True)
+        write_results(results, idle, meta, args.output)
+    finally:
+        stop(servers)
+        stop_services()
+        shutil.rmtree(script.parent, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

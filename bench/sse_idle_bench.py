@@ -1,0 +1,328 @@
+"""Push (GET /api/v1/config/events/): what idle subscribers cost the read path, and how soon an
+event follows its commit.
+
+    .venv/bin/python bench/sse_idle_bench.py            # full run, writes bench/RESULTS.md + PNG
+    .venv/bin/python bench/sse_idle_bench.py --quick    # seconds; checks that it works
+
+Starts its own PostgreSQL and Redis (or uses DATABASE_URL / REDIS_URL) and the production server
+(`python -m config_backend.serve`: Granian, ASGI, 2 workers). Then:
+- Read path: wrk on a cache hit (GET /api/v1/assistants/{id}/config/ with a key) with no
+  subscriber, and with STREAMS (1,000) real subscriptions held open by a second process (each
+  with its key, each past its `hello`), in rounds that alternate the order (ABBA), so machine
+  noise hits both alike; the table reports the median over rounds and the ratio.
+- Latency: one more subscriber (while the STREAMS are held), and CHANGES config changes made
+  one after another through the API (PATCH); for each, the time from the PATCH's answer (the
+  change has committed) to the `revision` event's arrival. Median and max.
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, setup_django, start_server, start_services, stop, stop_services
+
+from tests.live import call
+from tests.sse import EVENTS_PATH, EventStream
+from tests.throwaway_servers import free_port
+
+PY = sys.executable
+HEADING = "## Push: idle subscribers and event latency"
+SETTLE_SECONDS = 3.0
+
+
+def load_config() -> tuple[str, str, str]:
+    """One assistant with ten tools; returns its id, a read key and a write key."""
+    from django.db import transaction
+
+    from assistants.models import Assistant
+    from core.models import APIKey
+    from tools.models import AssistantToolLink, Tool
+
+    with transaction.atomic():
+        assistant = Assistant.objects.create(
+            name="bench", model="gpt-4o-mini", instructions="You help. " * 20
+        )
+        for i in range(10):
+            tool = Tool.objects.create(
+                name=f"tool_{i}",
+                tool_type="weather",
+                description=f"Tool {i}.",
+                input_schema={"type": "object", "properties": {"city": {"type": "string"}}},
+            )
+            AssistantToolLink.objects.create(assistant=assistant, tool=tool)
+    read = APIKey.objects.create_key(name="bench-read", scope="read")[1]
+    write = APIKey.objects.create_key(name="bench-write", scope="write")[1]
+    return str(assistant.id), read, write
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    """User + system CPU time of these processes so far, in clock ticks (/proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def wrk(url: str, key: str, seconds: float, connections: int, server: list[int]) -> dict:
+    """req/s, and the server's CPU time per request (µs): the second does not depend on how
+    much of the shared machine the server got meanwhile."""
+    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s"]
+    command += ["-H", f"Authorization: Bearer {key}", url]
+    before = cpu_ticks(server)
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
+    used = cpu_ticks(server) - before
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    requests = int(re.search(r"(\d+) requests in", out)[1])
+    if not requests:
+        raise SystemExit(f"wrk completed no request:\n{out}")
+    return {
+        "rps": float(out.split("Requests/sec:")[1].split()[0]),
+        "cpu_us": used / os.sysconf("SC_CLK_TCK") * 1e6 / requests,
+    }
+
+
+# --- idle subscribers (a separate process, so that holding them costs this one nothing) -----
+
+
+async def _hold(port: int, key: str, count: int) -> None:
+    """Open `count` subscriptions, print `ready` once each has its `hello`, then hold them
+    (reading nothing more) until stdin closes."""
+    opened = []
+    gate = asyncio.Semaphore(64)  # not all at once: the listen backlog is finite
+
+    async def open_one():
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            request = f"GET {EVENTS_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            request += f"Accept: text/event-stream\r\nAuthorization: Bearer {key}\r\n\r\n"
+            writer.write(request.encode())
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"subscription refused: {head[:200]!r}")
+            await asyncio.wait_for(reader.readuntil(b"event: hello"), 60)
+            opened.append(writer)
+
+    await asyncio.gather(*(open_one() for _ in range(count)))
+    print(f"ready {len(opened)}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for writer in opened:
+        writer.close()
+
+
+def hold_streams(port: int, key: str, count: int) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [PY, __file__, "--hold", str(count), "--port", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BENCH_KEY": key},
+    )
+    line = holder.stdout.readline()
+    if not line.startswith("ready"):
+        holder.kill()
+        raise SystemExit(f"could not hold {count} subscriptions: {line!r}")
+    time.sleep(SETTLE_SECONDS)  # idle subscribers: not the work of opening them
+    return holder
+
+
+def release_streams(holder: subprocess.Popen) -> None:
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    time.sleep(SETTLE_SECONDS)  # the server sees the disconnects
+
+
+# --- latency --------------------------------------------------------------------------------
+
+
+def event_latencies(base_url: str, assistant_id: str, read: str, write: str, changes: int):
+    """For each change, seconds from sending its PATCH to its `revision` event (an upper bound
+    of commit → event: it includes the request's own work), and from the PATCH's answer (0 when
+    the event came first: the answer leaves after the commit, as the event does)."""
+    from_sent, from_answer = [], []
+    with EventStream(base_url, read) as stream:
+        stream.next_named("hello")
+        for i in range(changes):
+            sent = time.monotonic()
+            status, _, body = call(
+                "PATCH",
+                f"{base_url}/api/v1/assistants/{assistant_id}/",
+                key=write,
+                body={"instructions": f"Change {i}."},
+            )
+            assert status == 200, body
+            answered = time.monotonic()
+            event = stream.next_named("revision", timeout=10)
+            assert event.json["assistants"] == [assistant_id], event.data
+            from_sent.append(event.arrived - sent)
+            from_answer.append(max(0.0, event.arrived - answered))
+            time.sleep(0.05)
+    return from_sent, from_answer
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+def record(lines: list[str], results: Path) -> None:
+    """Write this section of `results` (the rest of the file is kept)."""
+    section = "\n".join([HEADING, "", *lines]) + "\n"
+    text = results.read_text() if results.exists() else "# Benchmark results\n"
+    start = text.find(HEADING + "\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + section + ("" if end == -1 else text[end:])
+    results.write_text(text)
+
+
+def chart(without: list[float], held: list[float], streams: int, output: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 4))
+    labels = ["no subscriber", f"{streams:,} idle\nsubscribers"]
+    ax.bar(labels, [statistics.median(without), statistics.median(held)], color="tab:blue")
+    for x, runs in enumerate((without, held)):
+        ax.plot([x] * len(runs), runs, "k.", alpha=0.6)
+    ax.set_ylabel("cache-hit requests / second")
+    ax.set_title("Read path with idle event streams\n(Granian ASGI, 2 workers; dots: rounds)")
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output, dpi=100)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run that checks it works")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=6.0, help="per wrk run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench", help="RESULTS.md's folder")
+    parser.add_argument("--hold", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hold is not None:
+        asyncio.run(_hold(args.port, os.environ["BENCH_KEY"], args.hold))
+        return
+    if args.quick:
+        args.rounds, args.seconds, args.streams, args.changes = 2, 1.0, 50, 5
+
+    load_before = os.getloadavg()[0]
+    env = start_services()
+    servers = []
+    try:
+        setup_django(env)
+        assistant_id, read, write = load_config()
+        port = free_port()
+        command = [PY, "-m", "config_backend.serve", "--host", "127.0.0.1", "--port", str(port)]
+        servers.append(start_server([*command, "--workers", "2"], port, env))
+        base_url = f"http://127.0.0.1:{port}"
+        url = f"{base_url}/api/v1/assistants/{assistant_id}/config/"
+        children = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(servers[0].pid)], capture_output=True, text=True
+        ).stdout.split()
+        server = [servers[0].pid, *map(int, children)]  # Granian and its workers
+
+        def measure(seconds=args.seconds):
+            return wrk(url, read, seconds, args.connections, server)
+
+        measure(3)  # warm up: both workers, the cache entry
+        without, held = [], []
+
+        def measure_with_streams():
+            holder = hold_streams(port, read, args.streams)
+            try:
+                held.append(measure())
+            finally:
+                release_streams(holder)
+
+        for round_number in range(args.rounds):
+            steps = [lambda: without.append(measure()), measure_with_streams]
+            for step in steps if round_number % 2 == 0 else reversed(steps):
+                step()
+            print(
+                f"round {round_number + 1}: {without[-1]['rps']:.0f} vs {held[-1]['rps']:.0f} "
+                f"req/s, {without[-1]['cpu_us']:.0f} vs {held[-1]['cpu_us']:.0f} µs CPU/request"
+            )
+
+        holder = hold_streams(port, read, args.streams)
+        try:
+            from_sent, from_answer = event_latencies(
+                base_url, assistant_id, read, write, args.changes
+            )
+        finally:
+            release_streams(holder)
+    finally:
+        stop(servers)
+        stop_services()
+
+    load_after = os.getloadavg()[0]
+
+    def median(runs, field):
+        return statistics.median(run[field] for run in runs)
+
+    def listed(runs, field):
+        return ", ".join(f"{run[field]:.0f}" for run in runs)
+
+    ratio = median(held, "rps") / median(without, "rps")
+    cpu_ratio = median(held, "cpu_us") / median(without, "cpu_us")
+    sent_ms = [delay * 1000 for delay in from_sent]
+    answer_ms = [delay * 1000 for delay in from_answer]
+    quoted = "bench/sse_idle_bench.py" + (" --quick" if args.quick else "")
+    png = args.output / "sse_idle_bench.png"
+    lines = [
+        f"`.venv/bin/python {quoted}` (loopback, 2 cores shared with other work; production "
+        "server `python -m config_backend.serve`: Granian ASGI, 2 workers; PostgreSQL + Redis; "
+        f"wrk {args.connections} connections, {args.seconds:.0f} s per run, {args.rounds} rounds "
+        f"alternating the order; {SETTLE_SECONDS:.0f} s pause after the subscribers open or "
+        f"close; machine load average {load_before:.1f} at the start, {load_after:.1f} at the "
+        "end).",
+        "",
+        "| cache hits (GET /api/v1/assistants/{id}/config/) | req/s, median (rounds) | "
+        "server CPU µs per request, median (rounds) |",
+        "|---|---:|---:|",
+        f"| no subscriber | {median(without, 'rps'):.0f} ({listed(without, 'rps')}) | "
+        f"{median(without, 'cpu_us'):.0f} ({listed(without, 'cpu_us')}) |",
+        f"| {args.streams:,} idle subscribers | {median(held, 'rps'):.0f} "
+        f"({listed(held, 'rps')}) | {median(held, 'cpu_us'):.0f} ({listed(held, 'cpu_us')}) |",
+        "",
+        f"With {args.streams:,} idle subscribers the read path keeps **{ratio:.2f}×** its "
+        f"throughput (target ≥ 0.90×), at **{cpu_ratio:.2f}×** the server CPU time per "
+        "request (the Granian process and its workers, from /proc: unlike req/s, it does not "
+        "depend on how much of the shared machine the server got during the run). Each "
+        "subscriber is a real subscription (key checked, past its `hello`) held by a separate "
+        "process.",
+        "",
+        f"Commit → event ({args.changes} changes made one by one with PATCH through the API, "
+        f"{args.streams:,} other subscribers held; the subscriber on the same server, whose "
+        "hub is woken by the commit's Redis message): from sending the PATCH to the "
+        f"`revision` event's arrival (an upper bound: it includes the PATCH's own work) "
+        f"median **{statistics.median(sent_ms):.1f} ms**, max **{max(sent_ms):.1f} ms**; "
+        f"from the PATCH's answer median {statistics.median(answer_ms):.1f} ms, max "
+        f"{max(answer_ms):.1f} ms (0: the event arrived before the answer, which leaves after "
+        "the commit as the event does).",
+    ]
+    if chart([r["rps"] for r in without], [r["rps"] for r in held], args.streams, png):
+        lines += ["", f"![idle subscribers]({png.name})"]
+    record(lines, args.output / "RESULTS.md")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

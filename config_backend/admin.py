@@ -1,0 +1,328 @@
+"""The admin's pages of the configuration's history (SPEC "Revisions, history, labels, diff,
+rollback"): Revisions, read-only, with the rollback to one of them; Labels, each moved after a
+preview of what the move changes. Both writes show the diff first and ask for confirmation;
+config_backend.history's services make them (these views check permissions and ask).
+
+Who may do what (checked on every request, GET and POST, so a forged POST is refused with a
+403 like a page the user cannot open):
+- Revisions: `view_revision` to read; nobody adds, changes or deletes one.
+- Rollback (with or without prune): the API's rule for staff, ROLLBACK_PERMISSIONS: add,
+  change and delete on assistants, tools and tool links (every permission an import uses).
+- Labels: `view_label` to read; `move_label` to move one, and also `move_protected_label` for
+  one in PROTECTED_LABELS.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import PAGE_VAR
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from config_backend.history.api import ROLLBACK_PERMISSIONS
+from config_backend.history.label_api import MOVE_LABEL, MOVE_PROTECTED_LABEL
+from config_backend.history.labels import is_protected, label_history, label_move, label_target
+from config_backend.history.selectors import diff, revision_list
+from config_backend.history.services import RollbackRefused, rollback
+from config_backend.history.states import UnknownRevision
+from core.admin_actions import change_note_field
+from core.admin_history import shown_change
+from core.models import LIVE, Label, Revision
+
+# Changes listed on a page of a revision; a diff shown before a confirmation lists at most
+# as many (the confirmation is a POST form: no pages).
+CHANGES_PAGE_SIZE = 200
+
+
+def may_roll_back(user) -> bool:
+    return user.is_active and user.is_staff and user.has_perms(ROLLBACK_PERMISSIONS)
+
+
+def may_move_label(user, name: str) -> bool:
+    """The API's rule for staff (label_api.LabelPermission), for the admin's pages."""
+    if not (user.is_active and user.is_staff and user.has_perm(MOVE_LABEL)):
+        return False
+    return not is_protected(name) or user.has_perm(MOVE_PROTECTED_LABEL)
+
+
+def _shown_changes(changes, request) -> tuple[list, object]:
+    """A page (?p=) of changes, as the history templates show them, and the page."""
+    page = Paginator(changes, CHANGES_PAGE_SIZE).get_page(request.GET.get(PAGE_VAR))
+    return [shown_change(change) for change in page.object_list], page
+
+
+def _diff_context(difference) -> dict:
+    """A diff as a confirmation page shows it: its first changes, and how many it has."""
+    return {
+        "difference": difference,
+        "changes": [shown_change(change) for change in difference.changes[:CHANGES_PAGE_SIZE]],
+        "change_count": len(difference.changes),
+        "changes_not_shown": max(0, len(difference.changes) - CHANGES_PAGE_SIZE),
+    }
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Nobody adds, changes or deletes these rows here: the history's services write them."""
+
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _page(self, request, template: str, title: str, **context):
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "subtitle": None,
+                "opts": self.opts,
+                "page_var": PAGE_VAR,
+                **context,
+            },
+        )
+
+    def _viewable(self, request, object_id):
+        """The row, if it exists and the user may view it: else None (the caller redirects),
+        or PermissionDenied."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None and not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+
+class RollbackForm(forms.Form):
+    prune = forms.BooleanField(
+        required=False,
+        label="Delete what was created since (prune)",
+        help_text="Assistants and tools created after this revision are deleted, with their "
+        "threads. Unchecked, they are kept.",
+    )
+    change_note = change_note_field()
+
+
+@admin.register(Revision)
+class RevisionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "number",
+        "created_at",
+        "author",
+        "source",
+        "note",
+        "assistants_changed",
+        "tools_changed",
+        "links_changed",
+    ]
+    list_display_links = ["number"]
+    list_filter = ["source"]
+    search_fields = ["author", "message"]
+
+    def get_queryset(self, request):
+        return revision_list()
+
+    @admin.display(description="note")
+    def note(self, obj):
+        return obj.message if len(obj.message) <= 80 else obj.message[:79] + "…"
+
+    @admin.display(description="assistants", ordering="count_assistants")
+    def assistants_changed(self, obj):
+        return obj.count_assistants
+
+    @admin.display(description="tools", ordering="count_tools")
+    def tools_changed(self, obj):
+        return obj.count_tools
+
+    @admin.display(description="links", ordering="count_links")
+    def links_changed(self, obj):
+        return obj.count_links
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/rollback/",
+                self.admin_site.admin_view(self.rollback_view),
+                name="config_backend_revision_rollback",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        revision = self._viewable(request, object_id)
+        if revision is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        changes, page = _shown_changes(revision.changes.order_by("id"), request)
+        return self._page(
+            request,
+            "admin/history/revision_detail.html",
+            f"Revision {revision.number}",
+            revision=revision,
+            original=revision,
+            changes=changes,
+            page_obj=page,
+            page_range=page.paginator.get_elided_page_range(page.number),
+            may_roll_back=may_roll_back(request.user),
+        )
+
+    def rollback_view(self, request, object_id):
+        """Shows what rolling back to the revision changes (live → the revision), then, on
+        a confirmed POST, rolls back."""
+        revision = self._viewable(request, object_id)
+        if revision is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not may_roll_back(request.user):
+            raise PermissionDenied
+        form = RollbackForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                result = rollback(
+                    to=revision.number,
+                    prune=form.cleaned_data["prune"],
+                    message=form.cleaned_data["change_note"],
+                )
+            except RollbackRefused as exc:
+                self.message_user(
+                    request,
+                    "Nothing was changed: the config at this revision breaks a rule against "
+                    "today's data. " + " ".join(exc.reasons),
+                    messages.ERROR,
+                )
+            else:
+                return self._rolled_back(request, revision, result)
+        return self._page(
+            request,
+            "admin/history/rollback_confirm.html",
+            f"Roll back to revision {revision.number}?",
+            revision=revision,
+            original=revision,
+            form=form,
+            **_diff_context(diff(None, revision.number)),
+        )
+
+    def _rolled_back(self, request, revision, result):
+        rows = result.deleted or result.kept
+        if rows:
+            names = ", ".join(f"{row['entity']} {row['name']}" for row in rows)
+            verb = "deleted" if result.deleted else "kept (not pruned)"
+            self.message_user(
+                request, f"Created after revision {revision.number}, {verb}: {names}."
+            )
+        if result.revision is None:
+            self.message_user(
+                request,
+                f"Nothing changed: the live config already is as at revision {revision.number}.",
+                messages.INFO,
+            )
+            return HttpResponseRedirect(reverse("admin:config_backend_revision_changelist"))
+        self.message_user(
+            request,
+            f"Rolled back to revision {revision.number}, as revision {result.revision}.",
+            messages.SUCCESS,
+        )
+        made = Revision.objects.get(number=result.revision)
+        return HttpResponseRedirect(reverse("admin:config_backend_revision_change", args=[made.pk]))
+
+
+class LabelTargetForm(forms.Form):
+    """Where to move a label: a revision number or `live`, and why."""
+
+    target = forms.CharField(
+        label="Move to",
+        max_length=20,
+        help_text=f"A revision number, or “{LIVE}” for the current config.",
+    )
+    change_note = change_note_field()
+
+    def clean_target(self):
+        try:
+            return label_target(self.cleaned_data["target"])
+        except ValidationError as exc:
+            raise ValidationError(
+                [message for messages_ in exc.message_dict.values() for message in messages_]
+            ) from None
+        except UnknownRevision as exc:
+            raise ValidationError(str(exc)) from None
+
+
+@admin.register(Label)
+class LabelAdmin(ReadOnlyAdmin):
+    list_display_links = ["name"]
+
+    def get_list_display(self, request):
+        @admin.display(description="")
+        def move(obj):
+            if not may_move_label(request.user, obj.name):
+                return ""
+            url = reverse("admin:config_backend_label_move", args=[obj.pk])
+            return format_html('<a class="button" href="{}">Move</a>', url)
+
+        return ["name", "revision", "updated_at", "protected", move]
+
+    @admin.display(boolean=True, description="protected")
+    def protected(self, obj):
+        return is_protected(obj.name)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/move/",
+                self.admin_site.admin_view(self.move_view),
+                name="config_backend_label_move",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        label = self._viewable(request, object_id)
+        if label is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return self._page(
+            request,
+            "admin/history/label_detail.html",
+            f"Label {label.name}",
+            label=label,
+            original=label,
+            protected=is_protected(label.name),
+            moves=label_history(label.name)[:100],
+            may_move=may_move_label(request.user, label.name),
+        )
+
+    def move_view(self, request, object_id):
+        """Step one: pick the target; step two: the diff from where the label points to the
+        target, and a confirmation; then the move."""
+        label = self._viewable(request, object_id)
+        if label is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not may_move_label(request.user, label.name):
+            raise PermissionDenied
+        form = LabelTargetForm(request.POST if request.method == "POST" else None)
+        context = {"label": label, "original": label, "form": form}
+        if form.is_valid():
+            target = form.cleaned_data["target"]
+            if "confirm" in request.POST:
+                label_move(
+                    name=label.name,
+                    revision=target,
+                    message=form.cleaned_data["change_note"],
+                    author=request.user.get_username(),
+                )
+                self.message_user(
+                    request, f"Label {label.name} moved to revision {target}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:config_backend_label_changelist"))
+            context.update(target=target, **_diff_context(diff(label.revision, target)))
+            title = f"Move label {label.name} to revision {target}?"
+        else:
+            title = f"Move label {label.name}"
+        return self._page(request, "admin/history/label_move.html", title, **context)

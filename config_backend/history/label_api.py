@@ -1,0 +1,218 @@
+"""The labels API (SPEC "Labels"): list, create or move one, and its moves.
+
+Reading needs any key, or staff with `config_backend.view_label`. Moving needs the `write`
+scope, or staff with `config_backend.move_label`; a protected label (settings.PROTECTED_LABELS)
+also needs a key created with `--protected`, or `config_backend.move_protected_label`.
+"""
+
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config_backend.history.labels import (
+    UnknownLabel,
+    is_protected,
+    label_get,
+    label_history,
+    label_list,
+    label_move,
+)
+from config_backend.history.states import UnknownRevision
+from core.api import InputSerializer
+from core.api_errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses, page_not_found
+from core.auth import ScopeOrModelPermission
+from core.changes import MESSAGE_MAX_LENGTH, current_context
+from core.models import LIVE, APIKey, Label
+
+MOVE_LABEL = "config_backend.move_label"
+MOVE_PROTECTED_LABEL = "config_backend.move_protected_label"
+
+
+class LabelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    revision = serializers.IntegerField(help_text="The revision the label points at.")
+    updated_at = serializers.DateTimeField()
+    protected = serializers.SerializerMethodField(
+        help_text="Listed in PROTECTED_LABELS: moving it needs `move_protected_label` (staff) or "
+        "a key created with --protected."
+    )
+
+    def get_protected(self, label) -> bool:
+        return is_protected(label.name)
+
+
+LabelMoveSerializer = type(
+    "LabelMoveSerializer",
+    (serializers.Serializer,),
+    {
+        "from": serializers.IntegerField(
+            source="from_revision",
+            allow_null=True,
+            help_text="Where the label pointed before (null: the move created it).",
+        ),
+        "to": serializers.IntegerField(source="to_revision", help_text="Where it points since."),
+        "author": serializers.CharField(help_text="Who moved it (username or API key name)."),
+        "created_at": serializers.DateTimeField(help_text="When."),
+        "message": serializers.CharField(),
+    },
+)
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": [LIVE]}]}
+)
+class LabelTargetField(serializers.Field):
+    """A revision number, or `live` (the newest revision when the label moves)."""
+
+    default_error_messages = {"invalid": f"A revision number or `{LIVE}`."}
+
+    def to_internal_value(self, data):
+        if data == LIVE or (isinstance(data, int) and not isinstance(data, bool) and data >= 0):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+class LabelMoveInputSerializer(InputSerializer):
+    """Where to point the label, and why."""
+
+    revision = LabelTargetField(help_text=f"The revision to point at, or `{LIVE}`.")
+    message = serializers.CharField(
+        allow_blank=True,
+        required=False,
+        default="",
+        max_length=MESSAGE_MAX_LENGTH,
+        help_text="Why (shown in the label's history); else the X-Change-Note header's.",
+    )
+
+
+class LabelPermission(ScopeOrModelPermission):
+    """Reads as every API read; a move as the module docstring says, naming what is missing."""
+
+    def has_permission(self, request, view):
+        if request.method in permissions.SAFE_METHODS:
+            return super().has_permission(request, view)
+        name = view.kwargs["name"]
+        protected = is_protected(name)
+        if isinstance(request.auth, APIKey):
+            if request.auth.scope != APIKey.Scope.WRITE:
+                self.message = (
+                    f"This API key's scope `{request.auth.scope}` does not allow moving labels; "
+                    "`write` scope needed."
+                )
+                return False
+            if protected and not request.auth.protected:
+                self.message = (
+                    f"“{name}” is a protected label: only API keys created with --protected "
+                    "may move it."
+                )
+                return False
+            return True
+        user = request.user
+        if not (user and user.is_authenticated and user.is_active and user.is_staff):
+            self.message = "Only staff users may use the API with a session; send an API key."
+            return False
+        needed = [MOVE_LABEL, *([MOVE_PROTECTED_LABEL] if protected else [])]
+        missing = [permission for permission in needed if not user.has_perm(permission)]
+        if missing:
+            self.message = (
+                f"You need the {', '.join(f'`{name}`' for name in missing)} permission(s) to "
+                "move this label."
+            )
+            return False
+        return True
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="labels_list",
+        responses={
+            200: LabelSerializer(many=True),
+            **error_responses(*READ_ERRORS),
+            **page_not_found(),
+        },
+    )
+)
+class LabelListApi(generics.ListAPIView):
+    """Every label, by name: where it points and whether it is protected."""
+
+    permission_model = Label
+    serializer_class = LabelSerializer
+
+    def get_queryset(self):
+        return label_list()
+
+
+class LabelDetailApi(APIView):
+    permission_classes = [LabelPermission]
+    permission_model = Label
+
+    @extend_schema(
+        operation_id="labels_retrieve",
+        responses={200: LabelSerializer, **error_responses(*READ_ERRORS, 404)},
+    )
+    def get(self, request, name):
+        return Response(LabelSerializer(label_or_404(name)).data)
+
+    @extend_schema(
+        operation_id="labels_move",
+        description="Create the label, or move it, to a revision or `live`. 404: the revision "
+        "is not in the history; 400: the name is not a label name (or is `live`).",
+        request=LabelMoveInputSerializer,
+        responses={
+            200: LabelSerializer,
+            201: LabelSerializer,
+            **error_responses(*CONFIG_WRITE_ERRORS, 404),
+        },
+    )
+    def put(self, request, name):
+        serializer = LabelMoveInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        context = current_context()
+        try:
+            label, created = label_move(
+                name=name,
+                revision=serializer.validated_data["revision"],
+                message=serializer.validated_data["message"] or context.message,
+                author=context.author,
+            )
+        except UnknownRevision as exc:
+            raise NotFound(str(exc)) from None
+        return Response(
+            LabelSerializer(label).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="labels_history",
+        responses={
+            200: LabelMoveSerializer(many=True),
+            **error_responses(*READ_ERRORS),
+            **page_not_found("No such label, or no such page."),
+        },
+    )
+)
+class LabelHistoryApi(generics.ListAPIView):
+    """Every move of the label, newest first: from, to, who, when and why."""
+
+    permission_model = Label
+    serializer_class = LabelMoveSerializer
+
+    def get_queryset(self):
+        try:
+            return label_history(self.kwargs["name"])
+        except UnknownLabel as exc:
+            raise NotFound(str(exc)) from None
+
+
+def label_or_404(name: str) -> Label:
+    try:
+        return label_get(name)
+    except UnknownLabel as exc:
+        raise NotFound(str(exc)) from None

@@ -1,0 +1,193 @@
+"""Labels: named pointers to revisions (SPEC "Labels", "Reading a label").
+
+The rules live here, once: a label's name (core.models.validate_label_name), which labels are
+protected (settings.PROTECTED_LABELS), and what a label may point at (a revision the history
+holds, or `live`: the newest revision when it moves).
+
+Freshness of label reads is core.cache's argument with one more counter: each label has a move
+counter, the ConfigRevision row "label:<name>", bumped (and its cache mirror raised) inside the
+move's transaction, before the commit. A cached label read is tagged with the counter read
+before the label's row (core.config_reads), so after a move commits no instance serves the old
+target: the mirror moved first. The counter's row lock also serializes the moves of one label,
+its creation included.
+
+The ETag of a label read is a hash of the config without its `revision` fields
+(`content_etag`): moving a label between two revisions where the config read did not change
+keeps the ETag (a client's copy stays valid: a 304), moving it to content that differs changes
+it. The move counter is not in it, nor the revision.
+"""
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+
+from config_backend.history.selectors import (
+    MalformedPoint,
+    config_at,
+    current_revision_number,
+    parse_revision,
+)
+from config_backend.history.states import UnknownRevision
+from core import cache
+from core.changes import MESSAGE_MAX_LENGTH
+from core.config_reads import LabelEntry, label_entry_key, split_label_entry
+from core.models import LIVE, ConfigRevision, Label, LabelMove, Revision, validate_label_name
+
+
+class UnknownLabel(LookupError):
+    """No label of this name."""
+
+    def __init__(self, name: str):
+        super().__init__(f"No label named “{name}”.")
+        self.name = name
+
+
+def is_protected(name: str) -> bool:
+    return name in settings.PROTECTED_LABELS
+
+
+def checked_name(name: str) -> str:
+    """`name` if it may name a label; else ValidationError naming the `name` field (400)."""
+    try:
+        validate_label_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from None
+    return name
+
+
+def label_target(revision) -> int:
+    """The revision a move points a label at: a number the history holds (else
+    UnknownRevision, 404), or `live`: the newest revision now. Anything else is a
+    ValidationError naming the `revision` field (400)."""
+    if isinstance(revision, str) and revision.strip() == LIVE:
+        number = current_revision_number()
+        if number == 0:
+            raise UnknownRevision(LIVE)
+        return number
+    if isinstance(revision, bool):  # JSON true is no revision
+        revision = None
+    try:
+        number = parse_revision(revision) if revision is not None else None
+    except MalformedPoint:
+        number = None
+    if number is None:
+        raise ValidationError({"revision": [f"A revision number or `{LIVE}`."]})
+    if not Revision.objects.filter(number=number).exists():
+        raise UnknownRevision(number)
+    return number
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+
+def label_move(*, name: str, revision, message: str = "", author: str) -> tuple[Label, bool]:
+    """Create or move the label `name` to `revision` (a number or `live`); returns (label,
+    created). One transaction: the label's move counter is bumped first (its row lock
+    serializes moves of this label; its mirror is raised before the commit: module
+    docstring), then the Label and its LabelMove are written. At the commit, subscribers of
+    core.cache.CHANGES_CHANNEL hear `label:<name>` (the events stream)."""
+    checked_name(name)
+    target = label_target(revision)
+    with transaction.atomic():
+        cache.bump_revision(ConfigRevision.for_label(name))
+        label = Label.objects.filter(name=name).first()
+        created = label is None
+        previous = None if created else label.revision
+        if created:
+            label = Label.objects.create(name=name, revision=target)
+        else:
+            label.revision = target
+            label.save(update_fields=["revision", "updated_at"])
+        LabelMove.objects.create(
+            label=name,
+            from_revision=previous,
+            to_revision=target,
+            author=author[:255],
+            message=(message or "").strip()[:MESSAGE_MAX_LENGTH],
+        )
+        transaction.on_commit(lambda: announce_label_move(name))
+    return label, created
+
+
+def announce_label_move(name: str) -> None:
+    """Wake the events stream on every instance: it reads the new LabelMove rows."""
+    cache.try_cache(
+        "announcing a label move",
+        lambda s: s.publish(cache.CHANGES_CHANNEL, f"{ConfigRevision.LABEL_PREFIX}{name}"),
+    )
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+def label_list() -> QuerySet[Label]:
+    return Label.objects.order_by("name")
+
+
+def label_get(name: str) -> Label:
+    """The label named `name`; raises UnknownLabel."""
+    label = Label.objects.filter(name=name).first()
+    if label is None:
+        raise UnknownLabel(name)
+    return label
+
+
+def label_history(name: str) -> QuerySet[LabelMove]:
+    """Every move of the label, newest first; raises UnknownLabel."""
+    label_get(name)
+    return LabelMove.objects.filter(label=name).order_by("-id")
+
+
+def content_etag(body: bytes) -> str:
+    """The ETag of a label read: a hash of the config without its `revision` fields (the
+    bundle's and each assistant's), so it changes only with the content (module docstring)."""
+    config = json.loads(body)
+    config.pop("revision", None)
+    for assistant in config.get("assistants", ()):
+        assistant.pop("revision", None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    return f'"label-{digest[:32]}"'
+
+
+def label_config(
+    name: str,
+    assistant_id: str | None,
+    *,
+    cached: tuple[bytes | None, bytes | None] | None = None,
+) -> tuple[LabelEntry | None, bool]:
+    """The config read through label `name` (an assistant's, or the bundle), with the label's
+    revision and the read's ETag; None for an assistant not active at that revision. Also
+    whether it came from the cache. Raises UnknownLabel.
+
+    The move counter is read first, before the label's row (module docstring): an entry tagged
+    with it is served, else the config at the label's revision (config_at, itself cached for
+    good) is stored tagged with it. `cached`: (label entry, the label's move-counter mirror)
+    as this request already fetched them (core.config_reads), if it did.
+    """
+    mirror_name = ConfigRevision.for_label(name)
+    moves = cache.current_revision(mirror_name)
+    key = label_entry_key(name, assistant_id)
+    use_cache = settings.CONFIG_CACHE_ENTRIES
+    if use_cache and cached is None:
+        names = [key, cache.revision_key(mirror_name)]
+        cached = cache.try_cache("reading a label", lambda s: s.get_many(names), [None, None])
+    entry, mirror = cached if use_cache else (None, None)
+    stored = split_label_entry(entry)
+    if stored is not None and stored.moves == moves:
+        return stored, True
+    label = label_get(name)
+    body, _ = config_at(label.revision, assistant_id)
+    if body is None:
+        return None, False
+    read = LabelEntry(moves, label.revision, content_etag(body), body)
+    if use_cache:
+        cache.try_cache(
+            "storing a label read", lambda s: s.set(key, read.stored(), cache.ENTRY_SECONDS)
+        )
+        if mirror is None:
+            cache.seed_mirror(mirror_name)
+    return read, False

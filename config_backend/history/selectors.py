@@ -1,0 +1,203 @@
+"""Reads of the history: revisions with their changes, points in it (`resolve_point`), the
+net change between two points (`diff`), and the resolved config as it was at a revision
+(`config_at`, cached for good: its content never changes).
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+from rest_framework.renderers import JSONRenderer
+
+from assistants.selectors import resolved_bundle, resolved_config
+from config_backend.history.states import UnknownRevision, state_at, state_changes
+from config_backend.transfer.state import ConfigState, load_state
+from core import cache
+from core.changes import Change
+from core.config_reads import config_at_key
+from core.models import Label, Revision, RevisionChange
+
+# The live state, in a diff: the current configuration.
+LIVE = "live"
+# How long a config at a revision stays in the cache: its content never changes, so any
+# lifetime is correct; a finite one lets Redis (`volatile-lru`) evict entries nobody reads.
+CONFIG_AT_SECONDS = 30 * 24 * 3600
+# A revision number as a query parameter or command argument (at most 18 digits: a bigint).
+REVISION_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+class MalformedPoint(ValueError):
+    """Text that names no point in the history (not a number, `live` or a label's name)."""
+
+
+# --- revisions ----------------------------------------------------------------------------------
+
+
+def revision_list() -> QuerySet[Revision]:
+    """Revisions, newest first, each with `count_assistants`, `count_tools`, `count_links`: the
+    rows of each entity it changed (aggregated in the page's one query)."""
+    entity = RevisionChange.Entity
+    return Revision.objects.order_by("-number").annotate(
+        count_assistants=Count("changes", filter=Q(changes__entity=entity.ASSISTANT)),
+        count_tools=Count("changes", filter=Q(changes__entity=entity.TOOL)),
+        count_links=Count("changes", filter=Q(changes__entity=entity.LINK)),
+    )
+
+
+def revision_detail(number: int) -> Revision:
+    """The revision numbered `number` with its counts and `change_list` (in the order they were
+    recorded); raises UnknownRevision."""
+    fits = 0 <= number < 2**63  # a bigint: a larger number is no revision, not a 500
+    revision = revision_list().filter(number=number).first() if fits else None
+    if revision is None:
+        raise UnknownRevision(number)
+    revision.change_list = [
+        change_json(change)
+        for change in revision.changes.order_by("id").values(
+            "entity", "object_id", "name", "action", "fields"
+        )
+    ]
+    return revision
+
+
+def change_json(change) -> dict:
+    """A change (a RevisionChange's values, or a core.changes.Change) as the API shows it."""
+    if isinstance(change, Change):
+        change = vars(change)
+    return {
+        "entity": change["entity"],
+        "id": change["object_id"],
+        "name": change["name"],
+        "action": change["action"],
+        "fields": change["fields"],
+    }
+
+
+def current_revision_number() -> int:
+    """The newest revision's number (0 before the history's first)."""
+    return Revision.objects.order_by("-number").values_list("number", flat=True).first() or 0
+
+
+# --- points in the history and the difference between two -------------------------------------
+
+
+def parse_revision(text) -> int:
+    """A revision number given as text; raises MalformedPoint."""
+    text = str(text).strip()
+    if not REVISION_NUMBER.fullmatch(text):
+        raise MalformedPoint(f"“{text}” is not a revision number.")
+    return int(text)
+
+
+def resolve_point(text: str | None) -> int | None:
+    """The revision a point names: a revision number, or None/`live` (the live state).
+
+    Raises MalformedPoint for text that names nothing, UnknownRevision (a LookupError) for a
+    number the history does not hold. The labels resolve here too (config_backend.history's
+    labels add them): one place says what `from`, `to`, `--at` and rollback's `to` accept.
+    """
+    if text is None or str(text).strip() == LIVE:
+        return None
+    label = Label.objects.filter(name=str(text).strip()).values_list("revision", flat=True)
+    if label:
+        return label[0]  # a label points at a revision the history holds
+    try:
+        number = parse_revision(text)
+    except MalformedPoint:
+        raise MalformedPoint(f"“{text}” is not a revision number, a label or `{LIVE}`.") from None
+    if not Revision.objects.filter(number=number).exists():
+        raise UnknownRevision(number)
+    return number
+
+
+def state_of(point: int | None) -> ConfigState:
+    """The configuration state at a resolved point (None: the live state; no threads)."""
+    return load_state(include_threads=False) if point is None else state_at(point)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The net change from one point to another (`live` given as the current revision)."""
+
+    from_revision: int
+    to_revision: int
+    changes: list[Change]
+
+
+def diff(from_point: int | None, to_point: int | None) -> Diff:
+    """The net change from the state at `from_point` to the state at `to_point` (resolved
+    points: None is the live state, reported as the current revision)."""
+    current = current_revision_number()
+    changes, _ = state_changes(state_of(from_point), state_of(to_point))
+    return Diff(
+        from_revision=current if from_point is None else from_point,
+        to_revision=current if to_point is None else to_point,
+        changes=changes,
+    )
+
+
+# --- the config at a revision ------------------------------------------------------------------
+
+
+def resolved_configs_at(state: ConfigState, revision: int) -> dict:
+    """{assistant id: resolved config} of the assistants active in `state`, each with
+    `"revision": revision`; the rules are those of assistants.selectors' live configs (active
+    links to active tools, a delegating tool only while its delegate is active)."""
+    assistants = state.assistants
+    tools_of: dict = {pk: [] for pk, row in assistants.items() if row["is_active"]}
+    for (assistant_id, tool_id), link in state.links.items():
+        tool = state.tools.get(tool_id)
+        if (
+            assistant_id not in tools_of
+            or not link["is_active"]
+            or not (tool and tool["is_active"])
+        ):
+            continue
+        delegate_id = tool["assistant"]
+        delegate = None if delegate_id is None else assistants.get(delegate_id)
+        if delegate_id is not None and not (delegate and delegate["is_active"]):
+            continue
+        tools_of[assistant_id].append(
+            {
+                **tool,
+                "id": tool_id,
+                "sub_assistant": (
+                    None if delegate is None else {"id": str(delegate_id), "name": delegate["name"]}
+                ),
+            }
+        )
+    return {
+        str(pk): resolved_config(
+            assistant={**assistants[pk], "id": pk}, tools=tools, revision=revision
+        )
+        for pk, tools in tools_of.items()
+    }
+
+
+def build_config_at(revision: int, assistant_id: str | None = None) -> dict | None:
+    """The resolved config (or, with no assistant, the bundle) as it was at `revision`; None
+    for an assistant that did not exist or was inactive then. Raises UnknownRevision."""
+    configs = resolved_configs_at(state_at(revision), revision)
+    if assistant_id is None:
+        return resolved_bundle(configs=configs.values(), revision=revision)
+    return configs.get(str(assistant_id))
+
+
+def config_at(
+    revision: int, assistant_id: str | None = None, *, cached: bytes | None = None
+) -> tuple[bytes | None, bool]:
+    """The serialized config (or bundle) at `revision`, from the cache or built and stored for
+    good, and whether it came from the cache; (None, False) for an assistant that did not exist
+    or was inactive then. `cached`: the entry this request already fetched
+    (core.config_reads), if it did. Raises UnknownRevision."""
+    key = config_at_key(revision, assistant_id)
+    if cached is None:
+        cached = cache.try_cache("reading a config", lambda s: s.get_many([key]), [None])[0]
+    if cached is not None:
+        return cached, True
+    config = build_config_at(revision, assistant_id)
+    if config is None:
+        return None, False
+    body = JSONRenderer().render(config)
+    cache.try_cache("storing a config", lambda s: s.set(key, body, CONFIG_AT_SECONDS))
+    return body, False

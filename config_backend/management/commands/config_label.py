@@ -1,0 +1,40 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from config_backend.history.labels import label_move
+from config_backend.history.states import UnknownRevision
+from core.cache import CacheUnavailable
+from core.changes import current_context
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a label or move it to revision X (`config_log` lists them), or to `live` (the "
+        "newest revision). Runtimes reading the label (?label=NAME, or keys pinned to it) serve "
+        "the config at X from their next read."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="The label, e.g. production or staging.")
+        parser.add_argument("target", metavar="X", help="A revision number, or `live`.")
+        parser.add_argument("--message", default="", help="Why (shown in the label's history).")
+
+    def handle(self, *args, name, target, message, **options):
+        context = current_context()
+        try:
+            label, created = label_move(
+                name=name,
+                revision=target,
+                message=message or context.message,
+                author=context.author,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'NAME' if field == 'name' else 'X'}: {' '.join(messages)}"
+                for field, messages in exc.message_dict.items()
+            )
+            raise CommandError(problems) from None
+        except (UnknownRevision, CacheUnavailable) as exc:
+            raise CommandError(str(exc)) from None
+        verb = "Created" if created else "Moved"
+        self.stdout.write(f"{verb} label “{label.name}”: now at revision {label.revision}.")

@@ -1,0 +1,47 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from config_backend.history.selectors import MalformedPoint, resolve_point
+from config_backend.history.services import RollbackRefused, rollback
+from core.cache import CacheUnavailable
+
+
+class Command(BaseCommand):
+    help = (
+        "Make the live configuration equal to the state at revision X, as one new revision "
+        "(source `rollback`), through the import's validated atomic path. Assistants and tools "
+        "created after X are kept, or with --prune deleted (with their links and threads). A "
+        "target that breaks a rule against today's data is refused: exit 1, nothing changed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("to", metavar="X", help="The revision to roll back to.")
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="Delete the assistants and tools created after X (and their threads).",
+        )
+        parser.add_argument("--message", "-m", default="", help="The new revision's note.")
+
+    def handle(self, *args, to, prune, message, **options):
+        try:
+            target = resolve_point(to)
+            result = rollback(to=target, prune=prune, message=message)
+        except (MalformedPoint, LookupError, CacheUnavailable) as exc:
+            raise CommandError(str(exc)) from None
+        except RollbackRefused as exc:
+            for reason in exc.reasons:
+                self.stderr.write(reason)
+            raise CommandError(
+                f"Rollback to {to} refused ({len(exc.reasons)} reason(s) above); nothing was "
+                "changed."
+            ) from None
+        for row in result.kept:
+            self.stdout.write(f"Kept {row['entity']} created after {to}: {row['name']}")
+        for row in result.deleted:
+            self.stdout.write(f"Deleted {row['entity']} created after {to}: {row['name']}")
+        if result.revision is None:
+            self.stdout.write(f"Nothing to change: the live configuration already equals {to}.")
+        else:
+            self.stdout.write(
+                self.style.SUCCESS(f"Rolled back to {to} as revision {result.revision}.")
+            )

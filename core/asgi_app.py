@@ -1,0 +1,192 @@
+"""The ASGI fast path: `AsyncConfigFastPath`, ConfigFastPath's async twin (config_backend.asgi).
+
+A GET of a config endpoint that the WSGI path would decide (FastPath.target: no query string,
+or exactly `revision=N` / `label=NAME`) with a Bearer key is decided here, in the event loop:
+one `redis.asyncio` MGET of `ConfigRead.cache_names(...)`, then `ConfigRead.from_values(...)`
+and its `hit(...)`, exactly as on the WSGI path (core.config_reads owns which keys are read,
+for which query, and what is current: `read_request`; nothing here names a cache key).
+`FastPath` adds what both wrappers share: the host and SSL-redirect checks Django's middleware
+would make, the security headers, the request id, the log line and the metrics. A hit is
+answered here: no thread, no middleware, no DRF.
+
+Everything else goes to Django's ASGI handler untouched: the admin, the API, static files,
+/metrics, and any other scope type (the servers are started without the lifespan protocol,
+which Django's handler refuses). So does a miss, carrying what was fetched: Django builds
+`request.META` from the scope, not from anything this wrapper holds, so the read and the
+request's start travel in the scope (`CARRIED`) and `DjangoASGIHandler` copies them into META,
+where the WSGI path leaves them. The key check and `get_or_build` then use that read instead of
+asking Redis again (a miss costs one MGET, as under WSGI), and the request keeps its id.
+
+Redis errors are handled as core.cache.try_cache handles them (the same exception classes, the
+store's): unreachable (refused, timed out) trips the per-process breaker, and while it is open
+nothing is fetched here; refused (an error reply) is logged and only this request falls back.
+Either way the request goes on to Django, which answers from the database. The embedded
+default (LocalStore, no Redis) is never read here: `read_request` says no, Django decides.
+
+One client, with its connection pool, per process and event loop, made on first use from the
+settings django-redis uses: REDIS_URL, or REDIS_SENTINELS / REDIS_SENTINEL_SERVICE through
+redis.asyncio.sentinel (the master, as RedisStore uses), with the same socket timeouts and no
+retries.
+"""
+
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+
+from core import cache, request_log
+from core.config_reads import (
+    ConfigRead,
+    FastPath,
+    keep_read,
+    label_asked,
+    read_request,
+    revision_asked,
+)
+
+logger = logging.getLogger(__name__)
+
+# The scope key a request handed on to Django carries the fast path's META entries in.
+CARRIED = "core.carried_meta"
+
+
+def request_meta(headers) -> dict:
+    """The request's headers as Django's META names them (HTTP_…, repeated ones joined by
+    commas, as ASGIRequest does): the part of META the fast path reads."""
+    meta: dict = {}
+    for raw_name, raw_value in headers:
+        name = "HTTP_" + raw_name.decode("latin1").upper().replace("-", "_")
+        value = raw_value.decode("latin1")
+        meta[name] = f"{meta[name]},{value}" if name in meta else value
+    return meta
+
+
+def redis_client():
+    """A redis.asyncio client for the cache django-redis uses (settings.CACHES["default"])."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    cache_settings = settings.CACHES["default"]
+    options = cache_settings.get("OPTIONS", {})
+    timeouts = {
+        "socket_connect_timeout": options.get("SOCKET_CONNECT_TIMEOUT"),
+        "socket_timeout": options.get("SOCKET_TIMEOUT"),
+    }
+    if settings.REDIS_SENTINELS:
+        from redis.asyncio.sentinel import Sentinel
+
+        sentinel_kwargs = dict(options.get("SENTINEL_KWARGS") or {})
+        if "retry" in sentinel_kwargs:  # the settings hold redis-py's synchronous Retry
+            sentinel_kwargs["retry"] = Retry(NoBackoff(), sentinel_kwargs["retry"].get_retries())
+        database = int(urlsplit(cache_settings["LOCATION"]).path.strip("/") or 0)
+        sentinel = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=sentinel_kwargs, **timeouts)
+        return sentinel.master_for(settings.REDIS_SENTINEL_SERVICE, db=database)
+    # A pool given to the client, as django-redis does: its connections don't retry.
+    pool = redis.asyncio.ConnectionPool.from_url(cache_settings["LOCATION"], **timeouts)
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+class AsyncConfigFastPath:
+    """ASGI wrapper: answer config GETs from the cache, hand everything else to Django."""
+
+    def __init__(self, application):
+        self.application = application
+        self.fast_path = FastPath()
+        self._loop = None
+        self._client = None
+
+    def client(self):
+        """This event loop's client (its connections belong to the loop that made them)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._client = loop, redis_client()
+        return self._client
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path = scope["path"]
+            match = FastPath.target(scope["method"], scope["query_string"], path)
+            if match:
+                meta = request_meta(scope["headers"])
+                start = request_log.begin(meta)
+                secure = self.fast_path.secure_if_servable(meta, scope.get("scheme"))
+                query_string = scope["query_string"]
+                at, label = revision_asked(query_string), label_asked(query_string)
+                hit = (
+                    None
+                    if secure is None
+                    else await self.decide(meta, match["assistant_id"], at, label)
+                )
+                if hit is not None:
+                    headers = self.fast_path.hit_headers(hit, secure, start)
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": hit.status,
+                            "headers": [
+                                (name.encode("latin1"), value.encode("latin1"))
+                                for name, value in headers
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": hit.body})
+                    self.fast_path.log_hit(start, match, path, hit)
+                    return
+                carried = {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
+                scope = {**scope, CARRIED: carried}
+        await self.application(scope, receive, send)
+
+    async def decide(self, meta: dict, assistant_id: str | None, at=None, label=None):
+        """core.config_reads.decide, with an asynchronous MGET."""
+        what = read_request(meta, assistant_id, at, label)
+        if what is None:
+            return None
+        values = await self.get_many(ConfigRead.cache_names(**what))
+        return keep_read(meta, ConfigRead.from_values(values=values, **what))
+
+    async def get_many(self, names: list[str]) -> list[bytes | None] | None:
+        """The MGET's answer, or None when Redis failed (as core.cache.try_cache does).
+
+        On a connection of the client's pool, without the client's per-command machinery
+        (retries, which the pool's connections don't do anyway, and observability hooks): a
+        third of what the MGET cost a hit. A connection that failed or was interrupted
+        (the client went away) mid-command is closed, so no reply is left for its next user.
+        """
+        store = cache.store()
+        pool = self.client().connection_pool
+        try:
+            connection = await pool.get_connection()
+            try:
+                await connection.send_command("MGET", *names)
+                return await connection.read_response()
+            except BaseException:
+                await connection.disconnect()
+                raise
+            finally:
+                await pool.release(connection)
+        except store.refusals as exc:
+            logger.warning(
+                "Cache refused a command while reading a config (%s: %s); answering from the "
+                "database.",
+                type(exc).__name__,
+                exc,
+            )
+        except store.errors as exc:
+            cache.breaker.trip(exc, "reading a config")
+        return None
+
+
+class _CarryingRequest(ASGIRequest):
+    def __init__(self, scope, body_file):
+        super().__init__(scope, body_file)
+        self.META.update(scope.get(CARRIED, ()))
+
+
+class DjangoASGIHandler(ASGIHandler):
+    """Django's ASGI handler (what get_asgi_application() returns), whose requests' META
+    also holds what the fast path carried in the scope."""
+
+    request_class = _CarryingRequest
