@@ -31,7 +31,7 @@ CHART = ROOT / "bench" / "edit_bench.png"
 SECTION = "## Reads while staff edit (bench/edit_bench.py)"
 
 
-def load(assistants: int, tools_each: int) -> tuple[list[str], str, str]:
+def load(assistants: int, tools_each: int, first: int = 0) -> tuple[list[str], str, str]:
     """`assistants` assistants, each linked to its own `tools_each` tools (bulk-created, so
     with no history: their config revision is 0); returns their ids, a read and a write key."""
     from django.db import transaction
@@ -48,7 +48,7 @@ def load(assistants: int, tools_each: int) -> tuple[list[str], str, str]:
     with transaction.atomic():
         rows = Assistant.objects.bulk_create(
             Assistant(name=f"assistant-{i:04d}", model="gpt-4o-mini", instructions="Help. " * 40)
-            for i in range(assistants)
+            for i in range(first, first + assistants)
         )
         tools = Tool.objects.bulk_create(
             Tool(
@@ -57,7 +57,7 @@ def load(assistants: int, tools_each: int) -> tuple[list[str], str, str]:
                 description=f"Tool {j} of assistant {i}.",
                 input_schema=schema,
             )
-            for i in range(assistants)
+            for i in range(first, first + assistants)
             for j in range(tools_each)
         )
         AssistantToolLink.objects.bulk_create(
@@ -230,7 +230,7 @@ def main():
         stop([proc])
     scale = {}
     if not args.quick:
-        more, _, _ = load(800, 10)
+        more, _, _ = load(800, 10, first=len(ids))
         proc = start_server(port, workdir)
         try:
             scale = memory_at_scale(base, read, ids + more, proc.pid)
