@@ -292,8 +292,9 @@ One edit changed the ETag of {summary["etags_changed_by_one_edit"]} of the 200 a
 (target: exactly 1, the edited one; the bundle's changes too).
 
 At 1,000 assistants (10,000 tools), every config cached: Redis dataset {mib:.1f} MiB, one
-worker's resident memory {rss:.0f} MiB. A miss costs {summary["miss_queries_10_tools"]} queries
-(the same at any tool count: tests/test_api_query_counts.py).
+worker's resident memory {rss:.0f} MiB. Building a config costs \
+{summary["miss_queries_10_tools"]} queries (the same at any tool count:
+tests/test_api_query_counts.py).
 
 ![reads while editing](edit_bench.png)
 """

@@ -45,8 +45,7 @@ def shapes() -> dict:
         "within: properties with type + description (3 each)": {
             "type": "object",
             "properties": {
-                f"p{i}": {"type": "string", "description": "d" * 40}
-                for i in range(values // 3 - 2)
+                f"p{i}": {"type": "string", "description": "d" * 40} for i in range(values // 3 - 2)
             },
         },
         "within: properties with a pattern (3 each)": {

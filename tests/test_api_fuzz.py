@@ -81,6 +81,8 @@ CONFIG = schemathesis.Config.from_dict(
         # Stateful runs need OpenAPI links, which the document doesn't have; the seeded ids
         # (hooks below) give the cases existing objects instead.
         "phases": {"stateful": {"enabled": False}},
+        # The config event stream never ends: its first event (hello or reset) is the answer.
+        "max-stream-events": 1,
     }
 )
 

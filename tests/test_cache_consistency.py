@@ -130,9 +130,7 @@ def test_a_change_is_refused_and_rolled_back_while_the_cache_is_unreachable(unre
     assert cache.current_revision() == before
 
 
-def test_reads_fall_back_to_the_database_while_the_cache_is_unreachable(
-    unreachable_redis, caplog
-):
+def test_reads_fall_back_to_the_database_while_the_cache_is_unreachable(unreachable_redis, caplog):
     with transaction.atomic():
         Assistant.objects.bulk_create([Assistant(name="Planner", model="m")])
     body = read()
