@@ -49,6 +49,21 @@ def setup_django(env: dict) -> None:
     call_command("migrate", verbosity=0)
 
 
+def serve_command(port: int, workers: int = 2) -> list[str]:
+    """What `make serve` runs (the production server), on loopback."""
+    return [
+        sys.executable,
+        "-m",
+        "config_backend.serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
 def start_gunicorn(app: str, port: int, env: dict | None = None, workers: int = 2):
     """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`."""
     command = ["-m", "gunicorn", app, "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
@@ -84,3 +99,19 @@ def stop(procs) -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+def write_section(heading: str, lines: list[str], results: Path = RESULTS) -> None:
+    """Write the `heading` section of `results` (the rest of the file is kept)."""
+    section = "\n".join([heading, "", *lines]) + "\n"
+    text = results.read_text() if results.exists() else "# Benchmark results\n"
+    start = text.find(heading + "\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + ("" if end == -1 else text[end:])
+    results.write_text(text)

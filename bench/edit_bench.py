@@ -16,14 +16,21 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
 
-from common import ROOT, setup_django, start_services, stop, stop_services
+from common import (
+    ROOT,
+    serve_command,
+    setup_django,
+    start_server,
+    start_services,
+    stop,
+    stop_services,
+)
 
-from tests.live import call, wait_until_serving
+from tests.live import call
 from tests.throwaway_servers import free_port
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -70,30 +77,10 @@ def load(assistants: int, tools_each: int, first: int = 0) -> tuple[list[str], s
     return ids, read, write
 
 
-def start_server(port: int, workdir: Path, workers: int = 2) -> subprocess.Popen:
-    """`make serve`'s server on 127.0.0.1:port; its output goes to a file."""
-    output = workdir / f"serve-{port}.log"
-    env = {**os.environ, "LOG_LEVEL": "WARNING", "METRICS_ENABLED": "0"}
-    with output.open("ab") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "config_backend.serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    wait_until_serving(f"http://127.0.0.1:{port}/healthz", proc, output=output)
-    return proc
+def start_production_server(port: int) -> subprocess.Popen:
+    """`make serve`'s server on 127.0.0.1:port, logging warnings only, metrics off."""
+    env = {"LOG_LEVEL": "WARNING", "METRICS_ENABLED": "0"}
+    return start_server(serve_command(port), port, env)
 
 
 WRK_SCRIPT = """
@@ -201,7 +188,7 @@ def main():
     workdir = Path(tempfile.mkdtemp(prefix="edit-bench-"))
     ids, read, write = load(20 if args.quick else 200, 10)
     port = free_port()
-    proc = start_server(port, workdir)
+    proc = start_production_server(port)
     base = f"http://127.0.0.1:{port}"
     results = {"quiet": [], "editing": [], "edits": 0}
     try:
@@ -231,7 +218,7 @@ def main():
     scale = {}
     if not args.quick:
         more, _, _ = load(800, 10, first=len(ids))
-        proc = start_server(port, workdir)
+        proc = start_production_server(port)
         try:
             scale = memory_at_scale(base, read, ids + more, proc.pid)
         finally:

@@ -14,7 +14,7 @@ figures to bench/RESULTS.md under its heading (the rest of the file is kept).
 import statistics
 import time
 
-from common import ROOT, setup_django, start_services, stop_services
+from common import ROOT, setup_django, start_services, stop_services, write_section
 from import_bench import generate
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -23,15 +23,7 @@ EDITS = 1_000
 
 
 def record(lines: list[str]) -> None:
-    section = "\n".join([HEADING, "", *lines]) + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find(HEADING + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("" if end == -1 else text[end:])
-    RESULTS.write_text(text)
+    write_section(HEADING, lines)
 
 
 def table_bytes(*models) -> int:

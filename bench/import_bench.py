@@ -19,7 +19,7 @@ import time
 from io import StringIO
 from pathlib import Path
 
-from common import ROOT, setup_django, start_services, stop_services
+from common import ROOT, setup_django, start_services, stop_services, write_section
 
 ASSISTANTS = 1_000
 TOOLS = 10_000
@@ -112,15 +112,7 @@ def timed(what: str, function):
 
 
 def record(lines: list[str]) -> None:
-    section = "\n".join([HEADING, "", *lines]) + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find(HEADING + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("" if end == -1 else text[end:])
-    RESULTS.write_text(text)
+    write_section(HEADING, lines)
 
 
 def main() -> None:

@@ -34,7 +34,15 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from common import ROOT, setup_django, start_server, start_services, stop, stop_services
+from common import (
+    ROOT,
+    serve_command,
+    setup_django,
+    start_server,
+    start_services,
+    stop,
+    stop_services,
+)
 
 from tests.live import call
 from tests.throwaway_servers import free_port
@@ -73,8 +81,7 @@ def uvicorn(app: str, *extra: str):
 
 def make_serve(port):
     """What `make serve` runs, on loopback."""
-    command = ["-m", "config_backend.serve", "--host", "127.0.0.1", "--port", str(port)]
-    return [PY, *command, "--workers", str(WORKERS)]
+    return serve_command(port, WORKERS)
 
 
 # name: (what answers, server, command for a port). Ours first; `make serve` is the ASGI one
@@ -119,6 +126,9 @@ CASE_ENV = {"ours-asgi-granian-quiet": {"LOG_LEVEL": "WARNING"}}
 TARGETS = [
     ("ours-asgi-granian", "fastapi-uvicorn", 1.0),
     ("ours-asgi-granian", "fastapi-granian", 1.0),
+    # Like for like: the FastAPI baselines write no line per request either.
+    ("ours-asgi-granian-quiet", "fastapi-uvicorn", 1.0),
+    ("ours-asgi-granian-quiet", "fastapi-granian", 1.0),
     ("ours-asgi-granian", "bare-asgi-granian", 0.9),
 ]
 # For context: each of our stacks against the bare callable under the same server.

@@ -19,7 +19,7 @@ import argparse
 import sys
 import time
 
-from common import setup_django, start_gunicorn, start_services, stop, stop_services
+from common import serve_command, setup_django, start_server, start_services, stop, stop_services
 
 from tests.load import MixedLoad, seed_dependencies, seed_rows
 from tests.throwaway_servers import free_port
@@ -39,7 +39,7 @@ def main() -> int:
         assistant_ids, tool_ids, read_key, write_key = seed_rows()
         delegate_ids, link_pairs = seed_dependencies(assistant_ids)
         ports = [free_port(), free_port()]
-        servers = [start_gunicorn("config_backend.wsgi", port) for port in ports]
+        servers = [start_server(serve_command(port), port) for port in ports]
         load = MixedLoad(
             [f"http://127.0.0.1:{port}" for port in ports],
             assistant_ids=assistant_ids,

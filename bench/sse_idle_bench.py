@@ -25,7 +25,16 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, setup_django, start_server, start_services, stop, stop_services
+from common import (
+    ROOT,
+    serve_command,
+    setup_django,
+    start_server,
+    start_services,
+    stop,
+    stop_services,
+    write_section,
+)
 
 from tests.live import call
 from tests.sse import EVENTS_PATH, EventStream
@@ -173,15 +182,7 @@ def event_latencies(base_url: str, assistant_id: str, read: str, write: str, cha
 
 def record(lines: list[str], results: Path) -> None:
     """Write this section of `results` (the rest of the file is kept)."""
-    section = "\n".join([HEADING, "", *lines]) + "\n"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    start = text.find(HEADING + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("" if end == -1 else text[end:])
-    results.write_text(text)
+    write_section(HEADING, lines, results)
 
 
 def chart(without: list[float], held: list[float], streams: int, output: Path) -> bool:
@@ -230,8 +231,7 @@ def main() -> None:
         setup_django(env)
         assistant_id, read, write = load_config()
         port = free_port()
-        command = [PY, "-m", "config_backend.serve", "--host", "127.0.0.1", "--port", str(port)]
-        servers.append(start_server([*command, "--workers", "2"], port, env))
+        servers.append(start_server(serve_command(port), port, env))
         base_url = f"http://127.0.0.1:{port}"
         url = f"{base_url}/api/v1/assistants/{assistant_id}/config/"
         children = subprocess.run(

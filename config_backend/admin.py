@@ -23,11 +23,19 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from config_backend.history.api import ROLLBACK_PERMISSIONS
-from config_backend.history.label_api import MOVE_LABEL, MOVE_PROTECTED_LABEL
-from config_backend.history.labels import is_protected, label_history, label_move, label_target
+from config_backend.history.labels import (
+    is_protected,
+    label_history,
+    label_move,
+    label_target,
+    missing_move_permissions,
+)
 from config_backend.history.selectors import diff, revision_list
-from config_backend.history.services import RollbackRefused, rollback
+from config_backend.history.services import (
+    RollbackRefused,
+    missing_rollback_permissions,
+    rollback,
+)
 from config_backend.history.states import UnknownRevision
 from core.admin_actions import change_note_field
 from core.admin_history import shown_change
@@ -39,14 +47,12 @@ CHANGES_PAGE_SIZE = 200
 
 
 def may_roll_back(user) -> bool:
-    return user.is_active and user.is_staff and user.has_perms(ROLLBACK_PERMISSIONS)
+    return user.is_active and user.is_staff and not missing_rollback_permissions(user)
 
 
 def may_move_label(user, name: str) -> bool:
-    """The API's rule for staff (label_api.LabelPermission), for the admin's pages."""
-    if not (user.is_active and user.is_staff and user.has_perm(MOVE_LABEL)):
-        return False
-    return not is_protected(name) or user.has_perm(MOVE_PROTECTED_LABEL)
+    """Whether this staff user may move the label `name` (the API's rule)."""
+    return user.is_active and user.is_staff and not missing_move_permissions(user, name)
 
 
 def _shown_changes(changes, request) -> tuple[list, object]:

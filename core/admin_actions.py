@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from core.changes import MESSAGE_MAX_LENGTH
+from core.changes import MESSAGE_MAX_LENGTH, lock_change_sets
 from core.middleware import CHANGE_NOTE_FIELD
 
 
@@ -16,6 +16,7 @@ def _set_active(modeladmin, request, queryset, is_active: bool):
     changed = 0
     try:
         with transaction.atomic():
+            lock_change_sets()  # before the rows (core.changes: the lock order)
             pks = list(queryset.values_list("pk", flat=True))
             rows = queryset.model._default_manager.select_for_update().filter(pk__in=pks)
             for obj in rows:

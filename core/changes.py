@@ -97,6 +97,19 @@ def _as_json(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def lock_change_sets() -> None:
+    """Wait for the change sets in progress to commit, and keep others out until this
+    transaction ends: the config revision row's lock, which each change set holds from its
+    first row change to its commit.
+
+    The lock order every writer follows: this row first, then tables (import, rollback) or rows
+    (the admin's actions); so no two of them wait for each other.
+    """
+    if connection.in_atomic_block:
+        rows = ConfigRevision.objects.select_for_update().filter(name=ConfigRevision.CONFIG)
+        list(rows.values_list("name", flat=True))
+
+
 @dataclass(frozen=True)
 class Change:
     """One row's change, as recorded."""
@@ -136,12 +149,10 @@ def stored_values(instance, fields: Iterable[str]) -> dict | None:
         return None
     meta = instance._meta
     attnames = {meta.get_field(name).attname: name for name in fields}
-    rows = type(instance)._base_manager.filter(pk=instance.pk)
-    if connection.in_atomic_block:
-        # Locked until the commit: a concurrent save of the same row waits here, so the values
-        # it records as old are the ones this save leaves.
-        rows = rows.select_for_update()
-    row = rows.values(*attnames).first()
+    # A change set in progress elsewhere may be changing this row: its values are the old ones
+    # only once it has committed.
+    lock_change_sets()
+    row = type(instance)._base_manager.filter(pk=instance.pk).values(*attnames).first()
     if row is None:
         return None
     return {name: json_value(row[attname]) for attname, name in attnames.items()}

@@ -76,3 +76,24 @@ def reader():
 def writer():
     """An API client holding a write key."""
     return key_client("write")
+
+
+@pytest.fixture
+def redis_commands(monkeypatch):
+    """The round trips to Redis: a command's name, or a pipeline's as "PIPELINE(A,B,…)"."""
+    sent = []
+    client = config_cache.store().client
+    original = client.execute_command
+    original_pipeline = redis.client.Pipeline.execute
+
+    def counting(*args, **options):
+        sent.append(args[0])
+        return original(*args, **options)
+
+    def counting_pipeline(pipe, *args, **options):
+        sent.append(f"PIPELINE({','.join(str(c[0][0]) for c in pipe.command_stack)})")
+        return original_pipeline(pipe, *args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counting)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
+    return sent

@@ -72,6 +72,11 @@ class SentinelGroup:
         for port in self.replica_ports:
             self.spawn_node(port, "--replicaof", "127.0.0.1", str(self.master_port))
         wait_until(lambda: self.online_replicas(self.master_port) == len(self.replica_ports))
+        # Online is not yet answering: a replica that has just loaded the master's snapshot can
+        # take longer than a change's 150 ms WAIT to acknowledge its first write.
+        master = _client(self.master_port)
+        master.set("sentinel-group:warm-up", 1)
+        master.wait(len(self.replica_ports), 10_000)
 
     def start_sentinels(self) -> None:
         # Sentinels learn the replicas from the master's INFO, asked at once and then every

@@ -3,7 +3,6 @@
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-import redis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from django.test import Client
@@ -14,27 +13,6 @@ from core.models import APIKey
 from tests.factories import assistant_with_tools, key_client
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def redis_commands(monkeypatch):
-    """The round trips to Redis: a command's name, or a pipeline's as "PIPELINE(A,B,…)"."""
-    sent = []
-    client = cache.store().client
-    original = client.execute_command
-    original_pipeline = redis.client.Pipeline.execute
-
-    def counting(*args, **options):
-        sent.append(args[0])
-        return original(*args, **options)
-
-    def counting_pipeline(pipe, *args, **options):
-        sent.append(f"PIPELINE({','.join(str(c[0][0]) for c in pipe.command_stack)})")
-        return original_pipeline(pipe, *args, **options)
-
-    monkeypatch.setattr(client, "execute_command", counting)
-    monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
-    return sent
 
 
 # A miss after the MGET: the build lock taken (SET NX) and the entry read again in one

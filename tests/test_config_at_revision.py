@@ -14,21 +14,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def redis_commands(monkeypatch):
-    """Counts the commands sent to Redis (each one a round trip: no pipelines on this path)."""
-    sent = []
-    client = cache.store().client
-    original = client.execute_command
-
-    def counting(*args, **options):
-        sent.append(args[0])
-        return original(*args, **options)
-
-    monkeypatch.setattr(client, "execute_command", counting)
-    return sent
-
-
-@pytest.fixture
 def edited_secretary(secretary, weather_tool):
     """The secretary linked to get_weather at revision `secretary.at`, then edited twice."""
     link(secretary, weather_tool)

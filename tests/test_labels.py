@@ -5,7 +5,6 @@ served from the cache with no SQL, an ETag that changes only with the content.""
 import json
 
 import pytest
-import redis
 from django.core.management import CommandError, call_command
 
 from assistants.models import Assistant
@@ -35,27 +34,6 @@ def move(client, name, revision, message="", **headers):
 def mover():
     """A write key that may move protected labels too."""
     return key_client("write", protected=True)
-
-
-@pytest.fixture
-def redis_commands(monkeypatch):
-    """The commands sent to Redis (a pipeline counts as one, named PIPELINE(…))."""
-    sent = []
-    client = cache.store().client
-    original = client.execute_command
-    original_pipeline = redis.client.Pipeline.execute
-
-    def counting(*args, **options):
-        sent.append(args[0])
-        return original(*args, **options)
-
-    def counting_pipeline(pipe, *args, **options):
-        sent.append(f"PIPELINE({','.join(str(c[0][0]) for c in pipe.command_stack)})")
-        return original_pipeline(pipe, *args, **options)
-
-    monkeypatch.setattr(client, "execute_command", counting)
-    monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
-    return sent
 
 
 # --- moving ------------------------------------------------------------------------------------

@@ -27,7 +27,11 @@ from config_backend.history.selectors import (
     revision_detail,
     revision_list,
 )
-from config_backend.history.services import RollbackRefused, rollback
+from config_backend.history.services import (
+    RollbackRefused,
+    missing_rollback_permissions,
+    rollback,
+)
 from core.api import InputSerializer
 from core.api_errors import (
     CONFIG_WRITE_ERRORS,
@@ -213,18 +217,6 @@ class DiffApi(APIView):
         )
 
 
-# What a staff user needs to roll back: every permission an import uses.
-ROLLBACK_PERMISSIONS = [
-    f"{app}.{action}_{model}"
-    for app, model in (
-        ("assistants", "assistant"),
-        ("tools", "tool"),
-        ("tools", "assistanttoollink"),
-    )
-    for action in ("add", "change", "delete")
-]
-
-
 class RollbackPermission(ScopeOrModelPermission):
     """A key: the `write` scope (as for any config write). Staff: ROLLBACK_PERMISSIONS."""
 
@@ -235,7 +227,7 @@ class RollbackPermission(ScopeOrModelPermission):
         if not (user and user.is_authenticated and user.is_active and user.is_staff):
             self.message = "Only staff users may use the API with a session; send an API key."
             return False
-        missing = [name for name in ROLLBACK_PERMISSIONS if not user.has_perm(name)]
+        missing = missing_rollback_permissions(user)
         if missing:
             self.message = f"You need the {', '.join(f'`{m}`' for m in missing)} permission(s)."
             return False

@@ -18,6 +18,7 @@ from config_backend.history.labels import (
     label_history,
     label_list,
     label_move,
+    missing_move_permissions,
 )
 from config_backend.history.states import UnknownRevision
 from core.api import InputSerializer
@@ -25,9 +26,6 @@ from core.api_errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses, p
 from core.auth import ScopeOrModelPermission
 from core.changes import MESSAGE_MAX_LENGTH, current_context
 from core.models import LIVE, APIKey, Label
-
-MOVE_LABEL = "config_backend.move_label"
-MOVE_PROTECTED_LABEL = "config_backend.move_protected_label"
 
 
 class LabelSerializer(serializers.Serializer):
@@ -116,8 +114,7 @@ class LabelPermission(ScopeOrModelPermission):
         if not (user and user.is_authenticated and user.is_active and user.is_staff):
             self.message = "Only staff users may use the API with a session; send an API key."
             return False
-        needed = [MOVE_LABEL, *([MOVE_PROTECTED_LABEL] if protected else [])]
-        missing = [permission for permission in needed if not user.has_perm(permission)]
+        missing = missing_move_permissions(user, name)
         if missing:
             self.message = (
                 f"You need the {', '.join(f'`{name}`' for name in missing)} permission(s) to "

@@ -46,8 +46,19 @@ class UnknownLabel(LookupError):
         self.name = name
 
 
+MOVE_LABEL = "config_backend.move_label"
+MOVE_PROTECTED_LABEL = "config_backend.move_protected_label"
+
+
 def is_protected(name: str) -> bool:
     return name in settings.PROTECTED_LABELS
+
+
+def missing_move_permissions(user, name: str) -> list[str]:
+    """The permissions a staff user lacks to move the label `name` (none: they may). The API
+    (label_api.LabelPermission) and the admin's pages ask this one rule."""
+    needed = [MOVE_LABEL, *([MOVE_PROTECTED_LABEL] if is_protected(name) else [])]
+    return [permission for permission in needed if not user.has_perm(permission)]
 
 
 def checked_name(name: str) -> str:

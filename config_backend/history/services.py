@@ -10,8 +10,25 @@ from config_backend.history.selectors import state_of
 from config_backend.transfer import ConfigValidationError, import_config
 from config_backend.transfer.file_format import serialize_state
 from config_backend.transfer.state import ConfigState, load_state, lock_config_tables
-from core.changes import ChangeContext, change_context, current_context
+from core.changes import ChangeContext, change_context, current_context, lock_change_sets
 from core.models import Revision
+
+# What a staff user needs to roll back: every permission an import uses.
+ROLLBACK_PERMISSIONS = [
+    f"{app}.{action}_{model}"
+    for app, model in (
+        ("assistants", "assistant"),
+        ("tools", "tool"),
+        ("tools", "assistanttoollink"),
+    )
+    for action in ("add", "change", "delete")
+]
+
+
+def missing_rollback_permissions(user) -> list[str]:
+    """The permissions a staff user lacks to roll back (none: they may). The API and the
+    admin's pages ask this one rule."""
+    return [name for name in ROLLBACK_PERMISSIONS if not user.has_perm(name)]
 
 
 class RollbackRefused(Exception):
@@ -51,6 +68,7 @@ def rollback(*, to: int | None, prune: bool = False, message: str = "") -> Rollb
         message=message.strip() or caller.message,
     )
     with change_context(context), transaction.atomic():
+        lock_change_sets()  # before the tables (core.changes: the lock order)
         lock_config_tables(mode="SHARE ROW EXCLUSIVE")
         target = state_of(to)
         later = rows_not_in(load_state(include_threads=False), target)

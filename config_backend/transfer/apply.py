@@ -31,6 +31,7 @@ from config_backend.transfer.state import (
     load_state,
     lock_config_tables,
 )
+from core.changes import lock_change_sets
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -257,6 +258,7 @@ def import_config(
     """
     say = progress or (lambda message: None)
     with transaction.atomic():
+        lock_change_sets()  # before the tables (core.changes: the lock order)
         lock_config_tables(mode="SHARE ROW EXCLUSIVE")
         current = load_state()
         say("Read the current configuration: " + _count_text(current.counts()) + ".")
