@@ -14,7 +14,7 @@ from core.asgi_app import AsyncConfigFastPath
 from core.config_reads import entry_key, response_coding, revision_name, split_entry
 from core.models import APIKey
 from tests.factories import assistant_with_tools
-from tests.test_cache_hits import redis_commands, wsgi_get  # noqa: F401  (a fixture)
+from tests.test_cache_hits import wsgi_get
 
 pytestmark = pytest.mark.django_db
 
