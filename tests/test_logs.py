@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,11 @@ def test_a_live_server_writes_a_json_line_per_request_fast_path_hits_included():
             for i in range(3)
         ]
         hostile = call("GET", base_url + url, key=client.raw_key, headers={"X-Request-ID": "a b"})
+        # A hit's line is written once its answer is sent: wait for the last one.
+        deadline = time.monotonic() + 5
+        while hostile[1]["X-Request-ID"] not in server_output(base_url):
+            assert time.monotonic() < deadline, "the last request's line never came"
+            time.sleep(0.05)
         output = server_output(base_url)
 
     assert [headers["X-Config-Cache"] for _, headers, _ in answers] == ["miss", "hit", "hit"]
