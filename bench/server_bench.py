@@ -20,7 +20,6 @@ held open by another process, against the same without, interleaved the same way
 """
 
 import argparse
-import asyncio
 import json
 import os
 import random
@@ -43,6 +42,7 @@ from common import (
     stop,
     stop_services,
 )
+from stream_holder import hold_streams, release_streams
 
 from tests.live import call
 from tests.throwaway_servers import free_port
@@ -197,57 +197,6 @@ def load_config() -> tuple[str, str]:
     return str(assistant.id), key
 
 
-# --- idle event streams -------------------------------------------------------------------
-
-
-async def _hold(port: int, path: str, key: str, count: int) -> None:
-    """Open `count` event streams, print `ready` once each has sent its first bytes, then hold
-    them (reading nothing more) until stdin closes."""
-    opened = []
-    gate = asyncio.Semaphore(64)  # not all at once: the listen backlog is finite
-
-    async def open_one():
-        async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-            writer.write(f"{request}Authorization: Bearer {key}\r\n\r\n".encode())
-            await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise SystemExit(f"stream refused: {head[:200]!r}")
-            await asyncio.wait_for(reader.readuntil(b"\n\n"), 60)  # the first event or comment
-            opened.append(writer)
-
-    await asyncio.gather(*(open_one() for _ in range(count)))
-    print(f"ready {len(opened)}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    for writer in opened:
-        writer.close()
-
-
-def hold_streams(port: int, path: str, key: str, count: int) -> subprocess.Popen:
-    """A process holding `count` idle streams open (stop it with release_streams)."""
-    command = [PY, __file__, "--hold", str(count), "--port", str(port), "--path", path]
-    holder = subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "BENCH_KEY": key},
-    )
-    line = holder.stdout.readline()
-    if not line.startswith("ready"):
-        holder.kill()
-        raise SystemExit(f"could not hold {count} streams: {line!r}")
-    return holder
-
-
-def release_streams(holder: subprocess.Popen) -> None:
-    holder.stdin.close()
-    holder.wait(timeout=30)
-    time.sleep(1)  # the server sees the disconnects
-
-
 # --- results -------------------------------------------------------------------------------
 
 
@@ -338,13 +287,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--streams", type=int, default=IDLE_STREAMS)
     parser.add_argument("--output", type=Path, default=ROOT / "bench")
-    parser.add_argument("--hold", type=int, help=argparse.SUPPRESS)  # the stream holder
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.hold:
-        asyncio.run(_hold(args.port, args.path, os.environ["BENCH_KEY"], args.hold))
-        return 0
     if args.quick:
         args.rounds, args.seconds, args.streams = 1, 1.0, 50
     if not shutil.which("wrk"):

@@ -16,7 +16,6 @@ Starts its own PostgreSQL and Redis (or uses DATABASE_URL / REDIS_URL) and the p
 """
 
 import argparse
-import asyncio
 import os
 import re
 import statistics
@@ -35,6 +34,7 @@ from common import (
     stop_services,
     write_section,
 )
+from stream_holder import hold_streams, release_streams
 
 from tests.live import call
 from tests.sse import EVENTS_PATH, EventStream
@@ -101,52 +101,12 @@ def wrk(url: str, key: str, seconds: float, connections: int, server: list[int])
 # --- idle subscribers (a separate process, so that holding them costs this one nothing) -----
 
 
-async def _hold(port: int, key: str, count: int) -> None:
-    """Open `count` subscriptions, print `ready` once each has its `hello`, then hold them
-    (reading nothing more) until stdin closes."""
-    opened = []
-    gate = asyncio.Semaphore(64)  # not all at once: the listen backlog is finite
-
-    async def open_one():
-        async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            request = f"GET {EVENTS_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            request += f"Accept: text/event-stream\r\nAuthorization: Bearer {key}\r\n\r\n"
-            writer.write(request.encode())
-            await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise SystemExit(f"subscription refused: {head[:200]!r}")
-            await asyncio.wait_for(reader.readuntil(b"event: hello"), 60)
-            opened.append(writer)
-
-    await asyncio.gather(*(open_one() for _ in range(count)))
-    print(f"ready {len(opened)}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    for writer in opened:
-        writer.close()
-
-
-def hold_streams(port: int, key: str, count: int) -> subprocess.Popen:
-    holder = subprocess.Popen(
-        [PY, __file__, "--hold", str(count), "--port", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "BENCH_KEY": key},
-    )
-    line = holder.stdout.readline()
-    if not line.startswith("ready"):
-        holder.kill()
-        raise SystemExit(f"could not hold {count} subscriptions: {line!r}")
-    time.sleep(SETTLE_SECONDS)  # idle subscribers: not the work of opening them
+def hold_subscribers(port: int, key: str, count: int) -> subprocess.Popen:
+    """`count` real subscriptions (key checked, each past its `hello`), left to settle: the
+    cost measured is of idle subscribers, not of opening them."""
+    holder = hold_streams(port, EVENTS_PATH, key, count, first=b"event: hello")
+    time.sleep(SETTLE_SECONDS)
     return holder
-
-
-def release_streams(holder: subprocess.Popen) -> None:
-    holder.stdin.close()
-    holder.wait(timeout=30)
-    time.sleep(SETTLE_SECONDS)  # the server sees the disconnects
 
 
 # --- latency --------------------------------------------------------------------------------
@@ -215,12 +175,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--output", type=Path, default=ROOT / "bench", help="RESULTS.md's folder")
-    parser.add_argument("--hold", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.hold is not None:
-        asyncio.run(_hold(args.port, os.environ["BENCH_KEY"], args.hold))
-        return
     if args.quick:
         args.rounds, args.seconds, args.streams, args.changes = 2, 1.0, 50, 5
 
@@ -246,11 +201,11 @@ def main() -> None:
         without, held = [], []
 
         def measure_with_streams():
-            holder = hold_streams(port, read, args.streams)
+            holder = hold_subscribers(port, read, args.streams)
             try:
                 held.append(measure())
             finally:
-                release_streams(holder)
+                release_streams(holder, SETTLE_SECONDS)
 
         for round_number in range(args.rounds):
             steps = [lambda: without.append(measure()), measure_with_streams]
@@ -261,13 +216,13 @@ def main() -> None:
                 f"req/s, {without[-1]['cpu_us']:.0f} vs {held[-1]['cpu_us']:.0f} µs CPU/request"
             )
 
-        holder = hold_streams(port, read, args.streams)
+        holder = hold_subscribers(port, read, args.streams)
         try:
             from_sent, from_answer = event_latencies(
                 base_url, assistant_id, read, write, args.changes
             )
         finally:
-            release_streams(holder)
+            release_streams(holder, SETTLE_SECONDS)
     finally:
         stop(servers)
         stop_services()

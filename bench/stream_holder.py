@@ -1,0 +1,76 @@
+"""Idle event streams held open by a process of their own, so that holding them costs the
+benchmark's process nothing (bench/server_bench.py, bench/sse_idle_bench.py).
+
+    hold_streams(port, path, key, count, first=b"\\n\\n")  ...  release_streams(holder)
+
+The holder runs this file: it opens `count` streams (64 at a time: the listen backlog is
+finite), prints `ready` once each has sent `first` (by default its first event or comment),
+then reads nothing more until its stdin closes. Loopback only.
+"""
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+
+async def _hold(port: int, path: str, key: str, count: int, first: bytes) -> None:
+    opened = []
+    gate = asyncio.Semaphore(64)
+
+    async def open_one():
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+            writer.write(f"{request}Authorization: Bearer {key}\r\n\r\n".encode())
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"stream refused: {head[:200]!r}")
+            await asyncio.wait_for(reader.readuntil(first), 60)
+            opened.append(writer)
+
+    await asyncio.gather(*(open_one() for _ in range(count)))
+    print(f"ready {len(opened)}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for writer in opened:
+        writer.close()
+
+
+def hold_streams(
+    port: int, path: str, key: str, count: int, first: bytes = b"\n\n"
+) -> subprocess.Popen:
+    """A process holding `count` idle streams of `path` open (stop it with release_streams)."""
+    command = [sys.executable, __file__, str(port), path, str(count), first.decode()]
+    holder = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BENCH_KEY": key},
+    )
+    line = holder.stdout.readline()
+    if not line.startswith("ready"):
+        holder.kill()
+        raise SystemExit(f"could not hold {count} streams: {line!r}")
+    return holder
+
+
+def release_streams(holder: subprocess.Popen, settle_seconds: float = 1.0) -> None:
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    time.sleep(settle_seconds)  # the server sees the disconnects
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("path")
+    parser.add_argument("count", type=int)
+    parser.add_argument("first")
+    args = parser.parse_args()
+    asyncio.run(
+        _hold(args.port, args.path, os.environ["BENCH_KEY"], args.count, args.first.encode())
+    )
