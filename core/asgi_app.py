@@ -19,7 +19,8 @@ asking Redis again (a miss costs one MGET, as under WSGI), and the request keeps
 
 Redis errors are handled as core.cache.try_cache handles them (the same exception classes, the
 store's): unreachable (refused, timed out) trips the per-process breaker, and while it is open
-nothing is fetched here; refused (an error reply) is logged and only this request falls back.
+nothing is fetched here; refused (an error reply) is logged and only this request falls back,
+as does one that found the client's connection pool exhausted (a burst, not an outage).
 Either way the request goes on to Django, which answers from the database. The embedded
 default (LocalStore, no Redis) is never read here: `read_request` says no, Django decides.
 
@@ -167,6 +168,8 @@ class AsyncConfigFastPath:
                 raise
             finally:
                 await pool.release(connection)
+        except store.overloads as exc:
+            cache.note_busy(exc, "reading a config")
         except store.refusals as exc:
             logger.warning(
                 "Cache refused a command while reading a config (%s: %s); answering from the "
