@@ -15,7 +15,8 @@ django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() doe
 # Django's ASGI handler runs each request's synchronous code in a thread of that request's own,
 # and a database connection belongs to its thread: a persistent one would outlive its thread,
 # unused (Django's docs: disable persistent connections under ASGI). So under ASGI each request
-# that needs the database opens a connection and closes it when it ends (cache hits never do).
+# that needs the database takes a connection and lets it go when it ends (cache hits never
+# do): with PostgreSQL, from the process's pool and back to it (settings.DATABASE_POOL).
 for database in settings.DATABASES.values():
     database["CONN_MAX_AGE"] = 0
 

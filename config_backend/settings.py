@@ -152,16 +152,63 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, else the embedded SQLite file for a first local run.
 DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
+# PostgreSQL connections come from a pool in each process (psycopg-pool, through Django's
+# OPTIONS["pool"]; off with DATABASE_POOL=0): a request borrows one and gives it back, so a burst
+# of misses and writes opens no connections. At most DATABASE_POOL_MAX_SIZE per process (README
+# "Sizing PostgreSQL's max_connections"); a request that finds them all busy waits up to
+# DATABASE_POOL_TIMEOUT_MS, then is answered 503 (as with the database down). Django checks a
+# connection before lending it (CONN_HEALTH_CHECKS: the pool's `check`), so one cut by a
+# PostgreSQL restart is replaced, never handed out.
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 2)
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10)
+DATABASE_POOL_TIMEOUT_MS = env_int("DATABASE_POOL_TIMEOUT_MS", 500)
+if not 0 <= DATABASE_POOL_MIN_SIZE <= DATABASE_POOL_MAX_SIZE or DATABASE_POOL_MAX_SIZE < 1:
+    raise ImproperlyConfigured(
+        "DATABASE_POOL_MIN_SIZE must be 0 or more and at most DATABASE_POOL_MAX_SIZE, which must "
+        f"be at least 1 (got {DATABASE_POOL_MIN_SIZE} and {DATABASE_POOL_MAX_SIZE})."
+    )
+if DATABASE_POOL_TIMEOUT_MS < 1:
+    raise ImproperlyConfigured(
+        f"DATABASE_POOL_TIMEOUT_MS must be at least 1 (got {DATABASE_POOL_TIMEOUT_MS})."
+    )
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
         )
     }
+    if DATABASE_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them (Django requires 0)
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "name": "config-backend",
+            "min_size": DATABASE_POOL_MIN_SIZE,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": DATABASE_POOL_TIMEOUT_MS / 1000,
+            # A reconnection that keeps failing (PostgreSQL down) gives up after this long
+            # (the pool's back-off is a second, doubling), and the next request that waits
+            # starts a new one at once: so requests, not a back-off, pace the attempts, and
+            # the first request after PostgreSQL is back gets a connection.
+            "reconnect_timeout": 0.2,
+        }
 else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
+
+# Each worker of the production server (core.asgi_app) works on at most this many requests in
+# Django at once (cache hits, answered in the event loop, and health probes don't count); the
+# rest wait in the event loop, holding no database connection, up to DJANGO_QUEUE_WAIT_MS, then
+# are answered 503. So a burst (made-up API keys, a stampede of misses) costs no more than this
+# many requests at a time, and cache hits go on being answered beside it. Default: one per
+# pooled database connection, so a request in Django never waits for one.
+MAX_DJANGO_REQUESTS_PER_WORKER = env_int("MAX_DJANGO_REQUESTS_PER_WORKER", DATABASE_POOL_MAX_SIZE)
+DJANGO_QUEUE_WAIT_MS = env_int("DJANGO_QUEUE_WAIT_MS", 5000)
+if MAX_DJANGO_REQUESTS_PER_WORKER < 1 or DJANGO_QUEUE_WAIT_MS < 1:
+    raise ImproperlyConfigured(
+        "MAX_DJANGO_REQUESTS_PER_WORKER and DJANGO_QUEUE_WAIT_MS must be at least 1 (got "
+        f"{MAX_DJANGO_REQUESTS_PER_WORKER} and {DJANGO_QUEUE_WAIT_MS})."
+    )
 
 # Config entries are cached unless this is 0 (for benchmarks and debugging; revisions, API-key
 # records and consistency work the same either way).

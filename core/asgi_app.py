@@ -27,15 +27,29 @@ default (LocalStore, no Redis) is never read here: `read_request` says no, Djang
 One client, with its connection pool, per process and event loop, made on first use from the
 settings django-redis uses: REDIS_URL, or REDIS_SENTINELS / REDIS_SENTINEL_SERVICE through
 redis.asyncio.sentinel (the master, as RedisStore uses), with the same socket timeouts and no
-retries.
+retries. At most FAST_PATH_CONNECTIONS MGETs are in flight at once; the rest wait their turn.
+
+Bursts (DjangoASGIHandler). Django runs each request in a thread of its own and, with
+PostgreSQL, on a connection of the worker's pool; a burst of requests that all need Django
+(made-up API keys, a stampede of misses) would start a thread each, starve the event loop of the
+hits beside them and wait on the pool. So Django works on at most
+settings.MAX_DJANGO_REQUESTS_PER_WORKER requests at once; the others wait for an admission in
+the event loop, holding nothing, and are answered 503 (Retry-After) after DJANGO_QUEUE_WAIT_MS.
+Health probes never wait, and a request lets its admission and its database connection go once
+its response is ready, before it is sent (a stream, a slow reader hold neither).
 """
 
 import asyncio
+import functools
+import io
 import logging
 from urllib.parse import urlsplit
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.db import close_old_connections
+from django.urls import reverse
 
 from core import cache, request_log
 from core.config_reads import (
@@ -46,11 +60,19 @@ from core.config_reads import (
     read_request,
     revision_asked,
 )
+from core.middleware import SERVER_BUSY, unavailable_response
 
 logger = logging.getLogger(__name__)
 
 # The scope key a request handed on to Django carries the fast path's META entries in.
 CARRIED = "core.carried_meta"
+# The scope key of a request admitted to Django before its body was read (DjangoASGIHandler).
+ADMITTED = "core.admitted"
+# MGETs in flight at once per worker: one round trip each, well under a millisecond, so a few
+# connections serve any rate a worker can answer. A burst's other reads wait for one in the
+# event loop, rather than opening hundreds of connections to Redis at once (each of which may
+# then time out connecting, on a loaded machine, and trip the breaker).
+FAST_PATH_CONNECTIONS = 16
 
 
 def request_meta(headers) -> dict:
@@ -98,12 +120,14 @@ class AsyncConfigFastPath:
         self.fast_path = FastPath()
         self._loop = None
         self._client = None
+        self._connections = None
 
     def client(self):
         """This event loop's client (its connections belong to the loop that made them)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop, self._client = loop, redis_client()
+            self._connections = asyncio.Semaphore(FAST_PATH_CONNECTIONS)
         return self._client
 
     async def __call__(self, scope, receive, send):
@@ -158,6 +182,15 @@ class AsyncConfigFastPath:
         """
         store = cache.store()
         pool = self.client().connection_pool
+        # Waiting as long as Redis may take to answer (the socket timeout): then busy, not down.
+        wait = settings.CACHES["default"].get("OPTIONS", {}).get("SOCKET_TIMEOUT") or 0.25
+        try:
+            async with asyncio.timeout(wait):
+                await self._connections.acquire()
+        except TimeoutError:
+            busy = TimeoutError(f"none of {FAST_PATH_CONNECTIONS} connections free in {wait} s")
+            cache.note_busy(busy, "reading a config")
+            return None
         try:
             connection = await pool.get_connection()
             try:
@@ -179,6 +212,8 @@ class AsyncConfigFastPath:
             )
         except store.errors as exc:
             cache.breaker.trip(exc, "reading a config")
+        finally:
+            self._connections.release()
         return None
 
 
@@ -190,6 +225,87 @@ class _CarryingRequest(ASGIRequest):
 
 class DjangoASGIHandler(ASGIHandler):
     """Django's ASGI handler (what get_asgi_application() returns), whose requests' META
-    also holds what the fast path carried in the scope."""
+    also holds what the fast path carried in the scope, and which works on at most
+    settings.MAX_DJANGO_REQUESTS_PER_WORKER requests at once (`admit`)."""
 
     request_class = _CarryingRequest
+
+    def __init__(self):
+        super().__init__()
+        self._loop = None
+        self._admissions = None
+
+    async def __call__(self, scope, receive, send):
+        """A request without a body waits for its admission here, before Django starts a
+        thread for it; one with a body, once the body is read (`run_get_response`): a slow
+        upload holds none. Health probes never wait: a burst must not fail them."""
+        if scope["type"] != "http" or _has_body(scope) or scope["path"] in _probe_paths():
+            return await super().__call__(scope, receive, send)
+        release = await self.admit()
+        if release is None:
+            return await self.send_response(_busy(self.request_class(scope, io.BytesIO())), send)
+        try:
+            await super().__call__({**scope, ADMITTED: release}, receive, send)
+        finally:
+            release()
+
+    async def run_get_response(self, request):
+        """Django's middleware and view, admitted (see __call__). The request's database
+        connection goes back to the pool before the response is sent, so a slow reader holds
+        none (Django lets it go only after the send)."""
+        release = request.scope.get(ADMITTED)
+        if release is None and request.path not in _probe_paths():
+            release = await self.admit()
+            if release is None:
+                return _busy(request)
+        try:
+            response = await super().run_get_response(request)
+            await sync_to_async(close_old_connections)()  # in the request's own thread
+            return response
+        finally:
+            if release is not None:
+                release()  # a stream goes on being sent, admitted no longer
+
+    async def admit(self):
+        """Wait (in the event loop, holding nothing) for one of this worker's admissions, up
+        to DJANGO_QUEUE_WAIT_MS; returns what gives it back (once), or None if none came."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a semaphore belongs to one loop
+            limit = settings.MAX_DJANGO_REQUESTS_PER_WORKER
+            self._loop, self._admissions = loop, asyncio.Semaphore(limit)
+        admissions = self._admissions
+        try:
+            async with asyncio.timeout(settings.DJANGO_QUEUE_WAIT_MS / 1000):
+                await admissions.acquire()
+        except TimeoutError:
+            return None
+        released = False
+
+        def release():
+            nonlocal released
+            if not released:
+                released = True
+                admissions.release()
+
+        return release
+
+
+def _has_body(scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+@functools.cache
+def _probe_paths() -> frozenset[str]:
+    return frozenset((reverse("healthz"), reverse("readyz")))
+
+
+def _busy(request):
+    """The 503 of a request that waited too long for an admission, with its log line."""
+    start = request_log.begin(request.META)
+    response = unavailable_response(request, SERVER_BUSY)
+    response[request_log.REQUEST_ID_HEADER] = start.request_id
+    request_log.finish(start, endpoint="busy", method=request.method, path=request.path, status=503)
+    return response
