@@ -71,6 +71,11 @@ def main() -> int:
         path = f"/api/v1/assistants/{assistant.id}/config/"
         for _ in range(6):  # the entry and key record stored; both workers' first requests
             assert call("GET", base + path, key=key)[0] == 200
+        from django.db import connection
+
+        connection.close()  # this script's own connections are not the server's
+        if getattr(connection, "pool", None):
+            connection.close_pool()
 
         accepted_before = postgres_log().read_text().count("connection authorized")
         stop_sampling, peak = threading.Event(), [0]
@@ -106,7 +111,9 @@ def main() -> int:
         f"(config_backend.serve, 2 workers), PostgreSQL 15 with max_connections 100, Redis; "
         f"{args.bogus} GETs of one assistant's config, each with its own made-up key, sent at "
         f"once, {args.readers} valid readers looping the same GET (cache hits) and /readyz "
-        f"polled every 50 ms beside them. Command: `.venv/bin/python bench/overload_bench.py"
+        f"polled every 50 ms beside them. A 503 to a bogus request: it waited "
+        f"DJANGO_QUEUE_WAIT_MS (5 s) for its turn in Django. Connections: the server's (this "
+        f"script's own are closed first). Command: `.venv/bin/python bench/overload_bench.py"
         f"{options}`.",
         "",
         "| what | answers |",

@@ -40,6 +40,7 @@ its response is ready, before it is sent (a stream, a slow reader hold neither).
 """
 
 import asyncio
+import contextlib
 import functools
 import io
 import logging
@@ -71,8 +72,10 @@ ADMITTED = "core.admitted"
 # MGETs in flight at once per worker: one round trip each, well under a millisecond, so a few
 # connections serve any rate a worker can answer. A burst's other reads wait for one in the
 # event loop, rather than opening hundreds of connections to Redis at once (each of which may
-# then time out connecting, on a loaded machine, and trip the breaker).
+# then time out connecting, on a loaded machine, and trip the breaker). Hundreds arrive at
+# once: the wait is generous, and when it runs out the read goes to Django (busy, not down).
 FAST_PATH_CONNECTIONS = 16
+FAST_PATH_CONNECTION_WAIT = 2.0
 
 
 def request_meta(headers) -> dict:
@@ -121,6 +124,7 @@ class AsyncConfigFastPath:
         self._loop = None
         self._client = None
         self._connections = None
+        self._opening = None  # the task opening the connections (kept: a task must be referenced)
 
     def client(self):
         """This event loop's client (its connections belong to the loop that made them)."""
@@ -128,7 +132,25 @@ class AsyncConfigFastPath:
         if loop is not self._loop:
             self._loop, self._client = loop, redis_client()
             self._connections = asyncio.Semaphore(FAST_PATH_CONNECTIONS)
+            self._opening = loop.create_task(self._open_connections())
         return self._client
+
+    async def _open_connections(self) -> None:
+        """Open the fast path's connections at its first request, not in the middle of a burst,
+        where a busy event loop may take longer than the connect timeout (and trip the
+        breaker). Nothing is said if Redis is not there: the first read will say it."""
+        pool, taken, opened = self._client.connection_pool, 0, []
+        try:
+            with contextlib.suppress(Exception):  # (see the docstring)
+                for _ in range(FAST_PATH_CONNECTIONS):
+                    await self._connections.acquire()
+                    taken += 1
+                    opened.append(await pool.get_connection())
+        finally:
+            for connection in opened:
+                await pool.release(connection)
+            for _ in range(taken):
+                self._connections.release()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -182,14 +204,17 @@ class AsyncConfigFastPath:
         """
         store = cache.store()
         pool = self.client().connection_pool
-        # Waiting as long as Redis may take to answer (the socket timeout): then busy, not down.
-        wait = settings.CACHES["default"].get("OPTIONS", {}).get("SOCKET_TIMEOUT") or 0.25
         try:
-            async with asyncio.timeout(wait):
+            async with asyncio.timeout(FAST_PATH_CONNECTION_WAIT):
                 await self._connections.acquire()
         except TimeoutError:
-            busy = TimeoutError(f"none of {FAST_PATH_CONNECTIONS} connections free in {wait} s")
+            busy = TimeoutError(
+                f"none of {FAST_PATH_CONNECTIONS} connections free in {FAST_PATH_CONNECTION_WAIT} s"
+            )
             cache.note_busy(busy, "reading a config")
+            return None
+        if cache.breaker.is_open():  # Redis failed while this read waited: don't try it again
+            self._connections.release()
             return None
         try:
             connection = await pool.get_connection()

@@ -57,3 +57,13 @@ def test_the_push_benchmark_measures_idle_subscribers_and_event_latency(tmp_path
     assert "| no subscriber |" in results and "| 50 idle subscribers |" in results
     assert "Commit → event (5 changes" in results
     assert (tmp_path / "sse_idle_bench.png").stat().st_size > 10_000
+
+
+def test_the_overload_benchmark_fires_its_burst_and_writes_its_results(tmp_path):
+    output = tmp_path / "RESULTS.md"
+    result = run_script("bench/overload_bench.py", "--quick", "--output", str(output))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = output.read_text()
+    assert "## Bogus-key burst" in results
+    assert "| bogus-key requests | 401: " in results
+    assert "| PostgreSQL connections opened during the burst |" in results
