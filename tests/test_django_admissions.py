@@ -7,14 +7,17 @@ import asyncio
 import json
 
 import pytest
+from django.db import connection
 
 from core.asgi_app import DjangoASGIHandler
+from core.models import APIKey
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def get(app, path: str) -> tuple[int, dict, bytes]:
-    """One GET through the ASGI `app`: (status, headers by lower-case name, body)."""
+async def get(app, path: str, headers=(), on_send=None) -> tuple[int, dict, bytes]:
+    """One GET through the ASGI `app`: (status, headers by lower-case name, body). `on_send`
+    is called with each message the app sends, as it sends it."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -25,7 +28,7 @@ async def get(app, path: str) -> tuple[int, dict, bytes]:
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"localhost")],
+        "headers": [(b"host", b"localhost"), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
@@ -38,6 +41,8 @@ async def get(app, path: str) -> tuple[int, dict, bytes]:
         await asyncio.Event().wait()  # the client stays connected
 
     async def send(message):
+        if on_send:
+            on_send(message)
         messages.append(message)
 
     await app(scope, receive, send)
@@ -67,3 +72,28 @@ def test_a_request_that_waits_too_long_for_django_is_a_503_and_probes_never_wait
     assert headers["x-request-id"]
     assert probe[0] == 200
     assert admitted[0] == 401  # DRF's answer: no credentials
+
+
+def test_a_response_is_sent_after_its_database_connection_went_back_to_the_pool():
+    _, key = APIKey.objects.create_key(name="runtime", scope="read")
+    pool = connection.pool  # the process's pool, which the request's thread borrows from
+
+    def in_use() -> int:
+        stats = pool.get_stats()
+        return stats["pool_size"] - stats["pool_available"]
+
+    before = in_use()
+    while_sending = []
+
+    def on_send(message):
+        if message["type"] == "http.response.start":
+            while_sending.append(in_use())
+
+    authorization = (b"authorization", f"Bearer {key}".encode())
+    status, _, _ = asyncio.run(
+        get(DjangoASGIHandler(), "/api/v1/assistants/", [authorization], on_send)
+    )
+
+    assert status == 200
+    # The key check and the list read the database; a slow reader would hold nothing.
+    assert while_sending == [before]
