@@ -298,6 +298,9 @@ STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH = env_int("STRICT_SCHEMA_MAX_LARGE_ENUM_LENG
 # Rule 9: active tools (active links to active tools) per assistant. OpenAI's API takes at
 # most 128 tools in one request.
 MAX_TOOLS_PER_ASSISTANT = env_int("MAX_TOOLS_PER_ASSISTANT", 128)
+# Rule 12's size bound: an assistant's (expanded) instructions, in UTF-8 bytes. The history
+# keeps every version, and each is read back by diffs, pages and configs at a revision.
+MAX_INSTRUCTIONS_BYTES = env_int("MAX_INSTRUCTIONS_BYTES", 262_144)
 for _name in (
     "STRICT_SCHEMA_MAX_PROPERTIES",
     "STRICT_SCHEMA_MAX_NESTING",
@@ -306,6 +309,7 @@ for _name in (
     "STRICT_SCHEMA_LARGE_ENUM_VALUES",
     "STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH",
     "MAX_TOOLS_PER_ASSISTANT",
+    "MAX_INSTRUCTIONS_BYTES",
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1 (got {globals()[_name]}).")
