@@ -20,8 +20,7 @@ LIMIT = 262_144
 TOO_LARGE = "я" * (LIMIT // 2 + 1)
 JUST_FITS = "я" * (LIMIT // 2)
 MESSAGE = (
-    "Instructions are 262,146 bytes (UTF-8); at most 262,144 are allowed "
-    "(MAX_INSTRUCTIONS_BYTES)."
+    "Instructions are 262,146 bytes (UTF-8); at most 262,144 are allowed (MAX_INSTRUCTIONS_BYTES)."
 )
 
 
