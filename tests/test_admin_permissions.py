@@ -28,7 +28,16 @@ ADMIN_MODELS = [Assistant, Tool, AssistantToolLink, UserAssistantThread, APIKey]
 READ_ONLY_ADMIN_MODELS = [Revision, Label]
 # Our admin views besides Django's own (list, add, change, delete, history): each writes only
 # after a confirmation, for users holding its permissions (tests/test_admin_history.py).
-CUSTOM_VIEWS = {"config_backend_revision_rollback", "config_backend_label_move"}
+CUSTOM_VIEWS = {
+    "config_backend_revision_rollback",
+    "config_backend_label_move",
+    # Read-only: one field of a change, whole, under the permission of the page linking to it
+    # (a History page, a revision's page; tests/test_history_bounds.py).
+    "config_backend_revision_field",
+    "assistants_assistant_history_field",
+    "tools_tool_history_field",
+    "tools_assistanttoollink_history_field",
+}
 DJANGO_VIEWS = ("_changelist", "_add", "_change", "_delete", "_history")
 OUR_APPS = ["config_backend", "assistants", "tools", "threads", "rest_framework_api_key"]
 
