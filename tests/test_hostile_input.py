@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from assistants.models import Assistant
 from config_backend import transfer
-from tests.factories import key_client, tool_payload
+from tests.factories import assistant_payload, key_client, tool_payload
 from tools.models import Tool
 
 pytestmark = pytest.mark.django_db
@@ -153,6 +153,23 @@ def test_an_oversized_schema_is_refused_before_the_metaschema_walk(writer, schem
     assert elapsed < 5, elapsed
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_two_megabytes_of_instructions_are_400_naming_the_field_and_the_limit(
+    writer, secretary, method
+):
+    url = "/api/v1/assistants/" if method == "POST" else f"/api/v1/assistants/{secretary.id}/"
+    body = assistant_payload(name="Wordy", instructions="x" * 2_000_000)
+
+    response = writer.generic(method, url, json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["instructions"][0].startswith("Instructions are 2,000,000 bytes")
+    assert "MAX_INSTRUCTIONS_BYTES" in response.json()["instructions"][0]
+    assert list(Assistant.objects.values_list("name", "instructions")) == [
+        ("Secretary", "Help the user.")
+    ]
+
+
 # --- the admin -------------------------------------------------------------------------------
 
 
@@ -202,6 +219,13 @@ def with_first_schema(text: str) -> str:
     return json.dumps(document).replace('"@@SCHEMA@@"', text)
 
 
+def with_first_instructions(text: str) -> str:
+    """The demo file with its first assistant's instructions replaced by `text`."""
+    document = json.loads(demo_text())
+    document["assistants"][0]["instructions"] = text
+    return json.dumps(document)
+
+
 HOSTILE_FILES = {
     "nested 10,000 levels": (
         "[" * 10_000 + "]" * 10_000,
@@ -218,6 +242,10 @@ HOSTILE_FILES = {
     "a lone surrogate": (
         with_first_schema('{"type": "object", "description": "\\ud800"}'),
         "/tools/0/input_schema/description: must not contain lone surrogates",
+    ),
+    "2 MB of instructions": (
+        with_first_instructions("x" * 2_000_000),
+        "/assistants/0/instructions: Instructions are 2,000,000 bytes (UTF-8); at most 262,144",
     ),
     "two tools arrays": (
         demo_text().rstrip().removesuffix("}") + ', "tools": []}',
