@@ -202,7 +202,7 @@ def fetch_bundle(
     return Fetched(200, answer_headers.get("ETag"), bundle)
 
 
-def _read_body(response: http.client.HTTPResponse, limit: int) -> bytes:
+def _read_body(response: http.client.HTTPResponse, limit: int) -> bytearray:
     """The body, decompressed; _TooLarge as soon as it passes `limit` bytes either way."""
     declared = _content_length(response.headers.get("Content-Length"))
     if declared is not None and declared > limit:
@@ -222,7 +222,7 @@ def _read_body(response: http.client.HTTPResponse, limit: int) -> bytes:
     if declared is not None and received < declared:
         # http.client's read(amt) returns b"" at a premature end rather than IncompleteRead.
         raise EOFError(f"the body ended after {received} of {declared} bytes")
-    return inflater.finish() if inflater is not None else bytes(body)
+    return inflater.finish() if inflater is not None else body  # json.loads takes a bytearray
 
 
 class _GzipInflater:
@@ -237,16 +237,17 @@ class _GzipInflater:
         while data:
             if self._inflate.eof:  # a gzip file may hold several members, one after another
                 self._inflate = zlib.decompressobj(GZIP_WBITS)
-            room = self._limit - len(self._out) + 1  # one byte over proves the bound passed
+            # One byte over proves the bound passed; small steps keep the copies small.
+            room = min(self._limit - len(self._out) + 1, READ_CHUNK_BYTES * 16)
             self._out += self._inflate.decompress(data, room)
             if len(self._out) > self._limit:
                 raise _TooLarge(f"more than {self._limit} bytes after gzip decompression")
             data = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
 
-    def finish(self) -> bytes:
+    def finish(self) -> bytearray:
         if not self._inflate.eof:
             raise EOFError("the gzip stream ended early")
-        return bytes(self._out)
+        return self._out
 
 
 def _content_length(value: str | None) -> int | None:
