@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.db import transaction
+from django.template.response import TemplateResponse
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as UnusedLibraryAPIKey
 
@@ -24,7 +25,7 @@ def revoke_selected(modeladmin, request, queryset):
 
 @admin.register(APIKey)
 class APIKeyAdmin(APIKeyModelAdmin):
-    """Adding a key shows it once (in a message); only its hash is stored."""
+    """Adding a key shows it once, in the response to the add form; only its hash is stored."""
 
     list_display = [
         "prefix",
@@ -46,3 +47,23 @@ class APIKeyAdmin(APIKeyModelAdmin):
         if obj is not None and obj.revoked:
             fields = (*fields, "scope")
         return fields
+
+    def save_model(self, request, obj, form, change):
+        # Not the library's: it puts the new key in a message, which travels in the messages
+        # cookie (signed, not encrypted) or the session. response_add shows it instead.
+        if not change:
+            obj.plaintext_key = self.model.objects.assign_key(obj)
+        obj.save()
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The new key, shown once: this page is the only place it ever appears."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"API key “{obj.name}” created",
+            "api_key": obj,
+            "key": obj.plaintext_key,
+        }
+        response = TemplateResponse(request, "admin/config_backend/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"  # no browser or proxy cache keeps the key
+        return response
