@@ -243,13 +243,13 @@ def _reseed_command(identity: str) -> tuple:
     return ("EVAL", _RESEED, len(keys), *keys, len(free), *free.values(), identity)
 
 
-def _unusable(exc: Exception) -> Exception:
-    """What a failed check raises: a RedisError (so the caller sees Redis unreachable, and
-    redis-py drops the connection) naming what went wrong."""
+def _as_redis_error(exc: BaseException) -> BaseException | None:
+    """What a failed check raises instead of `exc` (None: `exc` itself): any other failure (the
+    database's) as a RedisError, which the store's callers handle as Redis unreachable."""
     import redis
 
-    if isinstance(exc, redis.RedisError):
-        return exc
+    if isinstance(exc, redis.RedisError) or not isinstance(exc, Exception):
+        return None
     return redis.ConnectionError(
         f"Could not check the Redis master's mirrors ({type(exc).__name__}: {exc})."
     )
@@ -271,9 +271,10 @@ def check_master_on_connect(connection_to_redis) -> None:
             connection_to_redis.read_response()
     except BaseException as exc:
         connection_to_redis.disconnect()
-        if not isinstance(exc, Exception):
+        instead = _as_redis_error(exc)
+        if instead is None:
             raise
-        raise _unusable(exc) from exc
+        raise instead from exc
 
 
 async def check_master_on_connect_async(connection_to_redis) -> None:
@@ -293,9 +294,10 @@ async def check_master_on_connect_async(connection_to_redis) -> None:
             await connection_to_redis.read_response()
     except BaseException as exc:  # cancelled too: a connection left half-checked is unusable
         await connection_to_redis.disconnect(nowait=True)
-        if not isinstance(exc, Exception):
+        instead = _as_redis_error(exc)
+        if instead is None:
             raise
-        raise _unusable(exc) from exc
+        raise instead from exc
 
 
 class RedisStore:

@@ -11,14 +11,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import psycopg
 import pytest
+import redis
 
 from assistants.models import Assistant
-from core.cache import current_revision, revision_key
+from core.cache import (
+    MIRRORS_SEEDED_ON_KEY,
+    check_master_on_connect,
+    current_revision,
+    revision_key,
+)
 from core.config_reads import revision_name
-from core.models import APIKey
+from core.models import APIKey, ConfigRevision
 from tests.live import ROOT, call, live_database_url, server
 from tests.sentinel_servers import SERVICE, sentinel_group, wait_until
+from tests.throwaway_servers import free_port, spawn_redis
 
 
 def django_settings(code: str, **env) -> subprocess.CompletedProcess:
@@ -131,6 +139,49 @@ def test_a_replica_promoted_with_an_old_mirror_serves_nothing_older_than_the_dat
 
             wait_until(a_hit_on_the_new_master, timeout=30)
     assert {instructions for instructions, _ in seen} == {"v2"}, seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_in_flight_when_a_new_master_is_met_has_its_mirror_retired_not_set_back(
+    tmp_path,
+):
+    """The re-seed's other half: a change holds its revision row (bumped, mirror raised maybe
+    on the dead master, not committed yet) while a connection meets a new master. That mirror
+    is deleted (a miss, seeded later under the row's lock), not seeded with the value the
+    change is replacing; the others are raised to the database's; nobody waits for the
+    change."""
+    assistant = Assistant.objects.create(name="in-flight", model="gpt-4o-mini")
+    held = revision_name(str(assistant.id))
+    port = free_port()
+    proc = spawn_redis(tmp_path, port)
+    try:
+        new_master = redis.Redis("127.0.0.1", port, socket_timeout=5)
+        for name in (ConfigRevision.CONFIG, held):
+            new_master.set(revision_key(name), 0)  # behind the database, as after a failover
+        new_master.set(MIRRORS_SEEDED_ON_KEY, b"the-dead-master")
+        with psycopg.connect(live_database_url()) as change:  # its own transaction, left open
+            change.execute(
+                f"UPDATE {ConfigRevision._meta.db_table} SET value = value + 1 WHERE name = %s",
+                [held],
+            )
+            checked = redis.Redis(
+                "127.0.0.1",
+                port,
+                socket_timeout=5,
+                redis_connect_func=check_master_on_connect,
+            )
+            assert checked.ping()  # the first command connects, and so checks
+
+            assert new_master.get(revision_key(held)) is None
+            assert int(new_master.get(revision_key(ConfigRevision.CONFIG))) == current_revision()
+            server, replication = new_master.info("server"), new_master.info("replication")
+            assert new_master.get(MIRRORS_SEEDED_ON_KEY).decode() == (
+                f"{server['run_id']}:{replication['master_replid']}"
+            )
+            change.rollback()
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 ASSISTANTS_PER_WRITER = 2
