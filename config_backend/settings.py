@@ -198,18 +198,18 @@ if REDIS_URL and REDIS_SENTINELS:
     raise ImproperlyConfigured(
         "Set REDIS_URL (one Redis) or REDIS_SENTINELS (Redis behind Sentinel), not both."
     )
-# A config change commits only once this many replicas hold its revision mirror (README "Redis
-# Sentinel"; core.cache): one with Sentinel, none for a lone Redis.
-REDIS_WAIT_REPLICAS = env_int("REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0)
-if REDIS_WAIT_REPLICAS < 0:
-    raise ImproperlyConfigured(
-        f"REDIS_WAIT_REPLICAS must be 0 or more (got {REDIS_WAIT_REPLICAS})."
-    )
 # Short timeouts: a dead or hung Redis must not hold a request.
 _REDIS_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25}
 if REDIS_SENTINELS:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
+
+    def _check_master_on_connect(connection):
+        """Each new connection to the master re-seeds the revision mirrors first if that server
+        did not seed them (a promoted replica; README "Redis Sentinel"; core.cache)."""
+        from core.cache import check_master_on_connect
+
+        check_master_on_connect(connection)
 
     CACHES = {
         "default": {
@@ -228,6 +228,7 @@ if REDIS_SENTINELS:
                     "socket_timeout": 0.25,
                     "retry": Retry(NoBackoff(), 0),
                 },
+                "CONNECTION_POOL_KWARGS": {"redis_connect_func": _check_master_on_connect},
                 **_REDIS_TIMEOUTS,
             },
         }
