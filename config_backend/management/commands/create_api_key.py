@@ -7,6 +7,7 @@ from core.api_keys import key_grant_problems
 from core.cache import CacheUnavailable
 from core.json_input import unstorable_text_problem
 from core.models import APIKey, Label, validate_label_name
+from core.terminal import terminal_safe
 
 # The command's option for each field key_grant_problems may blame.
 OPTIONS = {"scope": "--scope", "protected": "--protected"}
@@ -56,7 +57,7 @@ class Command(BaseCommand):
             try:
                 validate_label_name(label)
             except ValidationError as exc:
-                raise CommandError(f"--label: {exc.messages[0]}") from None
+                raise CommandError(terminal_safe(f"--label: {exc.messages[0]}")) from None
         if protected and scope != APIKey.Scope.WRITE:
             raise CommandError("--protected needs --scope write: only write keys move labels.")
         if as_user is not None:
@@ -67,17 +68,22 @@ class Command(BaseCommand):
                     name=name, scope=scope, label=label, protected=protected
                 )
         except CacheUnavailable as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(terminal_safe(str(exc))) from None
         if label is not None and not Label.objects.filter(name=label).exists():
             self.stderr.write(
-                f"Note: no label “{label}” exists yet; this key's config reads answer 404 until "
-                f"it does (manage.py config_label {label} live)."
+                terminal_safe(
+                    f"Note: no label “{label}” exists yet; this key's config reads answer 404 "
+                    f"until it does (manage.py config_label {label} live)."
+                )
             )
         pinned = f", pinned to label {label}" if label else ""
         protected_note = ", may move protected labels" if protected else ""
         self.stdout.write(
-            f"Created API key “{api_key.name}” (prefix {api_key.prefix}, scope {api_key.scope}"
-            f"{pinned}{protected_note}). Store it now; it cannot be shown again:"
+            terminal_safe(
+                f"Created API key “{api_key.name}” (prefix {api_key.prefix}, scope "
+                f"{api_key.scope}{pinned}{protected_note}). Store it now; it cannot be shown "
+                "again:"
+            )
         )
         self.stdout.write(key)
 
