@@ -41,6 +41,7 @@ from core.api_errors import (
     page_not_found,
 )
 from core.auth import ScopeOrModelPermission
+from core.change_notes import change_note_parameter
 from core.changes import MESSAGE_MAX_LENGTH
 from core.models import APIKey, Revision, RevisionChange
 
@@ -271,12 +272,7 @@ class RollbackApi(APIView):
             )
         ],
         parameters=[
-            OpenApiParameter(
-                "X-Change-Note",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description="The new revision's note, when the body has no `message`.",
-            )
+            change_note_parameter("The new revision's note, when the body has no `message`.")
         ],
         responses={
             200: RollbackResultSerializer,
