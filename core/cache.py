@@ -76,14 +76,14 @@ from core.models import ConfigRevision
 logger = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 5.0
-# What Redis may evict. It runs `maxmemory-policy volatile-lru` (README "Sizing Redis"), which
-# evicts only keys that expire. The revision mirrors and the live entries (each assistant's
-# config and the bundle, in every coding: LIVE_ENTRY_SECONDS) never expire, so they are never
-# evicted: they must stay (mirrors) or are what every read wants (live entries; one per
-# assistant, overwritten by each build, and deleted with their assistant). The rest expires and
-# so goes first when Redis is full: entries read at a point in the history (a label's,
-# ENTRY_SECONDS; at a revision, config_backend.history), key records
-# (settings.API_KEY_RECORD_SECONDS) and build locks.
+# What Redis may evict. It runs `maxmemory-policy volatile-lru` (docs/consistency.md, "Sizing
+# Redis"), which evicts only keys that expire. The revision mirrors (and their marker,
+# MIRRORS_SEEDED_ON_KEY) and the live entries (each assistant's config and the bundle, in every
+# coding: LIVE_ENTRY_SECONDS) never expire, so they are never evicted: they must stay (mirrors)
+# or are what every read wants (live entries; one per assistant, overwritten by each build, and
+# deleted with their assistant). The rest expires and so goes first when Redis is full: entries
+# read at a point in the history (a label's, ENTRY_SECONDS; at a revision,
+# config_backend.history), key records (settings.API_KEY_RECORD_SECONDS) and build locks.
 LIVE_ENTRY_SECONDS = None
 ENTRY_SECONDS = 24 * 3600
 KEY_PREFIX = "cfgb:v1:"

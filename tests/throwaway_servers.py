@@ -142,7 +142,8 @@ def spawn_redis(workdir: Path, port: int) -> subprocess.Popen:
             "no",
             "--dir",
             str(workdir),
-            # As in production (README "Sizing Redis"): at maxmemory, evict only what expires.
+            # As in production (docs/consistency.md, "Sizing Redis"): at maxmemory, evict only
+            # what expires.
             "--maxmemory-policy",
             "volatile-lru",
         ],
