@@ -26,21 +26,21 @@ from assistants.services import (
     tool_link,
     tool_unlink,
 )
-from core.api import (
-    InputSerializer,
-    ObjectWriteMixin,
-    StrictBooleanField,
-    object_or_404,
-    query_filters,
-)
-from core.api_errors import (
+from core.api.change_notes import REVISION_NOTE_PARAMETER
+from core.api.errors import (
     CONFIG_DELETE_ERRORS,
     CONFIG_WRITE_ERRORS,
     READ_ERRORS,
     error_responses,
     page_not_found,
 )
-from core.change_notes import REVISION_NOTE_PARAMETER
+from core.api.views import (
+    InputSerializer,
+    ObjectWriteMixin,
+    StrictBooleanField,
+    object_or_404,
+    query_filters,
+)
 from tools.api import ToolSerializer
 from tools.models import AssistantToolLink, Tool
 

@@ -37,8 +37,8 @@ from config_backend.history.services import (
     rollback,
 )
 from config_backend.history.states import UnknownRevision
-from core.admin_actions import change_note_field
-from core.admin_history import field_page, shown_change
+from core.admin.actions import change_note_field
+from core.admin.history import field_page, shown_change
 from core.models import LIVE, Label, Revision
 
 # Changes listed on a page of a revision; a diff shown before a confirmation lists at most

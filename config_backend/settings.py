@@ -144,7 +144,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: its id, line and timing cover everything the others do (config hits that the
     # cache answers skip all middleware; core.config_reads logs them the same way).
-    "core.middleware.RequestLogMiddleware",
+    "core.ops.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -153,8 +153,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "core.middleware.CacheUnavailableMiddleware",
-    "core.middleware.ChangeContextMiddleware",
+    "core.ops.middleware.CacheUnavailableMiddleware",
+    "core.ops.middleware.ChangeContextMiddleware",
 ]
 
 ROOT_URLCONF = "config_backend.urls"
@@ -368,10 +368,10 @@ if LOG_FORMAT not in ("json", "console"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "core.log_formats.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.ops.log_formats.RequestIdFilter"}},
     "formatters": {
-        "json": {"()": "core.log_formats.json_formatter"},
-        "console": {"()": "core.log_formats.ConsoleFormatter"},
+        "json": {"()": "core.ops.log_formats.json_formatter"},
+        "console": {"()": "core.ops.log_formats.ConsoleFormatter"},
     },
     "handlers": {
         "console": {
@@ -383,7 +383,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# Prometheus metrics at /metrics (core.metrics): off unless METRICS_ENABLED (then 404); when
+# Prometheus metrics at /metrics (core.ops.metrics): off unless METRICS_ENABLED (then 404); when
 # METRICS_TOKEN is set, a scrape must send `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
@@ -402,18 +402,18 @@ if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:
 # REST API (`/api/v1/`): API keys (Bearer) for clients, the admin session for staff.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "core.auth.BearerKeyAuthentication",
+        "core.api.auth.BearerKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["core.auth.ScopeOrModelPermission"],
-    "DEFAULT_PARSER_CLASSES": ["core.api.StorableJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.ScopeOrModelPermission"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.views.StorableJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "core.api.ApiPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.views.ApiPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "core.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -443,6 +443,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "core.api_errors.add_error_components",
+        "core.api.errors.add_error_components",
     ],
 }

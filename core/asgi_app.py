@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 
-from core import cache, request_log
+from core import cache
 from core.config_reads import (
     ConfigRead,
     FastPath,
@@ -45,6 +45,7 @@ from core.config_reads import (
     read_request,
     revision_asked,
 )
+from core.ops import request_log
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ present and current, the stored bytes are the response: one cache round trip, ze
 both through `FastPath`), so a hit skips the middleware and DRF; the security headers the
 middleware would add are added here from the same settings. A request that is not a hit goes on
 to Django carrying what the MGET fetched (`request.META[READ_KEY]`): the key check
-(core.api_keys) and `get_or_build` use it instead of asking Redis again, so a miss too costs
+(core.api.keys) and `get_or_build` use it instead of asking Redis again, so a miss too costs
 one MGET before it builds. Requests that did not come through a wrapper (the test client,
 another server) are decided by `serve_cached_hits` in the same way.
 
@@ -72,8 +72,8 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
-from core import cache, request_log
-from core.api_keys import (
+from core import cache
+from core.api.keys import (
     MalformedAuthorization,
     bearer_key,
     current_record,
@@ -82,6 +82,7 @@ from core.api_keys import (
     scope_allows,
 )
 from core.models import LABEL_NAME, LIVE, APIKey, ConfigRevision
+from core.ops import request_log
 
 logger = logging.getLogger(__name__)
 

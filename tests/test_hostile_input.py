@@ -214,7 +214,7 @@ def test_a_hostile_schema_is_a_form_error_in_the_admin(admin_client, text):
     assert not Tool.objects.exists()
 
 
-# --- the X-Change-Note header (core.change_notes; what it accepts: test_change_notes.py) ------
+# --- the X-Change-Note header (core.api.change_notes; what it accepts: test_change_notes.py) ------
 
 # Bytes as sent; Django gets them decoded as Latin-1, as WSGI and ASGI servers hand them over.
 HOSTILE_NOTES = {

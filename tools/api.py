@@ -12,21 +12,21 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import (
-    InputSerializer,
-    ObjectWriteMixin,
-    StrictBooleanField,
-    object_or_404,
-    query_filters,
-)
-from core.api_errors import (
+from core.api.change_notes import REVISION_NOTE_PARAMETER
+from core.api.errors import (
     CONFIG_DELETE_ERRORS,
     CONFIG_WRITE_ERRORS,
     READ_ERRORS,
     error_responses,
     page_not_found,
 )
-from core.change_notes import REVISION_NOTE_PARAMETER
+from core.api.views import (
+    InputSerializer,
+    ObjectWriteMixin,
+    StrictBooleanField,
+    object_or_404,
+    query_filters,
+)
 from tools.models import Tool, default_input_schema
 from tools.selectors import tool_list
 from tools.services import tool_create, tool_delete, tool_update

@@ -33,15 +33,15 @@ from config_backend.history.services import (
     missing_rollback_permissions,
     rollback,
 )
-from core.api import InputSerializer, StrictBooleanField, query_filters
-from core.api_errors import (
+from core.api.auth import ScopeOrModelPermission
+from core.api.change_notes import change_note_parameter
+from core.api.errors import (
     CONFIG_WRITE_ERRORS,
     READ_ERRORS,
     error_responses,
     page_not_found,
 )
-from core.auth import ScopeOrModelPermission
-from core.change_notes import change_note_parameter
+from core.api.views import InputSerializer, StrictBooleanField, query_filters
 from core.changes import MESSAGE_MAX_LENGTH
 from core.models import APIKey, Revision, RevisionChange
 

@@ -21,10 +21,10 @@ from config_backend.history.labels import (
     missing_move_permissions,
 )
 from config_backend.history.states import UnknownRevision
-from core.api import InputSerializer
-from core.api_errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses, page_not_found
-from core.auth import ScopeOrModelPermission
-from core.change_notes import change_note_parameter
+from core.api.auth import ScopeOrModelPermission
+from core.api.change_notes import change_note_parameter
+from core.api.errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses, page_not_found
+from core.api.views import InputSerializer
 from core.changes import MESSAGE_MAX_LENGTH, current_context
 from core.models import LIVE, APIKey, Label
 

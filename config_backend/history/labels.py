@@ -33,10 +33,10 @@ from config_backend.history.selectors import (
 )
 from config_backend.history.states import UnknownRevision
 from core import cache
+from core.api.permissions import MOVE_LABEL, MOVE_PROTECTED_LABEL
 from core.changes import MESSAGE_MAX_LENGTH
 from core.config_reads import LabelEntry, label_entry_key, split_label_entry
 from core.models import LIVE, ConfigRevision, Label, LabelMove, Revision, validate_label_name
-from core.staff_permissions import MOVE_LABEL, MOVE_PROTECTED_LABEL
 
 
 class UnknownLabel(LookupError):

@@ -10,9 +10,9 @@ from config_backend.history.selectors import state_of
 from config_backend.transfer import ConfigValidationError, import_config
 from config_backend.transfer.file_format import serialize_state
 from config_backend.transfer.state import ConfigState, load_state, lock_config_tables
+from core.api.permissions import CONFIG_WRITE_PERMISSIONS
 from core.changes import ChangeContext, change_context, current_context, lock_change_sets
 from core.models import Revision
-from core.staff_permissions import CONFIG_WRITE_PERMISSIONS
 
 # What a staff user needs to roll back: every permission an import uses (every config write).
 ROLLBACK_PERMISSIONS = CONFIG_WRITE_PERMISSIONS

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
-from core.terminal import terminal_safe
+from core.ops.terminal import terminal_safe
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend.history.selectors import MalformedPoint, diff, resolve_point
-from core.terminal import terminal_safe
+from core.ops.terminal import terminal_safe
 
 # Longer values are cut in a line (the API's diff has them whole).
 VALUE_CHARS = 120

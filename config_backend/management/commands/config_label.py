@@ -5,7 +5,7 @@ from config_backend.history.labels import label_move
 from config_backend.history.states import UnknownRevision
 from core.cache import CacheUnavailable
 from core.changes import current_context
-from core.terminal import terminal_safe
+from core.ops.terminal import terminal_safe
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config_backend.history.selectors import MalformedPoint, resolve_point
 from config_backend.history.services import RollbackRefused, rollback
 from core.cache import CacheUnavailable
-from core.terminal import terminal_safe
+from core.ops.terminal import terminal_safe
 
 
 class Command(BaseCommand):

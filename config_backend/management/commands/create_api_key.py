@@ -3,11 +3,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from core.api_keys import key_grant_problems
+from core.api.json_input import unstorable_text_problem
+from core.api.keys import key_grant_problems
 from core.cache import CacheUnavailable
-from core.json_input import unstorable_text_problem
 from core.models import APIKey, Label, validate_label_name
-from core.terminal import terminal_safe
+from core.ops.terminal import terminal_safe
 
 # The command's option for each field key_grant_problems may blame.
 OPTIONS = {"scope": "--scope", "protected": "--protected"}

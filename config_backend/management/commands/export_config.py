@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config_backend import transfer
 from config_backend.history.selectors import MalformedPoint, resolve_point, state_of
 from config_backend.transfer.file_format import serialize_state
-from core.terminal import terminal_safe
+from core.ops.terminal import terminal_safe
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import backup
-from core.terminal import terminal_safe
+from core.ops.terminal import terminal_safe
 
 
 class Command(BaseCommand):

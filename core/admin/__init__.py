@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as UnusedLibraryAPIKey
 
-from core.api_keys import key_grant_problems
+from core.api.keys import key_grant_problems
 from core.cache import bump_revision
 from core.models import APIKey, ConfigRevision
 

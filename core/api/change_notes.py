@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 
-from core.json_input import unstorable_text_problem
+from core.api.json_input import unstorable_text_problem
 
 CHANGE_NOTE_HEADER = "X-Change-Note"
 

@@ -15,12 +15,12 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject, empty
 
-from core import request_log
+from core.api.change_notes import CHANGE_NOTE_HEADER, MalformedChangeNote, change_note_from_header
 from core.cache import CacheUnavailable
-from core.change_notes import CHANGE_NOTE_HEADER, MalformedChangeNote, change_note_from_header
 from core.changes import ChangeContext, change_context
 from core.config_reads import CACHE_HEADER
 from core.models import Revision
+from core.ops import request_log
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _username(request) -> str | None:
 
 class RequestLogMiddleware:
     """First of all middleware: every request Django answers gets an id (echoed in
-    X-Request-ID), one log line and the request metrics (core.request_log)."""
+    X-Request-ID), one log line and the request metrics (core.ops.request_log)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -108,7 +108,7 @@ class RequestLogMiddleware:
         return response
 
 
-# The admin's form field for a change note (the API's header: core.change_notes).
+# The admin's form field for a change note (the API's header: core.api.change_notes).
 CHANGE_NOTE_FIELD = "change_note"
 
 
@@ -129,7 +129,7 @@ def request_change_context(request, *, header_note: str = "") -> ChangeContext:
 
 class ChangeContextMiddleware:
     """Changes a request makes are recorded with its user or key, source and note. A write
-    whose X-Change-Note is not UTF-8 is a 400 before anything runs (core.change_notes)."""
+    whose X-Change-Note is not UTF-8 is a 400 before anything runs (core.api.change_notes)."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -24,14 +24,14 @@ from django.utils import timezone
 from rest_framework import permissions
 
 from core import cache
-from core.models import APIKey, ConfigRevision
-from core.staff_permissions import (
+from core.api.permissions import (
     CONFIG_WRITE_PERMISSIONS,
     MOVE_LABEL,
     MOVE_PROTECTED_LABEL,
     READ_PERMISSIONS,
     THREAD_WRITE_PERMISSIONS,
 )
+from core.models import APIKey, ConfigRevision
 
 # Longer keys are not ours (ours are 8 + 1 + 32 characters); refused before any lookup.
 MAX_KEY_LENGTH = 200

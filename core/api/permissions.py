@@ -2,9 +2,9 @@
 classes: core imports no app).
 
 A staff session is asked for a model's view/add/change/delete permission on each API request
-(core.auth), and for these lists to move a label or roll back (config_backend.history). A key
+(core.api.auth), and for these lists to move a label or roll back (config_backend.history). A key
 is made by a staff user, so a key may carry no more than its maker holds of the same lists
-(core.api_keys.key_grant_problems).
+(core.api.keys.key_grant_problems).
 """
 
 
