@@ -1,6 +1,7 @@
 """X-Change-Note is UTF-8, raw or percent-encoded (core.api.change_notes): a Russian or
 accented note is stored as written, through Django's test client and through the production
-server (Granian, ASGI) with the header's bytes sent as they are. Refusals are in test_hostile_input.py."""
+server (Granian, ASGI) with the header's bytes sent as they are. Refusals are in
+test_hostile_input.py."""
 
 from urllib.parse import quote
 
