@@ -4,8 +4,8 @@ from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
 
 from assistants.models import Assistant
-from core.admin_actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
-from core.admin_history import RevisionHistoryAdmin
+from core.admin.actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
+from core.admin.history import RevisionHistoryAdmin
 from core.models import RevisionChange
 from tools.models import AssistantToolLink, Tool
 from tools.validators import counts_as_active_tool, tool_limit_problems

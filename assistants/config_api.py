@@ -16,7 +16,7 @@ from assistants.selectors import (
     assistant_for_config,
     config_bundle_build,
 )
-from core.api_errors import READ_ERRORS, error_responses
+from core.api.errors import READ_ERRORS, error_responses
 from core.cache import current_revision
 from core.config_reads import (
     CACHE_HEADER,

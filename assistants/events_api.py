@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from assistants.models import Assistant
 from core import events
-from core.api_errors import READ_ERRORS, error_responses
+from core.api.errors import READ_ERRORS, error_responses
 
 
 class JSONErrors(BaseContentNegotiation):

@@ -12,9 +12,9 @@ serving config_backend.asgi, the ASGI fast path around Django. Why Granian and A
   workers = 512, would let a thousand idle subscribers starve the reads). On SIGTERM, workers
   get WORKERS_KILL_SECONDS to finish, then are killed: a stream never finishes by itself.
 - No lifespan protocol (Django's ASGI handler refuses it) and no access log: the app writes one
-  line per request itself (core.request_log). Granian's own lines (start, workers) are written
+  line per request itself (core.ops.request_log). Granian's own lines (start, workers) are written
   in the app's format (LOG_FORMAT: one JSON object per line with `json`) at LOG_LEVEL.
-- prometheus-client's multiprocess directory (core.metrics): each worker writes its values to
+- prometheus-client's multiprocess directory (core.ops.metrics): each worker writes its values to
   files there and a scrape adds them all up, so files left by an earlier run would be counted
   again. PROMETHEUS_MULTIPROC_DIR, when set, is emptied of them at start; when unset, a private
   directory is made for this run (and removed at its end). Workers inherit it. The live-mode
@@ -83,11 +83,11 @@ def sweep_dead_workers(directory: str, stop: threading.Event) -> None:
 
 
 def log_config(log_format: str) -> dict:
-    """Granian's loggers, writing to stderr in the app's format (core.log_formats)."""
+    """Granian's loggers, writing to stderr in the app's format (core.ops.log_formats)."""
     formatter = "json_formatter" if log_format == "json" else "ConsoleFormatter"
     handler = {"class": "logging.StreamHandler", "formatter": "app", "stream": "ext://sys.stderr"}
     return {
-        "formatters": {"app": {"()": f"core.log_formats.{formatter}"}},
+        "formatters": {"app": {"()": f"core.ops.log_formats.{formatter}"}},
         "handlers": {"app": handler},
         "loggers": {
             "_granian": {"handlers": ["app"], "propagate": False},

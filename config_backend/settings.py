@@ -7,6 +7,7 @@ ImproperlyConfigured naming the variable. Unset, the defaults are safe for produ
 
 import os
 import re
+import urllib.parse
 from pathlib import Path
 
 import dj_database_url
@@ -18,6 +19,21 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def shown(raw: str) -> str:
+    """A variable's value as a settings error quotes it: a password in it (`user:password@`,
+    with or without a scheme) written as `***`, for start-up errors end up in logs. Everything
+    before the last `@` counts as user and password, so a password holding `@` or `/` is
+    hidden whole."""
+    scheme, separator, rest = raw.partition("://")
+    if not separator:
+        scheme, rest = "", raw
+    userinfo, at, location = rest.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.partition(":")[0]
+        raw = f"{scheme}{separator}{user}:***@{location}"
+    return repr(raw)
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:
@@ -27,7 +43,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name} must be 1 or 0 (got {raw!r}).")
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (got {shown(raw)}).")
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -41,18 +57,26 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number (got {raw!r}).") from None
+        raise ImproperlyConfigured(f"{name} must be a whole number (got {shown(raw)}).") from None
 
 
 def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
-    if raw.split("://", 1)[0] not in schemes or "://" not in raw:
+    scheme = raw.split("://", 1)[0]
+    if scheme not in schemes or "://" not in raw:
         raise ImproperlyConfigured(
             f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)} "
-            f"(got {raw!r})."
+            f"(got {shown(raw)})."
         )
+    try:
+        if scheme not in ("sqlite", "unix"):  # these name a file, not host:port
+            urllib.parse.urlsplit(raw).port  # noqa: B018 (parsing it is the check)
+    except ValueError as exc:  # a port that is no number, or out of range; a bad IPv6 host
+        raise ImproperlyConfigured(
+            f"{name} is not a valid URL: {exc} (got {shown(raw)})."
+        ) from None
     return raw
 
 
@@ -65,7 +89,8 @@ def env_sentinels(name: str) -> list[tuple[str, int]]:
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ImproperlyConfigured(
                 f"{name} must be host:port pairs separated by commas, e.g. "
-                f"sentinel-1:26379,sentinel-2:26379 (got {item!r} in {os.environ[name]!r})."
+                f"sentinel-1:26379,sentinel-2:26379 (got {shown(item)} in "
+                f"{', '.join(shown(each) for each in os.environ[name].split(','))})."
             )
         sentinels.append((host, int(port)))
     return sentinels
@@ -78,7 +103,7 @@ def env_sentinel_service(name: str, default: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", value):
         raise ImproperlyConfigured(
             f"{name} must be a Sentinel master name of lower-case letters, digits, '.', '_' "
-            f"and '-' (got {value!r})."
+            f"and '-' (got {shown(value)})."
         )
     return value
 
@@ -119,7 +144,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: its id, line and timing cover everything the others do (config hits that the
     # cache answers skip all middleware; core.config_reads logs them the same way).
-    "core.middleware.RequestLogMiddleware",
+    "core.ops.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -128,8 +153,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "core.middleware.CacheUnavailableMiddleware",
-    "core.middleware.ChangeContextMiddleware",
+    "core.ops.middleware.CacheUnavailableMiddleware",
+    "core.ops.middleware.ChangeContextMiddleware",
 ]
 
 ROOT_URLCONF = "config_backend.urls"
@@ -154,11 +179,11 @@ TEMPLATES = [
 DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
 # PostgreSQL connections come from a pool in each process (psycopg-pool, through Django's
 # OPTIONS["pool"]; off with DATABASE_POOL=0): a request borrows one and gives it back, so a burst
-# of misses and writes opens no connections. At most DATABASE_POOL_MAX_SIZE per process (README
-# "Sizing PostgreSQL's max_connections"); a request that finds them all busy waits up to
-# DATABASE_POOL_TIMEOUT_MS, then is answered 503 (as with the database down). Django checks a
-# connection before lending it (CONN_HEALTH_CHECKS: the pool's `check`), so one cut by a
-# PostgreSQL restart is replaced, never handed out.
+# of misses and writes opens no connections. At most DATABASE_POOL_MAX_SIZE per process
+# (docs/production-server.md, "Sizing PostgreSQL's max_connections"); a request that finds them
+# all busy waits up to DATABASE_POOL_TIMEOUT_MS, then is answered 503 (as with the database
+# down). Django checks a connection before lending it (CONN_HEALTH_CHECKS: the pool's `check`),
+# so one cut by a PostgreSQL restart is replaced, never handed out.
 DATABASE_POOL = env_bool("DATABASE_POOL", True)
 DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 2)
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10)
@@ -173,11 +198,16 @@ if DATABASE_POOL_TIMEOUT_MS < 1:
         f"DATABASE_POOL_TIMEOUT_MS must be at least 1 (got {DATABASE_POOL_TIMEOUT_MS})."
     )
 if DATABASE_URL:
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
-        )
-    }
+    try:
+        DATABASES = {
+            "default": dj_database_url.parse(
+                DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+            )
+        }
+    except ValueError as exc:  # dj_database_url.ParseError: a part not properly quoted
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a valid URL: {exc} (got {shown(DATABASE_URL)})."
+        ) from None
     if DATABASE_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them (Django requires 0)
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -245,18 +275,18 @@ if REDIS_URL and REDIS_SENTINELS:
     raise ImproperlyConfigured(
         "Set REDIS_URL (one Redis) or REDIS_SENTINELS (Redis behind Sentinel), not both."
     )
-# A config change commits only once this many replicas hold its revision mirror (README "Redis
-# Sentinel"; core.cache): one with Sentinel, none for a lone Redis.
-REDIS_WAIT_REPLICAS = env_int("REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0)
-if REDIS_WAIT_REPLICAS < 0:
-    raise ImproperlyConfigured(
-        f"REDIS_WAIT_REPLICAS must be 0 or more (got {REDIS_WAIT_REPLICAS})."
-    )
 # Short timeouts: a dead or hung Redis must not hold a request.
 _REDIS_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25}
 if REDIS_SENTINELS:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
+
+    def _check_master_on_connect(connection):
+        """Each new connection to the master re-seeds the revision mirrors first if that server
+        did not seed them (a promoted replica; README "Redis Sentinel"; core.cache)."""
+        from core.cache import check_master_on_connect
+
+        check_master_on_connect(connection)
 
     CACHES = {
         "default": {
@@ -275,6 +305,7 @@ if REDIS_SENTINELS:
                     "socket_timeout": 0.25,
                     "retry": Retry(NoBackoff(), 0),
                 },
+                "CONNECTION_POOL_KWARGS": {"redis_connect_func": _check_master_on_connect},
                 **_REDIS_TIMEOUTS,
             },
         }
@@ -345,6 +376,9 @@ STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH = env_int("STRICT_SCHEMA_MAX_LARGE_ENUM_LENG
 # Rule 9: active tools (active links to active tools) per assistant. OpenAI's API takes at
 # most 128 tools in one request.
 MAX_TOOLS_PER_ASSISTANT = env_int("MAX_TOOLS_PER_ASSISTANT", 128)
+# Rule 12's size bound: an assistant's (expanded) instructions, in UTF-8 bytes. The history
+# keeps every version, and each is read back by diffs, pages and configs at a revision.
+MAX_INSTRUCTIONS_BYTES = env_int("MAX_INSTRUCTIONS_BYTES", 262_144)
 for _name in (
     "STRICT_SCHEMA_MAX_PROPERTIES",
     "STRICT_SCHEMA_MAX_NESTING",
@@ -353,6 +387,7 @@ for _name in (
     "STRICT_SCHEMA_LARGE_ENUM_VALUES",
     "STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH",
     "MAX_TOOLS_PER_ASSISTANT",
+    "MAX_INSTRUCTIONS_BYTES",
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1 (got {globals()[_name]}).")
@@ -376,14 +411,14 @@ if HTTPS:
 # `json`: one JSON object per line (the container's default); `console`: readable lines.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or "console"
 if LOG_FORMAT not in ("json", "console"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console (got {LOG_FORMAT!r}).")
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console (got {shown(LOG_FORMAT)}).")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "core.log_formats.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.ops.log_formats.RequestIdFilter"}},
     "formatters": {
-        "json": {"()": "core.log_formats.json_formatter"},
-        "console": {"()": "core.log_formats.ConsoleFormatter"},
+        "json": {"()": "core.ops.log_formats.json_formatter"},
+        "console": {"()": "core.ops.log_formats.ConsoleFormatter"},
     },
     "handlers": {
         "console": {
@@ -395,7 +430,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# Prometheus metrics at /metrics (core.metrics): off unless METRICS_ENABLED (then 404); when
+# Prometheus metrics at /metrics (core.ops.metrics): off unless METRICS_ENABLED (then 404); when
 # METRICS_TOKEN is set, a scrape must send `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
@@ -414,18 +449,18 @@ if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:
 # REST API (`/api/v1/`): API keys (Bearer) for clients, the admin session for staff.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "core.auth.BearerKeyAuthentication",
+        "core.api.auth.BearerKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["core.auth.ScopeOrModelPermission"],
-    "DEFAULT_PARSER_CLASSES": ["core.api.StorableJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.ScopeOrModelPermission"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.views.StorableJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "core.api.ApiPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.views.ApiPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "core.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -455,6 +490,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "core.api_errors.add_error_components",
+        "core.api.errors.add_error_components",
     ],
 }

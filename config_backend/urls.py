@@ -18,8 +18,8 @@ from config_backend.history.api import (
 from config_backend.history.config_api import AssistantConfigAtApi, ConfigBundleAtApi
 from config_backend.history.label_api import LabelDetailApi, LabelHistoryApi, LabelListApi
 from core.config_reads import serve_cached_hits
-from core.health import healthz, readyz
-from core.metrics import metrics_view
+from core.ops.health import healthz, readyz
+from core.ops.metrics import metrics_view
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import ToolDetailApi, ToolListApi
 
@@ -70,5 +70,5 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
 ]
 
-handler404 = "core.api_errors.json_not_found"
-handler500 = "core.api_errors.json_server_error"
+handler404 = "core.api.errors.json_not_found"
+handler500 = "core.api.errors.json_server_error"

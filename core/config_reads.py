@@ -9,7 +9,7 @@ present and current, the stored bytes are the response: one cache round trip, ze
 both through `FastPath`), so a hit skips the middleware and DRF; the security headers the
 middleware would add are added here from the same settings. A request that is not a hit goes on
 to Django carrying what the MGET fetched (`request.META[READ_KEY]`): the key check
-(core.api_keys) and `get_or_build` use it instead of asking Redis again, so a miss too costs
+(core.api.keys) and `get_or_build` use it instead of asking Redis again, so a miss too costs
 one MGET before it builds. Requests that did not come through a wrapper (the test client,
 another server) are decided by `serve_cached_hits` in the same way.
 
@@ -68,11 +68,12 @@ from dataclasses import dataclass, field
 
 import zstandard
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
-from core import cache, request_log
-from core.api_keys import (
+from core import cache
+from core.api.keys import (
     MalformedAuthorization,
     bearer_key,
     current_record,
@@ -81,6 +82,7 @@ from core.api_keys import (
     scope_allows,
 )
 from core.models import LABEL_NAME, LIVE, APIKey, ConfigRevision
+from core.ops import request_log
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +196,20 @@ def entry_key(assistant_id: str | None, coding: str = IDENTITY) -> str:
     if assistant_id:
         return cache.assistant_config_key(assistant_id, *variant)
     return cache.bundle_key(*variant)
+
+
+def forget_live_entries_at_commit(assistant_ids) -> None:
+    """Once the current transaction commits, delete the live entries (every coding) of these
+    deleted assistants: live entries never expire (core.cache) and no build replaces these any
+    more. A read that began before the deletion may store one again (rare, and never served:
+    its tag is below the mirror the deletion raised)."""
+    keys = [entry_key(str(pk), coding) for pk in assistant_ids for coding in (IDENTITY, *CODINGS)]
+
+    def delete(store):
+        for key in keys:
+            store.delete(key)
+
+    transaction.on_commit(lambda: cache.try_cache("forgetting deleted assistants' entries", delete))
 
 
 # The config as it was at a revision (`?revision=N`, config_backend.history): its content never
@@ -615,7 +631,7 @@ def _build_once(assistant_id, revision: int, build, coding: str, *, seed: bool):
     }
     cache.try_cache(
         "storing a config",
-        lambda s: s.set_many(entries, cache.ENTRY_SECONDS, release=release),
+        lambda s: s.set_many(entries, cache.LIVE_ENTRY_SECONDS, release=release),
     )
     if seed:
         cache.seed_mirror(revision_name(assistant_id))

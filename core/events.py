@@ -473,7 +473,7 @@ class Hub:
 
 def _count_subscribers(of: Hub) -> None:
     if settings.METRICS_ENABLED:
-        from core.metrics import EVENT_SUBSCRIBERS
+        from core.ops.metrics import EVENT_SUBSCRIBERS
 
         EVENT_SUBSCRIBERS.set(of.subscriber_count)
 

@@ -1,7 +1,7 @@
 """What every app's write services share: updating a model, refusing a delete.
 
 HackSoft Styleguide's `model_update`, and the one exception for SPEC rule 7 (a delete refused
-while something still references the object), which the API answers with 409 (core.api_errors).
+while something still references the object), which the API answers with 409 (core.api.errors).
 """
 
 import json

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from core.log_formats import ConsoleFormatter, RequestIdFilter, json_formatter
+from core.ops.log_formats import ConsoleFormatter, RequestIdFilter, json_formatter
 
 _RUN = re.compile(r"[A-Za-z0-9]{32,}")
 

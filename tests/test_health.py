@@ -3,7 +3,7 @@
 import pytest
 from django.db import OperationalError
 
-from core import health
+from core.ops import health
 
 pytestmark = pytest.mark.django_db
 

@@ -17,9 +17,9 @@ from django.test import Client
 
 from assistants.models import Assistant
 from core import cache
-from core.api_keys import key_prefix
-from core.log_formats import ConsoleFormatter, RequestIdFilter, json_formatter
+from core.api.keys import key_prefix
 from core.models import ConfigRevision
+from core.ops.log_formats import ConsoleFormatter, RequestIdFilter, json_formatter
 from tests.factories import key_client, staff_client
 from tests.live import call, live_database_url, server, server_output
 
@@ -56,7 +56,7 @@ def test_an_api_request_is_one_json_line_naming_the_key_and_never_holding_it(jso
     (line,) = request_lines(json_log())
     assert line.keys() >= FIELDS
     assert line["level"] == "INFO"
-    assert line["logger"] == "core.request_log"
+    assert line["logger"] == "core.ops.request_log"
     assert line["method"] == "GET"
     assert line["path"] == "/api/v1/assistants/"
     assert line["status"] == 200
@@ -85,11 +85,11 @@ def test_an_admin_page_names_the_user():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(json_formatter())
-    logging.getLogger("core.request_log").addHandler(handler)
+    logging.getLogger("core.ops.request_log").addHandler(handler)
     try:
         assert client.get("/admin/").status_code == 200
     finally:
-        logging.getLogger("core.request_log").removeHandler(handler)
+        logging.getLogger("core.ops.request_log").removeHandler(handler)
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["user"].startswith("staff")
     assert line["api_key_name"] is None
@@ -150,12 +150,14 @@ def test_a_warning_logged_during_a_request_carries_its_request_id(json_log, secr
 
 
 def test_the_console_format_is_one_readable_line_with_the_fields():
-    record = logging.LogRecord("core.request_log", logging.INFO, __file__, 1, "request", (), None)
+    record = logging.LogRecord(
+        "core.ops.request_log", logging.INFO, __file__, 1, "request", (), None
+    )
     record.__dict__.update(method="GET", path="/healthz", status=200, request_id="r-9", user=None)
     line = ConsoleFormatter().format(record)
     assert "\n" not in line
     assert line.endswith(
-        "INFO core.request_log: request method=GET path=/healthz status=200 request_id=r-9"
+        "INFO core.ops.request_log: request method=GET path=/healthz status=200 request_id=r-9"
     )
 
 

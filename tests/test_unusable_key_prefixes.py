@@ -8,7 +8,7 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from core import cache
-from core.api_keys import UNUSABLE_PREFIX_SECONDS, key_prefix
+from core.api.keys import UNUSABLE_PREFIX_SECONDS, key_prefix
 from core.models import APIKey
 from tests.factories import key_client
 

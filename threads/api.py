@@ -12,13 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assistants.models import Assistant
-from core.api import InputSerializer, object_or_404, query_filters
-from core.api_errors import (
+from core.api.errors import (
     READ_ERRORS,
     WRITE_ERRORS,
     error_responses,
     page_not_found,
 )
+from core.api.views import InputSerializer, object_or_404, query_filters
 from core.models import APIKey
 from threads.models import UserAssistantThread
 from threads.selectors import thread_list

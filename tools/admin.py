@@ -8,9 +8,9 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from core.admin_actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
-from core.admin_history import RevisionHistoryAdmin
-from core.json_input import JSONInputError, parse_json
+from core.admin.actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
+from core.admin.history import RevisionHistoryAdmin
+from core.api.json_input import JSONInputError, parse_json
 from core.models import RevisionChange
 from tools.models import AssistantToolLink, Tool
 from tools.strict_schema import strict_schema_problems
@@ -19,7 +19,7 @@ from tools.validators import input_schema_problems
 
 class PrettyJSONFormField(forms.JSONField):
     """Shows the stored JSON indented, so staff can read and edit a schema; reads what staff
-    type with the API's reader (core.json_input), so the same limits and messages apply."""
+    type with the API's reader (core.api.json_input), so the same limits and messages apply."""
 
     def to_python(self, value):
         if self.disabled or value in self.empty_values or not isinstance(value, str):

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from django.conf import settings
 
-from core.json_input import JSONProblem, json_pointer
+from core.api.json_input import JSONProblem, json_pointer
 
 STRING_FORMATS = (
     "date-time",

@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from jsonschema import Draft202012Validator, exceptions, validators
 
-from core.json_input import (
+from core.api.json_input import (
     MAX_PROBLEMS,
     JSONInputError,
     JSONProblem,

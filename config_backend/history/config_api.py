@@ -23,7 +23,7 @@ from assistants.config_api import (
 from config_backend.history.labels import UnknownLabel, checked_name, label_config
 from config_backend.history.selectors import MalformedPoint, config_at, parse_revision
 from config_backend.history.states import UnknownRevision
-from core.api_errors import READ_ERRORS, error_responses
+from core.api.errors import READ_ERRORS, error_responses
 from core.config_reads import (
     CACHE_HEADER,
     config_at_etag,

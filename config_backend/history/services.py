@@ -10,19 +10,12 @@ from config_backend.history.selectors import state_of
 from config_backend.transfer import ConfigValidationError, import_config
 from config_backend.transfer.file_format import serialize_state
 from config_backend.transfer.state import ConfigState, load_state, lock_config_tables
+from core.api.permissions import CONFIG_WRITE_PERMISSIONS
 from core.changes import ChangeContext, change_context, current_context, lock_change_sets
 from core.models import Revision
 
-# What a staff user needs to roll back: every permission an import uses.
-ROLLBACK_PERMISSIONS = [
-    f"{app}.{action}_{model}"
-    for app, model in (
-        ("assistants", "assistant"),
-        ("tools", "tool"),
-        ("tools", "assistanttoollink"),
-    )
-    for action in ("add", "change", "delete")
-]
+# What a staff user needs to roll back: every permission an import uses (every config write).
+ROLLBACK_PERMISSIONS = CONFIG_WRITE_PERMISSIONS
 
 
 def missing_rollback_permissions(user) -> list[str]:

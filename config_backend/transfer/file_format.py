@@ -20,7 +20,7 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from assistants.models import Assistant
-from core.json_input import JSONInputError, decode_json, json_pointer, json_problems
+from core.api.json_input import JSONInputError, decode_json, json_pointer, json_problems
 from tools.models import Tool
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def _newer_field_problems(document: dict, broken: set) -> list[Problem]:
 
 
 def _problem_at_pointer(pointer: str, message: str) -> Problem:
-    """A Problem from core.json_input, which names places by pointer only (built from the path,
+    """A Problem from core.api.json_input, which names places by pointer only (built from the path,
     so an entry's problems start "/section/index")."""
     steps = pointer.split("/")
     if len(steps) >= 3 and steps[1] in SECTIONS and steps[2].isdigit():

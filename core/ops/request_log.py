@@ -1,9 +1,10 @@
 """One log line and the request metrics per request, however it was answered.
 
 A config read the cache can answer is answered by core.config_reads.ConfigFastPath, before
-Django's middleware; every other request by Django, through core.middleware.RequestLogMiddleware.
+Django's middleware; every other request by Django, through
+core.ops.middleware.RequestLogMiddleware.
 Both call `begin` (the request id and the start time, kept in the WSGI environ, so a request the
-fast path hands on to Django keeps its id) and `finish` (the line, and core.metrics' counts).
+fast path hands on to Django keeps its id) and `finish` (the line, and core.ops.metrics' counts).
 
 What a line says about the caller is the API key's *name* or the username: never the key, its
 hash, a password, a cookie or the Authorization header, none of which is ever handed to the
@@ -16,8 +17,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from core import metrics
-from core.log_formats import current_request_id
+from core.ops import metrics
+from core.ops.log_formats import current_request_id
 
 logger = logging.getLogger(__name__)
 

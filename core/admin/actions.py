@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from core.changes import MESSAGE_MAX_LENGTH, lock_change_sets
-from core.middleware import CHANGE_NOTE_FIELD
+from core.ops.middleware import CHANGE_NOTE_FIELD
 
 
 def _set_active(modeladmin, request, queryset, is_active: bool):
@@ -51,7 +51,7 @@ def deactivate_selected(modeladmin, request, queryset):
 
 
 def change_note_field() -> forms.CharField:
-    """The change note of an admin form, posted as `change_note`: core.middleware reads it
+    """The change note of an admin form, posted as `change_note`: core.ops.middleware reads it
     from the POST and the revision the request makes records it (SPEC "Revisions")."""
     return forms.CharField(
         label="Change note",

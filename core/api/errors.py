@@ -5,7 +5,7 @@
   StillReferenced from a service, or the database's PROTECT/RESTRICT when a reference was added
   concurrently) → 409 `{"detail": "...", "references": ["..."]}`
 - a database constraint lost to a concurrent write → 409 `{"detail": "..."}`
-- the cache or the database down (core.middleware decides) → 503 with Retry-After
+- the cache or the database down (core.ops.middleware decides) → 503 with Retry-After
 
 and every error body leaves in the one shape OpenAPI declares for its status
 (`declared_error_body`), so that a generated client parses it into one type.
@@ -25,7 +25,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.cache import CacheUnavailable
-from core.middleware import RETRY_AFTER_SECONDS, service_unavailable, unavailable_reason
+from core.ops.middleware import RETRY_AFTER_SECONDS, service_unavailable, unavailable_reason
 from core.services import StillReferenced
 
 logger = logging.getLogger(__name__)
@@ -215,8 +215,8 @@ def add_error_components(result, generator, request, public):
 _ERROR_RESPONSES = {
     400: (
         "BadRequest",
-        'Invalid input: `{"field": ["message"]}` for each invalid field, or `{"detail": "..."}` '
-        "for a body that is not storable JSON.",
+        'Invalid input: `{"field": ["message"]}` for each invalid field (or header: '
+        '`X-Change-Note`), or `{"detail": "..."}` for a body that is not storable JSON.',
     ),
     401: ("Error", "No credentials, or an invalid, expired or revoked API key."),
     403: (
@@ -261,4 +261,5 @@ READ_ERRORS = (401, 403)
 WRITE_ERRORS = (400, 401, 403, 413, 415)
 # Config changes (not thread writes) need the cache to be reachable: see core.cache.
 CONFIG_WRITE_ERRORS = (*WRITE_ERRORS, 503)
-CONFIG_DELETE_ERRORS = (*READ_ERRORS, 404, 409, 503)
+# 400: a delete takes a change note too (X-Change-Note, core.api.change_notes).
+CONFIG_DELETE_ERRORS = (400, *READ_ERRORS, 404, 409, 503)

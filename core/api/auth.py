@@ -9,7 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication
 
-from core.api_keys import MalformedAuthorization, api_key_for, bearer_key, scope_allows
+from core.api.keys import MalformedAuthorization, api_key_for, bearer_key, scope_allows
 from core.config_reads import request_read
 from core.models import APIKey
 
@@ -91,7 +91,7 @@ class ScopeOrModelPermission(permissions.BasePermission):
 
 
 class BearerKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "core.auth.BearerKeyAuthentication"
+    target_class = "core.api.auth.BearerKeyAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):

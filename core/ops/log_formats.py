@@ -5,7 +5,7 @@ carries.
 and whatever structured fields the line was given (the request line's method, path, status…).
 `console`: one readable line, the same fields appended as `name=value`.
 
-Nothing here decides what is logged; what a request line holds is core.request_log's.
+Nothing here decides what is logged; what a request line holds is core.ops.request_log's.
 """
 
 import contextvars
@@ -15,7 +15,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 # The request being answered in this worker (gunicorn's sync workers answer one at a time; a
-# context variable stays right under threads or asyncio too). Set by core.request_log.
+# context variable stays right under threads or asyncio too). Set by core.ops.request_log.
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_request_id", default=None
 )

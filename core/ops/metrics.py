@@ -75,7 +75,7 @@ _children: dict[tuple[str, int], tuple] = {}
 
 
 def count_request(*, endpoint: str, status: int, seconds: float, cache: str | None) -> None:
-    """Count one answered request (core.request_log.finish calls this for every request)."""
+    """Count one answered request (core.ops.request_log.finish calls this for every request)."""
     if not settings.METRICS_ENABLED:
         return
     children = _children.get((endpoint, status))

@@ -15,13 +15,13 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from core.json_input import JSONInputError, parse_json
+from core.api.json_input import JSONInputError, parse_json
 
 ModelT = TypeVar("ModelT", bound=Model)
 
 
 class StorableJSONParser(JSONParser):
-    """JSON bodies read by core.json_input: no repeated keys, nothing PostgreSQL can't store
+    """JSON bodies read by core.api.json_input: no repeated keys, nothing PostgreSQL can't store
     (NUL characters, lone surrogates, non-finite or endless numbers), at most JSON_MAX_DEPTH
     levels deep. Each problem is named with its JSON pointer.
 

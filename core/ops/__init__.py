@@ -1,0 +1,1 @@
+"""Operations: request logs and their format, metrics, health probes, middleware."""
