@@ -1,30 +1,31 @@
 """Rule 1's metaschema walk: is a tool's input schema a valid JSON Schema of its draft?
 
 The walk is jsonschema-rs (Rust); the verdicts and the words are Python jsonschema's. Python
-jsonschema costs up to 0.6 ms a value (2.4 ms for a draft-04 `enum` of objects, whose
-`uniqueItems` compares every pair), which held SCHEMA_MAX_VALUES at 1,000, below the 5,000
-properties OpenAI's strict mode takes. jsonschema-rs walks the same metaschemas in microseconds
+jsonschema costs up to 0.6 ms a value, and more where `uniqueItems` compares every pair (11 s
+for a 5,000-value draft-04 `enum` of objects), which held SCHEMA_MAX_VALUES at 1,000, below the
+5,000 properties OpenAI's strict mode takes. jsonschema-rs walks 5,000 values in milliseconds
 (bench/schema_bench.py, bench/RESULTS.md "Schema limits"), so the limit is 5,000.
 
 Same verdicts, by construction where it matters and by test everywhere
-(tests/test_metaschema_differential.py runs both libraries over the JSON-Schema-Test-Suite and
-the hostile schemas):
+(tests/test_metaschema_differential.py runs both over the JSON-Schema-Test-Suite, every keyword
+of every draft given odd values, and the hostile schemas):
 - the draft is read from `$schema` by Python jsonschema's `validator_for`, so the same
   spellings name the same draft, and the metaschema is its copy of the draft's;
-- `format` is asserted as Python jsonschema asserts it here: `regex` is Python's `re` (the
-  dialect the old check enforced: `(?P<name>…)` passes, `\\p{L}` does not), and `uri` and
-  `uri-reference`, which Python jsonschema leaves unchecked without optional packages, stay
-  unchecked. These are the only formats the metaschemas use. A pattern that crashes `re.compile`
-  (a repetition over 4 billion, groups nested past the recursion limit) is "not a 'regex'"
-  instead of a 500;
+- `format` is asserted as Python jsonschema asserts it here: `regex` is what `re.compile`
+  accepts (`(?P<name>…)` passes, `\\p{L}` does not), decided from Python's parse of the
+  pattern without compiling it (is_python_regex), within SCHEMA_MAX_PATTERN_CHARACTERS; `uri`
+  and `uri-reference`, which Python jsonschema leaves unchecked without optional packages, stay
+  unchecked. These are the only formats the metaschemas use;
 - Draft 3 (2010) is the one draft jsonschema-rs lacks: it is refused by name. Its `required:
   true` is read by no LLM provider, and Python jsonschema would take 12 s on a draft-3 `enum`
   of 2,500 objects.
 
-Messages are Python jsonschema's (SPEC: `/properties/city/type: 'strin' is not valid under any
-of the given schemas`): each is rebuilt from the failing value, taken from the schema itself so
-its repr is Python's, and the keyword's value, read from the metaschema where jsonschema-rs
-points (its order kept, e.g. `'object', 'boolean'`); they are sorted by jsonschema's relevance.
+Messages are Python jsonschema's (docs/contract.md "Validation rules": `/properties/city/type:
+'strin' is not valid under any of the given schemas`): each is rebuilt from the failing value,
+taken from the schema itself so its repr is Python's, and the keyword's value, read from the
+metaschema where jsonschema-rs points (its order kept, e.g. `'object', 'boolean'`); they are
+sorted by jsonschema's relevance. A refused schema of more than FULL_REPORT_MAX_VALUES values is
+told its first problem only (_errors says why).
 """
 
 import functools
@@ -52,6 +53,9 @@ SUPPORTED_DRAFTS = {
 DEFAULT_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # jsonschema's relevance: an `anyOf` error gives way to a more specific one at the same place.
 _WEAK_KEYWORDS = {"anyOf", "oneOf"}
+# A refused schema of more values is told its first problem only (see _errors); the old limit,
+# so every schema that fitted it before is told what it was told then.
+FULL_REPORT_MAX_VALUES = 1_000
 # What is left of SCHEMA_MAX_PATTERN_CHARACTERS during one walk (the format check is called
 # from inside jsonschema-rs, so it cannot be handed an argument).
 _pattern_characters_left: ContextVar[int] = ContextVar("pattern_characters_left")
@@ -59,7 +63,8 @@ _pattern_characters_left: ContextVar[int] = ContextVar("pattern_characters_left"
 
 def metaschema_problems(schema: dict) -> list[JSONProblem]:
     """Where and why `schema` is not a valid JSON Schema of the draft its `$schema` names
-    (2020-12 without one); at most MAX_PROBLEMS, the most relevant first. Empty when valid.
+    (2020-12 without one); at most MAX_PROBLEMS, the most relevant first (a schema of more than
+    FULL_REPORT_MAX_VALUES values: the first problem). Empty when valid.
 
     `schema` is a decoded JSON object already within the SCHEMA_MAX_* limits.
     """
@@ -78,9 +83,7 @@ def metaschema_problems(schema: dict) -> list[JSONProblem]:
     limit = settings.SCHEMA_MAX_PATTERN_CHARACTERS
     budget = _pattern_characters_left.set(limit)
     try:
-        # The first few errors are enough to fix a schema.
-        errors = itertools.islice(_walker(python_validator).iter_errors(schema), MAX_PROBLEMS)
-        errors = sorted(errors, key=_relevance)
+        errors = _errors(_walker(python_validator), schema)
         too_many_pattern_characters = _pattern_characters_left.get() < 0
     finally:
         _pattern_characters_left.reset(budget)
@@ -95,6 +98,38 @@ def metaschema_problems(schema: dict) -> list[JSONProblem]:
     return [
         JSONProblem(json_pointer(error.instance_path), _message(error, schema)) for error in errors
     ]
+
+
+def _errors(walker: jsonschema_rs.Validator, schema: dict) -> list:
+    """The first MAX_PROBLEMS errors, the most relevant first: enough to fix a schema.
+
+    jsonschema-rs builds every error of a walk before handing out the first (about 20 µs each),
+    and 2019-09 and 2020-12 report a value that should be a schema once per vocabulary, 8
+    times: 5,000 such values took a second to refuse. A larger schema is walked to its first
+    error only, which costs no more than accepting it.
+    """
+    if _has_more_values_than(schema, FULL_REPORT_MAX_VALUES):
+        try:
+            walker.validate(schema)
+        except jsonschema_rs.ValidationError as error:
+            return [error]
+        return []
+    return sorted(itertools.islice(walker.iter_errors(schema), MAX_PROBLEMS), key=_relevance)
+
+
+def _has_more_values_than(value, limit: int) -> bool:
+    """Whether `value` holds more than `limit` values (objects, arrays and scalars)."""
+    stack, count = [value], 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 @functools.cache
