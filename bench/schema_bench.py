@@ -1,8 +1,11 @@
 """How long a tool's input schema takes to accept or refuse, at and beyond the SCHEMA_MAX_* limits.
 
-Times `input_schema_problems` (the one check the API, the admin and the import all run) on the
-most expensive shapes that fit the limits and on hostile ones beyond them; no servers needed.
-Usage: .venv/bin/python bench/schema_limits.py [--rounds N]
+Times `input_schema_problems` (rule 1: the one check the API, the admin and the import all run;
+its metaschema walk is jsonschema-rs) and `strict_schema_problems` (rule 8) on the most
+expensive shapes that fit the limits and on hostile ones beyond them, and, with `--before`, the
+metaschema walk as it was (Python jsonschema, tests.factories.python_jsonschema_problems) on the
+shapes within the limits. No servers needed.
+Usage: .venv/bin/python bench/schema_bench.py [--rounds N] [--before]
 """
 
 import argparse
@@ -23,16 +26,24 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
+from tests.factories import python_jsonschema_problems, strict_schema_of_values  # noqa: E402
+from tools.metaschema import FULL_REPORT_MAX_VALUES  # noqa: E402
+from tools.strict_schema import strict_schema_problems  # noqa: E402
 from tools.validators import input_schema_problems  # noqa: E402
+
+DRAFT_04 = "http://json-schema.org/draft-04/schema#"
 
 
 def shapes() -> dict:
     values = settings.SCHEMA_MAX_VALUES
     depth = settings.SCHEMA_MAX_DEPTH
+    pattern_budget = settings.SCHEMA_MAX_PATTERN_CHARACTERS
     nested: dict = {"type": "object"}
     for _ in range((depth - 1) // 2):
         nested = {"type": "object", "properties": {"p": nested}}
-    # Each shape is sized to just fit SCHEMA_MAX_VALUES (objects, arrays and scalars counted).
+    # Python's regex compiler spends 0.7 ms a character on this; its parser, 0.6 µs.
+    wide_class = "[\\x00-\\U0010ffff]"
+    # Each "within" shape is sized to just fit SCHEMA_MAX_VALUES (objects, arrays and scalars).
     return {
         "within: anyOf of {} (1 value each)": {
             "type": "object",
@@ -48,6 +59,9 @@ def shapes() -> dict:
                 f"p{i}": {"type": "string", "description": "d" * 40} for i in range(values // 3 - 2)
             },
         },
+        "within: a strict-ready schema (every property required)": strict_schema_of_values(
+            values - (values - 5) % 3
+        ),
         "within: properties with a pattern (3 each)": {
             "type": "object",
             "properties": {
@@ -56,15 +70,44 @@ def shapes() -> dict:
             },
         },
         "within: draft-04 enum of objects (uniqueItems, quadratic)": {
-            "$schema": "http://json-schema.org/draft-04/schema#",
+            "$schema": DRAFT_04,
             "type": "object",
             "enum": [{"k": i} for i in range(values // 2 - 4)],
+        },
+        "within: required, every name once (uniqueItems)": {
+            "type": "object",
+            "required": [f"name{i}" for i in range(values - 4)],
+        },
+        f"within: nested {depth} levels": nested,
+        "within: patterns of wide character classes, at the pattern budget": {
+            "type": "object",
+            "properties": {
+                f"p{i}": {"pattern": "(?i)" + wide_class * 30}
+                for i in range(pattern_budget // (4 + 30 * len(wide_class)))
+            },
+        },
+        "within: one pattern of groups, at the pattern budget": {
+            "type": "object",
+            "pattern": "(a)" * (pattern_budget // 3),
         },
         "within: invalid types everywhere (3 each)": {
             "type": "object",
             "properties": {f"p{i}": {"type": "strin"} for i in range(values // 3 - 2)},
         },
-        f"within: nested {depth} levels": nested,
+        "within: anyOf of numbers (2020-12: 8 errors each; the first one told)": {
+            "type": "object",
+            "anyOf": [1] * (values - 4),
+        },
+        "within: the same at 1,000 values (every error built, 50 told)": {
+            "type": "object",
+            "anyOf": [1] * (FULL_REPORT_MAX_VALUES - 4),
+        },
+        "within: one duplicate at the end of a draft-04 enum of objects": {
+            "$schema": DRAFT_04,
+            "type": "object",
+            "enum": [{"k": i} for i in range(values // 2 - 5)] + [{"k": 0}],
+        },
+        "beyond: a 250,000-character pattern": {"type": "object", "pattern": "(a)" * 83_000},
         "beyond: 20,000 anyOf branches": {
             "type": "object",
             "anyOf": [{"type": "string", "maxLength": i} for i in range(20_000)],
@@ -82,26 +125,49 @@ def shapes() -> dict:
     }
 
 
+def timed(function, argument, rounds: int) -> tuple[list[float], object]:
+    times, result = [], None
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = function(argument)
+        times.append((time.perf_counter() - started) * 1000)
+    return times, result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--before", action="store_true", help="also time Python jsonschema's walk (slow)"
+    )
     args = parser.parse_args()
     print(
         f"Limits: SCHEMA_MAX_VALUES={settings.SCHEMA_MAX_VALUES}, "
         f"SCHEMA_MAX_DEPTH={settings.SCHEMA_MAX_DEPTH}, "
-        f"SCHEMA_MAX_BYTES={settings.SCHEMA_MAX_BYTES}; median and max of {args.rounds} rounds."
+        f"SCHEMA_MAX_BYTES={settings.SCHEMA_MAX_BYTES}, "
+        f"SCHEMA_MAX_PATTERN_CHARACTERS={settings.SCHEMA_MAX_PATTERN_CHARACTERS}; "
+        f"median and max of {args.rounds} rounds; `before`: Python jsonschema's walk, one round."
     )
-    print("\n| schema | bytes | verdict | median ms | max ms |\n|---|---:|---|---:|---:|")
+    print(
+        "\n| schema | bytes | verdict | rule 1: median ms | max ms | rule 8 ms | before ms |"
+        "\n|---|---:|---|---:|---:|---:|---:|"
+    )
     for name, schema in shapes().items():
         size = len(schema if isinstance(schema, str) else json.dumps(schema))
-        times = []
-        for _ in range(args.rounds):
-            started = time.perf_counter()
-            _, problems = input_schema_problems(schema)
-            times.append((time.perf_counter() - started) * 1000)
+        times, (parsed, problems) = timed(input_schema_problems, schema, args.rounds)
         verdict = f"refused: {str(problems[0])[:60]}" if problems else "accepted"
+        strict = ""
+        if parsed is not None and not problems:
+            strict_times, _ = timed(strict_schema_problems, parsed, args.rounds)
+            strict = f"{statistics.median(strict_times):.0f}"
+        before = ""
+        if args.before and name.startswith("within") and "pattern" not in name:
+            # Patterns: Python's compiler takes minutes on the wide classes; see RESULTS.md.
+            before_times, _ = timed(python_jsonschema_problems, schema, 1)
+            before = f"{before_times[0]:.0f}"
         print(
-            f"| {name} | {size:,} | {verdict} | {statistics.median(times):.0f} | {max(times):.0f} |"
+            f"| {name} | {size:,} | {verdict} | {statistics.median(times):.0f} | "
+            f"{max(times):.0f} | {strict} | {before} |"
         )
 
 
