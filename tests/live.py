@@ -67,7 +67,10 @@ def server_pids(base_url: str) -> list[int]:
     pids = [_processes[base_url].pid]
     for pid in pids:  # grows as children are found
         for task in Path(f"/proc/{pid}/task").iterdir():
-            children = (task / "children").read_text().split()
+            try:
+                children = (task / "children").read_text().split()
+            except FileNotFoundError:  # a thread that ended meanwhile
+                continue
             pids.extend(int(child) for child in children if int(child) not in pids)
     return pids
 
