@@ -1,23 +1,41 @@
 """Idle event streams held open by a process of their own, so that holding them costs the
-benchmark's process nothing (bench/server_bench.py, bench/sse_idle_bench.py).
+benchmark's process nothing (bench/server_bench.py, bench/sse_idle_bench.py,
+bench/sse_scale_bench.py).
 
     hold_streams(port, path, key, count, first=b"\\n\\n")  ...  release_streams(holder)
 
 The holder runs this file: it opens `count` streams (64 at a time: the listen backlog is
 finite), prints `ready` once each has sent `first` (by default its first event or comment),
-then reads nothing more until its stdin closes. Loopback only.
+then reads nothing more until its stdin closes. Loopback only. With `record=PATH` it reads
+every stream instead and, when released, writes to PATH (JSON) when each `revision` event
+arrived on each stream: {revision number: [time.monotonic() of each arrival]}.
 """
 
 import argparse
 import asyncio
+import json
 import os
+import resource
 import subprocess
 import sys
 import time
+from collections import defaultdict
 
 
-async def _hold(port: int, path: str, key: str, count: int, first: bytes) -> None:
-    opened = []
+async def _record_revisions(reader: asyncio.StreamReader, arrivals: dict) -> None:
+    """Note when each `revision` event arrives on this stream (its `data:` line)."""
+    kind = None
+    while line := await reader.readline():
+        if line.startswith(b"event: "):
+            kind = line[7:].strip()
+        elif line.startswith(b"data: ") and kind == b"revision":
+            arrivals[json.loads(line[6:])["revision"]].append(time.monotonic())
+        elif line == b"\n":
+            kind = None
+
+
+async def _hold(port: int, path: str, key: str, count: int, first: bytes, record: str) -> None:
+    opened, readers = [], []
     gate = asyncio.Semaphore(64)
 
     async def open_one():
@@ -31,19 +49,30 @@ async def _hold(port: int, path: str, key: str, count: int, first: bytes) -> Non
                 raise SystemExit(f"stream refused: {head[:200]!r}")
             await asyncio.wait_for(reader.readuntil(first), 60)
             opened.append(writer)
+            readers.append(reader)
 
     await asyncio.gather(*(open_one() for _ in range(count)))
+    arrivals: dict = defaultdict(list)
+    if record:
+        recording = [asyncio.ensure_future(_record_revisions(r, arrivals)) for r in readers]
     print(f"ready {len(opened)}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    if record:
+        for task in recording:
+            task.cancel()
+        with open(record, "w") as file:
+            json.dump(arrivals, file)
     for writer in opened:
         writer.close()
 
 
 def hold_streams(
-    port: int, path: str, key: str, count: int, first: bytes = b"\n\n"
+    port: int, path: str, key: str, count: int, first: bytes = b"\n\n", record: str = ""
 ) -> subprocess.Popen:
-    """A process holding `count` idle streams of `path` open (stop it with release_streams)."""
+    """A process holding `count` idle streams of `path` open (stop it with release_streams);
+    `record`: a file to write the arrivals of `revision` events to (module docstring)."""
     command = [sys.executable, __file__, str(port), path, str(count), first.decode()]
+    command += ["--record", record] if record else []
     holder = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
@@ -55,6 +84,7 @@ def hold_streams(
     if not line.startswith("ready"):
         holder.kill()
         raise SystemExit(f"could not hold {count} streams: {line!r}")
+    holder.connected = int(line.split()[1])
     return holder
 
 
@@ -70,7 +100,11 @@ if __name__ == "__main__":
     parser.add_argument("path")
     parser.add_argument("count", type=int)
     parser.add_argument("first")
+    parser.add_argument("--record", default="")
     args = parser.parse_args()
-    asyncio.run(
-        _hold(args.port, args.path, os.environ["BENCH_KEY"], args.count, args.first.encode())
-    )
+    # A socket per stream: the soft limit of open files (often 1,024) up to the hard one.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    key = os.environ["BENCH_KEY"]
+    asyncio.run(_hold(args.port, args.path, key, args.count, args.first.encode(), args.record))

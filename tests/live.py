@@ -64,14 +64,16 @@ def server_output(base_url: str) -> str:
 
 def server_pids(base_url: str) -> list[int]:
     """The process of the server at `base_url` and its children (the workers), from /proc."""
-    pids = [_processes[base_url].pid]
-    for pid in pids:  # grows as children are found
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                children = (task / "children").read_text().split()
-            except FileNotFoundError:  # a thread that ended meanwhile
-                continue
-            pids.extend(int(child) for child in children if int(child) not in pids)
+    return descendants(_processes[base_url].pid)
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid`, its children, theirs, … (from /proc)."""
+    pids = [pid]
+    for one in pids:  # grows as children are found
+        for task in Path(f"/proc/{one}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+                pids += [int(child) for child in (task / "children").read_text().split()]
     return pids
 
 
