@@ -156,11 +156,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per wrk run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument(
+        "--counts", help="subscriber counts, comma-separated (default: 0,1000,5000,10000)"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench", help="RESULTS.md's folder")
     args = parser.parse_args()
     counts = list(SUBSCRIBERS)
     if args.quick:
         counts, args.rounds, args.seconds, args.changes = [0, 200, 1000], 1, 2.0, 3
+    if args.counts:
+        counts = [int(count) for count in args.counts.split(",")]
     limit = raise_open_files_limit()  # this process's, inherited by the holders
     if limit < max(counts) + 100:
         raise SystemExit(f"open-files limit {limit} is below {max(counts)} subscribers")

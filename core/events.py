@@ -380,6 +380,9 @@ class Subscription:
             return chunk, 0.0
         return None, heartbeat - (now - self.written)
 
+    def wake(self) -> None:
+        self._notify()
+
     def close(self) -> None:
         """End the stream (it stops at its next wake-up) and leave the hub."""
         if not self.closed:
@@ -485,6 +488,7 @@ class Hub:
         if not self._tasks:
             self._tasks = [
                 self.loop.create_task(self._run()),
+                self.loop.create_task(self._beat()),
                 self.loop.create_task(self._watch_keys()),
             ]
             if cache.store().shared:
@@ -557,6 +561,17 @@ class Hub:
         for subscription in list(self._subscribers):
             subscription.deliver(read.events, cursor, self._config_revision)
         return read.more
+
+    async def _beat(self) -> None:
+        """Wake the streams silent for a heartbeat interval (each then writes a keep-alive):
+        one timer per hub, rather than one per stream re-armed at every wait."""
+        heartbeat = heartbeat_seconds()
+        while True:
+            await asyncio.sleep(min(1.0, heartbeat / 4))
+            due = time.monotonic() - heartbeat
+            for subscription in list(self._subscribers):
+                if subscription.written <= due:
+                    subscription.wake()
 
     # Redis wake-ups: one pub/sub connection per hub.
 
@@ -694,18 +709,17 @@ async def subscribe(
 
 
 async def writes(subscription: Subscription, ready: asyncio.Event) -> AsyncIterator[bytes]:
-    """What the stream writes after its opening, waiting in the event loop, until the
-    subscription closes (disconnect, key no longer valid)."""
+    """What the stream writes after its opening, waiting in the event loop (woken by the hub:
+    events, a heartbeat due, the end), until the subscription closes (disconnect, key no
+    longer valid)."""
     heartbeat = heartbeat_seconds()
     while not subscription.closed:
         ready.clear()  # before taking: a delivery after the take wakes the wait
-        chunk, wait = subscription.next_write(heartbeat)
+        chunk, _ = subscription.next_write(heartbeat)
         if chunk:
             yield chunk
-            continue
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await ready.wait()
+        else:
+            await ready.wait()
 
 
 _background_loop: asyncio.AbstractEventLoop | None = None
