@@ -152,7 +152,7 @@ def chart(counts, rounds_rps, output: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run that checks it works")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0, help="per wrk run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--changes", type=int, default=20)
@@ -204,17 +204,19 @@ def main() -> None:
     load_after = os.getloadavg()[0]
 
     idle_rps = statistics.median(run["rps"] for run in runs[0])
-    idle_rss = statistics.median(run["rss"] for run in runs[0])
+    idle_cpu = statistics.median(run["cpu_us"] for run in runs[0])
+    fresh_rss = runs[0][0]["rss"]  # round 1 runs 0 first, on a fresh server
     rows = []
     for count in counts:
         rps = statistics.median(run["rps"] for run in runs[count])
-        rss = statistics.median(run["rss"] for run in runs[count])
-        per = f"{(rss - idle_rss) / count / 1024:.1f}" if count else "–"
+        cpu = statistics.median(run["cpu_us"] for run in runs[count])
+        first_rss = runs[count][0]["rss"]  # round 1: held on a server that held fewer before
+        per = f"{(first_rss - fresh_rss) / count / 1024:.1f}" if count else "–"
         listed = ", ".join(f"{run['rps']:.0f}" for run in runs[count])
         rows.append(
             f"| {count:,} | {min(run['connected'] for run in runs[count]):,} | {rps:.0f} "
-            f"({listed}) | {rps / idle_rps:.2f} | "
-            f"{max(run['threads'] for run in runs[count])} | {rss / 2**20:.0f} | {per} |"
+            f"({listed}) | **{rps / idle_rps:.2f}** | {cpu:.0f} ({cpu / idle_cpu:.2f}×) | "
+            f"{max(run['threads'] for run in runs[count])} | {first_rss / 2**20:.0f} | {per} |"
         )
     sent_ms = [s * 1000 for s in latency["from_sent"]]
     answer_ms = [s * 1000 for s in latency["from_answer"]]
@@ -231,9 +233,16 @@ def main() -> None:
         "end).",
         "",
         "| idle subscribers | connected | cache-hit req/s, median (rounds) | vs none | "
-        "threads (server + workers) | resident MiB (server + workers) | KiB per subscriber |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "server CPU µs per hit, median (vs none) | threads (server + workers), most seen | "
+        "resident MiB (server + workers), round 1 | KiB per subscriber |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
+        "",
+        "Resident memory is the sum of VmRSS over the server's processes in round 1, which "
+        "opens the counts in increasing order on a fresh server; per subscriber: its growth "
+        "over the fresh server's with none, divided by the count. The server CPU time per hit "
+        "(from /proc, the Granian process and its workers) does not depend on how much of the "
+        "shared machine the server got during a run, unlike req/s.",
         "",
         f"Commit → `revision` event on **every one of {biggest:,} subscribers** "
         f"({args.changes} changes made one by one with PATCH through the API, 1 s apart; the "

@@ -346,6 +346,8 @@ class Subscription:
                 pending.extend(events)
                 if len(pending) > MAX_PENDING:
                     self._pending = (position, revision)
+            else:  # a reset not yet written: it resumes after these events instead
+                self._pending = (position, revision)
         self._notify()
 
     def reset(self, position: Cursor, revision: int) -> None:
