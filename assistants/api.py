@@ -40,6 +40,7 @@ from core.api_errors import (
     error_responses,
     page_not_found,
 )
+from core.change_notes import REVISION_NOTE_PARAMETER
 from tools.api import ToolSerializer
 from tools.models import AssistantToolLink, Tool
 
@@ -141,6 +142,7 @@ class AssistantListApi(generics.ListAPIView):
 
     @extend_schema(
         operation_id="assistants_create",
+        parameters=[REVISION_NOTE_PARAMETER],
         request=AssistantInputSerializer,
         examples=[ASSISTANT_EXAMPLE],
         responses={201: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS)},
@@ -155,17 +157,20 @@ class AssistantListApi(generics.ListAPIView):
 @extend_schema_view(
     put=extend_schema(
         operation_id="assistants_update",
+        parameters=[REVISION_NOTE_PARAMETER],
         request=AssistantInputSerializer,
         examples=[ASSISTANT_EXAMPLE],
         responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
     ),
     patch=extend_schema(
         operation_id="assistants_partial_update",
+        parameters=[REVISION_NOTE_PARAMETER],
         request=AssistantInputSerializer(partial=True),
         responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
     ),
     delete=extend_schema(
         operation_id="assistants_destroy",
+        parameters=[REVISION_NOTE_PARAMETER],
         responses={
             204: OpenApiResponse(description="Deleted, with its tool links and threads."),
             **error_responses(*CONFIG_DELETE_ERRORS),
@@ -222,6 +227,7 @@ class AssistantToolLinkApi(APIView):
 
     @extend_schema(
         operation_id="assistants_tools_link",
+        parameters=[REVISION_NOTE_PARAMETER],
         request=LinkInputSerializer,
         responses={
             201: OpenApiResponse(LinkedToolSerializer, description="Linked."),
@@ -242,9 +248,10 @@ class AssistantToolLinkApi(APIView):
 
     @extend_schema(
         operation_id="assistants_tools_unlink",
+        parameters=[REVISION_NOTE_PARAMETER],
         responses={
             204: OpenApiResponse(description="Unlinked."),
-            **error_responses(*READ_ERRORS, 404, 503),
+            **error_responses(400, *READ_ERRORS, 404, 503),
         },
     )
     def delete(self, request, assistant_id, tool_id):

@@ -4,7 +4,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from assistants.validators import assistant_type_errors, is_active_secretary, secretary_conflicts
+from assistants.validators import (
+    assistant_type_errors,
+    instructions_size_error,
+    is_active_secretary,
+    secretary_conflicts,
+)
 
 
 class Assistant(models.Model):
@@ -91,6 +96,9 @@ class Assistant(models.Model):
             model=self.model,
             openai_assistant_id=self.openai_assistant_id,
         )
+        too_large = instructions_size_error(self.instructions or "")
+        if too_large:
+            errors["instructions"] = too_large
         if is_active_secretary(is_secretary=self.is_secretary, is_active=self.is_active):
             others = Assistant.objects.filter(is_secretary=True).exclude(pk=self.pk)
             conflicts = secretary_conflicts(

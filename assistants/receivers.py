@@ -6,6 +6,7 @@ from django.dispatch import receiver
 
 from assistants.models import Assistant
 from core.changes import Change, record_changes, row_values, stored_values
+from core.config_reads import forget_live_entries_at_commit
 from core.models import RevisionChange
 from tools.selectors import config_dependents
 
@@ -24,6 +25,7 @@ def assistant_saved(sender, instance, created, **kwargs):
 @receiver(post_delete, sender=Assistant, dispatch_uid="assistant_deleted")
 def assistant_deleted(sender, instance, **kwargs):
     _record(instance, old=row_values(instance, Assistant.CONFIG_FIELDS), new=None)
+    forget_live_entries_at_commit([instance.pk])
 
 
 def _record(assistant: Assistant, *, old, new) -> None:

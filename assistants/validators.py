@@ -1,11 +1,14 @@
 """The rules about assistants, as pure functions over plain values (no database access).
 
-Rule 5 (what each assistant type needs) and rule 6 (one active secretary). Model clean(), the
-services (through full_clean) and the import planner all call these, so each rule and its
-message exist once; the callers only fetch the values.
+Rule 5 (what each assistant type needs), rule 6 (one active secretary) and the size bound on
+instructions (rule 12's MAX_INSTRUCTIONS_BYTES). Model clean(), the services (through
+full_clean) and the import planner all call these, so each rule and its message exist once;
+the callers only fetch the values.
 """
 
 from collections.abc import Hashable, Iterable
+
+from django.conf import settings
 
 LLM = "llm"  # Assistant.Type.LLM
 OPENAI_API = "openai_api"  # Assistant.Type.OPENAI_API
@@ -60,4 +63,20 @@ def one_secretary_message(*, other: str) -> str:
     return (
         f"“{other}” is already the active secretary; there can be only one. "
         "Deactivate it or unset its secretary flag first."
+    )
+
+
+def instructions_size_error(text: str) -> str | None:
+    """The size bound on instructions: a message when `text` is over MAX_INSTRUCTIONS_BYTES
+    UTF-8 bytes, else None. Takes the text itself, so it applies as well to instructions
+    expanded from snippets as to what is stored."""
+    limit = settings.MAX_INSTRUCTIONS_BYTES
+    if len(text) <= limit // 4:  # at most 4 bytes a character: no need to encode
+        return None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size <= limit:
+        return None
+    return (
+        f"Instructions are {size:,} bytes (UTF-8); at most {limit:,} are allowed "
+        "(MAX_INSTRUCTIONS_BYTES)."
     )

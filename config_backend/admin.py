@@ -18,7 +18,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -38,7 +38,7 @@ from config_backend.history.services import (
 )
 from config_backend.history.states import UnknownRevision
 from core.admin_actions import change_note_field
-from core.admin_history import shown_change
+from core.admin_history import field_page, shown_change
 from core.models import LIVE, Label, Revision
 
 # Changes listed on a page of a revision; a diff shown before a confirmation lists at most
@@ -55,10 +55,15 @@ def may_move_label(user, name: str) -> bool:
     return user.is_active and user.is_staff and not missing_move_permissions(user, name)
 
 
-def _shown_changes(changes, request) -> tuple[list, object]:
-    """A page (?p=) of changes, as the history templates show them, and the page."""
+def _shown_changes(changes, request, revision) -> tuple[list, object]:
+    """A page (?p=) of a revision's changes, as the history templates show them (a field cut
+    there links to its own page), and the page."""
     page = Paginator(changes, CHANGES_PAGE_SIZE).get_page(request.GET.get(PAGE_VAR))
-    return [shown_change(change) for change in page.object_list], page
+
+    def full_url(change, field):
+        return reverse("admin:config_backend_revision_field", args=[revision.pk, change.pk, field])
+
+    return [shown_change(change, full_url=full_url) for change in page.object_list], page
 
 
 def _diff_context(difference) -> dict:
@@ -161,6 +166,11 @@ class RevisionAdmin(ReadOnlyAdmin):
                 self.admin_site.admin_view(self.rollback_view),
                 name="config_backend_revision_rollback",
             ),
+            path(
+                "<path:object_id>/changes/<int:change_id>/<str:field>/",
+                self.admin_site.admin_view(self.field_view),
+                name="config_backend_revision_field",
+            ),
             *super().get_urls(),
         ]
 
@@ -168,7 +178,7 @@ class RevisionAdmin(ReadOnlyAdmin):
         revision = self._viewable(request, object_id)
         if revision is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        changes, page = _shown_changes(revision.changes.order_by("id"), request)
+        changes, page = _shown_changes(revision.changes.order_by("id"), request, revision)
         return self._page(
             request,
             "admin/history/revision_detail.html",
@@ -179,6 +189,22 @@ class RevisionAdmin(ReadOnlyAdmin):
             page_obj=page,
             page_range=page.paginator.get_elided_page_range(page.number),
             may_roll_back=may_roll_back(request.user),
+        )
+
+    def field_view(self, request, object_id, change_id, field):
+        """One field of one of the revision's changes, whole (linked where a page cut it)."""
+        revision = self._viewable(request, object_id)
+        if revision is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        change = revision.changes.filter(pk=change_id).select_related("revision").first()
+        if change is None:
+            raise Http404("No such change in this revision.")
+        return field_page(
+            request,
+            self,
+            change=change,
+            field=field,
+            title=f"{field} of {change.name}, revision {revision.number}",
         )
 
     def rollback_view(self, request, object_id):

@@ -7,6 +7,7 @@ ImproperlyConfigured naming the variable. Unset, the defaults are safe for produ
 
 import os
 import re
+import urllib.parse
 from pathlib import Path
 
 import dj_database_url
@@ -18,6 +19,21 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def shown(raw: str) -> str:
+    """A variable's value as a settings error quotes it: a password in it (`user:password@`,
+    with or without a scheme) written as `***`, for start-up errors end up in logs. Everything
+    before the last `@` counts as user and password, so a password holding `@` or `/` is
+    hidden whole."""
+    scheme, separator, rest = raw.partition("://")
+    if not separator:
+        scheme, rest = "", raw
+    userinfo, at, location = rest.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.partition(":")[0]
+        raw = f"{scheme}{separator}{user}:***@{location}"
+    return repr(raw)
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:
@@ -27,7 +43,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name} must be 1 or 0 (got {raw!r}).")
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (got {shown(raw)}).")
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -41,18 +57,26 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number (got {raw!r}).") from None
+        raise ImproperlyConfigured(f"{name} must be a whole number (got {shown(raw)}).") from None
 
 
 def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
-    if raw.split("://", 1)[0] not in schemes or "://" not in raw:
+    scheme = raw.split("://", 1)[0]
+    if scheme not in schemes or "://" not in raw:
         raise ImproperlyConfigured(
             f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)} "
-            f"(got {raw!r})."
+            f"(got {shown(raw)})."
         )
+    try:
+        if scheme not in ("sqlite", "unix"):  # these name a file, not host:port
+            urllib.parse.urlsplit(raw).port  # noqa: B018 (parsing it is the check)
+    except ValueError as exc:  # a port that is no number, or out of range; a bad IPv6 host
+        raise ImproperlyConfigured(
+            f"{name} is not a valid URL: {exc} (got {shown(raw)})."
+        ) from None
     return raw
 
 
@@ -65,7 +89,8 @@ def env_sentinels(name: str) -> list[tuple[str, int]]:
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ImproperlyConfigured(
                 f"{name} must be host:port pairs separated by commas, e.g. "
-                f"sentinel-1:26379,sentinel-2:26379 (got {item!r} in {os.environ[name]!r})."
+                f"sentinel-1:26379,sentinel-2:26379 (got {shown(item)} in "
+                f"{', '.join(shown(each) for each in os.environ[name].split(','))})."
             )
         sentinels.append((host, int(port)))
     return sentinels
@@ -78,7 +103,7 @@ def env_sentinel_service(name: str, default: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", value):
         raise ImproperlyConfigured(
             f"{name} must be a Sentinel master name of lower-case letters, digits, '.', '_' "
-            f"and '-' (got {value!r})."
+            f"and '-' (got {shown(value)})."
         )
     return value
 
@@ -153,11 +178,16 @@ TEMPLATES = [
 # Database: DATABASE_URL, else the embedded SQLite file for a first local run.
 DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
 if DATABASE_URL:
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
-        )
-    }
+    try:
+        DATABASES = {
+            "default": dj_database_url.parse(
+                DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+            )
+        }
+    except ValueError as exc:  # dj_database_url.ParseError: a part not properly quoted
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a valid URL: {exc} (got {shown(DATABASE_URL)})."
+        ) from None
 else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
@@ -198,18 +228,18 @@ if REDIS_URL and REDIS_SENTINELS:
     raise ImproperlyConfigured(
         "Set REDIS_URL (one Redis) or REDIS_SENTINELS (Redis behind Sentinel), not both."
     )
-# A config change commits only once this many replicas hold its revision mirror (README "Redis
-# Sentinel"; core.cache): one with Sentinel, none for a lone Redis.
-REDIS_WAIT_REPLICAS = env_int("REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0)
-if REDIS_WAIT_REPLICAS < 0:
-    raise ImproperlyConfigured(
-        f"REDIS_WAIT_REPLICAS must be 0 or more (got {REDIS_WAIT_REPLICAS})."
-    )
 # Short timeouts: a dead or hung Redis must not hold a request.
 _REDIS_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25}
 if REDIS_SENTINELS:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
+
+    def _check_master_on_connect(connection):
+        """Each new connection to the master re-seeds the revision mirrors first if that server
+        did not seed them (a promoted replica; README "Redis Sentinel"; core.cache)."""
+        from core.cache import check_master_on_connect
+
+        check_master_on_connect(connection)
 
     CACHES = {
         "default": {
@@ -228,6 +258,7 @@ if REDIS_SENTINELS:
                     "socket_timeout": 0.25,
                     "retry": Retry(NoBackoff(), 0),
                 },
+                "CONNECTION_POOL_KWARGS": {"redis_connect_func": _check_master_on_connect},
                 **_REDIS_TIMEOUTS,
             },
         }
@@ -298,6 +329,9 @@ STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH = env_int("STRICT_SCHEMA_MAX_LARGE_ENUM_LENG
 # Rule 9: active tools (active links to active tools) per assistant. OpenAI's API takes at
 # most 128 tools in one request.
 MAX_TOOLS_PER_ASSISTANT = env_int("MAX_TOOLS_PER_ASSISTANT", 128)
+# Rule 12's size bound: an assistant's (expanded) instructions, in UTF-8 bytes. The history
+# keeps every version, and each is read back by diffs, pages and configs at a revision.
+MAX_INSTRUCTIONS_BYTES = env_int("MAX_INSTRUCTIONS_BYTES", 262_144)
 for _name in (
     "STRICT_SCHEMA_MAX_PROPERTIES",
     "STRICT_SCHEMA_MAX_NESTING",
@@ -306,6 +340,7 @@ for _name in (
     "STRICT_SCHEMA_LARGE_ENUM_VALUES",
     "STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH",
     "MAX_TOOLS_PER_ASSISTANT",
+    "MAX_INSTRUCTIONS_BYTES",
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1 (got {globals()[_name]}).")
@@ -329,7 +364,7 @@ if HTTPS:
 # `json`: one JSON object per line (the container's default); `console`: readable lines.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or "console"
 if LOG_FORMAT not in ("json", "console"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console (got {LOG_FORMAT!r}).")
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console (got {shown(LOG_FORMAT)}).")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -4,11 +4,17 @@ and how a change reads there and on the Revisions, Labels and rollback pages.
 A change is shown field by field, old → new; long text (instructions, descriptions) and JSON
 (input schemas) as a unified line diff, which is what staff can read for a one-word edit in a
 page of instructions. Values reach the page through the template, which escapes them.
+
+A page shows at most FIELD_SHOWN_LINES lines and FIELD_SHOWN_CHARS characters of each field,
+saying how much it left out, so its size follows the number of changes it lists (a page of
+them), not the size of the texts; each field of a recorded change has its own page showing it
+whole (`field_view`). Only what is shown is bounded: the changes themselves, which rollback and
+labels use, are untouched.
 """
 
 import difflib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
@@ -16,24 +22,34 @@ from django.contrib.admin.views.main import PAGE_VAR
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import Http404
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from core.models import RevisionChange
 
 # Text fields shown as a line diff rather than old → new.
 TEXT_DIFF_FIELDS = frozenset({"instructions", "description"})
 # Revisions per page of an object's history.
-HISTORY_PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 20
+# The most a page shows of one field of a change: its diff's first lines, and of a diff or a
+# value, its first characters (a prompt of one long line is bounded too). A page of 20
+# revisions is then at most about 20 × 20,000 characters of text, whatever the instructions.
+FIELD_SHOWN_LINES = 200
+FIELD_SHOWN_CHARS = 20_000
 
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One field of a change as shown: old → new, or a diff (a list of (kind, line))."""
+    """One field of a change as shown: old → new, or a diff (a list of (kind, line)); `cut`
+    says what was left out, if anything, and `full_url` where the field shows whole."""
 
     name: str
     old: str = ""
     new: str = ""
     diff: tuple = ()
+    cut: str = ""
+    full_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,33 +87,99 @@ def _diff_kind(line: str) -> str:
     return {"+": "added", "-": "removed"}.get(line[:1], "context")
 
 
-def text_diff(old, new) -> tuple:
-    """A unified line diff of two values (JSON indented), as (kind, line) pairs."""
-    lines = difflib.unified_diff(
-        _as_lines(old), _as_lines(new), "before", "after", lineterm="", n=3
-    )
+def text_diff(old, new, *, whole: bool = False) -> tuple:
+    """A unified line diff of two values (JSON indented), as (kind, line) pairs; `whole`: with
+    every unchanged line as context, so both texts can be read in full."""
+    old_lines, new_lines = _as_lines(old), _as_lines(new)
+    context = max(len(old_lines), len(new_lines)) if whole else 3
+    lines = difflib.unified_diff(old_lines, new_lines, "before", "after", lineterm="", n=context)
     return tuple((_diff_kind(line), line) for line in lines)
 
 
-def field_change(name: str, old, new) -> FieldChange:
+def _bounded_diff(diff: tuple) -> tuple[tuple, str]:
+    """The start of a diff a page shows (FIELD_SHOWN_LINES, FIELD_SHOWN_CHARS), and what it
+    leaves out, said in words ("" when nothing)."""
+    shown, room = [], FIELD_SHOWN_CHARS
+    for kind, line in diff[:FIELD_SHOWN_LINES]:
+        if room <= 0:
+            break
+        shown.append((kind, line[:room]))
+        room -= len(line)
+    if len(shown) == len(diff) and room >= 0:
+        return diff, ""
+    left_out = sum(len(line) for _, line in diff) - sum(len(line) for _, line in shown)
+    lines = len(diff) - len(shown)
+    return tuple(shown), (
+        f"{left_out:,} more characters of this diff ({lines:,} more lines) are not shown here."
+    )
+
+
+def _bounded_value(value) -> tuple[str, bool]:
+    text = _shown(value)
+    if len(text) <= FIELD_SHOWN_CHARS:
+        return text, False
+    return text[:FIELD_SHOWN_CHARS] + " …", True
+
+
+def field_change(name: str, old, new, *, whole: bool = False) -> FieldChange:
+    """One field of a change as shown: bounded (FIELD_SHOWN_*), or `whole`."""
     if name in TEXT_DIFF_FIELDS or isinstance(old, dict | list) or isinstance(new, dict | list):
-        diff = text_diff(old, new)
+        diff = text_diff(old, new, whole=whole)
         if diff:  # none between None and "": shown as values
-            return FieldChange(name, diff=diff)
-    return FieldChange(name, old=_shown(old), new=_shown(new))
+            if whole:
+                return FieldChange(name, diff=diff)
+            shown, cut = _bounded_diff(diff)
+            return FieldChange(name, diff=shown, cut=cut)
+    if whole:
+        return FieldChange(name, old=_shown(old), new=_shown(new))
+    (old_text, old_cut), (new_text, new_cut) = _bounded_value(old), _bounded_value(new)
+    cut = (
+        f"Values longer than {FIELD_SHOWN_CHARS:,} characters are cut here."
+        if old_cut or new_cut
+        else ""
+    )
+    return FieldChange(name, old=old_text, new=new_text, cut=cut)
 
 
-def shown_change(change) -> ShownChange:
-    """A RevisionChange or a core.changes.Change, as the history templates show it."""
+def shown_change(change, *, full_url=None) -> ShownChange:
+    """A RevisionChange or a core.changes.Change, as the history templates show it.
+    `full_url(change, field name)`: the page showing a field whole, linked from a field that
+    was cut (a recorded change only: a computed diff's changes have no page)."""
+    fields = []
+    for name, values in change.fields.items():
+        field = field_change(name, values["old"], values["new"])
+        if field.cut and full_url is not None and getattr(change, "pk", None) is not None:
+            field = replace(field, full_url=full_url(change, name))
+        fields.append(field)
     return ShownChange(
         entity=change.entity,
         object_id=change.object_id,
         name=change.name,
         action=change.action,
-        fields=tuple(
-            field_change(name, values["old"], values["new"])
-            for name, values in change.fields.items()
-        ),
+        fields=tuple(fields),
+    )
+
+
+def field_page(request, model_admin, *, change, field: str, title: str, **context):
+    """The page showing one field of a recorded change whole: its diff with every line, or
+    its old and new values. 404 for a field the change did not touch."""
+    if field not in change.fields:
+        raise Http404("This change did not touch that field.")
+    values = change.fields[field]
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(
+        request,
+        "admin/history/field_full.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "subtitle": None,
+            "opts": model_admin.opts,
+            "change": change,
+            "revision": change.revision,
+            "field": field_change(field, values["old"], values["new"], whole=True),
+            **context,
+        },
     )
 
 
@@ -109,10 +191,10 @@ class RevisionEntry:
     changes: list
 
 
-def history_entries(changes_query, page_number, *, page_size=HISTORY_PAGE_SIZE):
+def history_entries(changes_query, page_number, *, page_size=HISTORY_PAGE_SIZE, full_url=None):
     """A page of the revisions that made the changes of `changes_query` (a RevisionChange
     query), newest first, each with its changes; and the page. Three queries, however many
-    revisions the page shows."""
+    revisions the page shows. `full_url`: as for shown_change."""
     revision_ids = (
         changes_query.order_by("-revision__number")
         .values_list("revision_id", "revision__number")
@@ -127,7 +209,7 @@ def history_entries(changes_query, page_number, *, page_size=HISTORY_PAGE_SIZE):
         .order_by("-revision__number", "id")
     ):
         entry = entries.setdefault(change.revision_id, RevisionEntry(change.revision, []))
-        entry.changes.append(shown_change(change))
+        entry.changes.append(shown_change(change, full_url=full_url))
     return list(entries.values()), page
 
 
@@ -142,14 +224,39 @@ class RevisionHistoryAdmin(admin.ModelAdmin):
         """The object's changes among RevisionChange rows."""
         return Q(entity=self.history_entity, object_id=str(obj.pk))
 
-    def history_view(self, request, object_id, extra_context=None):
+    def _field_url_name(self) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_history_field"
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/history/<int:change_id>/<str:field>/",
+                self.admin_site.admin_view(self.history_field_view),
+                name=self._field_url_name(),
+            ),
+            *super().get_urls(),
+        ]
+
+    def _history_object(self, request, object_id):
+        """The object whose history is asked for, if it exists (else None: the caller
+        redirects) and the user may see it (else PermissionDenied)."""
         obj = self.get_object(request, unquote(object_id))
+        if obj is not None and not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self._history_object(request, object_id)
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_or_change_permission(request, obj):
-            raise PermissionDenied
+
+        def full_url(change, field):
+            return reverse(f"admin:{self._field_url_name()}", args=[obj.pk, change.pk, field])
+
         entries, page = history_entries(
-            RevisionChange.objects.filter(self.history_filter(obj)), request.GET.get(PAGE_VAR)
+            RevisionChange.objects.filter(self.history_filter(obj)),
+            request.GET.get(PAGE_VAR),
+            full_url=full_url,
         )
         context = {
             **self.admin_site.each_context(request),
@@ -167,3 +274,26 @@ class RevisionHistoryAdmin(admin.ModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.object_history_template, context)
+
+    def history_field_view(self, request, object_id, change_id, field):
+        """One field of one change in the object's history, whole (linked from the History
+        page where it was cut); the History page's permission."""
+        obj = self._history_object(request, object_id)
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        change = (
+            RevisionChange.objects.filter(self.history_filter(obj), pk=change_id)
+            .select_related("revision")
+            .first()
+        )
+        if change is None:
+            raise Http404("No such change in this history.")
+        return field_page(
+            request,
+            self,
+            change=change,
+            field=field,
+            title=f"{field} of {change.name}, revision {change.revision.number}",
+            object=obj,
+            module_name=str(self.opts.verbose_name_plural).capitalize(),
+        )

@@ -215,8 +215,8 @@ def add_error_components(result, generator, request, public):
 _ERROR_RESPONSES = {
     400: (
         "BadRequest",
-        'Invalid input: `{"field": ["message"]}` for each invalid field, or `{"detail": "..."}` '
-        "for a body that is not storable JSON.",
+        'Invalid input: `{"field": ["message"]}` for each invalid field (or header: '
+        '`X-Change-Note`), or `{"detail": "..."}` for a body that is not storable JSON.',
     ),
     401: ("Error", "No credentials, or an invalid, expired or revoked API key."),
     403: (
@@ -261,4 +261,5 @@ READ_ERRORS = (401, 403)
 WRITE_ERRORS = (400, 401, 403, 413, 415)
 # Config changes (not thread writes) need the cache to be reachable: see core.cache.
 CONFIG_WRITE_ERRORS = (*WRITE_ERRORS, 503)
-CONFIG_DELETE_ERRORS = (*READ_ERRORS, 404, 409, 503)
+# 400: a delete takes a change note too (X-Change-Note, core.change_notes).
+CONFIG_DELETE_ERRORS = (400, *READ_ERRORS, 404, 409, 503)

@@ -11,6 +11,9 @@ behind the models' back (a bare UPDATE) stops counting when its record expires.
 
 Scopes (SPEC): `read` = every GET; `runtime` = read + thread writes; `write` = read + config
 writes.
+
+A key never carries more than its maker may do (key_grant_problems): the admin's key forms and
+`create_api_key --as-user` ask it; the operator at the shell, like a superuser, may make any.
 """
 
 import json
@@ -22,6 +25,13 @@ from rest_framework import permissions
 
 from core import cache
 from core.models import APIKey, ConfigRevision
+from core.staff_permissions import (
+    CONFIG_WRITE_PERMISSIONS,
+    MOVE_LABEL,
+    MOVE_PROTECTED_LABEL,
+    READ_PERMISSIONS,
+    THREAD_WRITE_PERMISSIONS,
+)
 
 # Longer keys are not ours (ours are 8 + 1 + 32 characters); refused before any lookup.
 MAX_KEY_LENGTH = 200
@@ -62,6 +72,63 @@ def scope_allows(*, scope: str, method: str, write_scope: str) -> bool:
     if method in permissions.SAFE_METHODS:
         return True
     return scope == write_scope
+
+
+# What a key of each scope may do, as the staff permissions that allow the same. A write key
+# also moves labels and rolls back (the rollback needs every config write, already listed).
+SCOPE_PERMISSIONS = {
+    APIKey.Scope.READ: READ_PERMISSIONS,
+    APIKey.Scope.RUNTIME: [*READ_PERMISSIONS, *THREAD_WRITE_PERMISSIONS],
+    APIKey.Scope.WRITE: [*READ_PERMISSIONS, *CONFIG_WRITE_PERMISSIONS, MOVE_LABEL],
+}
+# `protected` adds the labels in PROTECTED_LABELS. A pinned `label` adds nothing: it only
+# changes which config a read gets when it names none, and any read key may name any label.
+PROTECTED_PERMISSIONS = [MOVE_PROTECTED_LABEL]
+
+
+def key_grant_problems(
+    user, *, scope: str, protected: bool, expiry_date=None, before: APIKey | None = None
+) -> dict[str, list[str]]:
+    """What a key of this scope (protected or not) could do that `user` may not, as messages by
+    the form field to blame; {} if the user may give a key this.
+
+    `before`: the key being changed. What it could already do is not granted anew, unless the
+    change lets it live longer (then it is, and `expiry_date` is blamed for it).
+    """
+    if before is not None and before.revoked:
+        return {}  # a revoked key does nothing and is never usable again
+    lives_longer = before is not None and _lives_longer(expiry_date, before.expiry_date)
+    held = set()
+    if before is not None and not lives_longer:
+        held = {*SCOPE_PERMISSIONS.get(before.scope, []), *_protected_permissions(before.protected)}
+    problems: dict[str, list[str]] = {}
+    for field, value, needed, power in (
+        ("scope", scope, SCOPE_PERMISSIONS.get(scope, []), f"A `{scope}` key"),
+        ("protected", protected, _protected_permissions(protected), "A protected key"),
+    ):
+        missing = [name for name in needed if name not in held and not user.has_perm(name)]
+        if not missing:
+            continue
+        message = (
+            f"{power} may do what {', '.join(f'`{name}`' for name in missing)} allow(s), and "
+            "you lack that: a key may not do more than its maker."
+        )
+        if before is not None and getattr(before, field) == value:
+            # Unchanged, so new only because the key would live longer.
+            problems.setdefault("expiry_date", []).append(f"Living longer, anew: {message}")
+        else:
+            problems.setdefault(field, []).append(message)
+    return problems
+
+
+def _protected_permissions(protected: bool) -> list[str]:
+    return PROTECTED_PERMISSIONS if protected else []
+
+
+def _lives_longer(expiry_date, old_expiry_date) -> bool:
+    if old_expiry_date is None:
+        return False
+    return expiry_date is None or expiry_date > old_expiry_date
 
 
 def used_hour(timestamp: float) -> str:

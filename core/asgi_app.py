@@ -100,7 +100,12 @@ def redis_client():
             sentinel_kwargs["retry"] = Retry(NoBackoff(), sentinel_kwargs["retry"].get_retries())
         database = int(urlsplit(cache_settings["LOCATION"]).path.strip("/") or 0)
         sentinel = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=sentinel_kwargs, **timeouts)
-        return sentinel.master_for(settings.REDIS_SENTINEL_SERVICE, db=database)
+        # As django-redis's connections (settings): a new master's mirrors re-seeded first.
+        return sentinel.master_for(
+            settings.REDIS_SENTINEL_SERVICE,
+            db=database,
+            redis_connect_func=cache.check_master_on_connect_async,
+        )
     # A pool given to the client, as django-redis does: its connections don't retry.
     pool = redis.asyncio.ConnectionPool.from_url(cache_settings["LOCATION"], **timeouts)
     return redis.asyncio.Redis(connection_pool=pool)

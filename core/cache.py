@@ -18,20 +18,30 @@ Consistency design (SPEC "Cache semantics"):
   resumes with its old contents therefore holds nothing older than the database.
 - Replicas (Redis Sentinel; README "Redis Sentinel"). Replication is asynchronous: a replica
   promoted after its master died may hold an older mirror N, and entries tagged N, while the
-  database is at N+1; it would serve them. So a change's mirror raise is followed, on the same
-  connection, by `WAIT settings.REDIS_WAIT_REPLICAS`, and the change commits only once that many
-  replicas hold the new mirror (else CacheNotReplicated → 503, rolled back). Every committed
-  revision is then on a replica, and Sentinel promotes the replica with the most replicated data
-  (at equal replica-priority, the default), so a promoted master's mirror is at least the
-  database revision and the argument above holds on it unchanged, whatever old entries it holds.
-  (Set REDIS_WAIT_REPLICAS to the number of replicas to need no such preference.) A failover
-  loses only entries (misses) and raises of changes that never committed (a mirror ahead of the
-  database: misses too). The raise writes the mirror even when it is already higher, so the WAIT
-  covers a value that a change which then rolled back had raised and not replicated. While no
-  replica acknowledges (the only replica is down, or was just promoted), config changes are
-  refused: they are rare and made by people, who can retry once Redis has a replica again; reads
-  are unaffected. Key changes commit anyway, stale records then bounded as below. Every command
-  goes to the master (django-redis's write client), never to a replica, whose mirror lags.
+  database is at N+1; it would serve them. So mirrors are trusted only on the dataset that
+  seeded them. Under Sentinel every new connection, before it is used, asks the server who it
+  is (`INFO`: run_id, new at every start of a server; master_replid, new at every promotion)
+  and reads the marker kept beside the mirrors (MIRRORS_SEEDED_ON_KEY: the identity of the
+  server that last re-seeded them; replicated with them, so a promoted replica holds its old
+  master's). If they differ, the connection re-seeds every mirror from the database first
+  (`check_master_on_connect`, `_RESEED`, one atomic script that sets the marker last): each is
+  raised (a max, as always) to its committed revision, except the mirror of a row a change
+  holds right now, which is deleted. Such a change bumped the row before it raised its mirror,
+  maybe on the dead master, and commits after this read; a missing mirror is a miss, seeded
+  later under the row's lock (`seed_mirror`). A row no change holds has no raise in flight:
+  every raise of it is from a change that has committed (its revision is the one read, or
+  lower) or rolled back. So once a connection to a new master is in use, every mirror on it is
+  at least the database's, and the argument above holds unchanged, whatever old entries it
+  holds. Every connection checks for itself (request threads, the ASGI fast path's, the
+  hub's): none reads before some re-seed on that server has finished, and re-seeds can
+  overlap (max and delete only). The rows are read with FOR SHARE SKIP LOCKED, which waits for
+  nobody, in a savepoint rolled back at once, so it holds no lock a writer could deadlock on.
+  A connection that finds a replica is refused: every command goes to the master. Changes need
+  no replica's acknowledgement (no `WAIT`): they are accepted as soon as the new master is,
+  with one replica (the promotion leaves none) as with two. A failover loses only entries
+  (misses) and raises of changes that never committed (a mirror ahead of the database: misses
+  too). Not covered, as before: a partition in which some instances still reach an old master
+  that Sentinel has replaced (its mirrors stop at the partition).
 - API-key changes differ: a key must be revocable during an outage, and a key record, unlike a
   config entry, lives at most settings.API_KEY_RECORD_SECONDS. While Redis is unreachable no
   hit is served (the database checks every key and refuses a revoked one at once); once it is
@@ -66,9 +76,15 @@ from core.models import ConfigRevision
 logger = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 5.0
-# Entries and key records (settings.API_KEY_RECORD_SECONDS) expire, the revision mirrors never
-# do, so a Redis at maxmemory under `volatile-lru` evicts them, not the mirrors; a day bounds
-# any leftover entry.
+# What Redis may evict. It runs `maxmemory-policy volatile-lru` (docs/consistency.md, "Sizing
+# Redis"), which evicts only keys that expire. The revision mirrors (and their marker,
+# MIRRORS_SEEDED_ON_KEY) and the live entries (each assistant's config and the bundle, in every
+# coding: LIVE_ENTRY_SECONDS) never expire, so they are never evicted: they must stay (mirrors)
+# or are what every read wants (live entries; one per assistant, overwritten by each build, and
+# deleted with their assistant). The rest expires and so goes first when Redis is full: entries
+# read at a point in the history (a label's, ENTRY_SECONDS; at a revision,
+# config_backend.history), key records (settings.API_KEY_RECORD_SECONDS) and build locks.
+LIVE_ENTRY_SECONDS = None
 ENTRY_SECONDS = 24 * 3600
 KEY_PREFIX = "cfgb:v1:"
 CHANGES_CHANNEL = "config_backend:revision"
@@ -84,18 +100,6 @@ class CacheUnavailable(Exception):
 
     def __init__(self, message=None):
         super().__init__(message or self.default_message)
-
-
-class CacheNotReplicated(CacheUnavailable):
-    """Redis took the change's mirror, but too few replicas acknowledged it in time."""
-
-    def __init__(self, wanted: int, acknowledged: int):
-        super().__init__(
-            f"The configuration cache (Redis) has {acknowledged} of the {wanted} replica(s) "
-            f"that must hold a change before it is saved (so that a failover cannot lose it), "
-            "so the change was refused and nothing was changed. Retry in a few seconds (an "
-            "operator may need to bring a Redis replica back)."
-        )
 
 
 class CacheRefused(CacheUnavailable):
@@ -166,8 +170,7 @@ class _Breaker:
 breaker = _Breaker()
 
 # Raises the value at each of KEYS to ARGV[1] unless it is already higher; returns the last
-# key's result. The value is written even when it is not raised, so a WAIT after it covers that
-# value too.
+# key's result.
 _RAISE_TO = """
 local result = 0
 for _, key in ipairs(KEYS) do
@@ -185,9 +188,122 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# How long a change waits for replicas to hold its mirror: they usually answer within a
-# millisecond; kept under the socket timeout (settings), so the answer arrives before it.
-REPLICA_WAIT_MS = 150
+# Beside the mirrors: the identity ("<run_id>:<master_replid>") of the server that last
+# re-seeded them (module docstring, "Replicas"). It never expires, as the mirrors.
+MIRRORS_SEEDED_ON_KEY = cache_key("mirrors_seeded_on")
+# Re-seeds the mirrors: raises KEYS[1..ARGV[1]] to ARGV[2..] (never lowers one), deletes the
+# other KEYS but the last, then sets the last (the marker) to the last ARGV. One script, so no
+# connection sees the marker before the mirrors.
+_RESEED = """
+local raised = tonumber(ARGV[1])
+for i = 1, raised do
+  local stored = redis.call('GET', KEYS[i])
+  if not stored or tonumber(stored) < tonumber(ARGV[i + 1]) then
+    redis.call('SET', KEYS[i], ARGV[i + 1])
+  end
+end
+for i = raised + 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
+redis.call('SET', KEYS[#KEYS], ARGV[#ARGV])
+return raised
+"""
+_WHO_IS_THERE = (("INFO", "server"), ("INFO", "replication"), ("GET", MIRRORS_SEEDED_ON_KEY))
+
+
+def _identity_if_unseeded(server_info, replication_info, marker) -> str | None:
+    """This server's identity if its mirrors were not seeded on it, else None; refuses a
+    replica. The arguments: the raw replies to _WHO_IS_THERE."""
+    import redis
+
+    fields = {}
+    for reply in (server_info, replication_info):
+        for line in (reply.decode() if isinstance(reply, bytes) else reply).splitlines():
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    if fields.get("role") != "master":
+        raise redis.ConnectionError(
+            f"The Redis the sentinels named is a {fields.get('role')}, not the master."
+        )
+    identity = f"{fields['run_id']}:{fields['master_replid']}"
+    seeded_on = marker.decode() if isinstance(marker, bytes) else marker
+    return None if seeded_on == identity else identity
+
+
+def _reseed_command(identity: str) -> tuple:
+    """The EVAL of _RESEED for the revisions committed now (module docstring, "Replicas")."""
+    table = ConfigRevision._meta.db_table
+    # PostgreSQL: skip (and so retire) the rows a change holds; SQLite has no row locks (its
+    # writers hold the whole file), as for seed_mirror.
+    locking = " FOR SHARE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    opened_here = connection.connection is None
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT name, value FROM {table}{locking}")  # noqa: S608
+            free = dict(cursor.fetchall())
+            cursor.execute(f"SELECT name FROM {table}")  # noqa: S608
+            held = sorted({name for (name,) in cursor.fetchall()} - free.keys())
+            transaction.set_rollback(True)  # the share locks go at once
+    finally:
+        if opened_here and not connection.in_atomic_block:
+            connection.close()  # a thread outside a request (the hub's) must not keep one
+    keys = [revision_key(name) for name in (*free, *held)] + [MIRRORS_SEEDED_ON_KEY]
+    return ("EVAL", _RESEED, len(keys), *keys, len(free), *free.values(), identity)
+
+
+def _as_redis_error(exc: BaseException) -> BaseException | None:
+    """What a failed check raises instead of `exc` (None: `exc` itself): any other failure (the
+    database's) as a RedisError, which the store's callers handle as Redis unreachable."""
+    import redis
+
+    if isinstance(exc, redis.RedisError) or not isinstance(exc, Exception):
+        return None
+    return redis.ConnectionError(
+        f"Could not check the Redis master's mirrors ({type(exc).__name__}: {exc})."
+    )
+
+
+def check_master_on_connect(connection_to_redis) -> None:
+    """redis-py's connect callback under Sentinel (settings CACHES, `redis_connect_func`): the
+    handshake, then the mirrors re-seeded if this server did not seed them (module docstring,
+    "Replicas"). Any failure drops the connection: an unchecked one is never used."""
+    try:
+        connection_to_redis.on_connect()
+        connection_to_redis.send_packed_command(
+            connection_to_redis.pack_commands(_WHO_IS_THERE), check_health=False
+        )
+        replies = [connection_to_redis.read_response() for _ in _WHO_IS_THERE]
+        identity = _identity_if_unseeded(*replies)
+        if identity is not None:
+            connection_to_redis.send_command(*_reseed_command(identity), check_health=False)
+            connection_to_redis.read_response()
+    except BaseException as exc:
+        connection_to_redis.disconnect()
+        instead = _as_redis_error(exc)
+        if instead is None:
+            raise
+        raise instead from exc
+
+
+async def check_master_on_connect_async(connection_to_redis) -> None:
+    """check_master_on_connect for redis.asyncio (the ASGI fast path's client)."""
+    from asgiref.sync import sync_to_async
+
+    try:
+        await connection_to_redis.on_connect()
+        await connection_to_redis.send_packed_command(
+            connection_to_redis.pack_commands(_WHO_IS_THERE), check_health=False
+        )
+        replies = [await connection_to_redis.read_response() for _ in _WHO_IS_THERE]
+        identity = _identity_if_unseeded(*replies)
+        if identity is not None:
+            command = await sync_to_async(_reseed_command)(identity)
+            await connection_to_redis.send_command(*command, check_health=False)
+            await connection_to_redis.read_response()
+    except BaseException as exc:  # cancelled too: a connection left half-checked is unusable
+        await connection_to_redis.disconnect(nowait=True)
+        instead = _as_redis_error(exc)
+        if instead is None:
+            raise
+        raise instead from exc
 
 
 class RedisStore:
@@ -198,15 +314,12 @@ class RedisStore:
     # Every app instance and command sees the same mirrors: they can vouch for an entry.
     shared = True
 
-    def __init__(self, alias: str = "default", client=None, wait_replicas: int | None = None):
+    def __init__(self, alias: str = "default", client=None):
         import redis
         from django_redis import get_redis_connection
 
         # The write client: the master, also under Sentinel (see the module docstring).
         self.client = client if client is not None else get_redis_connection(alias, write=True)
-        if wait_replicas is None:
-            wait_replicas = getattr(settings, "REDIS_WAIT_REPLICAS", 0)
-        self.wait_replicas = wait_replicas
         self.errors = (redis.RedisError, OSError)
         self.refusals = (redis.ResponseError,)  # Redis answered: it is there, the breaker stays
         self._raise_to = self.client.register_script(_RAISE_TO)
@@ -250,20 +363,10 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def raise_to(self, key: str | list[str], value: int, *, replicated: bool = False) -> int:
-        """Raise the mirror at `key` (or each of a list) to `value`; `replicated`: and wait
-        until the replicas the settings ask for hold it (one pipeline: WAIT counts this
-        connection's writes)."""
+    def raise_to(self, key: str | list[str], value: int) -> int:
+        """Raise the mirror at `key` (or each of a list) to `value`."""
         keys = [key] if isinstance(key, str) else key
-        if not (replicated and self.wait_replicas):
-            return int(self._raise_to(keys=keys, args=[value]))
-        pipe = self.client.pipeline(transaction=False)
-        self._raise_to(keys=keys, args=[value], client=pipe)
-        pipe.execute_command("WAIT", self.wait_replicas, REPLICA_WAIT_MS)
-        raised, acknowledged = pipe.execute()
-        if acknowledged < self.wait_replicas:
-            raise CacheNotReplicated(self.wait_replicas, acknowledged)
-        return int(raised)
+        return int(self._raise_to(keys=keys, args=[value]))
 
     def publish(self, channel: str, message: str) -> None:
         self.client.publish(channel, message)
@@ -321,7 +424,7 @@ class LocalStore:
     def delete(self, key: str) -> None:
         self.cache.delete(key)
 
-    def raise_to(self, key: str | list[str], value: int, *, replicated: bool = False) -> int:
+    def raise_to(self, key: str | list[str], value: int) -> int:
         result = value
         with self.lock_guard:
             for one in [key] if isinstance(key, str) else key:
@@ -402,7 +505,7 @@ def bump_revision(name: str = ConfigRevision.CONFIG, *, also: list[str] | tuple 
     The rows named in `also` (assistants' config revisions) are set to the same value, their
     mirrors raised with it (core.changes). Raises
     CacheUnavailable (the caller's transaction then rolls back) when the mirror can't be raised,
-    except for an API-key change while Redis is unreachable or unreplicated (module docstring).
+    except for an API-key change while Redis is unreachable (module docstring).
     """
     if not connection.in_atomic_block:
         logger.warning("Config changed outside a transaction; cache refresh cannot be atomic.")
@@ -424,12 +527,12 @@ def bump_revision(name: str = ConfigRevision.CONFIG, *, also: list[str] | tuple 
         )
     keys = [revision_key(one) for one in (name, *also)]
     try:
-        require_cache("raising the revision", lambda s: s.raise_to(keys, revision, replicated=True))
+        require_cache("raising the revision", lambda s: s.raise_to(keys, revision))
     except CacheUnavailable as exc:
         if name != ConfigRevision.API_KEYS or isinstance(exc, CacheRefused):
             raise
         logger.warning(
-            "API keys changed while the cache is unreachable or unreplicated (%s); committing "
+            "API keys changed while the cache is unreachable (%s); committing "
             "anyway: cached key records stop counting within %ss of Redis returning.",
             type(exc).__name__,
             settings.API_KEY_RECORD_SECONDS,

@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 
 import zstandard
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
@@ -194,6 +195,20 @@ def entry_key(assistant_id: str | None, coding: str = IDENTITY) -> str:
     if assistant_id:
         return cache.assistant_config_key(assistant_id, *variant)
     return cache.bundle_key(*variant)
+
+
+def forget_live_entries_at_commit(assistant_ids) -> None:
+    """Once the current transaction commits, delete the live entries (every coding) of these
+    deleted assistants: live entries never expire (core.cache) and no build replaces these any
+    more. A read that began before the deletion may store one again (rare, and never served:
+    its tag is below the mirror the deletion raised)."""
+    keys = [entry_key(str(pk), coding) for pk in assistant_ids for coding in (IDENTITY, *CODINGS)]
+
+    def delete(store):
+        for key in keys:
+            store.delete(key)
+
+    transaction.on_commit(lambda: cache.try_cache("forgetting deleted assistants' entries", delete))
 
 
 # The config as it was at a revision (`?revision=N`, config_backend.history): its content never
@@ -615,7 +630,7 @@ def _build_once(assistant_id, revision: int, build, coding: str, *, seed: bool):
     }
     cache.try_cache(
         "storing a config",
-        lambda s: s.set_many(entries, cache.ENTRY_SECONDS, release=release),
+        lambda s: s.set_many(entries, cache.LIVE_ENTRY_SECONDS, release=release),
     )
     if seed:
         cache.seed_mirror(revision_name(assistant_id))

@@ -8,6 +8,7 @@ saved by its middleware), and, through `unavailable_reason`, by the API's except
 """
 
 import logging
+from functools import partial
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
@@ -16,6 +17,7 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from core import request_log
 from core.cache import CacheUnavailable
+from core.change_notes import CHANGE_NOTE_HEADER, MalformedChangeNote, change_note_from_header
 from core.changes import ChangeContext, change_context
 from core.config_reads import CACHE_HEADER
 from core.models import Revision
@@ -106,31 +108,42 @@ class RequestLogMiddleware:
         return response
 
 
-# The admin's form field for a change note, and the API's header (SPEC "Revisions").
+# The admin's form field for a change note (the API's header: core.change_notes).
 CHANGE_NOTE_FIELD = "change_note"
-CHANGE_NOTE_HEADER = "X-Change-Note"
 
 
-def request_change_context(request) -> ChangeContext:
+def request_change_context(request, *, header_note: str = "") -> ChangeContext:
     """Who makes a request's changes, from where, and why; asked when its first change is
-    recorded, so after DRF has authenticated the caller."""
-    if request.path.startswith(reverse("admin:index")):
+    recorded, so after DRF has authenticated the caller. `header_note`: the API's note, read
+    from its header by the middleware."""
+    if _in_admin(request):
         source = Revision.Source.ADMIN
         message = request.POST.get(CHANGE_NOTE_FIELD, "") if request.method == "POST" else ""
     else:
         source = Revision.Source.API
-        message = request.headers.get(CHANGE_NOTE_HEADER, "")
+        message = header_note
     api_key = getattr(request, "auth", None)  # DRF's request.auth: our APIKey, or None
     author = getattr(api_key, "name", None) or _username(request) or "anonymous"
     return ChangeContext(source=source, author=author, message=message.strip())
 
 
 class ChangeContextMiddleware:
-    """Changes a request makes are recorded with its user or key, source and note."""
+    """Changes a request makes are recorded with its user or key, source and note. A write
+    whose X-Change-Note is not UTF-8 is a 400 before anything runs (core.change_notes)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        with change_context(lambda: request_change_context(request)):
+        header_note = ""
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not _in_admin(request):
+            try:
+                header_note = change_note_from_header(request.headers.get(CHANGE_NOTE_HEADER, ""))
+            except MalformedChangeNote as exc:
+                return JsonResponse({CHANGE_NOTE_HEADER: [str(exc)]}, status=400)
+        with change_context(partial(request_change_context, request, header_note=header_note)):
             return self.get_response(request)
+
+
+def _in_admin(request) -> bool:
+    return request.path.startswith(reverse("admin:index"))

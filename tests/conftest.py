@@ -8,7 +8,7 @@ from assistants.models import Assistant
 from core import cache as config_cache
 from core.cache import RedisStore, breaker
 from tests.factories import key_client
-from tests.throwaway_servers import free_port
+from tests.throwaway_servers import free_port, spawn_redis
 from tools.models import Tool
 
 
@@ -42,6 +42,21 @@ def unreachable_redis(monkeypatch):
         retry=Retry(NoBackoff(), 0),
     )
     monkeypatch.setattr(config_cache, "_store", RedisStore(client=dead))
+
+
+@pytest.fixture
+def own_redis_cache(tmp_path, monkeypatch):
+    """A Redis of this test's own as the config cache (the run's policy, volatile-lru), which it
+    may fill up: its client."""
+    port = free_port()
+    proc = spawn_redis(tmp_path, port)
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_connect_timeout=0.25, socket_timeout=0.25
+    )
+    monkeypatch.setattr(config_cache, "_store", RedisStore(client=client))
+    yield client
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture

@@ -325,3 +325,31 @@ def test_staff_roll_back_after_seeing_the_diff_and_the_runtime_reads_the_old_con
     status, _, body = call("GET", f"{base_url}/api/v1/assistants/{assistant.id}/config/", key=key)
     assert status == 200
     assert json.loads(body)["instructions"] == PLANNER_INSTRUCTIONS
+
+
+def test_staff_add_a_key_see_it_once_and_the_browser_keeps_it_in_no_cookie(
+    rows, base_url, chromium, artifacts
+):
+    admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), artifacts)
+    log_in(admin, base_url)
+    page = admin.page
+    page.goto(f"{base_url}/admin/config_backend/apikey/add/")
+    page.fill("#id_name", "deployer")
+    page.select_option("#id_scope", "write")
+    page.check("#id_protected")
+    page.click("input[name=_save]")
+
+    shown = page.locator("#new-api-key")
+    shown.wait_for()
+    key = shown.inner_text()
+    admin.screenshot("key-01-shown-once")
+    assert page.content().count(key.partition(".")[2]) == 1
+    cookies = page.context.cookies()
+    assert cookies  # the session's, at least
+    assert all(key.partition(".")[2] not in cookie["value"] for cookie in cookies)
+    page.goto(f"{base_url}/admin/config_backend/apikey/")
+    assert key.partition(".")[2] not in page.content()
+    assert admin.problems == []
+
+    status, _, _ = call("GET", f"{base_url}/api/v1/assistants/", key=key)
+    assert status == 200

@@ -1,9 +1,12 @@
 """Creating and revoking API keys: the create_api_key command and the admin."""
 
 import io
+import re
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
@@ -65,20 +68,42 @@ def test_the_admin_creates_a_key_and_shows_it_once(admin_client):
     response = admin_client.post(
         "/admin/config_backend/apikey/add/",
         {"name": "runtime", "scope": "runtime", "expiry_date_0": "", "expiry_date_1": ""},
-        follow=True,
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 200  # the answer to the form itself: no redirect
     stored = APIKey.objects.get()
     assert stored.scope == "runtime"
-    messages = [str(m) for m in response.context["messages"]]
-    shown = [m for m in messages if "is: " + stored.prefix + "." in m]
-    assert len(shown) == 1
-    key = shown[0].split("is: ")[1].split(". ")[0]
+    page = response.content.decode()
+    key = re.search(r'<code id="new-api-key">([^<]+)</code>', page)[1]
+    assert key.startswith(stored.prefix + ".")
+    assert page.count(key.partition(".")[2]) == 1
+    assert "no-store" in response["Cache-Control"]
     assert bearer(key).get("/api/v1/assistants/").status_code == 200
     # Not shown again on the key's page.
     page = admin_client.get(f"/admin/config_backend/apikey/{stored.pk}/change/")
     assert key not in page.content.decode()
+
+
+def test_a_new_key_is_in_no_cookie_message_session_or_log_entry(admin_client):
+    response = admin_client.post(
+        "/admin/config_backend/apikey/add/",
+        {"name": "runtime", "scope": "read", "expiry_date_0": "", "expiry_date_1": ""},
+    )
+    secret = re.search(r'<code id="new-api-key">[^.]+\.([^<]+)</code>', response.content.decode())[
+        1
+    ]
+
+    # The messages cookie is signed, not encrypted: the key must not travel in it.
+    assert secret not in response.cookies.output()
+    assert all(secret not in value for _, value in response.items())
+    assert all(secret not in str(message) for message in get_messages(response.wsgi_request))
+    assert secret not in str(dict(admin_client.session.items()))
+    entry = LogEntry.objects.get()
+    assert secret not in f"{entry.object_repr} {entry.change_message}"
+    # Nor in what the next page shows (where a queued message would appear).
+    following = admin_client.get("/admin/config_backend/apikey/")
+    assert secret not in following.content.decode()
+    assert secret not in following.cookies.output()
 
 
 def test_the_admin_revokes_keys_with_an_action(admin_client, secretary):

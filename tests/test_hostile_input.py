@@ -4,6 +4,7 @@ place, never a 500 or a stall, and nothing changes."""
 
 import json
 import os
+import re
 import time
 from io import StringIO
 from pathlib import Path
@@ -17,8 +18,16 @@ from hypothesis import strategies as st
 
 from assistants.models import Assistant
 from config_backend import transfer
-from tests.factories import key_client, tool_payload
-from tools.models import Tool
+from core.cache import current_revision
+from tests.factories import (
+    assistant_payload,
+    key_client,
+    link,
+    make_delegate_tool,
+    tool_payload,
+    write_config_file,
+)
+from tools.models import AssistantToolLink, Tool
 
 pytestmark = pytest.mark.django_db
 
@@ -153,6 +162,23 @@ def test_an_oversized_schema_is_refused_before_the_metaschema_walk(writer, schem
     assert elapsed < 5, elapsed
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_two_megabytes_of_instructions_are_400_naming_the_field_and_the_limit(
+    writer, secretary, method
+):
+    url = "/api/v1/assistants/" if method == "POST" else f"/api/v1/assistants/{secretary.id}/"
+    body = assistant_payload(name="Wordy", instructions="x" * 2_000_000)
+
+    response = writer.generic(method, url, json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["instructions"][0].startswith("Instructions are 2,000,000 bytes")
+    assert "MAX_INSTRUCTIONS_BYTES" in response.json()["instructions"][0]
+    assert list(Assistant.objects.values_list("name", "instructions")) == [
+        ("Secretary", "Help the user.")
+    ]
+
+
 # --- the admin -------------------------------------------------------------------------------
 
 
@@ -188,6 +214,31 @@ def test_a_hostile_schema_is_a_form_error_in_the_admin(admin_client, text):
     assert not Tool.objects.exists()
 
 
+# --- the X-Change-Note header (core.change_notes; what it accepts: test_change_notes.py) ------
+
+# Bytes as sent; Django gets them decoded as Latin-1, as WSGI and ASGI servers hand them over.
+HOSTILE_NOTES = {
+    "Latin-1, not UTF-8": b"caf\xe9",
+    "a cut UTF-8 sequence": "Исправил".encode()[:-1],
+    "percent-encoded Latin-1": b"caf%E9",
+    "a percent-encoded NUL": b"note%00",
+}
+
+
+@pytest.mark.parametrize("sent", HOSTILE_NOTES.values(), ids=HOSTILE_NOTES.keys())
+def test_a_change_note_that_is_not_utf8_is_400_naming_the_header(writer, existing_tool, sent):
+    url = f"/api/v1/tools/{existing_tool.pk}/"
+    header = {"HTTP_X_CHANGE_NOTE": sent.decode("latin-1")}
+    for response in (
+        writer.patch(url, {"description": "Changed."}, format="json", **header),
+        writer.delete(url, **header),
+        writer.post("/api/v1/tools/", tool_payload(name="new"), format="json", **header),
+    ):
+        assert response.status_code == 400, response.content
+        assert list(response.json()) == ["X-Change-Note"]
+    assert list(Tool.objects.values_list("name", "description")) == [("get_time", "The time.")]
+
+
 # --- import files ----------------------------------------------------------------------------
 
 
@@ -200,6 +251,13 @@ def with_first_schema(text: str) -> str:
     document = json.loads(demo_text())
     document["tools"][0]["input_schema"] = "@@SCHEMA@@"
     return json.dumps(document).replace('"@@SCHEMA@@"', text)
+
+
+def with_first_instructions(text: str) -> str:
+    """The demo file with its first assistant's instructions replaced by `text`."""
+    document = json.loads(demo_text())
+    document["assistants"][0]["instructions"] = text
+    return json.dumps(document)
 
 
 HOSTILE_FILES = {
@@ -218,6 +276,10 @@ HOSTILE_FILES = {
     "a lone surrogate": (
         with_first_schema('{"type": "object", "description": "\\ud800"}'),
         "/tools/0/input_schema/description: must not contain lone surrogates",
+    ),
+    "2 MB of instructions": (
+        with_first_instructions("x" * 2_000_000),
+        "/assistants/0/instructions: Instructions are 2,000,000 bytes (UTF-8); at most 262,144",
     ),
     "two tools arrays": (
         demo_text().rstrip().removesuffix("}") + ', "tools": []}',
@@ -306,3 +368,110 @@ def test_random_hostile_schemas_are_never_a_server_error(text):
         response = client.generic("POST", "/api/v1/tools/", body, content_type="application/json")
         assert response.status_code in (201, 400), response.content[:300]
         assert not any(word in response.content.decode() for word in INTERNALS)
+
+
+# --- control characters in stored text, printed by the management commands -------------------
+
+# Clear the screen, write the clipboard (OSC 52), return to the line start, a C1 CSI (UTF-8
+# terminals obey it), DEL and a newline that would forge a line of the command's own output.
+HOSTILE_TEXT = "Evil\x1b[2J\x1b]52;c;cHduZWQ=\x07\r\x9b31m\x7f\nforged line"
+# What a terminal would obey: any control character but the newline ending each line, and tab.
+TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# How the commands show it instead: the escapes JSON uses.
+ESCAPED_HOSTILE_TEXT = r"Evil\u001b[2J\u001b]52;c;cHduZWQ=\u0007\r\u009b31m\u007f\nforged line"
+
+
+def command_output(*args) -> str:
+    """All a command prints: stdout, stderr, and the CommandError Django would print."""
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    except CommandError as exc:
+        err.write(f"CommandError: {exc}\n")
+    return out.getvalue() + err.getvalue()
+
+
+def hostile_rollback_in_the_log(tmp_path):
+    secretary = Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
+    at = current_revision()
+    secretary.instructions = "Changed."
+    secretary.save()
+    call_command("config_rollback", str(at), "--message", HOSTILE_TEXT, stdout=StringIO())
+    return ["config_log"]
+
+
+def hostile_names_in_a_diff(tmp_path):
+    Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
+    at = current_revision()
+    Assistant.objects.create(name=HOSTILE_TEXT, model="m", instructions=HOSTILE_TEXT)
+    return ["config_diff", str(at), "live"]
+
+
+def hostile_name_kept_by_a_rollback(tmp_path):
+    Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
+    at = current_revision()
+    Assistant.objects.create(name=HOSTILE_TEXT, model="m")
+    return ["config_rollback", str(at)]
+
+
+def hostile_names_in_an_import_file(tmp_path):
+    document = json.loads(demo_text())
+    document["assistants"][0]["tools"] = [HOSTILE_TEXT]
+    document["assistants"][0]["name"] = HOSTILE_TEXT
+    return ["import_config", write_config_file(tmp_path, document), "--no-backup"]
+
+
+def hostile_name_deleted_by_an_import(tmp_path):
+    Assistant.objects.create(name=HOSTILE_TEXT, model="m")
+    return ["import_config", str(DEMO), "--no-backup", "--prune"]
+
+
+def hostile_point_to_export(tmp_path):
+    return ["export_config", "--at", HOSTILE_TEXT]
+
+
+def hostile_name_in_a_config_problem(tmp_path):
+    secretary = Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
+    link(
+        secretary, make_delegate_tool("ask", Assistant.objects.create(name=HOSTILE_TEXT, model="m"))
+    )
+    # Out of sync with the tool's delegate, as an operator's SQL could leave it.
+    AssistantToolLink.objects.update(sub_assistant=None)
+    return ["check_config"]
+
+
+def hostile_api_key_name(tmp_path):
+    return ["create_api_key", HOSTILE_TEXT]
+
+
+def hostile_backup_path(tmp_path):
+    return ["restore_service", str(tmp_path / HOSTILE_TEXT)]
+
+
+def hostile_backup_output(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    return ["backup_service", "-o", str(tmp_path / "a-file" / HOSTILE_TEXT)]
+
+
+HOSTILE_COMMANDS = {
+    "config_log: a rollback message": hostile_rollback_in_the_log,
+    "config_diff: a name and instructions": hostile_names_in_a_diff,
+    "config_rollback: a name kept": hostile_name_kept_by_a_rollback,
+    "import_config: names in a refused file": hostile_names_in_an_import_file,
+    "import_config: a name pruned": hostile_name_deleted_by_an_import,
+    "export_config: a point refused": hostile_point_to_export,
+    "check_config: a name in a problem": hostile_name_in_a_config_problem,
+    "create_api_key: the key's name": hostile_api_key_name,
+    "restore_service: a file name": hostile_backup_path,
+    "backup_service: a file name": hostile_backup_output,
+}
+
+
+@pytest.mark.django_db(transaction=True)  # the history records committed change sets
+@pytest.mark.parametrize("make_case", HOSTILE_COMMANDS.values(), ids=HOSTILE_COMMANDS.keys())
+def test_no_command_prints_a_control_character_from_stored_text(tmp_path, make_case):
+    said = command_output(*make_case(tmp_path))
+
+    assert ESCAPED_HOSTILE_TEXT in said, said
+    assert not TERMINAL_CONTROL.search(said), said
+    assert not any(line.startswith("forged line") for line in said.splitlines()), said

@@ -3,29 +3,12 @@ the breaker stays closed, a read is answered from the database for that request 
 and a config write is refused with a 503 saying Redis refused the command; nothing changes."""
 
 import pytest
-import redis
 
 from assistants.models import Assistant
-from core import cache
-from core.cache import RedisStore, breaker
+from core.cache import breaker
 from tests.factories import assistant_payload, key_client
-from tests.throwaway_servers import free_port, spawn_redis
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def own_redis(tmp_path, monkeypatch):
-    """A Redis of this test's own as the config cache, which it may fill up."""
-    port = free_port()
-    proc = spawn_redis(tmp_path, port)
-    client = redis.Redis(
-        host="127.0.0.1", port=port, socket_connect_timeout=0.25, socket_timeout=0.25
-    )
-    monkeypatch.setattr(cache, "_store", RedisStore(client=client))
-    yield client
-    proc.kill()
-    proc.wait()
 
 
 def fill_up(client) -> None:
@@ -37,9 +20,9 @@ def make_room(client) -> None:
     client.config_set("maxmemory", 0)
 
 
-def test_a_config_write_to_a_full_redis_is_refused_saying_why_and_changes_nothing(own_redis):
+def test_a_config_write_to_a_full_redis_is_refused_saying_why_and_changes_nothing(own_redis_cache):
     client = key_client("write")  # made while Redis has room: a key change raises its mirror
-    fill_up(own_redis)
+    fill_up(own_redis_cache)
 
     for _ in range(2):  # the first refusal trips no breaker: the second is refused the same way
         response = client.post("/api/v1/assistants/", assistant_payload(), format="json")
@@ -51,16 +34,16 @@ def test_a_config_write_to_a_full_redis_is_refused_saying_why_and_changes_nothin
         assert not breaker.is_open()
     assert not Assistant.objects.exists()
 
-    make_room(own_redis)
+    make_room(own_redis_cache)
     response = client.post("/api/v1/assistants/", assistant_payload(), format="json")
     assert response.status_code == 201
 
 
 def test_a_read_from_a_full_redis_is_answered_from_the_database_with_a_warning(
-    own_redis, secretary, caplog
+    own_redis_cache, secretary, caplog
 ):
     client = key_client("read")
-    fill_up(own_redis)
+    fill_up(own_redis_cache)
 
     response = client.get(f"/api/v1/assistants/{secretary.id}/config/")
 

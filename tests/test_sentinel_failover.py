@@ -11,15 +11,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import psycopg
 import pytest
+import redis
 
 from assistants.models import Assistant
-from core import cache
-from core.cache import RedisStore, breaker, current_revision, revision_key
+from core.cache import (
+    MIRRORS_SEEDED_ON_KEY,
+    check_master_on_connect,
+    current_revision,
+    revision_key,
+)
+from core.config_reads import revision_name
 from core.models import APIKey, ConfigRevision
-from tests.factories import key_client
 from tests.live import ROOT, call, live_database_url, server
 from tests.sentinel_servers import SERVICE, sentinel_group, wait_until
+from tests.throwaway_servers import free_port, spawn_redis
 
 
 def django_settings(code: str, **env) -> subprocess.CompletedProcess:
@@ -40,7 +47,6 @@ def django_settings(code: str, **env) -> subprocess.CompletedProcess:
         ({"REDIS_SENTINELS": "sentinel-1:26379,sentinel-2:port"}, "REDIS_SENTINELS"),
         ({"REDIS_SENTINELS": "sentinel-1:0"}, "REDIS_SENTINELS"),
         ({"REDIS_SENTINELS": "s:1", "REDIS_SENTINEL_SERVICE": "My Master"}, "SENTINEL_SERVICE"),
-        ({"REDIS_SENTINELS": "s:1", "REDIS_WAIT_REPLICAS": "-1"}, "REDIS_WAIT_REPLICAS"),
     ],
 )
 def test_a_bad_sentinel_setting_fails_loudly_naming_the_variable(env, named):
@@ -56,76 +62,130 @@ def test_redis_url_and_sentinels_together_fail_loudly_naming_both():
     assert "Set REDIS_URL (one Redis) or REDIS_SENTINELS" in result.stderr.splitlines()[-1]
 
 
-def test_sentinels_select_django_redis_sentinel_support_and_one_acknowledging_replica():
+def test_sentinels_select_django_redis_sentinel_support_and_the_new_master_check():
     result = django_settings(
         "from django.conf import settings; c = settings.CACHES['default']; "
-        "print(c['LOCATION'], c['OPTIONS']['SENTINELS'], settings.REDIS_WAIT_REPLICAS)",
+        "check = c['OPTIONS']['CONNECTION_POOL_KWARGS']['redis_connect_func']; "
+        "print(c['LOCATION'], c['OPTIONS']['SENTINELS'], check.__name__)",
         REDIS_URL="",
         REDIS_SENTINELS="10.0.0.1:26379, [::1]:26380",
     )
     assert result.stdout.strip() == (
-        "redis://mymaster/0 [('10.0.0.1', 26379), ('::1', 26380)] 1"
+        "redis://mymaster/0 [('10.0.0.1', 26379), ('::1', 26380)] _check_master_on_connect"
     ), result.stderr
 
 
-def use_redis(monkeypatch, client) -> None:
-    """Point the config cache at this Redis, with changes waiting for one replica."""
-    monkeypatch.setattr(cache, "_store", RedisStore(client=client, wait_replicas=1))
+def sentinel_env(group) -> dict:
+    """A live server's environment: this run's database, Redis through the group's sentinels."""
+    return {
+        "DATABASE_URL": live_database_url(),
+        "REDIS_URL": "",
+        "REDIS_SENTINELS": group.sentinels,
+        "REDIS_SENTINEL_SERVICE": SERVICE,
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.django_db
-def test_a_replica_promoted_with_an_old_mirror_serves_nothing_older_than_the_database(
-    tmp_path, monkeypatch, secretary
-):
-    """The hard case, step by step (promotion by hand, as Sentinel does it)."""
-    with sentinel_group(tmp_path, replicas=1, sentinels=False) as group:
+@pytest.mark.django_db(transaction=True)
+def test_a_replica_promoted_with_an_old_mirror_serves_nothing_older_than_the_database(tmp_path):
+    """The hard case, step by step: the only replica misses a committed change, then Sentinel
+    promotes it with its old mirror and the old entry tagged with it."""
+    assistant = Assistant.objects.create(name="lagging", model="gpt-4o-mini", instructions="v1")
+    _, read_key = APIKey.objects.create_key(name="runtime", scope="read")
+    _, write_key = APIKey.objects.create_key(name="automation", scope="write")
+    mirror = revision_key(revision_name(str(assistant.id)))
+
+    with sentinel_group(tmp_path, replicas=1) as group:
         [replica_port] = group.replica_ports
         master, replica = group.client(group.master_port), group.client(replica_port)
-        use_redis(monkeypatch, master)
-        reader, writer = key_client("read"), key_client("write")
-        config_url = f"/api/v1/assistants/{secretary.id}/config/"
+        with server(env=sentinel_env(group), workers=1) as base_url:
+            config_url = f"{base_url}/api/v1/assistants/{assistant.id}/config/"
 
-        # An acknowledged change is on the replica the moment its 200 arrives.
-        response = writer.patch(
-            f"/api/v1/assistants/{secretary.id}/", {"instructions": "v1"}, format="json"
-        )
-        assert response.status_code == 200
-        mirror_on_replica = replica.get(revision_key(ConfigRevision.CONFIG))
-        assert int(mirror_on_replica) == current_revision()
-        for _ in range(2):  # built, then a hit: the entry is cached and replicated
-            response = reader.get(config_url)
-        assert response["X-Config-Cache"] == "hit"
-        wait_until(lambda: replica.get(revision_key(ConfigRevision.CONFIG)) is not None)
-        assert master.wait(1, 1000) == 1
-        revision = current_revision()
+            def read() -> tuple[str, str]:
+                status, headers, body = call("GET", config_url, key=read_key)
+                assert status == 200, body[:200]
+                return json.loads(body)["instructions"], headers["X-Config-Cache"]
 
-        # The replica stops acknowledging (alive, connected): a change cannot reach it, so it
-        # is refused. Committed, it would leave the replica with the old mirror and entry.
-        group.pause(replica_port)
-        response = writer.patch(
-            f"/api/v1/assistants/{secretary.id}/", {"instructions": "v2"}, format="json"
-        )
-        assert response.status_code == 503
-        assert "has 0 of the 1 replica(s)" in response.json()["detail"]
-        assert "nothing was changed" in response.json()["detail"]
-        assert current_revision() == revision
-        assert not breaker.is_open()  # the master answered: reads keep using it
+            # v1 is cached on the master and on the replica: the second read is a hit.
+            assert read()[0] == "v1"
+            assert read() == ("v1", "hit")
+            assert master.wait(1, 1000) == 1
 
-        # The master dies; the replica, with whatever it has, becomes the master.
-        group.kill(group.master_port)
-        group.resume(replica_port)
-        replica.replicaof("NO", "ONE")
-        use_redis(monkeypatch, replica)
-        secretary.refresh_from_db()
-        for _ in range(2):
-            response = reader.get(config_url)
-            assert response.status_code == 200
-            assert response.json()["instructions"] == secretary.instructions == "v1"
-        assert response["X-Config-Cache"] == "hit"
+            # The replica falls behind: paused, and its link cut, it never gets what follows.
+            group.pause(replica_port)
+            master.client_kill_filter(_type="replica")
+            status, _, body = call(
+                "PATCH",
+                f"{base_url}/api/v1/assistants/{assistant.id}/",
+                key=write_key,
+                body={"instructions": "v2"},
+            )
+            assert status == 200, body[:300]
+
+            # The master dies; Sentinel promotes the replica, which still holds v1 tagged with
+            # a mirror that says it is current.
+            group.watch_for_failover()
+            group.kill(group.master_port)
+            group.resume(replica_port)
+            assert group.wait_for_failover() == replica_port
+            assert int(replica.get(mirror)) < current_revision(revision_name(str(assistant.id)))
+
+            # Every read answers v2, until the new master serves hits (of v2).
+            seen = []
+
+            def a_hit_on_the_new_master():
+                seen.append(read())
+                return seen[-1][1] == "hit"
+
+            wait_until(a_hit_on_the_new_master, timeout=30)
+    assert {instructions for instructions, _ in seen} == {"v2"}, seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_in_flight_when_a_new_master_is_met_has_its_mirror_retired_not_set_back(
+    tmp_path,
+):
+    """The re-seed's other half: a change holds its revision row (bumped, mirror raised maybe
+    on the dead master, not committed yet) while a connection meets a new master. That mirror
+    is deleted (a miss, seeded later under the row's lock), not seeded with the value the
+    change is replacing; the others are raised to the database's; nobody waits for the
+    change."""
+    assistant = Assistant.objects.create(name="in-flight", model="gpt-4o-mini")
+    held = revision_name(str(assistant.id))
+    port = free_port()
+    proc = spawn_redis(tmp_path, port)
+    try:
+        new_master = redis.Redis("127.0.0.1", port, socket_timeout=5)
+        for name in (ConfigRevision.CONFIG, held):
+            new_master.set(revision_key(name), 0)  # behind the database, as after a failover
+        new_master.set(MIRRORS_SEEDED_ON_KEY, b"the-dead-master")
+        with psycopg.connect(live_database_url()) as change:  # its own transaction, left open
+            change.execute(
+                f"UPDATE {ConfigRevision._meta.db_table} SET value = value + 1 WHERE name = %s",
+                [held],
+            )
+            checked = redis.Redis(
+                "127.0.0.1",
+                port,
+                socket_timeout=5,
+                redis_connect_func=check_master_on_connect,
+            )
+            assert checked.ping()  # the first command connects, and so checks
+
+            assert new_master.get(revision_key(held)) is None
+            assert int(new_master.get(revision_key(ConfigRevision.CONFIG))) == current_revision()
+            server, replication = new_master.info("server"), new_master.info("replication")
+            assert new_master.get(MIRRORS_SEEDED_ON_KEY).decode() == (
+                f"{server['run_id']}:{replication['master_replid']}"
+            )
+            change.rollback()
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 ASSISTANTS_PER_WRITER = 2
+WRITES_BACK_WITHIN_SECONDS = 30  # SPEC, Operations: Redis Sentinel
 WRITERS = 2
 READERS = 3
 
@@ -217,9 +277,12 @@ class Load:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("replicas", [1, 2], ids=["one-replica", "two-replicas"])
 def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_no_lost_write(
-    tmp_path, capsys
+    tmp_path, capsys, replicas
 ):
+    """Both topologies Redis documents: one replica (the minimal one, where the promotion
+    leaves the new master with no replica at all) and two."""
     assistants = [
         Assistant.objects.create(name=f"failover-{i}", model="gpt-4o-mini", instructions=start)
         for i, start in enumerate(["-1"] + ["0"] * (WRITERS * ASSISTANTS_PER_WRITER - 1))
@@ -228,13 +291,8 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
     _, read_key = APIKey.objects.create_key(name="runtime", scope="read")
     _, write_key = APIKey.objects.create_key(name="automation", scope="write")
 
-    with sentinel_group(tmp_path, replicas=2) as group:
-        env = {
-            "DATABASE_URL": live_database_url(),
-            "REDIS_URL": "",
-            "REDIS_SENTINELS": group.sentinels,
-            "REDIS_SENTINEL_SERVICE": SERVICE,
-        }
+    with sentinel_group(tmp_path, replicas=replicas) as group:
+        env = sentinel_env(group)
         with server(env=env, workers=2) as base_url:
             # One write first (-1 -> 0), to learn how far one write moves the revision.
             before = current_revision()
@@ -256,7 +314,7 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
                 new_master = group.wait_for_failover()
                 promoted_at = time.monotonic()
 
-                def first_write_back():
+                def a_write_succeeded_after_the_kill():
                     with load.lock:
                         done = [
                             end
@@ -265,9 +323,12 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
                         ]
                     return min(done) if done else None
 
-                written_again_at = wait_until(first_write_back, timeout=30)
+                # SPEC: writes succeed again within 30 s of the failover: a deadline on this
+                # wait (it fails the test), not a measure of speed.
+                written_again_at = wait_until(
+                    a_write_succeeded_after_the_kill, timeout=WRITES_BACK_WITHIN_SECONDS
+                )
                 time.sleep(2.0)  # more load on the new master
-            assert written_again_at - promoted_at < 30
 
             final = {}
             for assistant_id in ids:
@@ -299,9 +360,9 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
 
     with capsys.disabled():
         print(
-            f"\n[sentinel failover] master {group.master_port} SIGKILLed -> replica "
-            f"{new_master} promoted in {promoted_at - killed_at:.2f} s; first write "
-            f"acknowledged {written_again_at - promoted_at:.2f} s after the promotion "
+            f"\n[sentinel failover, {replicas} replica(s)] master {group.master_port} "
+            f"SIGKILLed -> replica {new_master} promoted in {promoted_at - killed_at:.2f} s; "
+            f"first write acknowledged {written_again_at - promoted_at:.2f} s after the promotion "
             f"({written_again_at - killed_at:.2f} s after the kill). Reads: {len(load.reads)}, "
             f"{len(outage_reads)} while no master (all 200, "
             f"{sum(1 for r in outage_reads if r[3] == 'miss')} from PostgreSQL), slowest "

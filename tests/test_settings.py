@@ -94,3 +94,33 @@ def test_the_production_shape_passes_the_deploy_checks():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+PASSWORD = "pa55-w0rd"
+MISTYPED_URLS = {
+    "a mistyped scheme": ("DATABASE_URL", f"postgress://app:{PASSWORD}@db:5432/config"),
+    "no scheme": ("DATABASE_URL", f"app:{PASSWORD}@db:5432/config"),
+    "a port that is no number": ("DATABASE_URL", f"postgres://app:{PASSWORD}@db:54x2/config"),
+    "a password holding @": ("REDIS_URL", f"redis://app:{PASSWORD}@x@cache:99999/0"),
+    "a bad IPv6 host": ("REDIS_URL", f"redis://:{PASSWORD}@[::1/0"),
+    "a URL among sentinels": ("REDIS_SENTINELS", f"redis://:{PASSWORD}@s1:26379/0,s2:26379"),
+}
+
+
+@pytest.mark.parametrize(("variable", "value"), MISTYPED_URLS.values(), ids=MISTYPED_URLS.keys())
+def test_a_mistyped_url_stops_the_start_naming_it_without_its_password(variable, value):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, variable: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert PASSWORD not in said, said
+    last_line = result.stderr.splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: " + variable)
+    assert ":***@" in last_line

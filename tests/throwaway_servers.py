@@ -142,6 +142,10 @@ def spawn_redis(workdir: Path, port: int) -> subprocess.Popen:
             "no",
             "--dir",
             str(workdir),
+            # As in production (docs/consistency.md, "Sizing Redis"): at maxmemory, evict only
+            # what expires.
+            "--maxmemory-policy",
+            "volatile-lru",
         ],
         stdout=open(workdir / f"redis-{port}.log", "ab"),  # noqa: SIM115 (kept open for the server)
         stderr=subprocess.STDOUT,

@@ -26,6 +26,7 @@ from core.api_errors import (
     error_responses,
     page_not_found,
 )
+from core.change_notes import REVISION_NOTE_PARAMETER
 from tools.models import Tool, default_input_schema
 from tools.selectors import tool_list
 from tools.services import tool_create, tool_delete, tool_update
@@ -121,6 +122,7 @@ class ToolListApi(generics.ListAPIView):
 
     @extend_schema(
         operation_id="tools_create",
+        parameters=[REVISION_NOTE_PARAMETER],
         request=ToolInputSerializer,
         examples=[TOOL_EXAMPLE],
         responses={201: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS)},
@@ -135,17 +137,20 @@ class ToolListApi(generics.ListAPIView):
 @extend_schema_view(
     put=extend_schema(
         operation_id="tools_update",
+        parameters=[REVISION_NOTE_PARAMETER],
         request=ToolInputSerializer,
         examples=[TOOL_EXAMPLE],
         responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
     ),
     patch=extend_schema(
         operation_id="tools_partial_update",
+        parameters=[REVISION_NOTE_PARAMETER],
         request=ToolInputSerializer(partial=True),
         responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
     ),
     delete=extend_schema(
         operation_id="tools_destroy",
+        parameters=[REVISION_NOTE_PARAMETER],
         responses={
             204: OpenApiResponse(description="Deleted."),
             **error_responses(*CONFIG_DELETE_ERRORS),

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config_backend.history.selectors import (
+    FIELD_SHOWN_CHARS,
     MalformedPoint,
     change_json,
     diff,
@@ -32,7 +33,7 @@ from config_backend.history.services import (
     missing_rollback_permissions,
     rollback,
 )
-from core.api import InputSerializer
+from core.api import InputSerializer, StrictBooleanField, query_filters
 from core.api_errors import (
     CONFIG_WRITE_ERRORS,
     READ_ERRORS,
@@ -40,6 +41,7 @@ from core.api_errors import (
     page_not_found,
 )
 from core.auth import ScopeOrModelPermission
+from core.change_notes import change_note_parameter
 from core.changes import MESSAGE_MAX_LENGTH
 from core.models import APIKey, Revision, RevisionChange
 
@@ -49,6 +51,13 @@ from core.models import APIKey, Revision, RevisionChange
 class FieldChangeSerializer(serializers.Serializer):
     old = serializers.JSONField(allow_null=True, help_text="The value before (null: none).")
     new = serializers.JSONField(allow_null=True, help_text="The value after (null: none).")
+    truncated = serializers.BooleanField(
+        required=False,
+        help_text=f"Present (true) only when `old` or `new` was cut: a value longer than "
+        f"{FIELD_SHOWN_CHARS:,} characters is shown as its first {FIELD_SHOWN_CHARS:,} (an "
+        "object or array: the start of its JSON text, as a string). Ask with `?full=1` for "
+        "every value whole.",
+    )
 
 
 class ChangeSerializer(serializers.Serializer):
@@ -135,6 +144,15 @@ class RollbackInputSerializer(InputSerializer):
     )
 
 
+class FullValuesSerializer(serializers.Serializer):
+    full = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text=f"true (1): every changed value whole. Else a value longer than "
+        f'{FIELD_SHOWN_CHARS:,} characters is cut, and its field marked `"truncated": true`.',
+    )
+
+
 def point_or_error(text, *, parameter: str) -> int | None:
     """The revision a point names (None: live): 400 naming `parameter` when malformed, 404
     when unknown."""
@@ -174,12 +192,14 @@ class RevisionDetailApi(APIView):
 
     @extend_schema(
         operation_id="revisions_retrieve",
-        responses={200: RevisionDetailSerializer, **error_responses(*READ_ERRORS, 404)},
+        parameters=[FullValuesSerializer],
+        responses={200: RevisionDetailSerializer, **error_responses(400, *READ_ERRORS, 404)},
     )
     def get(self, request, number):
-        """One revision with its field-level changes."""
+        """One revision with its field-level changes (long values cut unless `?full=1`)."""
+        full = query_filters(FullValuesSerializer, request)["full"]
         try:
-            revision = revision_detail(number)
+            revision = revision_detail(number, full=full)
         except LookupError as exc:
             raise NotFound(str(exc)) from None
         return Response(RevisionDetailSerializer(revision).data)
@@ -196,11 +216,14 @@ class DiffApi(APIView):
         parameters=[
             OpenApiParameter("from", OpenApiTypes.STR, required=True, description=_POINT_HELP),
             OpenApiParameter("to", OpenApiTypes.STR, required=True, description=_POINT_HELP),
+            FullValuesSerializer,
         ],
         responses={200: DiffSerializer, **error_responses(400, *READ_ERRORS, 404)},
     )
     def get(self, request):
-        """The net change from one point in the history to another."""
+        """The net change from one point in the history to another (long values cut unless
+        `?full=1`)."""
+        full = query_filters(FullValuesSerializer, request)["full"]
         points = {}
         for parameter in ("from", "to"):
             text = request.query_params.get(parameter)
@@ -212,7 +235,7 @@ class DiffApi(APIView):
             {
                 "from": result.from_revision,
                 "to": result.to_revision,
-                "changes": [change_json(change) for change in result.changes],
+                "changes": [change_json(change, full=full) for change in result.changes],
             }
         )
 
@@ -249,12 +272,7 @@ class RollbackApi(APIView):
             )
         ],
         parameters=[
-            OpenApiParameter(
-                "X-Change-Note",
-                OpenApiTypes.STR,
-                OpenApiParameter.HEADER,
-                description="The new revision's note, when the body has no `message`.",
-            )
+            change_note_parameter("The new revision's note, when the body has no `message`.")
         ],
         responses={
             200: RollbackResultSerializer,

@@ -24,6 +24,7 @@ from config_backend.history.states import UnknownRevision
 from core.api import InputSerializer
 from core.api_errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses, page_not_found
 from core.auth import ScopeOrModelPermission
+from core.change_notes import change_note_parameter
 from core.changes import MESSAGE_MAX_LENGTH, current_context
 from core.models import LIVE, APIKey, Label
 
@@ -160,6 +161,9 @@ class LabelDetailApi(APIView):
         description="Create the label, or move it, to a revision or `live`. 404: the revision "
         "is not in the history; 400: the name is not a label name (or is `live`).",
         request=LabelMoveInputSerializer,
+        parameters=[
+            change_note_parameter("Why (the label's history), when the body has no `message`.")
+        ],
         responses={
             200: LabelSerializer,
             201: LabelSerializer,

@@ -36,6 +36,7 @@ from core import cache
 from core.changes import MESSAGE_MAX_LENGTH
 from core.config_reads import LabelEntry, label_entry_key, split_label_entry
 from core.models import LIVE, ConfigRevision, Label, LabelMove, Revision, validate_label_name
+from core.staff_permissions import MOVE_LABEL, MOVE_PROTECTED_LABEL
 
 
 class UnknownLabel(LookupError):
@@ -44,10 +45,6 @@ class UnknownLabel(LookupError):
     def __init__(self, name: str):
         super().__init__(f"No label named “{name}”.")
         self.name = name
-
-
-MOVE_LABEL = "config_backend.move_label"
-MOVE_PROTECTED_LABEL = "config_backend.move_protected_label"
 
 
 def is_protected(name: str) -> bool:

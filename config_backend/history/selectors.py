@@ -3,6 +3,7 @@ net change between two points (`diff`), and the resolved config as it was at a r
 (`config_at`, cached for good: its content never changes).
 """
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ LIVE = "live"
 CONFIG_AT_SECONDS = 30 * 24 * 3600
 # A revision number as a query parameter or command argument (at most 18 digits: a bigint).
 REVISION_NUMBER = re.compile(r"[0-9]{1,18}")
+# The most the API shows of one value of a changed field unless asked for it whole (`?full=1`),
+# so a revision's or a diff's answer grows with the fields changed, not with the texts.
+FIELD_SHOWN_CHARS = 4096
 
 
 class MalformedPoint(ValueError):
@@ -44,15 +48,15 @@ def revision_list() -> QuerySet[Revision]:
     )
 
 
-def revision_detail(number: int) -> Revision:
+def revision_detail(number: int, *, full: bool = False) -> Revision:
     """The revision numbered `number` with its counts and `change_list` (in the order they were
-    recorded); raises UnknownRevision."""
+    recorded; values cut as change_json says unless `full`); raises UnknownRevision."""
     fits = 0 <= number < 2**63  # a bigint: a larger number is no revision, not a 500
     revision = revision_list().filter(number=number).first() if fits else None
     if revision is None:
         raise UnknownRevision(number)
     revision.change_list = [
-        change_json(change)
+        change_json(change, full=full)
         for change in revision.changes.order_by("id").values(
             "entity", "object_id", "name", "action", "fields"
         )
@@ -60,17 +64,37 @@ def revision_detail(number: int) -> Revision:
     return revision
 
 
-def change_json(change) -> dict:
-    """A change (a RevisionChange's values, or a core.changes.Change) as the API shows it."""
+def change_json(change, *, full: bool) -> dict:
+    """A change (a RevisionChange's values, or a core.changes.Change) as the API shows it:
+    each field's values whole when `full`, else as shown_field cuts them."""
     if isinstance(change, Change):
         change = vars(change)
+    fields = change["fields"]
+    if not full:
+        fields = {name: shown_field(values) for name, values in fields.items()}
     return {
         "entity": change["entity"],
         "id": change["object_id"],
         "name": change["name"],
         "action": change["action"],
-        "fields": change["fields"],
+        "fields": fields,
     }
+
+
+def shown_field(values: dict) -> dict:
+    """A changed field's {"old", "new"}, each value longer than FIELD_SHOWN_CHARS characters
+    cut to its first FIELD_SHOWN_CHARS (an object or array: the start of its JSON text, a
+    string), and then `"truncated": true`."""
+    shown, truncated = {}, False
+    for side in ("old", "new"):
+        value = values[side]
+        text = value
+        if isinstance(value, dict | list):
+            text = json.dumps(value, ensure_ascii=False)
+        if isinstance(text, str) and len(text) > FIELD_SHOWN_CHARS:
+            value, truncated = text[:FIELD_SHOWN_CHARS], True
+        shown[side] = value
+    return {**shown, "truncated": True} if truncated else shown
 
 
 def current_revision_number() -> int:

@@ -12,17 +12,10 @@ from config_backend.transfer.file_format import serialize_state
 from config_backend.transfer.state import ConfigState, load_state, lock_config_tables
 from core.changes import ChangeContext, change_context, current_context, lock_change_sets
 from core.models import Revision
+from core.staff_permissions import CONFIG_WRITE_PERMISSIONS
 
-# What a staff user needs to roll back: every permission an import uses.
-ROLLBACK_PERMISSIONS = [
-    f"{app}.{action}_{model}"
-    for app, model in (
-        ("assistants", "assistant"),
-        ("tools", "tool"),
-        ("tools", "assistanttoollink"),
-    )
-    for action in ("add", "change", "delete")
-]
+# What a staff user needs to roll back: every permission an import uses (every config write).
+ROLLBACK_PERMISSIONS = CONFIG_WRITE_PERMISSIONS
 
 
 def missing_rollback_permissions(user) -> list[str]:

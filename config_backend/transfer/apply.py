@@ -32,6 +32,7 @@ from config_backend.transfer.state import (
     lock_config_tables,
 )
 from core.changes import lock_change_sets
+from core.config_reads import forget_live_entries_at_commit
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -176,6 +177,7 @@ def apply_changes(current: ConfigState, final: ConfigState, changes: dict) -> No
         _raw_delete(Tool.objects.filter(pk__in=changes["tools"].deleted))
     if changes["assistants"].deleted:
         _raw_delete(Assistant.objects.filter(pk__in=changes["assistants"].deleted))
+        forget_live_entries_at_commit(changes["assistants"].deleted)
 
     _release_unique_values(current, final, changes)
 

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from assistants.models import Assistant
-from assistants.validators import assistant_type_errors
+from assistants.validators import assistant_type_errors, instructions_size_error
 from config_backend.transfer.file_format import (
     ASSISTANT_FIELDS,
     TOOL_FIELDS,
@@ -239,6 +239,10 @@ class Planner(CrossRowRules):
             )
             for name, message in type_errors.items():
                 self.error(row, f"/{name}", message)
+            if isinstance(instance.instructions, str):
+                too_large = instructions_size_error(instance.instructions)
+                if too_large:
+                    self.error(row, "/instructions", too_large)
             values["openai_assistant_id"] = instance.openai_assistant_id
             row.values = values
         kept = self._kept(current, self.assistant_rows)

@@ -24,7 +24,13 @@ from typing import Any
 
 from config_client._bundle import Bundle, UnknownAssistant, index_assistants
 from config_client._events import EventListener
-from config_client._http import Fetched, FetchFailed, bundle_url, fetch_bundle
+from config_client._http import (
+    DEFAULT_MAX_BODY_BYTES,
+    Fetched,
+    FetchFailed,
+    bundle_url,
+    fetch_bundle,
+)
 from config_client._store import UnusableFile, read_file, touch_file, write_file
 
 logger = logging.getLogger("config_client")
@@ -46,7 +52,12 @@ class ConfigUnavailable(Exception):
 
 
 class ConfigClient:
-    """The runtime's view of the config backend (see client/README.md)."""
+    """The runtime's view of the config backend (see client/README.md).
+
+    `timeout` and `start_timeout` are deadlines for a whole fetch (connect, answer and body),
+    in seconds; `max_body_bytes` (64 MiB by default) bounds an answer's body, compressed and
+    after decompression: a larger one is a failed fetch, read no further than the bound.
+    """
 
     def __init__(
         self,
@@ -60,6 +71,7 @@ class ConfigClient:
         timeout: float = 10.0,
         start_timeout: float = 5.0,
         listen: bool = True,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -67,6 +79,8 @@ class ConfigClient:
             raise ValueError("poll_interval must be positive")
         if not 0 <= jitter < 1:
             raise ValueError("jitter is a fraction of poll_interval, from 0 to below 1")
+        if max_body_bytes <= 0:
+            raise ValueError("max_body_bytes must be positive")
         self.url = bundle_url(base_url, label)
         self.base_url = base_url.rstrip("/")
         self.listen = listen
@@ -76,6 +90,7 @@ class ConfigClient:
         self.jitter = jitter
         self.timeout = timeout
         self.start_timeout = start_timeout
+        self.max_body_bytes = max_body_bytes
         self._api_key = api_key
         self._lock = threading.Lock()  # the served state below
         self._fetch_lock = threading.Lock()  # one request at a time, so ETags stay in order
@@ -87,6 +102,7 @@ class ConfigClient:
         self._errors = 0
         self._last_error: str | None = None
         self._last_status: int | None = None
+        self._file_errors = 0
         self._callbacks: list[ChangeCallback] = []
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -132,6 +148,12 @@ class ConfigClient:
     def last_error(self) -> str | None:
         """Why the latest fetch failed; None once a fetch succeeds again."""
         return self._last_error
+
+    @property
+    def file_errors(self) -> int:
+        """Cache files found unusable at start (corrupt, saved for another label, or failing
+        the integrity check) and so not served."""
+        return self._file_errors
 
     @property
     def listening(self) -> bool:
@@ -213,18 +235,26 @@ class ConfigClient:
         if self.cache_path is None:
             return ""
         try:
-            stored = read_file(self.cache_path, label=self.label)
+            stored = read_file(self.cache_path, label=self.label, api_key=self._api_key)
         except UnusableFile as exc:
+            self._file_errors += 1
             logger.warning("ignoring the cache file %s: %s", self.cache_path, exc)
             return f"is unusable ({exc})"
         if stored is None:
             return "does not exist"
+        if not stored.verified:
+            logger.info(
+                "the cache file %s has no integrity check (an older client's, or written by "
+                "hand): served only until the server answers, and fetched unconditionally",
+                self.cache_path,
+            )
         age = max(0.0, time.time() - stored.mtime)
         with self._lock:
             self._serve(stored.bundle)
-            self._etag = stored.etag
+            # Only an ETag this client stored and sealed may be confirmed by a 304.
+            self._etag = stored.etag if stored.verified else None
             self._fresh_at = time.monotonic() - age
-        self._file_current = True
+        self._file_current = stored.verified  # an unverified file is rewritten on the next 200
         return ""
 
     def _poll(self) -> None:
@@ -245,15 +275,25 @@ class ConfigClient:
         with self._fetch_lock:
             try:
                 answer = fetch_bundle(
-                    self.url, self._api_key, etag=self._etag, timeout=timeout, label=self.label
+                    self.url,
+                    self._api_key,
+                    etag=self._etag,
+                    timeout=timeout,
+                    label=self.label,
+                    max_body_bytes=self.max_body_bytes,
                 )
             except FetchFailed as exc:
-                with self._lock:
-                    self._errors += 1
-                    self._last_error = str(exc)
-                logger.warning("config fetch failed (%d so far): %s", self._errors, exc)
-                raise
-            return self._accept(answer)
+                failure = exc
+            except Exception as exc:  # a failure fetch_bundle did not foresee is still a failure
+                logger.debug("unexpected fetch failure", exc_info=True)
+                failure = FetchFailed(f"fetching {self.url} failed: {type(exc).__name__}")
+            else:
+                return self._accept(answer)
+            with self._lock:
+                self._errors += 1
+                self._last_error = str(failure)
+            logger.warning("config fetch failed (%d so far): %s", self._errors, failure)
+            raise failure from None
 
     def _accept(self, answer: Fetched) -> bool:
         with self._lock:
@@ -287,8 +327,8 @@ class ConfigClient:
     def _save(self, bundle: Bundle, etag: str | None) -> None:
         assert self.cache_path is not None
         try:
-            write_file(self.cache_path, bundle, etag=etag, label=self.label)
-        except OSError as exc:
+            write_file(self.cache_path, bundle, etag=etag, label=self.label, api_key=self._api_key)
+        except (OSError, ValueError, RecursionError) as exc:  # full disk, unencodable text
             self._file_current = False
             logger.warning("could not write the cache file %s: %s", self.cache_path, exc)
         else:

@@ -14,6 +14,11 @@ endpoint that is not there (an older server: 404) waits RETRY_MAX_SECONDS; polli
 meanwhile. A stream that says nothing for READ_TIMEOUT_SECONDS (the server writes a keep-alive
 comment every 15 s) is taken as dead and reopened. `stop()` shuts the socket down, which ends
 a read in progress at once.
+
+What the server sends is bounded: a line longer than MAX_LINE_BYTES ends the stream (it is
+reopened as after any failure), and an `id` that could not be sent back as a Last-Event-ID
+header (anything but printable ASCII, or longer than MAX_EVENT_ID_CHARS) is dropped: the
+previous id stays, so the reconnect replays a little more, which costs at most a 304.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ RETRY_MIN_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 READ_TIMEOUT_SECONDS = 45.0
 CONNECT_TIMEOUT_SECONDS = 10.0
+MAX_LINE_BYTES = 1024 * 1024  # the server's lines are a few dozen bytes
+MAX_EVENT_ID_CHARS = 256
 
 
 class EventListener:
@@ -79,7 +86,7 @@ class EventListener:
         while not self._stop.is_set():
             try:
                 opened = self._listen()
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, http.client.HTTPException, _BrokenStream) as exc:
                 opened = False
                 if not self._stop.is_set():
                     logger.info("config event stream interrupted: %s", exc or type(exc).__name__)
@@ -138,9 +145,11 @@ class EventListener:
     def _read(self, response: http.client.HTTPResponse) -> None:
         kind, event_id, has_data = "message", None, False
         while not self._stop.is_set():
-            raw = response.readline()
+            raw = response.readline(MAX_LINE_BYTES + 1)
             if not raw:
                 return  # the server ended the stream
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise _BrokenStream(f"a line longer than {MAX_LINE_BYTES} bytes")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if line == "":
                 if has_data:
@@ -159,8 +168,20 @@ class EventListener:
                 kind = value
             elif name == "data":
                 has_data = True
-            elif name == "id" and "\0" not in value:
-                event_id = value
+            elif name == "id":
+                if _sendable_id(value):
+                    event_id = value
+                else:
+                    logger.info("ignoring an event id that cannot be sent back as a header")
+
+
+def _sendable_id(value: str) -> bool:
+    """Whether `value` can go back as a Last-Event-ID header as it is."""
+    return len(value) <= MAX_EVENT_ID_CHARS and all(" " <= c <= "~" for c in value)
+
+
+class _BrokenStream(Exception):
+    """The stream broke a bound (a line too long); it is reopened like a dropped one."""
 
 
 class _Refused(Exception):

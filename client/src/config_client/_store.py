@@ -8,11 +8,19 @@ rename itself survives a power cut. The API key is never written.
 The file wraps the bundle with the ETag it was served with (so the first request after a
 restart can be a conditional GET) and the label it was read for (a file written for another
 label is not served). A bare bundle, e.g. saved with curl, is read too.
+
+Integrity: the file carries an HMAC-SHA256 of its label, ETag and bundle keyed by the API key
+(`hmac_sha256`), so a 304 can only ever confirm what this client stored: a file whose HMAC does
+not match (edited, or written with another key) is not served at all. A file without one (a bare
+bundle, or one an older client wrote) is "unverified": it may be served while the server cannot
+be reached, but its ETag is never sent, so the first answer from the server is a full 200.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -33,9 +41,10 @@ class Stored:
     bundle: Bundle
     etag: str | None
     mtime: float  # seconds since the epoch: when the bundle was last confirmed current
+    verified: bool  # its HMAC matched: written by this client with this key
 
 
-def read_file(path: Path, *, label: str | None) -> Stored | None:
+def read_file(path: Path, *, label: str | None, api_key: str) -> Stored | None:
     """The bundle saved at `path`, None when there is no file, UnusableFile when it is bad."""
     try:
         raw = path.read_bytes()
@@ -46,11 +55,26 @@ def read_file(path: Path, *, label: str | None) -> Stored | None:
         raise UnusableFile(f"cannot read it: {exc}") from None
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise UnusableFile("JSON nested too deeply") from None
     except ValueError as exc:
         raise UnusableFile(f"not JSON: {exc}") from None
+    verified = False
     if isinstance(data, dict) and data.get("format") == FORMAT:
         if data.get("label") != label:
             raise UnusableFile(f"it holds label {data.get('label')!r}, this client reads {label!r}")
+        seal = data.get("hmac_sha256")
+        if seal is not None:
+            try:
+                expected = _seal(data, api_key)
+            except (RecursionError, ValueError):
+                raise UnusableFile("JSON nested too deeply") from None
+            if not (isinstance(seal, str) and hmac.compare_digest(seal, expected)):
+                raise UnusableFile(
+                    "its integrity check failed: it was changed after this client wrote it, "
+                    "or written with another API key"
+                )
+            verified = True
         etag, data = data.get("etag"), data.get("bundle")
     else:
         etag = None  # a bare bundle
@@ -58,12 +82,15 @@ def read_file(path: Path, *, label: str | None) -> Stored | None:
         bundle = check_bundle(data)
     except BundleError as exc:
         raise UnusableFile(f"not a config bundle: {exc}") from None
-    return Stored(bundle, etag if isinstance(etag, str) else None, mtime)
+    return Stored(bundle, etag if isinstance(etag, str) else None, mtime, verified)
 
 
-def write_file(path: Path, bundle: Bundle, *, etag: str | None, label: str | None) -> None:
+def write_file(
+    path: Path, bundle: Bundle, *, etag: str | None, label: str | None, api_key: str
+) -> None:
     """Replace the file atomically with this bundle (raises OSError on failure)."""
-    data = {"format": FORMAT, "label": label, "etag": etag, "bundle": bundle}
+    data: dict[str, object] = {"format": FORMAT, "label": label, "etag": etag, "bundle": bundle}
+    data["hmac_sha256"] = _seal(data, api_key)
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
@@ -80,6 +107,14 @@ def write_file(path: Path, bundle: Bundle, *, etag: str | None, label: str | Non
             os.unlink(temporary)
         raise
     _fsync_directory(path.parent)
+
+
+def _seal(data: dict, api_key: str) -> str:
+    """The HMAC of what the file says, over a canonical JSON form (so not over its bytes,
+    which a reader cannot reproduce; key order and spacing do not matter, values do)."""
+    signed = {name: data.get(name) for name in ("format", "label", "etag", "bundle")}
+    canonical = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(api_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def touch_file(path: Path) -> None:

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import backup
+from core.terminal import terminal_safe
 
 
 class Command(BaseCommand):
@@ -26,7 +27,11 @@ class Command(BaseCommand):
         try:
             written = backup.backup(path)
         except backup.BackupError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(terminal_safe(str(exc))) from None
         except OSError as exc:
-            raise CommandError(f"{path}: cannot write it ({exc.strerror}).") from None
-        self.stdout.write(f"Backup written to {written} ({written.stat().st_size} bytes).")
+            raise CommandError(
+                terminal_safe(f"{path}: cannot write it ({exc.strerror}).")
+            ) from None
+        self.stdout.write(
+            terminal_safe(f"Backup written to {written} ({written.stat().st_size} bytes).")
+        )

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
+from core.terminal import terminal_safe
 
 
 class Command(BaseCommand):
@@ -26,7 +27,7 @@ class Command(BaseCommand):
         summary = ", ".join(f"{count} {entity}" for entity, count in counts.items())
         if problems:
             for problem in problems:
-                self.stdout.write(problem)
+                self.stdout.write(terminal_safe(problem))
             raise CommandError(f"{len(problems)} problem(s) found in {summary}.")
         ready = "; every tool is ready for strict mode" if strict else ""
         self.stdout.write(self.style.SUCCESS(f"OK: {summary}; every rule holds{ready}."))

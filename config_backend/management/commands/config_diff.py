@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend.history.selectors import MalformedPoint, diff, resolve_point
+from core.terminal import terminal_safe
 
 # Longer values are cut in a line (the API's diff has them whole).
 VALUE_CHARS = 120
@@ -31,7 +32,7 @@ def resolved(text: str) -> int | None:
     try:
         return resolve_point(text)
     except (MalformedPoint, LookupError) as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(terminal_safe(str(exc))) from None
 
 
 class Command(BaseCommand):
@@ -52,4 +53,4 @@ class Command(BaseCommand):
         )
         for change in result.changes:
             for line in change_lines(change):
-                self.stdout.write(line)
+                self.stdout.write(terminal_safe(line))

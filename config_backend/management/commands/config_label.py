@@ -5,6 +5,7 @@ from config_backend.history.labels import label_move
 from config_backend.history.states import UnknownRevision
 from core.cache import CacheUnavailable
 from core.changes import current_context
+from core.terminal import terminal_safe
 
 
 class Command(BaseCommand):
@@ -33,8 +34,10 @@ class Command(BaseCommand):
                 f"{'NAME' if field == 'name' else 'X'}: {' '.join(messages)}"
                 for field, messages in exc.message_dict.items()
             )
-            raise CommandError(problems) from None
+            raise CommandError(terminal_safe(problems)) from None
         except (UnknownRevision, CacheUnavailable) as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(terminal_safe(str(exc))) from None
         verb = "Created" if created else "Moved"
-        self.stdout.write(f"{verb} label “{label.name}”: now at revision {label.revision}.")
+        self.stdout.write(
+            terminal_safe(f"{verb} label “{label.name}”: now at revision {label.revision}.")
+        )

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend.history.selectors import revision_list
+from core.terminal import terminal_safe
 
 
 def revision_line(revision) -> str:
@@ -35,4 +36,4 @@ class Command(BaseCommand):
         if not lines:
             self.stdout.write("No revisions yet.")
         for line in lines:
-            self.stdout.write(line.replace("\n", " "))
+            self.stdout.write(terminal_safe(line))

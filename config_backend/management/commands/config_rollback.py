@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config_backend.history.selectors import MalformedPoint, resolve_point
 from config_backend.history.services import RollbackRefused, rollback
 from core.cache import CacheUnavailable
+from core.terminal import terminal_safe
 
 
 class Command(BaseCommand):
@@ -27,21 +28,31 @@ class Command(BaseCommand):
             target = resolve_point(to)
             result = rollback(to=target, prune=prune, message=message)
         except (MalformedPoint, LookupError, CacheUnavailable) as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(terminal_safe(str(exc))) from None
         except RollbackRefused as exc:
             for reason in exc.reasons:
-                self.stderr.write(reason)
+                self.stderr.write(terminal_safe(reason))
             raise CommandError(
-                f"Rollback to {to} refused ({len(exc.reasons)} reason(s) above); nothing was "
-                "changed."
+                terminal_safe(
+                    f"Rollback to {to} refused ({len(exc.reasons)} reason(s) above); nothing "
+                    "was changed."
+                )
             ) from None
         for row in result.kept:
-            self.stdout.write(f"Kept {row['entity']} created after {to}: {row['name']}")
+            self.stdout.write(
+                terminal_safe(f"Kept {row['entity']} created after {to}: {row['name']}")
+            )
         for row in result.deleted:
-            self.stdout.write(f"Deleted {row['entity']} created after {to}: {row['name']}")
+            self.stdout.write(
+                terminal_safe(f"Deleted {row['entity']} created after {to}: {row['name']}")
+            )
         if result.revision is None:
-            self.stdout.write(f"Nothing to change: the live configuration already equals {to}.")
+            self.stdout.write(
+                terminal_safe(f"Nothing to change: the live configuration already equals {to}.")
+            )
         else:
             self.stdout.write(
-                self.style.SUCCESS(f"Rolled back to {to} as revision {result.revision}.")
+                self.style.SUCCESS(
+                    terminal_safe(f"Rolled back to {to} as revision {result.revision}.")
+                )
             )

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config_backend import transfer
 from config_backend.history.selectors import MalformedPoint, resolve_point, state_of
 from config_backend.transfer.file_format import serialize_state
+from core.terminal import terminal_safe
 
 
 class Command(BaseCommand):
@@ -36,7 +37,7 @@ class Command(BaseCommand):
             try:
                 state = state_of(resolve_point(at))
             except (MalformedPoint, LookupError) as exc:
-                raise CommandError(str(exc)) from None
+                raise CommandError(terminal_safe(str(exc))) from None
             document = serialize_state(state, include_threads=False)
         if not output:
             self.stdout.write(transfer.config_to_bytes(document).decode(), ending="")
@@ -44,12 +45,13 @@ class Command(BaseCommand):
         try:
             transfer.write_config_file(output, document)
         except OSError as exc:
-            raise CommandError(f"{output}: cannot write it ({exc.strerror}).") from None
+            raise CommandError(
+                terminal_safe(f"{output}: cannot write it ({exc.strerror}).")
+            ) from None
         counts = {
             name: len(document[name])
             for name in ("assistants", "tools", "threads")
             if name in document
         }
-        self.stdout.write(
-            f"Exported {', '.join(f'{n} {name}' for name, n in counts.items())} to {output}."
-        )
+        exported = ", ".join(f"{n} {name}" for name, n in counts.items())
+        self.stdout.write(terminal_safe(f"Exported {exported} to {output}."))

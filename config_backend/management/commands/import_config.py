@@ -7,6 +7,7 @@ from core import metrics
 from core.cache import CacheUnavailable
 from core.changes import ChangeContext, change_context, os_user
 from core.models import Revision
+from core.terminal import terminal_safe
 
 # Files with more rows than this get their progress reported on stderr.
 LARGE_FILE_ROWS = 2000
@@ -56,7 +57,7 @@ class Command(BaseCommand):
             document = transfer.read_config_file(file)
             progress = None
             if options["verbosity"] >= 2 or _row_count(document) >= LARGE_FILE_ROWS:
-                progress = self.stderr.write
+                progress = self._progress
             context = ChangeContext(
                 source=Revision.Source.IMPORT, author=os_user(), message=message
             )
@@ -70,21 +71,23 @@ class Command(BaseCommand):
                 )
         except transfer.ConfigValidationError as exc:
             for line in exc.errors:
-                self.stderr.write(line)
+                self.stderr.write(terminal_safe(line))
             raise CommandError(
-                f"{file}: {len(exc.errors)} error(s); nothing was written."
+                terminal_safe(f"{file}: {len(exc.errors)} error(s); nothing was written.")
             ) from None
         except transfer.ConfigVerificationError as exc:
             for line in exc.mismatches:
-                self.stderr.write(line)
+                self.stderr.write(terminal_safe(line))
             raise CommandError(
-                f"{file}: after writing, the database did not match the file; "
-                "everything was rolled back."
+                terminal_safe(
+                    f"{file}: after writing, the database did not match the file; "
+                    "everything was rolled back."
+                )
             ) from None
         except transfer.ConfigFileError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(terminal_safe(str(exc))) from None
         except CacheUnavailable as exc:
-            raise CommandError(f"{file}: {exc}") from None
+            raise CommandError(terminal_safe(f"{file}: {exc}")) from None
 
         prefix = "Would be " if dry_run else ""
         for entity, counts in result.counts().items():
@@ -95,10 +98,14 @@ class Command(BaseCommand):
         for entity, names in result.deleted_names.items():
             for name in names:
                 self.stdout.write(
-                    f"{'Would delete' if dry_run else 'Deleted'} {entity[:-1]}: {name}"
+                    terminal_safe(
+                        f"{'Would delete' if dry_run else 'Deleted'} {entity[:-1]}: {name}"
+                    )
                 )
         if not result.changed:
-            self.stdout.write(f"{file}: no changes; the database already matches the file.")
+            self.stdout.write(
+                terminal_safe(f"{file}: no changes; the database already matches the file.")
+            )
             return
         verified = ", ".join(f"{count} {entity}" for entity, count in result.verified.items())
         self.stdout.write(
@@ -106,12 +113,15 @@ class Command(BaseCommand):
             "sub_assistant equals its tool's delegate)."
         )
         if result.backup_path:
-            self.stdout.write(f"Backup of the previous config: {result.backup_path}")
+            self.stdout.write(terminal_safe(f"Backup of the previous config: {result.backup_path}"))
         if dry_run:
-            self.stdout.write(f"{file}: dry run; nothing was written.")
+            self.stdout.write(terminal_safe(f"{file}: dry run; nothing was written."))
         else:
             made = f" as revision {result.revision}" if result.revision is not None else ""
-            self.stdout.write(self.style.SUCCESS(f"Imported {file}{made}."))
+            self.stdout.write(self.style.SUCCESS(terminal_safe(f"Imported {file}{made}.")))
+
+    def _progress(self, message: str) -> None:
+        self.stderr.write(terminal_safe(message))
 
 
 def _row_count(document) -> int:

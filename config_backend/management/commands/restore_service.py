@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import backup
+from core.terminal import terminal_safe
 
 
 class Command(BaseCommand):
@@ -26,10 +27,13 @@ class Command(BaseCommand):
         try:
             result = backup.restore(Path(file), force=force)
         except backup.BackupError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(terminal_safe(str(exc))) from None
         revisions = ", ".join(f"{name} {value}" for name, value in result["revisions"].items())
         self.stdout.write(
-            f"Restored {file}; cache cleared, revisions moved past every earlier one ({revisions})."
+            terminal_safe(
+                f"Restored {file}; cache cleared, revisions moved past every earlier one "
+                f"({revisions})."
+            )
         )
         if result["pending_migrations"]:
             self.stdout.write(
