@@ -187,10 +187,13 @@ def main() -> None:
 
         measure(3)  # warm up: both workers, the cache entry, the key record
         runs = {count: [] for count in counts}
+        progress = Path(tempfile.mkdtemp(prefix="sse-scale-")) / "runs.json"
+        print(f"measurements so far: {progress}", flush=True)
         for round_number in range(args.rounds):
             order = counts if round_number % 2 == 0 else list(reversed(counts))
             for count in order:
                 runs[count].append(measure_held(port, read, count, measure, server_pids))
+                progress.write_text(json.dumps(runs))  # kept should a later step fail
                 last = runs[count][-1]
                 print(
                     f"round {round_number + 1}: {count:>6} subscribers: {last['rps']:.0f} req/s, "

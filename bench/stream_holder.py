@@ -17,7 +17,6 @@ import json
 import os
 import resource
 import select
-import socket
 import subprocess
 import sys
 import threading
@@ -25,20 +24,19 @@ import time
 from collections import defaultdict
 
 
-def _record_revisions(sockets: list[socket.socket], arrivals: dict, stop: threading.Event):
-    """Note when each `revision` event arrives on each stream: one epoll loop over the raw
+def _record_revisions(fds: list[int], arrivals: dict, stop: threading.Event) -> None:
+    """Note when each `revision` event arrives on each stream: one epoll loop over the streams'
     sockets, in a thread (a read costs microseconds, so the last of 10,000 streams is not
-    noted late because of the holder's own work, as asyncio's streams would)."""
+    noted late because of the holder's own work, as it would be with asyncio's streams)."""
     poller = select.epoll()
-    by_fd = {sock.fileno(): sock for sock in sockets}
-    buffers = dict.fromkeys(by_fd, b"")
-    for fd in by_fd:
+    buffers = dict.fromkeys(fds, b"")
+    for fd in fds:
         poller.register(fd, select.EPOLLIN)
     while not stop.is_set():
         for fd, _ in poller.poll(0.2):
             now = time.monotonic()
             try:
-                data = by_fd[fd].recv(65536)
+                data = os.read(fd, 65536)
             except BlockingIOError:  # woken for nothing
                 continue
             if not data:
@@ -49,6 +47,7 @@ def _record_revisions(sockets: list[socket.socket], arrivals: dict, stop: thread
             for event in events:
                 if b"event: revision" in event:
                     arrivals[json.loads(event.split(b"data: ", 1)[1])["revision"]].append(now)
+    poller.close()
 
 
 async def _hold(port: int, path: str, key: str, count: int, first: bytes, record: str) -> None:
@@ -71,11 +70,10 @@ async def _hold(port: int, path: str, key: str, count: int, first: bytes, record
     arrivals: dict = defaultdict(list)
     stop = threading.Event()
     if record:  # read by the recorder's thread from now on, not by asyncio
-        sockets = []
         for writer in opened:
             writer.transport.pause_reading()
-            sockets.append(socket.socket(fileno=os.dup(writer.get_extra_info("socket").fileno())))
-        recorder = threading.Thread(target=_record_revisions, args=(sockets, arrivals, stop))
+        fds = [writer.get_extra_info("socket").fileno() for writer in opened]
+        recorder = threading.Thread(target=_record_revisions, args=(fds, arrivals, stop))
         recorder.start()
     print(f"ready {len(opened)}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
