@@ -83,7 +83,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, OperationalError, connection
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 from core import cache
 from core.api_keys import api_key_for, current_record, key_prefix, scope_allows
@@ -253,17 +253,35 @@ class Read:
     head: Cursor | None = None  # set: the hub takes this position (restored, or synced)
 
 
+@contextlib.contextmanager
+def one_snapshot():
+    """Several reads that see the database as of one instant (PostgreSQL: a REPEATABLE READ
+    transaction; SQLite's read transaction is one already): a commit between the read of the
+    revisions and that of the label moves would otherwise show a move without the revisions
+    committed before it."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
 def hub_read(cursor: Cursor | None, restores: int | None) -> Read:
     """What the hub reads when woken; `cursor` None: its position is not current (it had no
     subscriber), so only the head. Closes this thread's connection: none is held between."""
     try:
-        now = counters()
-        if cursor is None or now.restores != restores:
-            return Read(now, head=head())
-        events, more = events_after(cursor, BATCH)
-        return Read(now, tuple(events), more)
+        with one_snapshot():
+            return _hub_read(cursor, restores)
     finally:
         connection.close()
+
+
+def _hub_read(cursor: Cursor | None, restores: int | None) -> Read:
+    now = counters()
+    if cursor is None or now.restores != restores:
+        return Read(now, head=head())
+    events, more = events_after(cursor, BATCH)
+    return Read(now, tuple(events), more)
 
 
 def hello(position: Cursor, config_revision: int) -> bytes:
@@ -277,18 +295,20 @@ def resume(last_event_id: str, position: Cursor) -> tuple[Cursor, bytes]:
     registering; the database's head, read now, may be past it. Queries the database (and
     closes this thread's connection)."""
     try:
-        now = position.latest(head())
-        after = Cursor.parse(last_event_id)
-        missed, more = events_after(after, settings.SSE_MAX_REPLAY + 1) if after else ([], False)
-        if after is None or more or len(missed) > settings.SSE_MAX_REPLAY or not known(after):
-            return now, OPENING + reset_frame(now, cache.current_revision())
-        since, chunks = after, [OPENING]
-        for event in missed:
-            since = event.advance(since)
-            chunks.append(frame(event.kind, event.data, since))
-        return since, b"".join(chunks)
+        with one_snapshot():
+            now = position.latest(head())
+            after = Cursor.parse(last_event_id)
+            limit = settings.SSE_MAX_REPLAY + 1
+            missed, more = events_after(after, limit) if after else ([], False)
+            if after is None or more or len(missed) >= limit or not known(after):
+                return now, OPENING + reset_frame(now, cache.current_revision())
     finally:
         connection.close()
+    since, chunks = after, [OPENING]
+    for event in missed:
+        since = event.advance(since)
+        chunks.append(frame(event.kind, event.data, since))
+    return since, b"".join(chunks)
 
 
 # API keys of open streams ----------------------------------------------------------------------
