@@ -378,6 +378,8 @@ class Subscription:
 
     def take(self) -> bytes:
         """The frames of what arrived since the last take, for this subscriber's position."""
+        if not self._pending:  # nothing (a reference read needs no lock): most wake-ups
+            return b""
         with self._lock:
             pending, self._pending = self._pending, []
         if isinstance(pending, tuple):
