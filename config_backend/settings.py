@@ -440,7 +440,7 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
 # Config change events (`GET /api/v1/config/events/`, core.events): a reconnect that missed more
 # than SSE_MAX_REPLAY events gets one `reset` instead; a stream with nothing to say writes a
-# keep-alive comment every SSE_HEARTBEAT_SECONDS.
+# keep-alive comment every SSE_HEARTBEAT_SECONDS (and its key is re-checked twice as often).
 SSE_MAX_REPLAY = env_int("SSE_MAX_REPLAY", 100)
 SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15)
 if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:
