@@ -9,8 +9,13 @@ config revision, in the database and in the cache's mirrors, before the commit: 
 consistency argument, applied per assistant (SPEC "Fine-grained freshness").
 
 Django has no pre-commit hook, so everything is written as it happens. The open change set is
-found among the transaction's on-commit callbacks. Django drops it from there when the
-savepoint it was opened in rolls back, together with everything it wrote.
+kept per database connection (`_open_change_sets`); it is the transaction's on-commit callback,
+registered once, which announces it once (one wake-up of every events hub however many rows it
+changed) and lets it go. Django has no rollback hook either: when the transaction, or the
+savepoint the change set was opened in, rolls back, Django drops the callback, the database
+drops its Revision row, and the next change finds that row gone (`ChangeSet.extend`) and opens
+a new change set. A savepoint rolled back inside a change set takes back its changes, counter bumps
+and the row's number with them, and leaves the change set open, as any other write.
 
 Callers say what changed; they know their models. The apps' receivers record single saves and
 deletes, and bulk paths (import, rollback) record many rows at once. `tools.selectors`
@@ -20,12 +25,13 @@ decides which assistants a change touches.
 import getpass
 import json
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 from core import cache
 from core.models import ConfigRevision, Revision, RevisionChange
@@ -159,21 +165,63 @@ def stored_values(instance, fields: Iterable[str]) -> dict | None:
 
 
 class ChangeSet:
-    """The open change set of a transaction (its Revision row); Django calls it at the commit."""
+    """The open change set of a transaction: its Revision row, and the assistants it touched."""
 
-    def __init__(self, revision: Revision):
+    def __init__(self, revision: Revision, assistants: set[str]):
         self.revision = revision
-        self.assistants: set[str] = set()
+        self.assistants = assistants
+
+    @classmethod
+    def open(cls, revision: int, assistants: set[str]) -> "ChangeSet":
+        """Write the Revision row of a new change set, and announce it at the commit."""
+        context = current_context()
+        change_set = cls(
+            Revision.objects.create(
+                number=revision,
+                author=context.author[:255],
+                source=context.source,
+                message=context.message[:MESSAGE_MAX_LENGTH],
+                assistants=sorted(assistants),
+            ),
+            assistants,
+        )
+        _open_change_sets[connections[DEFAULT_DB_ALIAS]] = change_set
+        # Last: outside a transaction Django calls it at once.
+        transaction.on_commit(change_set)
+        return change_set
+
+    def extend(self, revision: int, assistants: set[str]) -> bool:
+        """Give the row the new revision and the assistants touched so far; False when the row
+        is gone: its transaction or savepoint rolled back, so the change set with it.
+
+        Found by its id and creation time, so that a row given the same id by another
+        transaction (after a restore has reset the sequence, config_backend.backup) is never
+        taken for it."""
+        touched = self.assistants | assistants
+        updated = Revision.objects.filter(
+            pk=self.revision.pk, created_at=self.revision.created_at
+        ).update(number=revision, assistants=sorted(touched))
+        if not updated:
+            return False
+        self.assistants = touched
+        self.revision.number = revision
+        self.revision.assistants = sorted(touched)
+        return True
 
     def __call__(self) -> None:
-        """Nothing to do: each bump announces itself (core.cache)."""
+        """At the commit: one announce for the whole change set, with the number its row was
+        last given. (If the last changes rolled back in a savepoint, that number is past the
+        committed one; the mirror was raised to it before the commit all the same, and the
+        announce is a wake-up, never data.)"""
+        connection_key = connections[DEFAULT_DB_ALIAS]
+        if _open_change_sets.get(connection_key) is self:
+            del _open_change_sets[connection_key]
+        cache.announce_revision(ConfigRevision.CONFIG, self.revision.number)
 
 
-def _open_change_set() -> ChangeSet | None:
-    for _, callback, _ in connection.run_on_commit:
-        if isinstance(callback, ChangeSet):
-            return callback
-    return None
+# The open change set of each database connection (each thread has its own): set when a
+# transaction's first change opens one; gone at its commit, or replaced once found rolled back.
+_open_change_sets: "weakref.WeakKeyDictionary[object, ChangeSet]" = weakref.WeakKeyDictionary()
 
 
 def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int | None:
@@ -186,29 +234,15 @@ def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int |
     """
     if not changes:
         return None
-    touched = sorted({str(assistant_id) for assistant_id in assistants})
+    touched = {str(assistant_id) for assistant_id in assistants}
     revision = cache.bump_revision(
-        ConfigRevision.CONFIG, also=[ConfigRevision.for_assistant(pk) for pk in touched]
+        ConfigRevision.CONFIG,
+        also=[ConfigRevision.for_assistant(pk) for pk in sorted(touched)],
+        announce=False,  # the change set announces itself, once
     )
-    change_set = _open_change_set()
-    if change_set is None:
-        context = current_context()
-        change_set = ChangeSet(
-            Revision.objects.create(
-                number=revision,
-                author=context.author[:255],
-                source=context.source,
-                message=context.message[:MESSAGE_MAX_LENGTH],
-                assistants=touched,
-            )
-        )
-        change_set.assistants.update(touched)
-        transaction.on_commit(change_set)
-    else:
-        change_set.assistants.update(touched)
-        change_set.revision.number = revision
-        change_set.revision.assistants = sorted(change_set.assistants)
-        change_set.revision.save(update_fields=["number", "assistants"])
+    change_set = _open_change_sets.get(connections[DEFAULT_DB_ALIAS])
+    if change_set is None or not change_set.extend(revision, touched):
+        change_set = ChangeSet.open(revision, touched)
     RevisionChange.objects.bulk_create(
         [
             RevisionChange(
