@@ -9,13 +9,16 @@ config revision, in the database and in the cache's mirrors, before the commit: 
 consistency argument, applied per assistant (SPEC "Fine-grained freshness").
 
 Django has no pre-commit hook, so everything is written as it happens. The open change set is
-kept per database connection (`_open_change_sets`); it is the transaction's on-commit callback,
-registered once, which announces it once (one wake-up of every events hub however many rows it
-changed) and lets it go. Django has no rollback hook either: when the transaction, or the
-savepoint the change set was opened in, rolls back, Django drops the callback, the database
-drops its Revision row, and the next change finds that row gone (`ChangeSet.extend`) and opens
-a new change set. A savepoint rolled back inside a change set takes back its changes, counter bumps
-and the row's number with them, and leaves the change set open, as any other write.
+the transaction's on-commit callback, registered once: at the commit it announces the change set
+once (one wake-up of every events hub however many rows it changed). Each database connection
+keeps a weak reference to its open change set (`_open_change_sets`), so the next change finds
+it. Django has no rollback hook either, but it drops the callback when the transaction, or the
+savepoint the change set was opened in, rolls back (together with the Revision row and
+everything else written there), and the weak reference dies with it; should anything else keep
+the change set alive, the next change finds its row gone (`ChangeSet.extend`) all the same.
+Either way that change opens a new change set. A savepoint rolled back inside a change set takes
+back its own changes, counter bumps and the row's number with them, and leaves the change set
+open, as it does any other write.
 
 Callers say what changed; they know their models. The apps' receivers record single saves and
 deletes, and bulk paths (import, rollback) record many rows at once. `tools.selectors`
@@ -185,8 +188,8 @@ class ChangeSet:
             ),
             assistants,
         )
-        _open_change_sets[connections[DEFAULT_DB_ALIAS]] = change_set
-        # Last: outside a transaction Django calls it at once.
+        _open_change_sets[connections[DEFAULT_DB_ALIAS]] = weakref.ref(change_set)
+        # Last: outside a transaction Django calls it at once. Only Django holds it from here on.
         transaction.on_commit(change_set)
         return change_set
 
@@ -213,15 +216,23 @@ class ChangeSet:
         last given. (If the last changes rolled back in a savepoint, that number is past the
         committed one; the mirror was raised to it before the commit all the same, and the
         announce is a wake-up, never data.)"""
-        connection_key = connections[DEFAULT_DB_ALIAS]
-        if _open_change_sets.get(connection_key) is self:
-            del _open_change_sets[connection_key]
+        # Forgotten now, not when Django lets go of it: a change made by a later on-commit
+        # callback is a transaction of its own.
+        if _open_change_set() is self:
+            del _open_change_sets[connections[DEFAULT_DB_ALIAS]]
         cache.announce_revision(ConfigRevision.CONFIG, self.revision.number)
 
 
-# The open change set of each database connection (each thread has its own): set when a
-# transaction's first change opens one; gone at its commit, or replaced once found rolled back.
-_open_change_sets: "weakref.WeakKeyDictionary[object, ChangeSet]" = weakref.WeakKeyDictionary()
+# Each database connection's open change set (each thread has its own connection), weakly: Django
+# holds it (an on-commit callback) until the commit, or drops it at a rollback (module docstring).
+_open_change_sets: "weakref.WeakKeyDictionary[object, weakref.ref[ChangeSet]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _open_change_set() -> ChangeSet | None:
+    held = _open_change_sets.get(connections[DEFAULT_DB_ALIAS])
+    return None if held is None else held()
 
 
 def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int | None:
@@ -240,7 +251,7 @@ def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int |
         also=[ConfigRevision.for_assistant(pk) for pk in sorted(touched)],
         announce=False,  # the change set announces itself, once
     )
-    change_set = _open_change_sets.get(connections[DEFAULT_DB_ALIAS])
+    change_set = _open_change_set()
     if change_set is None or not change_set.extend(revision, touched):
         change_set = ChangeSet.open(revision, touched)
     RevisionChange.objects.bulk_create(

@@ -7,7 +7,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from assistants.models import Assistant
@@ -144,3 +145,17 @@ def test_a_change_set_opened_in_a_rolled_back_savepoint_is_replaced_by_the_next_
     assert revision.number == committed + 1 == cache.current_revision()
     assert changed_names(revision) == ["Kept"]
     assert heard == [str(committed + 1)]
+
+
+def test_a_rolled_back_change_set_costs_the_next_change_no_extra_query():
+    def queries_of_a_create(name: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assistant_create(name=name, model="m")
+        return len(queries)
+
+    after_a_commit = queries_of_a_create("After a commit")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assistant_create(name="Rolled back", model="m")
+        raise RuntimeError("rolled back")
+
+    assert queries_of_a_create("After a rollback") == after_a_commit
