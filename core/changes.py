@@ -26,9 +26,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.dispatch import Signal
 
 from core import cache
 from core.models import ConfigRevision, Revision, RevisionChange
+
+# Sent in the transaction, when a change set opens its Revision row (`revision=`): for what
+# must commit or roll back with the change, such as the webhooks' outbox (an app: core can't
+# call it).
+change_set_opened = Signal()
 
 # How long a change note may be (admin field, X-Change-Note, --message).
 MESSAGE_MAX_LENGTH = 1000
@@ -204,6 +210,7 @@ def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int |
         )
         change_set.assistants.update(touched)
         transaction.on_commit(change_set)
+        change_set_opened.send(sender=Revision, revision=change_set.revision)
     else:
         change_set.assistants.update(touched)
         change_set.revision.number = revision
