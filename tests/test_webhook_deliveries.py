@@ -230,13 +230,23 @@ def test_the_admin_resends_a_delivered_one_and_shows_its_attempts():
     assert webhook.secret not in webhook_page.content.decode()
 
 
-def test_a_user_without_the_change_permission_cannot_resend():
-    delivery_count = Delivery.objects.count()
-    admin = Client()
-    admin.force_login(staff_user("webhooks.view_delivery"))
-    page = admin.get(reverse("admin:webhooks_delivery_changelist"))
-    assert "resend_selected" not in page.content.decode()
-    assert delivery_count == 0
+def test_a_user_who_may_only_view_deliveries_cannot_resend_even_by_forging_the_post():
+    with Receiver() as receiver:
+        make_webhook(receiver.url)
+        change()
+        send_due()
+        delivery = Delivery.objects.get()
+        viewer = Client()
+        viewer.force_login(staff_user("webhooks.view_delivery"))
+        page = viewer.get(reverse("admin:webhooks_delivery_changelist")).content.decode()
+        assert 'value="resend_selected"' not in page
+        viewer.post(
+            reverse("admin:webhooks_delivery_changelist"),
+            {"action": "resend_selected", "_selected_action": [delivery.pk]},
+        )
+        send_due()
+    assert len(receiver.received) == 1
+    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
 
 
 def test_deleting_a_webhook_deletes_its_deliveries():
