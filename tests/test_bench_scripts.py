@@ -57,3 +57,11 @@ def test_the_push_benchmark_measures_idle_subscribers_and_event_latency(tmp_path
     assert "| no subscriber |" in results and "| 50 idle subscribers |" in results
     assert "Commit → event (5 changes" in results
     assert (tmp_path / "sse_idle_bench.png").stat().st_size > 10_000
+
+
+def test_the_webhook_benchmark_measures_throughput_write_cost_and_latency(tmp_path):
+    result = run_script("bench/webhook_bench.py", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    for row in ("| deliveries/s, 1 endpoint", "| ratio (the outbox row's cost) |", "p99 |"):
+        assert row in results

@@ -32,6 +32,7 @@ class Answer:
 class Received:
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    at: float = field(default_factory=time.time)  # when it arrived (for the benchmark)
 
     @property
     def message_id(self) -> str:
