@@ -14,7 +14,7 @@ from assistants.services import assistant_create, assistant_update
 from config_backend.history.labels import label_move
 from core.models import LabelMove, Revision
 from tests.factories import make_webhook, staff_user
-from tests.webhook_receivers import Answer, Receiver
+from tests.webhook_receivers import Answer, Receiver, self_signed_certificate
 from webhooks.models import Attempt, Delivery, Webhook
 from webhooks.worker import Worker
 
@@ -156,6 +156,35 @@ def test_a_destination_no_longer_allowed_is_refused_at_send_time(settings):
     assert receiver.received == []
     errors = set(Attempt.objects.values_list("error", flat=True))
     assert len(errors) == 1 and "127.0.0.1" in errors.pop()
+
+
+def test_https_goes_to_the_checked_address_with_the_certificate_checked_for_the_host(
+    tmp_path, settings, monkeypatch
+):
+    cert, key = self_signed_certificate(tmp_path, "localhost")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the sender trusts this one authority
+    settings.WEBHOOK_ALLOWED_HOSTS = ["localhost"]
+    with Receiver(tls=(cert, key)) as receiver:
+        webhook = make_webhook(receiver.url)
+        change()
+        send_due()
+    [request] = receiver.received
+    assert request.verified(webhook.secret)["type"] == "revision"
+    assert request.headers["host"] == receiver.url.split("/")[2]  # localhost:PORT
+
+
+def test_https_to_a_certificate_for_another_host_is_refused(tmp_path, settings, monkeypatch):
+    cert, key = self_signed_certificate(tmp_path, "elsewhere.example")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    settings.WEBHOOK_ALLOWED_HOSTS = ["localhost"]
+    settings.WEBHOOK_RETRY_DELAYS = []
+    with Receiver(tls=(cert, key)) as receiver:
+        make_webhook(receiver.url)
+        change()
+        send_due()
+    assert receiver.received == []
+    [attempt] = Attempt.objects.all()
+    assert attempt.status_code is None and "certificate" in attempt.error.lower()
 
 
 def test_a_rolled_back_change_sends_nothing():

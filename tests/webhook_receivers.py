@@ -4,6 +4,7 @@ answer as a test scripts (a status, a redirect, a long body, or no answer at all
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from standardwebhooks.webhooks import Webhook as Verifier
 
@@ -50,7 +52,13 @@ class Received:
 class Receiver:
     """`answer(n)` says how to answer the n-th request (0-based): an Answer, or HANG."""
 
-    def __init__(self, answer: Callable[[int], Answer | str] = lambda n: Answer()):
+    def __init__(
+        self,
+        answer: Callable[[int], Answer | str] = lambda n: Answer(),
+        *,
+        tls: tuple[Path, Path] | None = None,
+    ):
+        """`tls`: (certificate, key) files: HTTPS at https://localhost:PORT/hook."""
         self.answer = answer
         self.received: list[Received] = []
         self.closed_hangs = 0  # hanging requests whose client gave up
@@ -84,7 +92,13 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}/hook"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _hold(self, sock) -> None:
@@ -129,6 +143,21 @@ class Receiver:
     def message_ids(self) -> list[str]:
         with self._changed:
             return [request.message_id for request in self.received]
+
+
+def self_signed_certificate(directory: Path, host: str) -> tuple[Path, Path]:
+    """A certificate for `host` (its own authority) and its key, made by openssl."""
+    cert, key = directory / f"{host}.pem", directory / f"{host}.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}"),
+            *("-addext", f"subjectAltName=DNS:{host}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 @contextlib.contextmanager
