@@ -16,16 +16,23 @@ from tests.live import wait_until_serving  # noqa: E402
 _workdirs: list[Path] = []
 
 
-def start_services(*, redis: bool = True) -> dict:
-    """DATABASE_URL (and REDIS_URL) of servers started here, unless already set in the env."""
+def start_services(*, redis: bool = True, postgres_settings: dict | None = None) -> dict:
+    """DATABASE_URL (and REDIS_URL) of servers started here, unless already set in the env;
+    `postgres_settings`: for the PostgreSQL started here (its log: `postgres_log()`)."""
     workdir = Path(tempfile.mkdtemp(prefix="config-backend-bench-"))
     _workdirs.append(workdir)
     env = {
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or throwaway_servers.start_postgres(workdir)
+        "DATABASE_URL": os.environ.get("DATABASE_URL")
+        or throwaway_servers.start_postgres(workdir, postgres_settings)
     }
     if redis:
         env["REDIS_URL"] = os.environ.get("REDIS_URL") or throwaway_servers.start_redis(workdir)
     return env
+
+
+def postgres_log() -> Path:
+    """The log of the PostgreSQL start_services started."""
+    return _workdirs[0] / "pg.log"
 
 
 def stop_services() -> None:
@@ -78,7 +85,7 @@ def start_server(command: list[str], port: int, env: dict | None = None, path: s
     would fill and stall the server."""
     if not _workdirs:
         _workdirs.append(Path(tempfile.mkdtemp(prefix="config-backend-bench-")))
-    output = _workdirs[-1] / f"server-{port}.log"
+    output = server_log(port)
     with output.open("ab") as sink:
         proc = subprocess.Popen(
             command,
@@ -89,6 +96,11 @@ def start_server(command: list[str], port: int, env: dict | None = None, path: s
         )
     wait_until_serving(f"http://127.0.0.1:{port}{path}", proc, output=output)
     return proc
+
+
+def server_log(port: int) -> Path:
+    """Where the server start_server started on `port` writes (its request log too)."""
+    return _workdirs[-1] / f"server-{port}.log"
 
 
 def stop(procs) -> None:

@@ -178,6 +178,26 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, else the embedded SQLite file for a first local run.
 DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
+# PostgreSQL connections come from a pool in each process (psycopg-pool, through Django's
+# OPTIONS["pool"]; off with DATABASE_POOL=0): a request borrows one and gives it back, so a burst
+# of misses and writes opens no connections. At most DATABASE_POOL_MAX_SIZE per process
+# (docs/production-server.md, "Sizing PostgreSQL's max_connections"); a request that finds them
+# all busy waits up to DATABASE_POOL_TIMEOUT_MS, then is answered 503 (as with the database
+# down). Django checks a connection before lending it (CONN_HEALTH_CHECKS: the pool's `check`),
+# so one cut by a PostgreSQL restart is replaced, never handed out.
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 2)
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10)
+DATABASE_POOL_TIMEOUT_MS = env_int("DATABASE_POOL_TIMEOUT_MS", 500)
+if not 0 <= DATABASE_POOL_MIN_SIZE <= DATABASE_POOL_MAX_SIZE or DATABASE_POOL_MAX_SIZE < 1:
+    raise ImproperlyConfigured(
+        "DATABASE_POOL_MIN_SIZE must be 0 or more and at most DATABASE_POOL_MAX_SIZE, which must "
+        f"be at least 1 (got {DATABASE_POOL_MIN_SIZE} and {DATABASE_POOL_MAX_SIZE})."
+    )
+if DATABASE_POOL_TIMEOUT_MS < 1:
+    raise ImproperlyConfigured(
+        f"DATABASE_POOL_TIMEOUT_MS must be at least 1 (got {DATABASE_POOL_TIMEOUT_MS})."
+    )
 if DATABASE_URL:
     try:
         DATABASES = {
@@ -189,10 +209,37 @@ if DATABASE_URL:
         raise ImproperlyConfigured(
             f"DATABASE_URL is not a valid URL: {exc} (got {shown(DATABASE_URL)})."
         ) from None
+    if DATABASE_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them (Django requires 0)
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "name": "config-backend",
+            "min_size": DATABASE_POOL_MIN_SIZE,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": DATABASE_POOL_TIMEOUT_MS / 1000,
+            # A reconnection that keeps failing (PostgreSQL down) gives up after this long
+            # (the pool's back-off is a second, doubling), and the next request that waits
+            # starts a new one at once: so requests, not a back-off, pace the attempts, and
+            # the first request after PostgreSQL is back gets a connection.
+            "reconnect_timeout": 0.2,
+        }
 else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
     }
+
+# Each worker of the production server (core.asgi_app) works on at most this many requests in
+# Django at once (cache hits, answered in the event loop, and health probes don't count); the
+# rest wait in the event loop, holding no database connection, up to DJANGO_QUEUE_WAIT_MS, then
+# are answered 503. So a burst (made-up API keys, a stampede of misses) costs no more than this
+# many requests at a time, and cache hits go on being answered beside it. Default: one per
+# pooled database connection, so a request in Django never waits for one.
+MAX_DJANGO_REQUESTS_PER_WORKER = env_int("MAX_DJANGO_REQUESTS_PER_WORKER", DATABASE_POOL_MAX_SIZE)
+DJANGO_QUEUE_WAIT_MS = env_int("DJANGO_QUEUE_WAIT_MS", 5000)
+if MAX_DJANGO_REQUESTS_PER_WORKER < 1 or DJANGO_QUEUE_WAIT_MS < 1:
+    raise ImproperlyConfigured(
+        "MAX_DJANGO_REQUESTS_PER_WORKER and DJANGO_QUEUE_WAIT_MS must be at least 1 (got "
+        f"{MAX_DJANGO_REQUESTS_PER_WORKER} and {DJANGO_QUEUE_WAIT_MS})."
+    )
 
 # Config entries are cached unless this is 0 (for benchmarks and debugging; revisions, API-key
 # records and consistency work the same either way).
@@ -307,12 +354,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # A tool's input schema, however it arrives (API object or string, admin, import file), is
-# bounded before the JSON Schema metaschema walk, which costs up to 0.6 ms per value: so any
-# schema is accepted or refused within a second (bench/schema_limits.py). A thousand values
-# (objects, arrays and scalars) hold a tool of 300 described properties.
+# bounded before the JSON Schema metaschema walk (tools.metaschema, jsonschema-rs), so any
+# schema is accepted or refused within a second (bench/schema_bench.py). 5,000 values (objects,
+# arrays and scalars) hold OpenAI's 5,000-property strict limit's worth of simple properties;
+# checking a `pattern` is Python's regex parser, about 7 µs a character at worst, hence its own
+# bound.
 SCHEMA_MAX_DEPTH = env_int("SCHEMA_MAX_DEPTH", 32)
-SCHEMA_MAX_VALUES = env_int("SCHEMA_MAX_VALUES", 1_000)
+SCHEMA_MAX_VALUES = env_int("SCHEMA_MAX_VALUES", 5_000)
 SCHEMA_MAX_BYTES = env_int("SCHEMA_MAX_BYTES", 262_144)
+SCHEMA_MAX_PATTERN_CHARACTERS = env_int("SCHEMA_MAX_PATTERN_CHARACTERS", 65_536)
 # A request body or config file may nest a little deeper than the schemas it carries.
 JSON_MAX_DEPTH = SCHEMA_MAX_DEPTH + 8
 
@@ -391,7 +441,7 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
 # Config change events (`GET /api/v1/config/events/`, core.events): a reconnect that missed more
 # than SSE_MAX_REPLAY events gets one `reset` instead; a stream with nothing to say writes a
-# keep-alive comment every SSE_HEARTBEAT_SECONDS.
+# keep-alive comment every SSE_HEARTBEAT_SECONDS (and its key is re-checked twice as often).
 SSE_MAX_REPLAY = env_int("SSE_MAX_REPLAY", 100)
 SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15)
 if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:

@@ -9,6 +9,14 @@ for which query, and what is current: `read_request`; nothing here names a cache
 would make, the security headers, the request id, the log line and the metrics. A hit is
 answered here: no thread, no middleware, no DRF.
 
+The event stream (`GET /api/v1/config/events/`, core.events) with an API key is served here
+too, in the event loop, for as long as it is open: no thread per stream (Django's handler would
+keep one blocked per open stream). Its key is checked as a hit checks one (the cached record,
+one MGET, no SQL; else the database, in one of core.events' few threads), then the process's
+hub streams to it; the stream ends when the client goes (`http.disconnect`) or the key stops
+being valid. A refused key, a session, or a host Django would refuse go to Django, which
+answers (the 401/403 JSON) as before.
+
 Everything else goes to Django's ASGI handler untouched: the admin, the API, static files,
 /metrics, and any other scope type (the servers are started without the lifespan protocol,
 which Django's handler refuses). So does a miss, carrying what was fetched: Django builds
@@ -19,24 +27,41 @@ asking Redis again (a miss costs one MGET, as under WSGI), and the request keeps
 
 Redis errors are handled as core.cache.try_cache handles them (the same exception classes, the
 store's): unreachable (refused, timed out) trips the per-process breaker, and while it is open
-nothing is fetched here; refused (an error reply) is logged and only this request falls back.
+nothing is fetched here; refused (an error reply) is logged and only this request falls back,
+as does one that found the client's connection pool exhausted (a burst, not an outage).
 Either way the request goes on to Django, which answers from the database. The embedded
 default (LocalStore, no Redis) is never read here: `read_request` says no, Django decides.
 
 One client, with its connection pool, per process and event loop, made on first use from the
 settings django-redis uses: REDIS_URL, or REDIS_SENTINELS / REDIS_SENTINEL_SERVICE through
 redis.asyncio.sentinel (the master, as RedisStore uses), with the same socket timeouts and no
-retries.
+retries. At most FAST_PATH_CONNECTIONS MGETs are in flight at once; the rest wait their turn.
+
+Bursts (DjangoASGIHandler). Django runs each request in a thread of its own and, with
+PostgreSQL, on a connection of the worker's pool; a burst of requests that all need Django
+(made-up API keys, a stampede of misses) would start a thread each, starve the event loop of the
+hits beside them and wait on the pool. So Django works on at most
+settings.MAX_DJANGO_REQUESTS_PER_WORKER requests at once; the others wait for an admission in
+the event loop, holding nothing, and are answered 503 (Retry-After) after DJANGO_QUEUE_WAIT_MS.
+Health probes never wait, and a request lets its admission and its database connection go once
+its response is ready, before it is sent (a stream, a slow reader hold neither).
 """
 
 import asyncio
+import contextlib
+import functools
+import io
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.db import close_old_connections
+from django.urls import reverse
 
-from core import cache
+from core import cache, events
+from core.api.keys import MalformedAuthorization, bearer_key
 from core.config_reads import (
     ConfigRead,
     FastPath,
@@ -46,11 +71,29 @@ from core.config_reads import (
     revision_asked,
 )
 from core.ops import request_log
+from core.ops.middleware import SERVER_BUSY, unavailable_response
 
 logger = logging.getLogger(__name__)
 
 # The scope key a request handed on to Django carries the fast path's META entries in.
 CARRIED = "core.carried_meta"
+# The scope key of a request admitted to Django before its body was read (DjangoASGIHandler).
+ADMITTED = "core.admitted"
+# MGETs in flight at once per worker: one round trip each, well under a millisecond, so a few
+# connections serve any rate a worker can answer. A burst's other reads wait for one in the
+# event loop, rather than opening hundreds of connections to Redis at once (each of which may
+# then time out connecting, on a loaded machine, and trip the breaker). Hundreds arrive at
+# once: the wait is generous, and when it runs out the read goes to Django (busy, not down).
+FAST_PATH_CONNECTIONS = 16
+FAST_PATH_CONNECTION_WAIT = 2.0
+EVENTS_PATH = "/api/v1/config/events/"
+# The URL name of the event stream (config_backend/urls.py): the `endpoint` of its log line.
+EVENTS_ENDPOINT = "config-events"
+EVENTS_HEADERS = [
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),  # nginx: pass each event on at once
+]
 
 
 def request_meta(headers) -> dict:
@@ -103,17 +146,44 @@ class AsyncConfigFastPath:
         self.fast_path = FastPath()
         self._loop = None
         self._client = None
+        self._connections = None
+        self._opening = None  # the task opening the connections (kept: a task must be referenced)
 
     def client(self):
         """This event loop's client (its connections belong to the loop that made them)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop, self._client = loop, redis_client()
+            self._connections = asyncio.Semaphore(FAST_PATH_CONNECTIONS)
+            self._opening = loop.create_task(self._open_connections())
         return self._client
+
+    async def _open_connections(self) -> None:
+        """Open the fast path's connections at its first request, not in the middle of a burst,
+        where a busy event loop may take longer than the connect timeout (and trip the
+        breaker). Nothing is said if Redis is not there: the first read will say it."""
+        pool, taken, opened = self._client.connection_pool, 0, []
+        try:
+            with contextlib.suppress(Exception):  # (see the docstring)
+                for _ in range(FAST_PATH_CONNECTIONS):
+                    await self._connections.acquire()
+                    taken += 1
+                    opened.append(await pool.get_connection())
+        finally:
+            for connection in opened:
+                await pool.release(connection)
+            for _ in range(taken):
+                self._connections.release()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             path = scope["path"]
+            if path == EVENTS_PATH and scope["method"] == "GET":
+                meta = request_meta(scope["headers"])
+                if await self.stream_events(meta, scope, receive, send):
+                    return
+                carried = {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
+                scope = {**scope, CARRIED: carried}
             match = FastPath.target(scope["method"], scope["query_string"], path)
             if match:
                 meta = request_meta(scope["headers"])
@@ -145,6 +215,62 @@ class AsyncConfigFastPath:
                 scope = {**scope, CARRIED: carried}
         await self.application(scope, receive, send)
 
+    async def stream_events(self, meta: dict, scope, receive, send) -> bool:
+        """Serve the event stream of a valid key until it ends; False (nothing sent): Django
+        answers instead (a refusal, a session, a host it refuses, the database down)."""
+        secure = self.fast_path.secure_if_servable(meta, scope.get("scheme"))
+        try:
+            key = bearer_key(meta.get("HTTP_AUTHORIZATION"))
+        except MalformedAuthorization:
+            key = None
+        if secure is None or key is None:
+            return False
+        start = request_log.begin(meta)
+        hub = events.hub_for(asyncio.get_running_loop())
+        holder = (await hub.key_holders([key]))[key]
+        if not events.may_subscribe(holder):
+            return False
+        query = parse_qs(scope["query_string"].decode("latin1"))
+        last_event_id = meta.get("HTTP_LAST_EVENT_ID") or query.get("last_event_id", [None])[0]
+        try:
+            subscription, opening, ready = await events.subscribe(last_event_id or None, key)
+        except events.EventsUnavailable:
+            return False
+        gone = asyncio.ensure_future(_disconnect(receive))
+        gone.add_done_callback(lambda _: subscription.close())
+        try:
+            headers = [
+                *EVENTS_HEADERS,
+                *self.fast_path.headers[secure],
+                (request_log.REQUEST_ID_HEADER, start.request_id),
+            ]
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(name.encode(), value.encode()) for name, value in headers],
+                }
+            )
+            request_log.finish(
+                start,
+                endpoint=EVENTS_ENDPOINT,
+                method="GET",
+                path=scope["path"],
+                status=200,
+                api_key_name=holder.get("name"),
+            )
+            await send({"type": "http.response.body", "body": opening, "more_body": True})
+            async for chunk in events.writes(subscription, ready):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not gone.done():  # ended here (the key is no longer valid): end the response
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:  # the connection broke (servers that say so on a write)
+            pass
+        finally:
+            subscription.close()
+            gone.cancel()
+        return True
+
     async def decide(self, meta: dict, assistant_id: str | None, at=None, label=None):
         """core.config_reads.decide, with an asynchronous MGET."""
         what = read_request(meta, assistant_id, at, label)
@@ -164,6 +290,18 @@ class AsyncConfigFastPath:
         store = cache.store()
         pool = self.client().connection_pool
         try:
+            async with asyncio.timeout(FAST_PATH_CONNECTION_WAIT):
+                await self._connections.acquire()
+        except TimeoutError:
+            busy = TimeoutError(
+                f"none of {FAST_PATH_CONNECTIONS} connections free in {FAST_PATH_CONNECTION_WAIT} s"
+            )
+            cache.note_busy(busy, "reading a config")
+            return None
+        if cache.breaker.is_open():  # Redis failed while this read waited: don't try it again
+            self._connections.release()
+            return None
+        try:
             connection = await pool.get_connection()
             try:
                 await connection.send_command("MGET", *names)
@@ -173,6 +311,8 @@ class AsyncConfigFastPath:
                 raise
             finally:
                 await pool.release(connection)
+        except store.overloads as exc:
+            cache.note_busy(exc, "reading a config")
         except store.refusals as exc:
             logger.warning(
                 "Cache refused a command while reading a config (%s: %s); answering from the "
@@ -182,7 +322,15 @@ class AsyncConfigFastPath:
             )
         except store.errors as exc:
             cache.breaker.trip(exc, "reading a config")
+        finally:
+            self._connections.release()
         return None
+
+
+async def _disconnect(receive) -> None:
+    """Returns when the client has gone (after the request's body, if any)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class _CarryingRequest(ASGIRequest):
@@ -193,6 +341,87 @@ class _CarryingRequest(ASGIRequest):
 
 class DjangoASGIHandler(ASGIHandler):
     """Django's ASGI handler (what get_asgi_application() returns), whose requests' META
-    also holds what the fast path carried in the scope."""
+    also holds what the fast path carried in the scope, and which works on at most
+    settings.MAX_DJANGO_REQUESTS_PER_WORKER requests at once (`admit`)."""
 
     request_class = _CarryingRequest
+
+    def __init__(self):
+        super().__init__()
+        self._loop = None
+        self._admissions = None
+
+    async def __call__(self, scope, receive, send):
+        """A request without a body waits for its admission here, before Django starts a
+        thread for it; one with a body, once the body is read (`run_get_response`): a slow
+        upload holds none. Health probes never wait: a burst must not fail them."""
+        if scope["type"] != "http" or _has_body(scope) or scope["path"] in _probe_paths():
+            return await super().__call__(scope, receive, send)
+        release = await self.admit()
+        if release is None:
+            return await self.send_response(_busy(self.request_class(scope, io.BytesIO())), send)
+        try:
+            await super().__call__({**scope, ADMITTED: release}, receive, send)
+        finally:
+            release()
+
+    async def run_get_response(self, request):
+        """Django's middleware and view, admitted (see __call__). The request's database
+        connection goes back to the pool before the response is sent, so a slow reader holds
+        none (Django lets it go only after the send)."""
+        release = request.scope.get(ADMITTED)
+        if release is None and request.path not in _probe_paths():
+            release = await self.admit()
+            if release is None:
+                return _busy(request)
+        try:
+            response = await super().run_get_response(request)
+            await sync_to_async(close_old_connections)()  # in the request's own thread
+            return response
+        finally:
+            if release is not None:
+                release()  # a stream goes on being sent, admitted no longer
+
+    async def admit(self):
+        """Wait (in the event loop, holding nothing) for one of this worker's admissions, up
+        to DJANGO_QUEUE_WAIT_MS; returns what gives it back (once), or None if none came."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a semaphore belongs to one loop
+            limit = settings.MAX_DJANGO_REQUESTS_PER_WORKER
+            self._loop, self._admissions = loop, asyncio.Semaphore(limit)
+        admissions = self._admissions
+        try:
+            async with asyncio.timeout(settings.DJANGO_QUEUE_WAIT_MS / 1000):
+                await admissions.acquire()
+        except TimeoutError:
+            return None
+        released = False
+
+        def release():
+            nonlocal released
+            if not released:
+                released = True
+                admissions.release()
+
+        return release
+
+
+def _has_body(scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+@functools.cache
+def _probe_paths() -> frozenset[str]:
+    return frozenset((reverse("healthz"), reverse("readyz")))
+
+
+def _busy(request):
+    """The 503 of a request that waited too long for an admission, with its log line."""
+    start = request_log.begin(request.META)
+    response = unavailable_response(request, SERVER_BUSY)
+    response[request_log.REQUEST_ID_HEADER] = start.request_id
+    request_log.finish(start, endpoint="busy", method=request.method, path=request.path, status=503)
+    return response

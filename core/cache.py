@@ -53,6 +53,9 @@ Consistency design (SPEC "Cache semantics"):
   of memory under `noeviction`) are told apart. Unreachable trips the breaker; refused does
   not: a read answers from the database for that request, a change is refused
   (CacheRefused → 503, key changes included: Redis still serves hits, so it must not commit).
+  Busy (this process's own connection pool is exhausted: redis-py's MaxConnectionsError, a
+  burst of requests) is overload, not an outage: it trips nothing either; that request goes
+  without the cache (a change: CacheUnavailable → 503, as unreachable).
 - Build locks (`build_lock_key`, core.config_reads "Misses are built once") only save work, and
   play no part in the argument above: a miss waiting on one is served only an entry tagged with
   the revision it read from the database, as any miss. A lock lost (failover, eviction, expiry)
@@ -311,6 +314,7 @@ class RedisStore:
 
     errors: tuple[type[Exception], ...]  # unreachable, or refused (`refusals`, caught first)
     refusals: tuple[type[Exception], ...]
+    overloads: tuple[type[Exception], ...]  # the pool is exhausted (caught before `errors`)
     # Every app instance and command sees the same mirrors: they can vouch for an entry.
     shared = True
 
@@ -322,6 +326,7 @@ class RedisStore:
         self.client = client if client is not None else get_redis_connection(alias, write=True)
         self.errors = (redis.RedisError, OSError)
         self.refusals = (redis.ResponseError,)  # Redis answered: it is there, the breaker stays
+        self.overloads = (redis.exceptions.MaxConnectionsError,)  # ours is busy, not Redis down
         self._raise_to = self.client.register_script(_RAISE_TO)
         self._release = self.client.register_script(_RELEASE)
 
@@ -384,6 +389,7 @@ class LocalStore:
 
     errors: tuple[type[Exception], ...] = ()
     refusals: tuple[type[Exception], ...] = ()
+    overloads: tuple[type[Exception], ...] = ()
     # Another process's change (`import_config` in a second terminal) never raises this
     # process's mirrors, so they cannot vouch for an entry or a key record: every read checks
     # the database revision (one cheap query) and every key its row.
@@ -453,16 +459,42 @@ def store():
     return _store
 
 
-def try_cache(doing: str, operation, default=None):
+_SAME_AS_DEFAULT = object()
+# A burst exhausts the pool for many requests at once: one warning per this many seconds.
+BUSY_WARNING_SECONDS = 10.0
+_busy_warned_at = -BUSY_WARNING_SECONDS
+
+
+def note_busy(exc: Exception, doing: str) -> None:
+    """This process's connection pool to Redis is exhausted: say so (at most every
+    BUSY_WARNING_SECONDS); the breaker stays closed (module docstring)."""
+    global _busy_warned_at
+    now = time.monotonic()
+    if now - _busy_warned_at >= BUSY_WARNING_SECONDS:
+        _busy_warned_at = now
+        logger.warning(
+            "Cache connection pool exhausted while %s (%s: %s); those requests go without the "
+            "cache (Redis is not marked unreachable).",
+            doing,
+            type(exc).__name__,
+            exc,
+        )
+
+
+def try_cache(doing: str, operation, default=None, *, busy=_SAME_AS_DEFAULT):
     """Run a cache operation unless the breaker is open; on failure return default.
 
-    Unreachable trips the breaker; a refused command is logged and only this call falls back.
+    Unreachable trips the breaker; a refused command is logged and only this call falls back;
+    so does an exhausted pool, which returns `busy` when given.
     """
     if breaker.is_open():
         return default
     current = store()
     try:
         return operation(current)
+    except current.overloads as exc:
+        note_busy(exc, doing)
+        return default if busy is _SAME_AS_DEFAULT else busy
     except current.refusals as exc:
         logger.warning(
             "Cache refused a command while %s (%s: %s); answering from the database.",
@@ -484,6 +516,9 @@ def require_cache(doing: str, operation):
     current = store()
     try:
         result = operation(current)
+    except current.overloads as exc:
+        note_busy(exc, doing)
+        raise CacheUnavailable() from exc
     except current.refusals as exc:
         raise CacheRefused(exc) from exc
     except current.errors as exc:

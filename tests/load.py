@@ -10,15 +10,21 @@ gets (one assistant's, or the bundle, from a random instance) must show at least
 (and a link as its last committed state, unless a later write of it is in flight): anything
 older is a stale read. Every answer is tallied by method and status (or the exception, for a
 connection error), with its latency.
+
+`bogus_key_burst` is the other load: many requests with made-up keys sent at once (each on its
+own connection, from one event loop), while valid reads and a readiness probe go on beside them.
 """
 
+import asyncio
 import http.client
 import json
 import random
+import secrets
 import threading
 import time
 import urllib.parse
 from collections import Counter
+from dataclasses import dataclass, field
 
 ASSISTANTS = 6
 TOOLS_PER_ASSISTANT = 3
@@ -292,3 +298,75 @@ class MixedLoad:
                 self._problem(
                     f"{where}: {object_id} at {number}, committed {floor[object_id]} before"
                 )
+
+
+def made_up_key() -> str:
+    """A key of our keys' shape (8 + 1 + 32 characters) whose prefix no key has."""
+    return f"{secrets.token_hex(4)}.{secrets.token_hex(16)}"
+
+
+@dataclass
+class Burst:
+    """What a bogus-key burst and the requests beside it were answered (status, or the
+    exception's name), counted."""
+
+    bogus: Counter = field(default_factory=Counter)
+    valid: Counter = field(default_factory=Counter)
+    readiness: Counter = field(default_factory=Counter)  # ("200 ok", "200 degraded", "503 ...")
+
+
+async def _get(address, path: str, key: str | None, timeout: float) -> tuple[int | str, bytes]:
+    """One GET on a connection of its own: (status or exception name, body)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {address.hostname}\r\nConnection: close\r\n"
+    if key:
+        request += f"Authorization: Bearer {key}\r\n"
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(address.hostname, address.port), timeout
+        )
+        try:
+            writer.write(f"{request}\r\n".encode())
+            answer = await asyncio.wait_for(reader.read(), timeout)  # until the server closes
+        finally:
+            writer.close()
+    except (OSError, TimeoutError) as exc:
+        return type(exc).__name__, b""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1:2]
+    return (int(status[0]) if status else "EmptyAnswer"), body
+
+
+def bogus_key_burst(
+    base_url: str, path: str, *, bogus: int, valid_key: str, readers: int = 4, timeout=60.0
+) -> Burst:
+    """`bogus` GETs of `path`, each with a made-up key, sent at once, while `readers` loops GET
+    `path` with `valid_key` and one polls /readyz, until every bogus request is answered."""
+    address = urllib.parse.urlsplit(base_url)
+    burst = Burst()
+
+    async def bogus_one():
+        status, _ = await _get(address, path, made_up_key(), timeout)
+        burst.bogus[status] += 1
+
+    async def read_until(done: asyncio.Event):
+        while not done.is_set():
+            status, _ = await _get(address, path, valid_key, timeout)
+            burst.valid[status] += 1
+
+    async def probe_until(done: asyncio.Event):
+        while not done.is_set():
+            status, body = await _get(address, "/readyz", None, timeout)
+            cache = json.loads(body).get("cache") if status in (200, 503) else ""
+            burst.readiness[f"{status} {cache}"] += 1
+            await asyncio.sleep(0.05)
+
+    async def run():
+        done = asyncio.Event()
+        beside = [read_until(done) for _ in range(readers)] + [probe_until(done)]
+        beside = [asyncio.ensure_future(task) for task in beside]
+        await asyncio.gather(*(bogus_one() for _ in range(bogus)))
+        done.set()
+        await asyncio.gather(*beside)
+
+    asyncio.run(run())
+    return burst

@@ -59,6 +59,16 @@ def test_the_push_benchmark_measures_idle_subscribers_and_event_latency(tmp_path
     assert (tmp_path / "sse_idle_bench.png").stat().st_size > 10_000
 
 
+def test_the_overload_benchmark_fires_its_burst_and_writes_its_results(tmp_path):
+    output = tmp_path / "RESULTS.md"
+    result = run_script("bench/overload_bench.py", "--quick", "--output", str(output))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = output.read_text()
+    assert "## Bogus-key burst" in results
+    assert "| bogus-key requests | 401: " in results
+    assert "| PostgreSQL connections opened during the burst |" in results
+
+
 def test_the_webhook_benchmark_measures_throughput_write_cost_and_latency(tmp_path):
     result = run_script("bench/webhook_bench.py", "--quick", "--output", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,32 +1,22 @@
 """PostgreSQL down: cached config reads still answer 200; everything that needs the database
-answers 503 with Retry-After at once (JSON under /api/, plain text elsewhere), whether the error
-is raised in a view or outside one; /readyz says the database is down; and once PostgreSQL is
+answers 503 with Retry-After at once (at most DATABASE_POOL_TIMEOUT_MS, half a second, waiting
+for a pooled connection; JSON under /api/, plain text elsewhere), whether the error is raised in
+a view or outside one; /readyz says the database is down; and once PostgreSQL is
 back, every worker recovers without a restart. Restarted under readers and writers, no request
 hangs or fails other than with a 503, and every write acknowledged with a 200 is kept."""
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.error
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import OperationalError, connection
 from django.test import Client
 
-from tests import throwaway_servers
-from tests.live import ROOT, AdminBrowser, call, server, server_output
+from tests.live import AdminBrowser, Postgres, call, own_services_for, server, server_output
 from tests.load import MixedLoad
-from tests.throwaway_servers import free_port, spawn_redis, start_postgres
 
 
 @pytest.fixture
@@ -74,113 +64,12 @@ def test_a_database_error_outside_a_view_is_a_503_too(
     assert "database is unavailable" in response.content.decode()
 
 
-SETUP = """
-import json
-import django
-django.setup()
-from django.contrib.auth.models import User
-from django.core.management import call_command
-from django.db import transaction
-from assistants.models import Assistant
-from core.models import APIKey
-from tests.load import seed_rows
-call_command("migrate", verbosity=0)
-User.objects.create_superuser("admin", "admin@example.com", "pw")
-with transaction.atomic():
-    assistant = Assistant.objects.create(name="Secretary", model="gpt-4o-mini", is_secretary=True)
-    _, key = APIKey.objects.create_key(name="runtime", scope="read")
-print(json.dumps({"assistant_id": str(assistant.id), "key": key, "load_rows": seed_rows(3, 2)}))
-"""
-
-
-class Postgres:
-    """A throw-away PostgreSQL of this test's own (started by tests.throwaway_servers), to stop and
-    start again on the same data directory and port."""
-
-    def __init__(self):
-        self.workdir = Path(tempfile.mkdtemp(prefix="config-backend-db-outage-"))
-        self.url = start_postgres(self.workdir)
-        kind, self.proc = throwaway_servers._started.pop()  # ours to stop, restart and clean up
-        assert kind == "postgres"
-
-    def stop(self, mode: str = "immediate"):
-        """As `pg_ctl stop -m immediate` (every backend killed, clients cut off mid-connection,
-        crash recovery at the next start) or `-m fast` (transactions rolled back, a clean
-        shutdown)."""
-        self.proc.send_signal({"immediate": signal.SIGQUIT, "fast": signal.SIGINT}[mode])
-        self.proc.wait(timeout=10)
-
-    def start(self):
-        as_user = {}
-        if os.geteuid() == 0:  # as tests.throwaway_servers: PostgreSQL refuses to run as root
-            as_user = {"user": "postgres", "group": "postgres", "extra_groups": []}
-        self.proc = subprocess.Popen(
-            self.proc.args,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "pg.log", "ab"),  # noqa: SIM115 (kept open for the server)
-            **as_user,
-        )
-
-    def wait_until_accepting(self, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                psycopg.connect(self.url, connect_timeout=1).close()
-                return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def sql(self, query: str):
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            cursor = conn.execute(query)
-            return cursor.fetchall() if cursor.description else None
-
-    def client_connections(self) -> int:
-        """Connections to the app's database other than this one (each worker holds one)."""
-        return self.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        )[0][0]
-
-
-@dataclass
-class OwnServices:
-    postgres: Postgres
-    env: dict
-    assistant_id: str  # the Secretary's
-    key: str  # a read key
-    load_rows: list  # tests.load.seed_rows(): assistant ids, tool ids, read key, write key
-
-
 @pytest.fixture
 def own_services():
-    postgres = Postgres()
     # The suite's servers skip waiting for the WAL at commit (fast, and nothing outlives the
     # run); an immediate stop would then lose commits a client was told about. Not here.
-    postgres.sql("ALTER DATABASE config_backend SET synchronous_commit = on")
-    redis_port = free_port()
-    redis_proc = spawn_redis(postgres.workdir, redis_port)
-    env = {"DATABASE_URL": postgres.url, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
-    try:
-        setup = subprocess.run(
-            [sys.executable, "-c", SETUP],
-            cwd=ROOT,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "config_backend.settings", **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert setup.returncode == 0, setup.stderr
-        made = json.loads(setup.stdout.splitlines()[-1])
-        yield OwnServices(postgres, env, **made)
-    finally:
-        for proc, stop_signal in [(postgres.proc, signal.SIGQUIT), (redis_proc, signal.SIGKILL)]:
-            if proc.poll() is None:
-                proc.send_signal(stop_signal)
-            proc.wait(timeout=10)
-        shutil.rmtree(postgres.workdir, ignore_errors=True)
+    with own_services_for({"synchronous_commit": "on"}) as services:
+        yield services
 
 
 def timed(method, url, **kwargs):
@@ -236,8 +125,8 @@ def test_with_postgresql_down_cached_reads_answer_the_rest_is_503_and_workers_re
             assert time.monotonic() - back_at < 10, "no worker recovered within 10 s"
             time.sleep(0.05)
         first_answer = time.monotonic() - back_at
-        # Concurrent requests, spread over both workers: each opens its own connection (no
-        # persistent ones under ASGI: config_backend.asgi), so every one of them must answer.
+        # Concurrent requests, spread over both workers: each needs a connection of its
+        # worker's pool (which lost all of them), so every one of them must answer.
         with ThreadPoolExecutor(4) as pool:
             for _ in range(5):
                 assert time.monotonic() - back_at < 10, "a worker did not recover within 10 s"

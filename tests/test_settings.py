@@ -33,6 +33,9 @@ def run_django(code: str, **env) -> subprocess.CompletedProcess:
         ("DATABASE_URL", "localhost:5432"),
         ("REDIS_URL", "http://localhost:6379"),
         ("DB_CONN_MAX_AGE", "sixty"),
+        ("DATABASE_POOL_MAX_SIZE", "0"),
+        ("DATABASE_POOL_TIMEOUT_MS", "soon"),
+        ("MAX_DJANGO_REQUESTS_PER_WORKER", "0"),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable(variable, value):
@@ -75,6 +78,23 @@ def test_the_urls_select_postgresql_and_redis():
         "django.db.backends.postgresql",
         "django_redis.cache.RedisCache",
     ]
+
+
+def test_postgresql_connections_are_pooled_and_the_embedded_sqlite_is_left_alone():
+    show = (
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(d['CONN_MAX_AGE'], sorted(d.get('OPTIONS', {}).get('pool', {}).items()))"
+    )
+    pooled = run_django(show, DATABASE_POOL_MAX_SIZE="7", DATABASE_POOL_TIMEOUT_MS="250")
+    assert pooled.stdout.split(" ", 1) == [
+        "0",
+        "[('max_size', 7), ('min_size', 2), ('name', 'config-backend'), "
+        "('reconnect_timeout', 0.2), ('timeout', 0.25)]\n",
+    ], pooled.stderr
+    unpooled = run_django(show, DATABASE_POOL="0")
+    assert unpooled.stdout.split() == ["60", "[]"], unpooled.stderr
+    sqlite = run_django(show, DATABASE_URL="")
+    assert sqlite.stdout.split() == ["0", "[]"], sqlite.stderr
 
 
 def test_the_production_shape_passes_the_deploy_checks():

@@ -54,7 +54,9 @@ def _wait_for_port(port: int, what: str, proc: subprocess.Popen, timeout: float 
     raise pytest.UsageError(f"{what} did not open port {port} within {timeout}s")
 
 
-def start_postgres(workdir: Path) -> str:
+def start_postgres(workdir: Path, settings: dict[str, str] | None = None) -> str:
+    """A PostgreSQL in `workdir` (its log: workdir/pg.log), with `settings` (name: value) on top
+    of the defaults here; returns the URL of its `config_backend` database."""
     bindir = _pg_bindir()
     datadir = workdir / "pg"
     as_user = {}
@@ -99,6 +101,11 @@ def start_postgres(workdir: Path) -> str:
             "full_page_writes=off",
             "-c",
             "max_connections=200",
+            *(
+                part
+                for name, value in (settings or {}).items()
+                for part in ("-c", f"{name}={value}")
+            ),
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / "pg.log", "wb"),  # noqa: SIM115 (kept open for the server)

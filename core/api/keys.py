@@ -9,6 +9,12 @@ SQL either. A record counts only while its tag equals the
 mirrored revision, so a key changed through the models stops counting at once; one changed
 behind the models' back (a bare UPDATE) stops counting when its record expires.
 
+A prefix with no usable key (none has it, or its key is revoked or expired) gets a record too,
+saying so (`unusable_prefix_record`), for UNUSABLE_PREFIX_SECONDS: a burst of requests repeating
+a made-up or retired key is refused without a query each. It is tagged with the key revision
+read before the lookup, like any record, so creating (or changing) any key retires it at once:
+a key created with that prefix works from its first request.
+
 Scopes (SPEC): `read` = every GET; `runtime` = read + thread writes; `write` = read + config
 writes.
 
@@ -35,6 +41,9 @@ from core.models import APIKey, ConfigRevision
 
 # Longer keys are not ours (ours are 8 + 1 + 32 characters); refused before any lookup.
 MAX_KEY_LENGTH = 200
+# How long "no usable key has this prefix" is remembered (see the module docstring). Short: it
+# only has to absorb a burst, and a key change retires it sooner anyway.
+UNUSABLE_PREFIX_SECONDS = 15
 
 
 class MalformedAuthorization(ValueError):
@@ -154,12 +163,28 @@ def key_record(*, api_key: APIKey, keys_revision: int, hour: str) -> bytes:
     ).encode()
 
 
+def unusable_prefix_record(*, keys_revision: int) -> bytes:
+    """The record of a prefix no usable key has, tagged with the key revision read first."""
+    return json.dumps({"rev": keys_revision, "unusable": True}).encode()
+
+
+def prefix_known_unusable(record: bytes | None, keys_revision: bytes | None) -> bool:
+    """Whether the cached record says, as of the current key revision, that no usable key has
+    this prefix (so the key is refused without a query)."""
+    if record is None or keys_revision is None:
+        return False
+    fields = json.loads(record)
+    return fields.get("unusable", False) and fields["rev"] == int(keys_revision)
+
+
 def current_record(record: bytes | None, key: str, keys_revision: bytes | None) -> dict | None:
     """The cached record's fields if they prove the key valid, current and used this hour
-    already; else None (the caller asks the database)."""
+    already; else None (the caller asks the database, or refuses an unusable prefix)."""
     if record is None or keys_revision is None:
         return None
     fields = json.loads(record)
+    if fields.get("unusable"):
+        return None
     now = time.time()
     current = (
         fields["rev"] == int(keys_revision)
@@ -192,12 +217,10 @@ def record_keys(key: str) -> list[str]:
     return [cache.revision_key(ConfigRevision.API_KEYS), cache.api_key_record_key(key_prefix(key))]
 
 
-def api_key_from_database(key: str) -> APIKey | None:
-    """The usable key matching `key` (not revoked, not expired), or None."""
-    api_key = APIKey.objects.filter(prefix=key_prefix(key), revoked=False).first()
+def usable_key_with_prefix(prefix: str) -> APIKey | None:
+    """The key with this prefix if it is usable (not revoked, not expired), or None."""
+    api_key = APIKey.objects.filter(prefix=prefix, revoked=False).first()
     if api_key is None or api_key.has_expired:
-        return None
-    if not APIKey.objects.key_generator.verify(key, api_key.hashed_key):
         return None
     return api_key
 
@@ -218,6 +241,8 @@ def api_key_for(key: str, *, cached: tuple[bytes | None, bytes | None] | None = 
     mirror, record = cached
     try:
         holder = key_from_record(record, key, mirror)
+        if holder is None and prefix_known_unusable(record, mirror):
+            return None
     except (ValueError, KeyError, TypeError):  # a record not of this format: ask the database
         holder = None
     if holder is not None:
@@ -225,26 +250,45 @@ def api_key_for(key: str, *, cached: tuple[bytes | None, bytes | None] | None = 
 
     # Read before the key row, so a record can only be tagged older than what it says.
     keys_revision = cache.current_revision(ConfigRevision.API_KEYS)
-    api_key = api_key_from_database(key)
+    api_key = usable_key_with_prefix(key_prefix(key))
     if api_key is None:
+        if cache.store().shared:  # (the embedded default never reads records)
+            _store_record(
+                key_prefix(key),
+                unusable_prefix_record(keys_revision=keys_revision),
+                UNUSABLE_PREFIX_SECONDS,
+                mirror=mirror,
+                keys_revision=keys_revision,
+            )
         return None
+    if not APIKey.objects.key_generator.verify(key, api_key.hashed_key):
+        return None  # a wrong secret says nothing about the prefix: its key stays usable
     now = time.time()
     hour = used_hour(now)
     if api_key.last_used_at is None or used_hour(api_key.last_used_at.timestamp()) != hour:
         # update(), not save(): recording a use is not a key change (no revision bump).
         APIKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
 
-    record = key_record(api_key=api_key, keys_revision=keys_revision, hour=hour)
     # Bounded, so a revocation that moves no revision (a bare UPDATE) still takes effect.
+    _store_record(
+        api_key.prefix,
+        key_record(api_key=api_key, keys_revision=keys_revision, hour=hour),
+        settings.API_KEY_RECORD_SECONDS,
+        mirror=mirror,
+        keys_revision=keys_revision,
+    )
+    return api_key
+
+
+def _store_record(
+    prefix: str, record: bytes, seconds: int, *, mirror: bytes | None, keys_revision: int
+) -> None:
     cache.try_cache(
         "storing an API key record",
-        lambda s: s.set(
-            cache.api_key_record_key(api_key.prefix), record, settings.API_KEY_RECORD_SECONDS
-        ),
+        lambda s: s.set(cache.api_key_record_key(prefix), record, seconds),
     )
     # Missing (Redis restarted empty, or evicted it), or behind the database (a key change
     # committed while Redis was unreachable): raised, so older records stop counting and this
     # one, tagged with the database's revision, starts to.
     if mirror is None or int(mirror) < keys_revision:
         cache.seed_mirror(ConfigRevision.API_KEYS)
-    return api_key

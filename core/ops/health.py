@@ -31,8 +31,9 @@ def database_status() -> str:
 
 
 def cache_status() -> str:
-    """ "ok", or "degraded" while the cache is unreachable (reads then come from the database)."""
-    if cache.try_cache("readiness probe", lambda store: store.ping(), False):
+    """ "ok", or "degraded" while the cache is unreachable (reads then come from the database).
+    A connection pool exhausted by a burst is not: Redis is there (core.cache)."""
+    if cache.try_cache("readiness probe", lambda store: store.ping(), False, busy=True):
         return "ok"
     return "degraded"
 

@@ -15,7 +15,11 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject, empty
 
-from core.api.change_notes import CHANGE_NOTE_HEADER, MalformedChangeNote, change_note_from_header
+from core.api.change_notes import (
+    CHANGE_NOTE_HEADER,
+    MalformedChangeNote,
+    change_note_from_header,
+)
 from core.cache import CacheUnavailable
 from core.changes import ChangeContext, change_context
 from core.config_reads import CACHE_HEADER
@@ -26,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
 DATABASE_UNAVAILABLE = "The database is unavailable. Retry in a few seconds."
+SERVER_BUSY = "The server is busy. Retry in a few seconds."
 
 
 def unavailable_reason(exception: BaseException | None) -> str | None:
@@ -46,6 +51,11 @@ def service_unavailable(request, exception: BaseException | None) -> HttpRespons
     reason = unavailable_reason(exception)
     if reason is None:
         return None
+    return unavailable_response(request, reason)
+
+
+def unavailable_response(request, reason: str) -> HttpResponse:
+    """The 503 saying `reason`, with Retry-After (JSON under /api/, plain text elsewhere)."""
     if request.path.startswith("/api/"):
         response = JsonResponse({"detail": reason}, status=503)
     else:
