@@ -35,9 +35,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.dispatch import Signal
 
 from core import cache
 from core.models import ConfigRevision, Revision, RevisionChange
+
+# Sent in the transaction, when a change set opens its Revision row (`revision=`): for what
+# must commit or roll back with the change, such as the webhooks' outbox (an app: core can't
+# call it).
+change_set_opened = Signal()
 
 # How long a change note may be (admin field, X-Change-Note, --message).
 MESSAGE_MAX_LENGTH = 1000
@@ -189,6 +195,7 @@ class ChangeSet:
             assistants,
         )
         _open_change_sets[connections[DEFAULT_DB_ALIAS]] = weakref.ref(change_set)
+        change_set_opened.send(sender=Revision, revision=change_set.revision)
         # Last: outside a transaction Django calls it at once. Only Django holds it from here on.
         transaction.on_commit(change_set)
         return change_set

@@ -92,3 +92,11 @@ def test_the_pool_benchmark_opens_no_connection_per_request_with_the_pool_and_on
         assert with_pool["opened"] <= 2 * (10 - 2), rows
         assert without["opened"] >= without["requests"] // 2, rows
     assert (tmp_path / "miss_pool_bench.png").stat().st_size > 10_000
+
+
+def test_the_webhook_benchmark_measures_throughput_write_cost_and_latency(tmp_path):
+    result = run_script("bench/webhook_bench.py", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    for row in ("| deliveries/s, 1 endpoint", "| ratio (the outbox row's cost) |", "p99 |"):
+        assert row in results
