@@ -1,7 +1,13 @@
 """`GET /api/v1/config/events/`: the Server-Sent Events stream of config changes (SPEC "Runtime
-delivery"; core.events has the stream and why it is prompt)."""
+delivery"; core.events has the stream and why it is prompt).
 
+Under ASGI (the production server) a stream with an API key is served before Django, in the
+event loop (core.asgi_app); this view serves the rest: every stream under WSGI (runserver, the
+embedded default), a staff session's, and every refusal (401, 403) with its JSON body."""
+
+from asgiref.sync import async_to_sync
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -12,6 +18,7 @@ from rest_framework.views import APIView
 from assistants.models import Assistant
 from core import events
 from core.api.errors import READ_ERRORS, error_responses
+from core.api.keys import bearer_key
 
 
 class JSONErrors(BaseContentNegotiation):
@@ -91,9 +98,15 @@ class ConfigEventsApi(APIView):
         last_event_id = request.headers.get("Last-Event-ID") or request.query_params.get(
             "last_event_id"
         )
-        stream = events.open_stream(
-            last_event_id, asynchronous=isinstance(request._request, ASGIRequest)
-        )
+        # The key, to re-check while the stream is open (authenticated: well-formed); None for
+        # a staff session.
+        key = bearer_key(request.META.get("HTTP_AUTHORIZATION"))
+        if isinstance(request._request, ASGIRequest):
+            stream = events.AsyncStream(*async_to_sync(events.subscribe)(last_event_id, key))
+        else:
+            stream = events.SyncStream(last_event_id, key)
+        if not connection.in_atomic_block:
+            connection.close()  # the stream holds no database connection
         return StreamingHttpResponse(
             stream,
             content_type="text/event-stream",

@@ -1,7 +1,8 @@
 """ASGI entry point (what `make serve` runs: config_backend.serve).
 
-Config GETs that the cache can answer are served by AsyncConfigFastPath in the event loop,
-before Django's middleware and DRF; everything else goes to Django's ASGI handler as usual.
+Config GETs that the cache can answer, and API keys' event streams, are served by
+AsyncConfigFastPath in the event loop, before Django's middleware and DRF; everything else goes
+to Django's ASGI handler as usual.
 """
 
 import os

@@ -10,6 +10,13 @@ with data the restore removed (a client's old ETag could match too). So a restor
 revision row *past* every value it or its mirror had before, raising the mirrors as a change
 does, then clears the cache and re-seeds the mirrors from the rows (`move_revisions_past`).
 
+Open event streams (core.events) are positioned by revision numbers and label move ids. A
+restore moves the label-move id sequence past every id given out before it
+(`move_label_moves_past`; revision numbers follow the config revision, moved above), so no later
+move gets an id a stream has already seen; and it moves the `restores` counter, which every
+process's event hub reads, so every open stream gets one `reset` (the config it holds may be
+one the restore removed).
+
 Everything here raises BackupError with one sentence for the operator.
 """
 
@@ -25,13 +32,13 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from core import cache
-from core.models import ConfigRevision
+from core.models import ConfigRevision, LabelMove
 
 PG_MAGIC = b"PGDMP"  # how a pg_dump custom-format archive starts
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # A backup of this service has the revision table (it also marks the service's database).
 MARKER_TABLE = ConfigRevision._meta.db_table
-REVISION_NAMES = (ConfigRevision.CONFIG, ConfigRevision.API_KEYS)
+REVISION_NAMES = (ConfigRevision.CONFIG, ConfigRevision.API_KEYS, ConfigRevision.RESTORES)
 # Connection parameters never put on a command line, where `ps` shows them.
 SECRET_PARAMETERS = {"password", "sslpassword"}
 
@@ -130,6 +137,37 @@ def revisions_in_use() -> dict[str, int]:
         name: max(int(mirror or 0), rows.get(name, 0))
         for name, mirror in zip(REVISION_NAMES, mirrors, strict=True)
     }
+
+
+def label_moves_in_use() -> int:
+    """The highest label move id the database holds (0: none, or no such table yet)."""
+    if LabelMove._meta.db_table not in user_tables():
+        return 0
+    return LabelMove.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def move_label_moves_past(floor: int) -> None:
+    """After a restore: the next label move gets an id above `floor` (and above every
+    restored row), as it would have without the restore."""
+    if floor <= 0:
+        return
+    table = LabelMove._meta.db_table
+    newest = f"SELECT COALESCE(MAX(id), 0) FROM {table}"  # noqa: S608  (our table's name)
+    with connection.cursor() as cursor:
+        if database_kind() == "postgresql":
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence(%s, 'id'), GREATEST(%s, ({newest})))",
+                [table, floor],
+            )
+        else:  # SQLite: AUTOINCREMENT's counter, a row of sqlite_sequence
+            cursor.execute(
+                "UPDATE sqlite_sequence SET seq = MAX(seq, %s) WHERE name = %s", [floor, table]
+            )
+            cursor.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT %s, %s WHERE NOT EXISTS "
+                "(SELECT 1 FROM sqlite_sequence WHERE name = %s)",
+                [table, floor, table],
+            )
 
 
 def move_revisions_past(seen: dict[str, int]) -> dict[str, int]:
@@ -263,6 +301,7 @@ def restore(path: Path, *, force: bool = False) -> dict:
         seen = revisions_in_use()
     except cache.CacheUnavailable as exc:
         raise BackupError(f"{exc} (Nothing was restored.)") from None
+    label_moves_seen = label_moves_in_use()
     connection.close()
     if kind == "postgresql":
         clean = ["--clean", "--if-exists"] if tables else []
@@ -276,6 +315,7 @@ def restore(path: Path, *, force: bool = False) -> dict:
                 source.backup(target)  # replaces the whole file's contents, atomically
             target.close()
         source.close()
+    move_label_moves_past(label_moves_seen)
     try:
         revisions = move_revisions_past(seen)
     except cache.CacheUnavailable as exc:

@@ -9,8 +9,11 @@ serving config_backend.asgi, the ASGI fast path around Django. Why Granian and A
   A worker that dies is started again (Granian's respawn; a crash loop stops the server).
 - Long-lived responses (event streams) wait in the event loop and hold no thread, so up to
   MAX_REQUESTS_PER_WORKER requests may be in flight per worker (Granian's default, backlog /
-  workers = 512, would let a thousand idle subscribers starve the reads). On SIGTERM, workers
-  get WORKERS_KILL_SECONDS to finish, then are killed: a stream never finishes by itself.
+  workers = 512, would let a thousand idle subscribers starve the reads; ten thousand
+  subscribers on 2 workers are not always split evenly). Each is a socket: the soft limit of
+  open files (often 1,024) is raised to the hard limit at start (`raise_open_files_limit`),
+  and the workers inherit it. On SIGTERM, workers get WORKERS_KILL_SECONDS to finish, then are
+  killed: a stream never finishes by itself.
 - No lifespan protocol (Django's ASGI handler refuses it) and no access log: the app writes one
   line per request itself (core.ops.request_log). Granian's own lines (start, workers) are written
   in the app's format (LOG_FORMAT: one JSON object per line with `json`) at LOG_LEVEL.
@@ -27,12 +30,13 @@ import argparse
 import glob
 import os
 import re
+import resource
 import shutil
 import tempfile
 import threading
 
 APPLICATION = "config_backend.asgi:application"
-MAX_REQUESTS_PER_WORKER = 4096
+MAX_REQUESTS_PER_WORKER = 32768
 BACKLOG = 4096
 WORKERS_KILL_SECONDS = 5
 SWEEP_SECONDS = 5.0
@@ -82,6 +86,20 @@ def sweep_dead_workers(directory: str, stop: threading.Event) -> None:
                 mark_process_dead(int(match[1]))
 
 
+def raise_open_files_limit() -> int:
+    """The soft RLIMIT_NOFILE raised to the hard limit (an unlimited hard limit: to the
+    kernel's usual ceiling); returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):  # a ceiling below `wanted` (fs.nr_open): keep the soft
+            pass
+    return soft
+
+
 def log_config(log_format: str) -> dict:
     """Granian's loggers, writing to stderr in the app's format (core.ops.log_formats)."""
     formatter = "json_formatter" if log_format == "json" else "ConsoleFormatter"
@@ -110,6 +128,7 @@ def main(argv=None) -> None:
     from granian.log import LogLevels
 
     log_level = LogLevels(str(settings.LOGGING["root"]["level"]).lower())
+    raise_open_files_limit()
     made = prepare_metrics_directory()
     stop_sweeping = threading.Event()
     sweeper = threading.Thread(

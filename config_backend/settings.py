@@ -353,12 +353,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # A tool's input schema, however it arrives (API object or string, admin, import file), is
-# bounded before the JSON Schema metaschema walk, which costs up to 0.6 ms per value: so any
-# schema is accepted or refused within a second (bench/schema_limits.py). A thousand values
-# (objects, arrays and scalars) hold a tool of 300 described properties.
+# bounded before the JSON Schema metaschema walk (tools.metaschema, jsonschema-rs), so any
+# schema is accepted or refused within a second (bench/schema_bench.py). 5,000 values (objects,
+# arrays and scalars) hold OpenAI's 5,000-property strict limit's worth of simple properties;
+# checking a `pattern` is Python's regex parser, about 7 µs a character at worst, hence its own
+# bound.
 SCHEMA_MAX_DEPTH = env_int("SCHEMA_MAX_DEPTH", 32)
-SCHEMA_MAX_VALUES = env_int("SCHEMA_MAX_VALUES", 1_000)
+SCHEMA_MAX_VALUES = env_int("SCHEMA_MAX_VALUES", 5_000)
 SCHEMA_MAX_BYTES = env_int("SCHEMA_MAX_BYTES", 262_144)
+SCHEMA_MAX_PATTERN_CHARACTERS = env_int("SCHEMA_MAX_PATTERN_CHARACTERS", 65_536)
 # A request body or config file may nest a little deeper than the schemas it carries.
 JSON_MAX_DEPTH = SCHEMA_MAX_DEPTH + 8
 
@@ -437,7 +440,7 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
 # Config change events (`GET /api/v1/config/events/`, core.events): a reconnect that missed more
 # than SSE_MAX_REPLAY events gets one `reset` instead; a stream with nothing to say writes a
-# keep-alive comment every SSE_HEARTBEAT_SECONDS.
+# keep-alive comment every SSE_HEARTBEAT_SECONDS (and its key is re-checked twice as often).
 SSE_MAX_REPLAY = env_int("SSE_MAX_REPLAY", 100)
 SSE_HEARTBEAT_SECONDS = env_int("SSE_HEARTBEAT_SECONDS", 15)
 if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:

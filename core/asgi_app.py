@@ -9,6 +9,14 @@ for which query, and what is current: `read_request`; nothing here names a cache
 would make, the security headers, the request id, the log line and the metrics. A hit is
 answered here: no thread, no middleware, no DRF.
 
+The event stream (`GET /api/v1/config/events/`, core.events) with an API key is served here
+too, in the event loop, for as long as it is open: no thread per stream (Django's handler would
+keep one blocked per open stream). Its key is checked as a hit checks one (the cached record,
+one MGET, no SQL; else the database, in one of core.events' few threads), then the process's
+hub streams to it; the stream ends when the client goes (`http.disconnect`) or the key stops
+being valid. A refused key, a session, or a host Django would refuse go to Django, which
+answers (the 401/403 JSON) as before.
+
 Everything else goes to Django's ASGI handler untouched: the admin, the API, static files,
 /metrics, and any other scope type (the servers are started without the lifespan protocol,
 which Django's handler refuses). So does a miss, carrying what was fetched: Django builds
@@ -44,7 +52,7 @@ import contextlib
 import functools
 import io
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -52,7 +60,8 @@ from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.db import close_old_connections
 from django.urls import reverse
 
-from core import cache
+from core import cache, events
+from core.api.keys import MalformedAuthorization, bearer_key
 from core.config_reads import (
     ConfigRead,
     FastPath,
@@ -77,6 +86,14 @@ ADMITTED = "core.admitted"
 # once: the wait is generous, and when it runs out the read goes to Django (busy, not down).
 FAST_PATH_CONNECTIONS = 16
 FAST_PATH_CONNECTION_WAIT = 2.0
+EVENTS_PATH = "/api/v1/config/events/"
+# The URL name of the event stream (config_backend/urls.py): the `endpoint` of its log line.
+EVENTS_ENDPOINT = "config-events"
+EVENTS_HEADERS = [
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),  # nginx: pass each event on at once
+]
 
 
 def request_meta(headers) -> dict:
@@ -161,6 +178,12 @@ class AsyncConfigFastPath:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             path = scope["path"]
+            if path == EVENTS_PATH and scope["method"] == "GET":
+                meta = request_meta(scope["headers"])
+                if await self.stream_events(meta, scope, receive, send):
+                    return
+                carried = {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
+                scope = {**scope, CARRIED: carried}
             match = FastPath.target(scope["method"], scope["query_string"], path)
             if match:
                 meta = request_meta(scope["headers"])
@@ -191,6 +214,62 @@ class AsyncConfigFastPath:
                 carried = {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
                 scope = {**scope, CARRIED: carried}
         await self.application(scope, receive, send)
+
+    async def stream_events(self, meta: dict, scope, receive, send) -> bool:
+        """Serve the event stream of a valid key until it ends; False (nothing sent): Django
+        answers instead (a refusal, a session, a host it refuses, the database down)."""
+        secure = self.fast_path.secure_if_servable(meta, scope.get("scheme"))
+        try:
+            key = bearer_key(meta.get("HTTP_AUTHORIZATION"))
+        except MalformedAuthorization:
+            key = None
+        if secure is None or key is None:
+            return False
+        start = request_log.begin(meta)
+        hub = events.hub_for(asyncio.get_running_loop())
+        holder = (await hub.key_holders([key]))[key]
+        if not events.may_subscribe(holder):
+            return False
+        query = parse_qs(scope["query_string"].decode("latin1"))
+        last_event_id = meta.get("HTTP_LAST_EVENT_ID") or query.get("last_event_id", [None])[0]
+        try:
+            subscription, opening, ready = await events.subscribe(last_event_id or None, key)
+        except events.EventsUnavailable:
+            return False
+        gone = asyncio.ensure_future(_disconnect(receive))
+        gone.add_done_callback(lambda _: subscription.close())
+        try:
+            headers = [
+                *EVENTS_HEADERS,
+                *self.fast_path.headers[secure],
+                (request_log.REQUEST_ID_HEADER, start.request_id),
+            ]
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(name.encode(), value.encode()) for name, value in headers],
+                }
+            )
+            request_log.finish(
+                start,
+                endpoint=EVENTS_ENDPOINT,
+                method="GET",
+                path=scope["path"],
+                status=200,
+                api_key_name=holder.get("name"),
+            )
+            await send({"type": "http.response.body", "body": opening, "more_body": True})
+            async for chunk in events.writes(subscription, ready):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not gone.done():  # ended here (the key is no longer valid): end the response
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:  # the connection broke (servers that say so on a write)
+            pass
+        finally:
+            subscription.close()
+            gone.cancel()
+        return True
 
     async def decide(self, meta: dict, assistant_id: str | None, at=None, label=None):
         """core.config_reads.decide, with an asynchronous MGET."""
@@ -246,6 +325,12 @@ class AsyncConfigFastPath:
         finally:
             self._connections.release()
         return None
+
+
+async def _disconnect(receive) -> None:
+    """Returns when the client has gone (after the request's body, if any)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class _CarryingRequest(ASGIRequest):

@@ -33,6 +33,9 @@ class ConfigRevision(models.Model):
     ASSISTANT_PREFIX = "assistant:"
     # One row per label ("label:<name>"): its move counter, bumped by each move (core.labels).
     LABEL_PREFIX = "label:"
+    # Moved by each restore of the database (config_backend.backup): open event streams are
+    # reset when it moves (core.events).
+    RESTORES = "restores"
 
     name = models.CharField(max_length=64, primary_key=True)
     value = models.BigIntegerField(default=0)

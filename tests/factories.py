@@ -4,15 +4,18 @@ Fixtures live in conftest.py; test modules import these plain functions from her
 from conftest.py or from another test module).
 """
 
+import itertools
 import json
 from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
+from jsonschema import Draft202012Validator, exceptions, validators
 from rest_framework.test import APIClient
 
 from assistants.models import Assistant
+from core.api.json_input import MAX_PROBLEMS, JSONProblem, json_pointer
 from core.models import APIKey
 from tools.models import AssistantToolLink, Tool
 
@@ -156,3 +159,30 @@ def import_error_lines(path) -> list[str]:
     with pytest.raises(CommandError, match="nothing was written"):
         call_command("import_config", path, "--no-backup", stdout=StringIO(), stderr=err)
     return err.getvalue().splitlines()
+
+
+def python_jsonschema_problems(schema: dict) -> list[JSONProblem]:
+    """Rule 1's metaschema walk as it was before jsonschema-rs: Python jsonschema with the
+    draft's FORMAT_CHECKER, the first MAX_PROBLEMS errors sorted by its relevance. The reference
+    that tests/test_metaschema_differential.py and bench/schema_bench.py hold tools.metaschema
+    to. `schema` names a draft Python jsonschema knows, or none."""
+    validator = validators.validator_for(schema, default=Draft202012Validator)
+    metaschema = validator(validator.META_SCHEMA, format_checker=validator.FORMAT_CHECKER)
+    errors = itertools.islice(metaschema.iter_errors(schema), MAX_PROBLEMS)
+    return [
+        JSONProblem(json_pointer(error.absolute_path), error.message)
+        for error in sorted(errors, key=exceptions.relevance)
+    ]
+
+
+def strict_schema_of_values(values: int) -> dict:
+    """A strict-ready tool schema of exactly `values` JSON values (5 + 3 per property):
+    string properties, every one required."""
+    names = [f"p{index}" for index in range((values - 5) // 3)]
+    assert 5 + 3 * len(names) == values, "values must be 5 + 3 × properties"
+    return {
+        "type": "object",
+        "properties": {name: {"type": "string"} for name in names},
+        "required": names,
+        "additionalProperties": False,
+    }

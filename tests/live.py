@@ -51,6 +51,8 @@ def wait_until_serving(
 _static_root: Path | None = None
 # What each server started by server() wrote (stdout and stderr: its logs), by base URL.
 _outputs: dict[str, Path] = {}
+# Each running server's process, by base URL.
+_processes: dict[str, subprocess.Popen] = {}
 
 
 def server_logs_dir() -> Path:
@@ -65,6 +67,25 @@ def server_logs_dir() -> Path:
 def server_output(base_url: str) -> str:
     """Everything the server at `base_url` has written so far."""
     return _outputs[base_url].read_text(errors="replace")
+
+
+def server_pids(base_url: str) -> list[int]:
+    """The process of the server at `base_url` and its children (the workers), from /proc."""
+    return descendants(_processes[base_url].pid)
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid`, its children, theirs, … (from /proc)."""
+    pids = [pid]
+    for one in pids:  # grows as children are found
+        for task in Path(f"/proc/{one}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+                pids += [int(child) for child in (task / "children").read_text().split()]
+    return pids
+
+
+def thread_count(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
 
 
 def collected_static() -> Path:
@@ -113,10 +134,12 @@ def server(*, env: dict | None = None, workers: int = 2, cwd: Path = ROOT, argv=
         proc = subprocess.Popen(
             command, cwd=cwd, env=full_env, stdout=sink, stderr=subprocess.STDOUT
         )
+    _processes[base_url] = proc
     try:
         wait_until_serving(base_url + "/healthz", proc, output=output)
         yield base_url
     finally:
+        del _processes[base_url]
         proc.terminate()
         try:
             proc.wait(timeout=10)

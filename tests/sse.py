@@ -93,6 +93,22 @@ class EventStream:
             if event.event == kind:
                 return event
 
+    def ended(self, timeout: float = 10.0) -> bool:
+        """Read (and drop) whatever comes until the server ends the stream; fails when it is
+        still open after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"the stream is still open after {timeout}s")
+            self.sock.settimeout(remaining)
+            try:
+                line = self.response.readline()
+            except TimeoutError:
+                continue
+            if not line:
+                return True
+
     def close(self) -> None:
         self.response.close()
         self.connection.close()

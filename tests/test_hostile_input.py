@@ -157,7 +157,7 @@ def test_an_oversized_schema_is_refused_before_the_metaschema_walk(writer, schem
     message = response.json()["input_schema"][0]
     assert message.startswith("/: ")
     assert f"{settings.SCHEMA_MAX_VALUES:,} values" in message or "SCHEMA_MAX_BYTES" in message
-    # A guard against a stall, not a benchmark (bench/schema_limits.py measures it): the
+    # A guard against a stall, not a benchmark (bench/schema_bench.py measures it): the
     # unbounded walk took 10 to 30 s here.
     assert elapsed < 5, elapsed
 

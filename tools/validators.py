@@ -7,7 +7,6 @@ services (through full_clean) and the import planner all call these, so each rul
 message exist once; the callers only fetch the values.
 """
 
-import itertools
 import json
 import re
 from collections import defaultdict
@@ -17,16 +16,9 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from jsonschema import Draft202012Validator, exceptions, validators
 
-from core.api.json_input import (
-    MAX_PROBLEMS,
-    JSONInputError,
-    JSONProblem,
-    json_pointer,
-    json_problems,
-    parse_json,
-)
+from core.api.json_input import JSONInputError, JSONProblem, json_problems, parse_json
+from tools.metaschema import metaschema_problems
 
 # Rule 2: the function name the LLM sees. One definition, two anchored forms of it.
 TOOL_NAME_CHARACTERS = r"[a-zA-Z0-9_-]{1,64}"
@@ -44,9 +36,9 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
     """Parse and check a tool's input schema (rule 1); returns the schema and its problems.
 
     A JSON string (the legacy form) is parsed. Size, depth and storability are checked first,
-    against the SCHEMA_MAX_* settings, so the metaschema walk that follows is bounded; `format:
-    regex` is checked (`pattern`, `patternProperties`) the way Python's validators compile it.
-    Each problem names the JSON pointer of the failing part of the schema.
+    against the SCHEMA_MAX_* settings, so the metaschema walk that follows (tools.metaschema) is
+    bounded; `format: regex` is checked (`pattern`, `patternProperties`) the way Python's
+    validators compile it. Each problem names the JSON pointer of the failing part of the schema.
     """
     if isinstance(value, str):
         if len(value) > settings.SCHEMA_MAX_BYTES:
@@ -64,27 +56,7 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
         return None, problems
     if len(json.dumps(value, ensure_ascii=False).encode()) > settings.SCHEMA_MAX_BYTES:
         return None, [JSONProblem("/", _too_large_message())]
-    dialect = value.get("$schema", Draft202012Validator.META_SCHEMA["$id"])
-    if not isinstance(dialect, str):
-        return None, [JSONProblem("/$schema", "must be a string naming a JSON Schema draft.")]
-    validator_class = Draft202012Validator
-    if "$schema" in value:
-        validator_class = validators.validator_for(value, default=None)
-    if validator_class is None:
-        known = ", ".join(sorted(validators._META_SCHEMAS))  # noqa: SLF001
-        return None, [
-            JSONProblem("/$schema", f"unknown JSON Schema draft {dialect!r} (known: {known}).")
-        ]
-    metaschema = validator_class(
-        validator_class.META_SCHEMA, format_checker=validator_class.FORMAT_CHECKER
-    )
-    # The first few errors are enough to fix a schema, and stopping there bounds the cost of
-    # refusing one with thousands of mistakes.
-    errors = itertools.islice(metaschema.iter_errors(value), MAX_PROBLEMS)
-    problems = [
-        JSONProblem(json_pointer(error.absolute_path), error.message)
-        for error in sorted(errors, key=exceptions.relevance)
-    ]
+    problems = metaschema_problems(value)
     if not problems and value.get("type") != "object":
         problems.append(
             JSONProblem("/type", 'the top-level type of a tool\'s arguments must be "object".')

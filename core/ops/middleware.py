@@ -15,7 +15,11 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject, empty
 
-from core.api.change_notes import CHANGE_NOTE_HEADER, MalformedChangeNote, change_note_from_header
+from core.api.change_notes import (
+    CHANGE_NOTE_HEADER,
+    MalformedChangeNote,
+    change_note_from_header,
+)
 from core.cache import CacheUnavailable
 from core.changes import ChangeContext, change_context
 from core.config_reads import CACHE_HEADER
