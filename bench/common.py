@@ -140,6 +140,21 @@ def empty_config() -> None:
         model.objects.all()._raw_delete(model.objects.db)
 
 
+def edit_instructions(base_url: str, assistant_id: str, write_key: str, text: str) -> None:
+    """Change an assistant's instructions through the API (a PATCH: one revision); fails
+    unless it is answered 200."""
+    from tests.live import call
+
+    status, _, body = call(
+        "PATCH",
+        f"{base_url}/api/v1/assistants/{assistant_id}/",
+        key=write_key,
+        body={"instructions": text},
+    )
+    if status != 200:
+        raise RuntimeError(f"the edit failed: {status} {body[:200]}")
+
+
 def create_keys(*scopes: str) -> dict[str, str]:
     """An API key of each scope (named `bench-<scope>`): {scope: key}."""
     from core.models import APIKey

@@ -22,6 +22,7 @@ from pathlib import Path
 from common import (
     ROOT,
     create_keys,
+    edit_instructions,
     load_assistants,
     run_wrk,
     running_services,
@@ -77,14 +78,7 @@ def edit_twice_a_second(base: str, key: str, assistant_id: str, stop_flag: threa
     count = 0
     while not stop_flag.wait(0.5):
         count += 1
-        status, _, body = call(
-            "PATCH",
-            f"{base}/api/v1/assistants/{assistant_id}/",
-            key=key,
-            body={"instructions": f"Edit {count}."},
-        )
-        if status != 200:
-            raise RuntimeError(f"edit failed: {status} {body[:200]}")
+        edit_instructions(base, assistant_id, key, f"Edit {count}.")
     return count
 
 

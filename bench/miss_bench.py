@@ -26,6 +26,7 @@ import common
 from common import (
     ROOT,
     create_keys,
+    edit_instructions,
     load_assistants,
     running_services,
     start_gunicorn,
@@ -78,13 +79,7 @@ def measure(base: str, assistant_id: str, read: str, write: str, edits: int, rea
     builds, latencies = [], []
     for edit in range(edits):
         instructions = f"edit {edit} at {time.time()}"
-        status, _, _ = call(
-            "PATCH",
-            f"{base}/api/v1/assistants/{assistant_id}/",
-            key=write,
-            body={"instructions": instructions},
-        )
-        assert status == 200, status
+        edit_instructions(base, assistant_id, write, instructions)
         answers = concurrent_reads(url, read, readers)
         assert all(answer[0] == 200 for answer in answers), [answer[0] for answer in answers]
         assert all(json.loads(a[2])["instructions"] == instructions for a in answers), "stale"

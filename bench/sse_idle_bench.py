@@ -25,6 +25,7 @@ from pathlib import Path
 from common import (
     bench_arguments,
     create_keys,
+    edit_instructions,
     load_assistants,
     run_wrk,
     running_services,
@@ -33,7 +34,6 @@ from common import (
 )
 from stream_holder import hold_streams, release_streams
 
-from tests.live import call
 from tests.sse import EVENTS_PATH, EventStream
 from tests.throwaway_servers import free_port
 
@@ -96,13 +96,7 @@ def event_latencies(base_url: str, assistant_id: str, read: str, write: str, cha
         stream.next_named("hello")
         for i in range(changes):
             sent = time.monotonic()
-            status, _, body = call(
-                "PATCH",
-                f"{base_url}/api/v1/assistants/{assistant_id}/",
-                key=write,
-                body={"instructions": f"Change {i}."},
-            )
-            assert status == 200, body
+            edit_instructions(base_url, assistant_id, write, f"Change {i}.")
             answered = time.monotonic()
             event = stream.next_named("revision", timeout=10)
             assert event.json["assistants"] == [assistant_id], event.data
