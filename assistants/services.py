@@ -5,16 +5,13 @@ from django.db import transaction
 
 from assistants.models import Assistant
 from assistants.selectors import assistant_references
-from core.services import StillReferenced, model_update
+from core.services import StillReferenced, model_create, model_update
 from tools.models import AssistantToolLink, Tool
 
 
 @transaction.atomic
 def assistant_create(**fields) -> Assistant:
-    assistant = Assistant(**fields)
-    assistant.full_clean()
-    assistant.save()
-    return assistant
+    return model_create(Assistant, **fields)
 
 
 @transaction.atomic

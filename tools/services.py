@@ -2,17 +2,14 @@
 
 from django.db import transaction
 
-from core.services import StillReferenced, model_update
+from core.services import StillReferenced, model_create, model_update
 from tools.models import Tool
 from tools.selectors import tool_references
 
 
 @transaction.atomic
 def tool_create(**fields) -> Tool:
-    tool = Tool(**fields)
-    tool.full_clean()
-    tool.save()
-    return tool
+    return model_create(Tool, **fields)
 
 
 @transaction.atomic
