@@ -27,10 +27,10 @@ class StillReferenced(ValidationError):
         self.references = references
 
 
-def model_create(model: type[ModelT], **fields) -> ModelT:
-    """A new row of `model` with `fields`, validated by its own rules (full_clean()) before it
-    is saved."""
-    instance = model(**fields)
+def model_create(model_class: type[ModelT], /, **fields) -> ModelT:
+    """A new row of `model_class` with `fields`, validated by its own rules (full_clean())
+    before it is saved. (Positional: a field may be called `model`, as an assistant's is.)"""
+    instance = model_class(**fields)
     instance.full_clean()
     instance.save()
     return instance
