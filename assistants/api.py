@@ -27,15 +27,11 @@ from assistants.services import (
     tool_unlink,
 )
 from core.api.change_notes import REVISION_NOTE_PARAMETER
-from core.api.errors import (
-    CONFIG_DELETE_ERRORS,
-    CONFIG_WRITE_ERRORS,
-    READ_ERRORS,
-    error_responses,
-    page_not_found,
-)
+from core.api.errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses
+from core.api.schemas import documented_writes, list_schema
 from core.api.views import (
     InputSerializer,
+    ObjectCreateMixin,
     ObjectWriteMixin,
     StrictBooleanField,
     object_or_404,
@@ -66,18 +62,7 @@ class LinkInputSerializer(InputSerializer):
 class AssistantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Assistant
-        fields = [
-            "id",
-            "name",
-            "is_secretary",
-            "assistant_type",
-            "model",
-            "instructions",
-            "openai_assistant_id",
-            "is_active",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *Assistant.CONFIG_FIELDS, "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -123,59 +108,24 @@ class AssistantFilterSerializer(serializers.Serializer):
 
 
 @extend_schema_view(
-    get=extend_schema(
-        operation_id="assistants_list",
-        parameters=[AssistantFilterSerializer],
-        responses={
-            200: AssistantSerializer(many=True),
-            **error_responses(400, *READ_ERRORS),
-            **page_not_found(),
-        },
-    )
+    get=list_schema("assistants_list", AssistantSerializer, filters=AssistantFilterSerializer)
 )
-class AssistantListApi(generics.ListAPIView):
+@documented_writes("assistants", example=ASSISTANT_EXAMPLE)
+class AssistantListApi(ObjectCreateMixin, generics.ListAPIView):
     permission_model = Assistant
     serializer_class = AssistantSerializer
+    input_serializer_class = AssistantInputSerializer
+    output_serializer_class = AssistantDetailSerializer
 
     def get_queryset(self):
         return assistant_list(filters=query_filters(AssistantFilterSerializer, self.request))
 
-    @extend_schema(
-        operation_id="assistants_create",
-        parameters=[REVISION_NOTE_PARAMETER],
-        request=AssistantInputSerializer,
-        examples=[ASSISTANT_EXAMPLE],
-        responses={201: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS)},
-    )
-    def post(self, request):
-        serializer = AssistantInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        assistant = assistant_create(**serializer.validated_data)
-        return Response(AssistantDetailSerializer(assistant).data, status=status.HTTP_201_CREATED)
+    def perform_create(self, data: dict) -> Assistant:
+        return assistant_create(**data)
 
 
-@extend_schema_view(
-    put=extend_schema(
-        operation_id="assistants_update",
-        parameters=[REVISION_NOTE_PARAMETER],
-        request=AssistantInputSerializer,
-        examples=[ASSISTANT_EXAMPLE],
-        responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
-    ),
-    patch=extend_schema(
-        operation_id="assistants_partial_update",
-        parameters=[REVISION_NOTE_PARAMETER],
-        request=AssistantInputSerializer(partial=True),
-        responses={200: AssistantDetailSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
-    ),
-    delete=extend_schema(
-        operation_id="assistants_destroy",
-        parameters=[REVISION_NOTE_PARAMETER],
-        responses={
-            204: OpenApiResponse(description="Deleted, with its tool links and threads."),
-            **error_responses(*CONFIG_DELETE_ERRORS),
-        },
-    ),
+@documented_writes(
+    "assistants", example=ASSISTANT_EXAMPLE, deleted="Deleted, with its tool links and threads."
 )
 class AssistantDetailApi(ObjectWriteMixin, APIView):
     permission_model = Assistant
@@ -200,13 +150,10 @@ class AssistantDetailApi(ObjectWriteMixin, APIView):
 
 
 @extend_schema_view(
-    get=extend_schema(
-        operation_id="assistants_tools_list",
-        responses={
-            200: LinkedToolSerializer(many=True),
-            **error_responses(*READ_ERRORS),
-            **page_not_found("Unknown assistant id, or no such page."),
-        },
+    get=list_schema(
+        "assistants_tools_list",
+        LinkedToolSerializer,
+        not_found="Unknown assistant id, or no such page.",
     )
 )
 class AssistantToolsApi(generics.ListAPIView):

@@ -10,11 +10,13 @@ from assistants.validators import (
     is_active_secretary,
     secretary_conflicts,
 )
+from core.models import Timestamped
 
 
-class Assistant(models.Model):
-    # The fields that make up the configuration: recorded in its history (core.changes) and
-    # written to its files (config_backend.transfer), in this order.
+class Assistant(Timestamped):
+    # The fields that make up the configuration, in this order: what assistant_update changes
+    # and the API shows, recorded in its history (core.changes) and written to its files
+    # (config_backend.transfer).
     CONFIG_FIELDS = (
         "name",
         "is_secretary",
@@ -50,8 +52,6 @@ class Assistant(models.Model):
         help_text="Required for OpenAI Assistants API assistants.",
     )
     is_active = models.BooleanField("active", default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]

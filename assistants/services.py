@@ -5,33 +5,19 @@ from django.db import transaction
 
 from assistants.models import Assistant
 from assistants.selectors import assistant_references
-from core.services import StillReferenced, model_update
+from core.services import StillReferenced, model_create, model_update
 from tools.models import AssistantToolLink, Tool
-
-# What assistant_update may change (the export/import file format keeps its own list).
-ASSISTANT_FIELDS = (
-    "name",
-    "is_secretary",
-    "assistant_type",
-    "model",
-    "instructions",
-    "openai_assistant_id",
-    "is_active",
-)
 
 
 @transaction.atomic
 def assistant_create(**fields) -> Assistant:
-    assistant = Assistant(**fields)
-    assistant.full_clean()
-    assistant.save()
-    return assistant
+    return model_create(Assistant, **fields)
 
 
 @transaction.atomic
 def assistant_update(*, assistant: Assistant, **fields) -> Assistant:
-    """Change the given fields; a change to nothing saves nothing."""
-    assistant, _ = model_update(instance=assistant, fields=ASSISTANT_FIELDS, data=fields)
+    """Change the given fields (of Assistant.CONFIG_FIELDS); a change to nothing saves nothing."""
+    assistant, _ = model_update(instance=assistant, fields=Assistant.CONFIG_FIELDS, data=fields)
     return assistant
 
 

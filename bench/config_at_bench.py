@@ -14,38 +14,22 @@ and cached after.
 import os
 import time
 
-from common import ROOT, setup_django, start_services, stop_services, write_section
+from common import ROOT, empty_config, running_services, timed, write_section
 from import_bench import generate
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## Config at an old revision"
 
 
-def record(lines: list[str]) -> None:
-    write_section(HEADING, lines)
-
-
-def timed(what: str, function):
-    started = time.perf_counter()
-    result = function()
-    seconds = time.perf_counter() - started
-    print(f"{what}: {seconds:.3f} s", flush=True)
-    return seconds, result
-
-
 def main() -> None:
-    try:
-        setup_django({**start_services(), "DEBUG": "0"})
+    with running_services(DEBUG="0"):
         from assistants.models import Assistant
         from config_backend import transfer
         from config_backend.history.selectors import config_at
         from core import cache
         from core.models import RevisionChange
-        from threads.models import UserAssistantThread
-        from tools.models import AssistantToolLink, Tool
 
-        for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
-            model.objects.all()._raw_delete(model.objects.db)
+        empty_config()
         cache.cache_clear()
 
         document = generate()
@@ -69,7 +53,8 @@ def main() -> None:
         one_warm, _ = timed(
             "one assistant at N, cached", lambda: config_at(first.revision, secretary)
         )
-        record(
+        write_section(
+            HEADING,
             [
                 f"`.venv/bin/python bench/config_at_bench.py` — {time.strftime('%Y-%m-%d')}, "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} when measured "
@@ -88,11 +73,9 @@ def main() -> None:
                 "Cold = state_at(N) (the live state, with the later changes undone newest first) "
                 "and the resolved configs built from it. The entry is then cached for good: an "
                 "HTTP hit is zero SQL and one MGET (tests/test_config_at_revision.py).",
-            ]
+            ],
         )
         print(f"recorded in {RESULTS.relative_to(ROOT)}")
-    finally:
-        stop_services()
 
 
 if __name__ == "__main__":

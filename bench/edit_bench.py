@@ -16,18 +16,20 @@ import json
 import os
 import statistics
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
 from common import (
     ROOT,
-    serve_command,
-    setup_django,
-    start_server,
-    start_services,
+    create_keys,
+    edit_instructions,
+    load_assistants,
+    run_wrk,
+    running_services,
+    scratch,
+    start_production_server,
     stop,
-    stop_services,
+    write_section,
 )
 
 from tests.live import call
@@ -39,48 +41,17 @@ SECTION = "## Reads while staff edit (bench/edit_bench.py)"
 
 
 def load(assistants: int, tools_each: int, first: int = 0) -> tuple[list[str], str, str]:
-    """`assistants` assistants, each linked to its own `tools_each` tools (bulk-created, so
-    with no history: their config revision is 0); returns their ids, a read and a write key."""
-    from django.db import transaction
-
-    from assistants.models import Assistant
-    from core.models import APIKey
-    from tools.models import AssistantToolLink, Tool
-
-    schema = {
-        "type": "object",
-        "properties": {"city": {"type": "string", "description": "City name"}},
-        "required": ["city"],
-    }
-    with transaction.atomic():
-        rows = Assistant.objects.bulk_create(
-            Assistant(name=f"assistant-{i:04d}", model="gpt-4o-mini", instructions="Help. " * 40)
-            for i in range(first, first + assistants)
-        )
-        tools = Tool.objects.bulk_create(
-            Tool(
-                name=f"tool_{i:04d}_{j}",
-                tool_type="weather",
-                description=f"Tool {j} of assistant {i}.",
-                input_schema=schema,
-            )
-            for i in range(first, first + assistants)
-            for j in range(tools_each)
-        )
-        AssistantToolLink.objects.bulk_create(
-            AssistantToolLink(assistant=rows[index // tools_each], tool=tool)
-            for index, tool in enumerate(tools)
-        )
-        ids = [str(row.id) for row in rows]
-    _, read = APIKey.objects.create_key(name="bench-read", scope="read")
-    _, write = APIKey.objects.create_key(name="bench-write", scope="write")
-    return ids, read, write
+    """`assistants` assistants, each linked to its own `tools_each` tools; returns their ids,
+    a read and a write key."""
+    names = [f"assistant-{i:04d}" for i in range(first, first + assistants)]
+    ids = load_assistants(dict.fromkeys(names, tools_each), instructions="Help. " * 40)
+    keys = create_keys("read", "write")
+    return [ids[name] for name in names], keys["read"], keys["write"]
 
 
-def start_production_server(port: int) -> subprocess.Popen:
+def start_quiet_server(port: int) -> subprocess.Popen:
     """`make serve`'s server on 127.0.0.1:port, logging warnings only, metrics off."""
-    env = {"LOG_LEVEL": "WARNING", "METRICS_ENABLED": "0"}
-    return start_server(serve_command(port), port, env)
+    return start_production_server(port, {"LOG_LEVEL": "WARNING", "METRICS_ENABLED": "0"})
 
 
 WRK_SCRIPT = """
@@ -93,47 +64,21 @@ end
 """
 
 
-def run_wrk(base: str, key: str, ids: list[str], seconds: int, workdir: Path) -> float:
+def spread_wrk(base: str, key: str, ids: list[str], seconds: int, workdir: Path) -> float:
+    """req/s of reads spread over the configs of `ids` (2 wrk threads, 16 connections)."""
     script = workdir / "spread.lua"
     script.write_text(WRK_SCRIPT % ", ".join(f'"{pk}"' for pk in ids))
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            "2",
-            "-c",
-            "16",
-            "-d",
-            f"{seconds}s",
-            "-s",
-            str(script),
-            "-H",
-            f"Authorization: Bearer {key}",
-            base,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 30,
-    ).stdout
-    non_2xx = [line for line in out.splitlines() if "Non-2xx" in line]
-    if non_2xx:
-        raise RuntimeError(f"wrk saw errors: {non_2xx}")
-    return float(next(line for line in out.splitlines() if "Requests/sec" in line).split()[1])
+    run = run_wrk(base, seconds=seconds, threads=2, key=key, script=script)
+    if run["errors"] or run["socket_errors"]:
+        raise RuntimeError(f"wrk saw errors:\n{run['output']}")
+    return run["rps"]
 
 
 def edit_twice_a_second(base: str, key: str, assistant_id: str, stop_flag: threading.Event):
     count = 0
     while not stop_flag.wait(0.5):
         count += 1
-        status, _, body = call(
-            "PATCH",
-            f"{base}/api/v1/assistants/{assistant_id}/",
-            key=key,
-            body={"instructions": f"Edit {count}."},
-        )
-        if status != 200:
-            raise RuntimeError(f"edit failed: {status} {body[:200]}")
+        edit_instructions(base, assistant_id, key, f"Edit {count}.")
     return count
 
 
@@ -183,20 +128,18 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     seconds, rounds = (2, 1) if args.quick else (8, 3)
-    env = start_services()
-    setup_django(env)
-    workdir = Path(tempfile.mkdtemp(prefix="edit-bench-"))
-    ids, read, write = load(20 if args.quick else 200, 10)
-    port = free_port()
-    proc = start_production_server(port)
-    base = f"http://127.0.0.1:{port}"
-    results = {"quiet": [], "editing": [], "edits": 0}
-    try:
-        run_wrk(base, read, ids, 2, workdir)  # warm every entry
+    with running_services():
+        workdir = scratch("wrk")
+        ids, read, write = load(20 if args.quick else 200, 10)
+        port = free_port()
+        proc = start_quiet_server(port)
+        base = f"http://127.0.0.1:{port}"
+        results = {"quiet": [], "editing": [], "edits": 0}
+        spread_wrk(base, read, ids, 2, workdir)  # warm every entry
         edited = ids[-1]
         readers = ids[:-1]
         for _ in range(rounds):
-            results["quiet"].append(run_wrk(base, read, readers, seconds, workdir))
+            results["quiet"].append(spread_wrk(base, read, readers, seconds, workdir))
             stop_flag = threading.Event()
             counter = {}
             editor = threading.Thread(
@@ -204,7 +147,7 @@ def main():
             )
             editor.start()
             try:
-                results["editing"].append(run_wrk(base, read, readers, seconds, workdir))
+                results["editing"].append(spread_wrk(base, read, readers, seconds, workdir))
             finally:
                 stop_flag.set()
                 editor.join()
@@ -213,18 +156,14 @@ def main():
         call("PATCH", f"{base}/api/v1/assistants/{edited}/", key=write, body={"model": "m2"})
         after = etags(base, read, ids)
         results["etags_changed_by_one_edit"] = sum(before[pk] != after[pk] for pk in ids)
-    finally:
         stop([proc])
-    scale = {}
-    if not args.quick:
-        more, _, _ = load(800, 10, first=len(ids))
-        proc = start_production_server(port)
-        try:
+        scale = {}
+        if not args.quick:
+            more, _, _ = load(800, 10, first=len(ids))
+            proc = start_quiet_server(port)
             scale = memory_at_scale(base, read, ids + more, proc.pid)
-        finally:
             stop([proc])
-    scale["miss_queries_10_tools"] = miss_queries(10)
-    stop_services()
+        scale["miss_queries_10_tools"] = miss_queries(10)
     quiet, editing = statistics.median(results["quiet"]), statistics.median(results["editing"])
     summary = {
         "quiet_rps": round(quiet),
@@ -252,18 +191,9 @@ def write_results(summary: dict, results: dict) -> None:
     axis.set_title("200 assistants, reads spread over all")
     figure.tight_layout()
     figure.savefig(CHART, dpi=100)
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + (text[end + 1 :] if end != -1 else "")
     mib = summary.get("redis_dataset_bytes", 0) / 2**20
     rss = (summary.get("worker_rss_kib") or 0) / 1024
-    text = (
-        text.rstrip()
-        + f"""
-
-{SECTION}
+    body = f"""\
 `.venv/bin/python bench/edit_bench.py`: 200 assistants, 2,000 tools (10 links each), wrk (2
 threads, 16 connections) spreading reads over 199 assistants' configs, the production server
 (`make serve`) with 2 workers; {summary["rounds"]} interleaved rounds of 8 s each, median.
@@ -283,10 +213,8 @@ worker's resident memory {rss:.0f} MiB. Building a config costs \
 {summary["miss_queries_10_tools"]} queries (the same at any tool count:
 tests/test_api_query_counts.py).
 
-![reads while editing](edit_bench.png)
-"""
-    )
-    RESULTS.write_text(text + "\n")
+![reads while editing](edit_bench.png)"""
+    write_section(SECTION, body.splitlines(), RESULTS)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,12 @@ figures to bench/RESULTS.md under its heading (the rest of the file is kept).
 import statistics
 import time
 
-from common import ROOT, setup_django, start_services, stop_services, write_section
+from common import ROOT, empty_config, running_services, write_section
 from import_bench import generate
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## History"
 EDITS = 1_000
-
-
-def record(lines: list[str]) -> None:
-    write_section(HEADING, lines)
 
 
 def table_bytes(*models) -> int:
@@ -71,8 +67,7 @@ def timed_saves(assistants, receivers_connected: bool) -> list[float]:
 
 
 def main() -> None:
-    try:
-        setup_django({**start_services(), "DEBUG": "0"})
+    with running_services(DEBUG="0"):
         from django.db import transaction
 
         from assistants.models import Assistant
@@ -83,11 +78,8 @@ def main() -> None:
         from config_backend.transfer.file_format import config_to_bytes
         from core.cache import current_revision
         from core.models import Revision, RevisionChange
-        from threads.models import UserAssistantThread
-        from tools.models import AssistantToolLink, Tool
 
-        for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
-            model.objects.all()._raw_delete(model.objects.db)
+        empty_config()
 
         recording = []
         original = transfer_apply.record_state_changes
@@ -133,7 +125,8 @@ def main() -> None:
 
         median_with = statistics.median(with_history) * 1000
         median_without = statistics.median(without) * 1000
-        record(
+        write_section(
+            HEADING,
             [
                 "`.venv/bin/python bench/history_bench.py`, PostgreSQL (throw-away, fsync off), "
                 "bench/import_bench.py's file (1,000 assistants, 10,000 tools, 12,000 links).",
@@ -159,11 +152,9 @@ def main() -> None:
                 "A revision stores the changed rows and, for those, only the fields that changed "
                 "(every field of a row created or deleted): storage grows with rows changed, "
                 "not with the configuration's size.",
-            ]
+            ],
         )
         print(f"recorded in {RESULTS.relative_to(ROOT)}")
-    finally:
-        stop_services()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 from io import StringIO
 from pathlib import Path
 
-from common import ROOT, setup_django, start_services, stop_services, write_section
+from common import ROOT, empty_config, running_services, timed, write_section
 
 ASSISTANTS = 1_000
 TOOLS = 10_000
@@ -103,29 +103,14 @@ def generate() -> dict:
     return {"format_version": 1, "assistants": assistants, "tools": tools, "threads": threads}
 
 
-def timed(what: str, function):
-    started = time.perf_counter()
-    result = function()
-    seconds = time.perf_counter() - started
-    print(f"{what}: {seconds:.2f} s", flush=True)
-    return seconds, result
-
-
-def record(lines: list[str]) -> None:
-    write_section(HEADING, lines)
-
-
 def main() -> None:
-    try:
-        setup_django({**start_services(), "DEBUG": "0"})
+    with running_services(DEBUG="0"):
         from django.core.management import call_command
 
         from assistants.models import Assistant
-        from threads.models import UserAssistantThread
-        from tools.models import AssistantToolLink, Tool
+        from tools.models import Tool
 
-        for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
-            model.objects.all()._raw_delete(model.objects.db)
+        empty_config()
 
         document = generate()
         workdir = Path(tempfile.mkdtemp(prefix="config-bench-file-"))
@@ -167,7 +152,8 @@ def main() -> None:
         check, _ = timed("check_config", lambda: call_command("check_config", stdout=StringIO()))
         assert Tool.objects.count() == TOOLS and Assistant.objects.count() == ASSISTANTS
 
-        record(
+        write_section(
+            HEADING,
             [
                 f"`.venv/bin/python bench/import_bench.py` — {time.strftime('%Y-%m-%d')}, "
                 f"{os.cpu_count()} CPUs ({platform.machine()}), "
@@ -187,11 +173,9 @@ def main() -> None:
                 f"| re-import with every assistant and tool changed | {changed:.2f} | |",
                 f"| export with threads | {exported:.2f} | |",
                 f"| check_config | {check:.2f} | |",
-            ]
+            ],
         )
         print(f"recorded in {RESULTS.relative_to(ROOT)}")
-    finally:
-        stop_services()
         for directory in TEMPORARY_DIRS:
             shutil.rmtree(directory, ignore_errors=True)
 

@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 
-from common import setup_django, start_services, stop_services
+from common import running_services
 
 EDITS = 60
 # 2,590 lines of 101 bytes (the newline too): 261,589 bytes, just under 256 KiB; every line
@@ -45,9 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.code:
         sys.path.insert(0, os.path.abspath(args.code))
-    try:
-        env = {**start_services(), "DEBUG": "0", "ALLOWED_HOSTS": "testserver,127.0.0.1"}
-        setup_django(env)
+    with running_services(DEBUG="0", ALLOWED_HOSTS="testserver,127.0.0.1"):
         from django.conf import settings
         from django.contrib.auth.models import User
         from django.db import transaction
@@ -100,8 +98,6 @@ def main() -> None:
         for name, (client, url) in figures.items():
             seconds, response = timed(lambda c=client, u=url: get(c, u), args.rounds)
             print(f"{name}: {len(response.content):,} bytes, {seconds:.2f} s", flush=True)
-    finally:
-        stop_services()
 
 
 if __name__ == "__main__":

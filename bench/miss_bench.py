@@ -26,7 +26,6 @@ RESULTS.md and miss_pool_bench.png.
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -37,7 +36,12 @@ from pathlib import Path
 import common
 from common import (
     ROOT,
+    create_keys,
+    edit_instructions,
+    load_assistants,
     postgres_log,
+    run_wrk,
+    running_services,
     serve_command,
     setup_django,
     start_gunicorn,
@@ -45,9 +49,9 @@ from common import (
     start_services,
     stop,
     stop_services,
+    this_command,
     write_section,
 )
-from read_bench import run_wrk
 
 from tests.live import call
 from tests.throwaway_servers import free_port
@@ -60,36 +64,13 @@ def load_config(tools: int) -> tuple[str, str, str]:
     """One assistant linked to `tools` tools; returns its id, a read key and a write key."""
     from django.db import transaction
 
-    from assistants.models import Assistant
     from core.cache import bump_config_revision
-    from core.models import APIKey
-    from tools.models import AssistantToolLink, Tool
 
-    schema = {
-        "type": "object",
-        "properties": {"city": {"type": "string", "description": "City name"}},
-        "required": ["city"],
-    }
     with transaction.atomic():
-        assistant = Assistant.objects.create(
-            name="bench", model="gpt-4o-mini", instructions="You help. " * 20
-        )
-        created = Tool.objects.bulk_create(
-            Tool(
-                name=f"tool_{i}",
-                tool_type="weather",
-                description=f"Tool {i} of {tools}.",
-                input_schema=schema,
-            )
-            for i in range(tools)
-        )
-        AssistantToolLink.objects.bulk_create(
-            AssistantToolLink(assistant=assistant, tool=tool) for tool in created
-        )
+        assistant_id = load_assistants({"bench": tools})["bench"]
         bump_config_revision()
-    _, read = APIKey.objects.create_key(name="bench-read", scope="read")
-    _, write = APIKey.objects.create_key(name="bench-write", scope="write")
-    return str(assistant.id), read, write
+    keys = create_keys("read", "write")
+    return assistant_id, keys["read"], keys["write"]
 
 
 def concurrent_reads(url: str, key: str, readers: int) -> list[tuple[int, dict, bytes, float]]:
@@ -117,13 +98,7 @@ def measure(base: str, assistant_id: str, read: str, write: str, edits: int, rea
     builds, latencies = [], []
     for edit in range(edits):
         instructions = f"edit {edit} at {time.time()}"
-        status, _, _ = call(
-            "PATCH",
-            f"{base}/api/v1/assistants/{assistant_id}/",
-            key=write,
-            body={"instructions": instructions},
-        )
-        assert status == 200, status
+        edit_instructions(base, assistant_id, write, instructions)
         answers = concurrent_reads(url, read, readers)
         assert all(answer[0] == 200 for answer in answers), [answer[0] for answer in answers]
         assert all(json.loads(a[2])["instructions"] == instructions for a in answers), "stale"
@@ -159,8 +134,6 @@ def server_notes(ports: dict) -> str:
 
 def write_results(rows: dict, output: Path, meta: str, notes: str) -> None:
     lines = [
-        "## Misses",
-        "",
         meta,
         "",
         "| server | builds per edit: median | mean | max | p50 ms | p99 ms | max ms |",
@@ -177,23 +150,8 @@ def write_results(rows: dict, output: Path, meta: str, notes: str) -> None:
         f"Builds per edit, in order: {', '.join(f'{k} {v[0]}' for k, v in rows.items())}.",
     ]
     lines += [f"Server logs: {notes}."]
-    text = "\n".join(lines) + "\n"
-    results_file = output / "RESULTS.md"
-    previous = results_file.read_text() if results_file.exists() else "# Benchmark results\n"
-    if "\n## Misses\n" in previous:  # replace only this section
-        previous = re.sub(r"\n## Misses\n.*?(?=\n## |\Z)", "", previous, flags=re.S)
-    results_file.write_text(previous.rstrip() + "\n\n" + text)
-    print(text)
-
-
-def command_options(argv: list[str]) -> str:
-    """The options this run was given, less where it wrote (for the results' command line)."""
-    kept = []
-    for index, arg in enumerate(argv):
-        if arg == "--output" or arg.startswith("--output=") or argv[index - 1] == "--output":
-            continue
-        kept.append(arg)
-    return "".join(f" {arg}" for arg in kept)
+    write_section("## Misses", lines, output / "RESULTS.md")
+    print("\n".join(lines))
 
 
 POOLS = {"pool on": {"DATABASE_POOL": "1"}, "pool off": {"DATABASE_POOL": "0"}}
@@ -226,9 +184,11 @@ def pool_round(base: str, assistant_id: str, keys: dict, seconds: float, connect
         before = connections_opened()
         if case == "miss":
             url = f"{base}/api/v1/assistants/{assistant_id}/config/"
-            result = run_wrk(url, keys["read"], seconds, connections)
+            result = run_wrk(url, key=keys["read"], seconds=seconds, connections=connections)
         else:
-            result = run_wrk(base, keys["write"], seconds, connections, script=script)
+            result = run_wrk(
+                base, key=keys["write"], seconds=seconds, connections=connections, script=script
+            )
         time.sleep(0.2)  # a connection's log line is written as it is authorized; margin
         result["opened"] = connections_opened() - before
         figures[case] = result
@@ -367,7 +327,7 @@ def pool_main(args) -> int:
             "alternating which server goes first; latency and req/s: medians over rounds; "
             "connections: PostgreSQL's `connection authorized` log lines during the runs, summed "
             f"(a one-second warm-up of each case first opened: {warmed}). Command: "
-            f"`.venv/bin/python bench/miss_bench.py{command_options(sys.argv[1:])}`."
+            f"{this_command()}."
         )
         args.output.mkdir(parents=True, exist_ok=True)
         lines = pool_results(results, meta, args.output)
@@ -402,17 +362,13 @@ def main() -> int:
     if args.quick:
         args.edits, args.readers, args.tools = 2, 8, 20
 
-    servers = []
-    try:
-        setup_django(start_services())
+    with running_services():
         assistant_id, read, write = load_config(args.tools)
         ports = {name: free_port() for name in SERVERS}
         bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name, env in SERVERS.items():
-            servers.append(
-                start_gunicorn(
-                    "config_backend.wsgi", ports[name], {**env, "GUNICORN_CMD_ARGS": GTHREAD}
-                )
+            start_gunicorn(
+                "config_backend.wsgi", ports[name], {**env, "GUNICORN_CMD_ARGS": GTHREAD}
             )
         rows = {}
         for name, base in bases.items():
@@ -426,14 +382,9 @@ def main() -> int:
             "threads per server. `before`: CONFIG_BUILD_WAIT_MS=0 (no build lock: every miss "
             "builds); `after`: the default (one build, the others wait for it). A build is an "
             "answer with `X-Config-Cache: miss`; latency over every read after every edit; every "
-            "answer held the edit. Command: "
-            f"`.venv/bin/python bench/miss_bench.py{command_options(sys.argv[1:])}`."
+            f"answer held the edit. Command: {this_command()}."
         )
-        args.output.mkdir(parents=True, exist_ok=True)
         write_results(rows, args.output, meta, server_notes(ports))
-    finally:
-        stop(servers)
-        stop_services()
     return 0
 
 

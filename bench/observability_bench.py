@@ -10,19 +10,22 @@ Three servers of the app (gunicorn, 2 workers each) answer the same cache hit:
 wrk drives each in turn, round after round (as read_bench.py does); medians over rounds.
 """
 
-import argparse
 import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, setup_django, start_gunicorn, start_services, stop, stop_services
-from read_bench import load_config, run_wrk
+from common import (
+    bench_arguments,
+    run_wrk,
+    running_services,
+    scratch,
+    start_gunicorn,
+    this_command,
+    write_section,
+)
+from read_bench import load_config
 
 from tests.live import call
 from tests.throwaway_servers import free_port
@@ -35,48 +38,33 @@ SETTINGS = {
 SECTION = "## Read path: cost of logs and metrics"
 
 
-def write_section(results: dict, tool_counts, output: Path, meta: str) -> None:
+def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
     def med(case, n):
         return statistics.median(r["rps"] for r in results[(case, n)])
 
-    lines = [SECTION, "", meta, "", "| tools | " + " | ".join(SETTINGS) + " | json+metrics / off |"]
+    lines = [meta, "", "| tools | " + " | ".join(SETTINGS) + " | json+metrics / off |"]
     lines.append("|---:|" + "---:|" * (len(SETTINGS) + 1))
     for n in tool_counts:
         cells = " | ".join(f"{med(case, n):.0f}" for case in SETTINGS)
         lines.append(f"| {n} | {cells} | {med('json+metrics', n) / med('off', n):.2f} |")
-    text = "\n".join(lines) + "\n"
-    results_file = output / "RESULTS.md"
-    previous = results_file.read_text() if results_file.exists() else "# Benchmark results\n"
-    previous = re.sub(rf"\n{re.escape(SECTION)}\n.*?(?=\n## |\Z)", "", previous, flags=re.S)
-    results_file.write_text(previous.rstrip() + "\n\n" + text)
-    print(text)
+    write_section(SECTION, lines, output / "RESULTS.md")
+    print("\n".join(lines))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run that checks it works")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per wrk run")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__.splitlines()[0], rounds=5, seconds=4.0).parse_args()
     tool_counts = [1, 100]
     if args.quick:
         args.rounds, args.seconds, tool_counts = 1, 1.0, [1]
-    if not shutil.which("wrk"):
-        print("wrk not found: apt-get install wrk (or run scripts/install-system-deps)")
-        return 2
 
-    servers: list[subprocess.Popen] = []
-    metrics_dir = Path(tempfile.mkdtemp(prefix="config-backend-bench-metrics-"))
-    try:
-        setup_django(start_services())
+    with running_services():
+        metrics_dir = scratch("metrics")
         ids, key = load_config(tool_counts)
         ports = {}
         for case, env in SETTINGS.items():
             ports[case] = free_port()
             env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir / case)}
-            servers.append(start_gunicorn("config_backend.wsgi", ports[case], env))
+            start_gunicorn("config_backend.wsgi", ports[case], env)
         urls = {}
         for n in tool_counts:
             path = f"/api/v1/assistants/{ids[n]}/config/"
@@ -92,7 +80,9 @@ def main() -> int:
         for round_number in range(args.rounds):
             for n in tool_counts:
                 for case in SETTINGS:
-                    result = run_wrk(urls[(case, n)], key, args.seconds, args.connections)
+                    result = run_wrk(
+                        urls[(case, n)], seconds=args.seconds, connections=args.connections, key=key
+                    )
                     if result["errors"]:
                         raise SystemExit(f"{case} at {n} tools: {result['errors']} errors")
                     results[(case, n)].append(result)
@@ -104,15 +94,9 @@ def main() -> int:
             f"interleaved rounds ({time.monotonic() - started:.0f} s), medians. `off`: no request "
             "line (LOG_LEVEL=WARNING), metrics off; `console`: the default request line; "
             "`json+metrics`: LOG_FORMAT=json and METRICS_ENABLED=1, the container's default. "
-            "Command: `.venv/bin/python bench/observability_bench.py"
-            f"{' --quick' if args.quick else ''}`."
+            f"Command: {this_command()}."
         )
-        args.output.mkdir(parents=True, exist_ok=True)
-        write_section(results, tool_counts, args.output, meta)
-    finally:
-        stop(servers)
-        stop_services()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        write_results(results, tool_counts, args.output, meta)
     return 0
 
 

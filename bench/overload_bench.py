@@ -17,13 +17,9 @@ from pathlib import Path
 from common import (
     ROOT,
     postgres_log,
-    serve_command,
+    running_services,
     server_log,
-    setup_django,
-    start_server,
-    start_services,
-    stop,
-    stop_services,
+    start_production_server,
     write_section,
 )
 
@@ -56,17 +52,15 @@ def main() -> int:
     if args.quick:
         args.bogus = 100
 
-    server = None
-    try:
-        env = start_services(postgres_settings={"max_connections": "100", "log_connections": "on"})
-        setup_django(env)
+    postgres_settings = {"max_connections": "100", "log_connections": "on"}
+    with running_services(postgres_settings=postgres_settings) as env:
         from assistants.models import Assistant
         from core.models import APIKey
 
         assistant = Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
         _, key = APIKey.objects.create_key(name="bench-read", scope="read")
         port = free_port()
-        server = start_server(serve_command(port), port, env)
+        start_production_server(port)
         base = f"http://127.0.0.1:{port}"
         path = f"/api/v1/assistants/{assistant.id}/config/"
         for _ in range(6):  # the entry and key record stored; both workers' first requests
@@ -97,10 +91,6 @@ def main() -> int:
             "Redis pool exhausted warnings": served_log.count("connection pool exhausted"),
             "database unavailable warnings": served_log.count("Database unavailable"),
         }
-    finally:
-        if server:
-            stop([server])
-        stop_services()
 
     def counted(counter) -> str:
         return ", ".join(f"{status}: {n}" for status, n in sorted(counter.items(), key=str))

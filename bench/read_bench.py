@@ -14,19 +14,24 @@ wrk drives each case in turn, round after round, so machine noise hits every cas
 the table reports the median over rounds. Loopback only; every run is bounded in time.
 """
 
-import argparse
 import gzip
 import json
 import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import ROOT, setup_django, start_gunicorn, start_services, stop, stop_services
+from common import (
+    bench_arguments,
+    create_keys,
+    load_assistants,
+    run_wrk,
+    running_services,
+    start_gunicorn,
+    this_command,
+    write_section,
+)
 
 from tests.live import call
 from tests.throwaway_servers import free_port
@@ -38,80 +43,18 @@ LABEL = "production"
 
 
 def load_config(tool_counts) -> tuple[dict, str]:
-    """One assistant per tool count, each linked to that many tools; returns ids and a key."""
+    """One assistant per tool count, each linked to that many tools, and a label at the newest
+    revision; returns {tool count: assistant id} and a read key."""
     from django.db import transaction
 
-    from assistants.models import Assistant
-    from core.cache import bump_config_revision
-    from core.models import APIKey
-    from tools.models import AssistantToolLink, Tool
-
-    schema = {
-        "type": "object",
-        "properties": {"city": {"type": "string", "description": "City name"}},
-        "required": ["city"],
-    }
-    ids = {}
-    with transaction.atomic():
-        for n in tool_counts:
-            assistant = Assistant.objects.create(
-                name=f"bench-{n}", model="gpt-4o-mini", instructions="You help. " * 20
-            )
-            tools = Tool.objects.bulk_create(
-                Tool(
-                    name=f"tool_{n}_{i}",
-                    tool_type="weather",
-                    description=f"Tool {i} of {n}.",
-                    input_schema=schema,
-                )
-                for i in range(n)
-            )
-            AssistantToolLink.objects.bulk_create(
-                AssistantToolLink(assistant=assistant, tool=tool) for tool in tools
-            )
-            ids[n] = str(assistant.id)
-        bump_config_revision()
     from config_backend.history.labels import label_move
+    from core.cache import bump_config_revision
 
+    with transaction.atomic():
+        ids = load_assistants({f"bench-{n}": n for n in tool_counts})
+        bump_config_revision()
     label_move(name=LABEL, revision="live", author="bench")
-    _, key = APIKey.objects.create_key(name="bench", scope="read")
-    return ids, key
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def run_wrk(
-    url: str,
-    key: str | None,
-    seconds: float,
-    connections: int,
-    headers: dict | None = None,
-    script: Path | None = None,
-) -> dict:
-    """One wrk run (`script`: a Lua file making its requests, e.g. writes)."""
-    duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds
-    command = ["wrk", "-t", "1", "-c", str(connections), "-d", duration, "--latency", url]
-    if script:
-        command[1:1] = ["-s", str(script)]
-    if key:
-        command[1:1] = ["-H", f"Authorization: Bearer {key}"]
-    for name, value in (headers or {}).items():
-        command[1:1] = ["-H", f"{name}: {value}"]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    latency = {}
-    for pct in ("50", "99"):
-        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
-        latency[pct] = float(value) * _UNITS[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": rps,
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-        "p50": latency["50"],
-        "p99": latency["99"],
-        "errors": int(errors.group(1)) if errors else 0,
-    }
+    return {n: ids[f"bench-{n}"] for n in tool_counts}, create_keys("read")["read"]
 
 
 def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
@@ -119,8 +62,6 @@ def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
         return statistics.median(r[field] for r in results[(case, n)])
 
     lines = [
-        "## Read path",
-        "",
         meta,
         "",
         "| tools | case | req/s | p50 ms | p99 ms |",
@@ -143,15 +84,8 @@ def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
             f"| {n} | {hit / med('ceiling', n, 'rps'):.2f} | {hit / med('memory', n, 'rps'):.2f} "
             f"| {med('miss', n, 'rps') / hit:.3f} | {med('label hit', n, 'rps') / hit:.2f} |"
         )
-    text = "\n".join(lines) + "\n"
-    results_file = output / "RESULTS.md"
-    previous = results_file.read_text() if results_file.exists() else "# Benchmark results\n"
-    # Replace only this section; keep the others (import, soak).
-    if "\n## Read path\n" in previous:
-        previous = re.sub(r"\n## Read path\n.*?(?=\n## |\Z)", "", previous, flags=re.S)
-    head, _, rest = previous.partition("\n## ")
-    results_file.write_text(head.rstrip() + "\n\n" + text + ("\n## " + rest if rest else ""))
-    print(text)
+    write_section("## Read path", lines, output / "RESULTS.md")
+    print("\n".join(lines))
 
     try:
         import matplotlib
@@ -176,30 +110,17 @@ def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run that checks it works")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per wrk run")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__.splitlines()[0], rounds=5, seconds=4.0).parse_args()
     tool_counts = TOOL_COUNTS
     if args.quick:
         args.rounds, args.seconds, tool_counts = 1, 1.0, [1, 10]
-    if not shutil.which("wrk"):
-        print("wrk not found: apt-get install wrk (or run scripts/install-system-deps)")
-        return 2
 
-    servers: list[subprocess.Popen] = []
-    try:
-        setup_django(start_services())
+    with running_services():
         ids, key = load_config(tool_counts)
         ports = {name: free_port() for name in ("app", "miss", "ceiling")}
-        servers.append(start_gunicorn("config_backend.wsgi", ports["app"]))
-        servers.append(
-            start_gunicorn("config_backend.wsgi", ports["miss"], {"CONFIG_CACHE_ENTRIES": "0"})
-        )
-        servers.append(start_gunicorn("bench.ceiling_app", ports["ceiling"]))
+        start_gunicorn("config_backend.wsgi", ports["app"])
+        start_gunicorn("config_backend.wsgi", ports["miss"], {"CONFIG_CACHE_ENTRIES": "0"})
+        start_gunicorn("bench.ceiling_app", ports["ceiling"])
 
         from django_redis import get_redis_connection
 
@@ -239,7 +160,13 @@ def main() -> int:
                     url, case_key = urls[(case, n)]
                     seconds = args.seconds if case != "miss" or n < 1000 else args.seconds / 2
                     headers = GZIP if case == "hit-gzip" else None
-                    result = run_wrk(url, case_key, seconds, args.connections, headers)
+                    result = run_wrk(
+                        url,
+                        seconds=seconds,
+                        connections=args.connections,
+                        key=case_key,
+                        headers=headers,
+                    )
                     if result["errors"]:
                         raise SystemExit(f"{case} at {n} tools: {result['errors']} error responses")
                     results[(case, n)].append(result)
@@ -254,13 +181,9 @@ def main() -> int:
             f"`?label={LABEL}` (a label at the newest revision); `miss`: CONFIG_CACHE_ENTRIES=0, "
             "built from PostgreSQL every time; `ceiling`: bare Django view, one Redis GET via "
             "django-redis; `memory`: the same view returning the bytes from memory. Command: "
-            f"`.venv/bin/python bench/read_bench.py{' --quick' if args.quick else ''}`."
+            f"{this_command()}."
         )
-        args.output.mkdir(parents=True, exist_ok=True)
         write_results(results, tool_counts, args.output, meta)
-    finally:
-        stop(servers)
-        stop_services()
     return 0
 
 

@@ -19,28 +19,27 @@ the push endpoint (GET /api/v1/config/events/, each a real subscription past its
 held open by another process, against the same without, interleaved the same way.
 """
 
-import argparse
 import json
 import os
 import random
 import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
 
 from common import (
-    ROOT,
+    bench_arguments,
+    create_keys,
+    load_assistants,
+    run_wrk,
+    running_services,
+    scratch,
     serve_command,
-    setup_django,
     start_server,
-    start_services,
-    stop,
-    stop_services,
+    this_command,
+    write_section,
 )
 from stream_holder import hold_streams, release_streams
 
@@ -155,46 +154,18 @@ function done(summary, latency, requests)
   io.write(string.format("CHECK hits=%d other=%d\\n", hits, other))
 end
 """
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(url: str, key: str, seconds: float, connections: int, script: Path) -> dict:
-    """One wrk run; fails unless every response was a 200 hit and no socket failed."""
-    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s"]
-    command += ["--latency", "-s", str(script), "-H", f"Authorization: Bearer {key}", url]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
-    hits, other = map(int, re.search(r"CHECK hits=(\d+) other=(\d+)", out).groups())
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    if other or not hits or socket_errors:
-        raise SystemExit(f"{url}: {hits} hits, {other} other answers, {socket_errors}\n{out}")
-    latency = {}
-    for pct in ("50", "99"):
-        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
-        latency[pct] = float(value) * _UNITS[unit]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "hits": hits}
-
-
-def load_config() -> tuple[str, str]:
-    """One assistant linked to TOOLS tools; returns its id and a read key."""
-    from django.db import transaction
-
-    from assistants.models import Assistant
-    from core.models import APIKey
-    from tools.models import AssistantToolLink, Tool
-
-    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    with transaction.atomic():
-        assistant = Assistant.objects.create(
-            name="bench", model="gpt-4o-mini", instructions="You help. " * 20
+def checked_wrk(url: str, key: str, seconds: float, connections: int, script: Path) -> dict:
+    """One wrk run with CHECK_SCRIPT; fails unless every response was a 200 hit and no socket
+    failed."""
+    run = run_wrk(url, seconds=seconds, connections=connections, key=key, script=script)
+    hits, other = map(int, re.search(r"CHECK hits=(\d+) other=(\d+)", run["output"]).groups())
+    if other or not hits or run["socket_errors"]:
+        raise SystemExit(
+            f"{url}: {hits} hits, {other} other answers, {run['socket_errors']}\n{run['output']}"
         )
-        for i in range(TOOLS):
-            tool = Tool.objects.create(
-                name=f"tool_{i}", tool_type="weather", description=f"Tool {i}.", input_schema=schema
-            )
-            AssistantToolLink.objects.create(assistant=assistant, tool=tool)
-    _, key = APIKey.objects.create_key(name="bench", scope="read")
-    return str(assistant.id), key
+    return {**run, "hits": hits}
 
 
 # --- results -------------------------------------------------------------------------------
@@ -206,8 +177,6 @@ def med(runs: list[dict], field: str = "rps") -> float:
 
 def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
     lines = [
-        "## Servers",
-        "",
         meta,
         "",
         "| app | server | req/s (median) | min–max | p50 ms | p99 ms |",
@@ -241,13 +210,8 @@ def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
         "",
         "![servers](server_bench.png)",
     ]
-    text = "\n".join(lines) + "\n"
-    results_file = output / "RESULTS.md"
-    previous = results_file.read_text() if results_file.exists() else "# Benchmark results\n"
-    if "\n## Servers\n" in previous:  # replace only this section
-        previous = re.sub(r"\n## Servers\n.*?(?=\n## |\Z)", "", previous, flags=re.S)
-    results_file.write_text(previous.rstrip() + "\n\n" + text)
-    print(text)
+    write_section("## Servers", lines, output / "RESULTS.md")
+    print("\n".join(lines))
 
     import matplotlib
 
@@ -280,32 +244,23 @@ def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run that checks it works")
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--seconds", type=float, default=2.0, help="per wrk run")
-    parser.add_argument("--connections", type=int, default=16)
+    parser = bench_arguments(__doc__.splitlines()[0], rounds=9, seconds=2.0)
     parser.add_argument("--streams", type=int, default=IDLE_STREAMS)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds, args.streams = 1, 1.0, 50
-    if not shutil.which("wrk"):
-        print("wrk not found: apt-get install wrk (or run scripts/install-system-deps)")
-        return 2
 
-    servers: list[subprocess.Popen] = []
-    script = Path(tempfile.mkdtemp(prefix="server-bench-")) / "check.lua"
-    script.write_text(CHECK_SCRIPT)
-    try:
-        setup_django(start_services())
+    with running_services():
+        script = scratch("wrk") / "check.lua"
+        script.write_text(CHECK_SCRIPT)
         os.environ.setdefault("LOG_FORMAT", "json")  # the container's default
-        assistant_id, key = load_config()
+        assistant_id = load_assistants({"bench": TOOLS})["bench"]
+        key = create_keys("read")["read"]
         path = f"/api/v1/assistants/{assistant_id}/config/"
         ports = {name: free_port() for name in CASES}
         for name, (_, _, command) in CASES.items():
             env = CASE_ENV.get(name)
-            servers.append(start_server(command(ports[name]), ports[name], env, path=path))
+            start_server(command(ports[name]), ports[name], env, path=path)
 
         from django.urls import resolve
         from django_redis import get_redis_connection
@@ -322,11 +277,11 @@ def main() -> int:
         resolve(EVENTS_PATH)  # the push endpoint (assistants/events_api.py): 404 if it is gone
         stream_path, what = EVENTS_PATH, f"the push endpoint {EVENTS_PATH}"
         idle_port = free_port()
-        servers.append(start_server(make_serve(idle_port), idle_port))
+        start_server(make_serve(idle_port), idle_port)
         idle_url = f"http://127.0.0.1:{idle_port}{path}"
 
         def wrk(url, seconds):
-            return run_wrk(url, key, seconds, args.connections, script)
+            return checked_wrk(url, key, seconds, args.connections, script)
 
         for name in CASES:  # warm every worker's connections
             wrk(f"http://127.0.0.1:{ports[name]}{path}", 1)
@@ -362,15 +317,9 @@ def main() -> int:
             f"({time.monotonic() - started:.0f} s), medians over rounds; every response "
             f"checked to be a 200 with `X-Config-Cache: hit`. Our app runs as the container "
             f"does (LOG_FORMAT=json: a request line per hit; metrics off); the baselines log "
-            f"nothing. Versions: {json.dumps(versions)}. Command: "
-            f"`.venv/bin/python bench/server_bench.py{' --quick' if args.quick else ''}`."
+            f"nothing. Versions: {json.dumps(versions)}. Command: {this_command()}."
         )
-        args.output.mkdir(parents=True, exist_ok=True)
         write_results(results, idle, meta, args.output)
-    finally:
-        stop(servers)
-        stop_services()
-        shutil.rmtree(script.parent, ignore_errors=True)
     return 0
 
 

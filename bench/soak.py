@@ -19,7 +19,7 @@ import argparse
 import sys
 import time
 
-from common import serve_command, setup_django, start_server, start_services, stop, stop_services
+from common import running_services, start_production_server
 
 from tests.load import MixedLoad, seed_dependencies, seed_rows
 from tests.throwaway_servers import free_port
@@ -33,13 +33,12 @@ def main() -> int:
     args = parser.parse_args()
     args.seconds = min(args.seconds, 300.0)  # bounded, whatever is asked
 
-    servers = []
-    try:
-        setup_django(start_services())
+    with running_services():
         assistant_ids, tool_ids, read_key, write_key = seed_rows()
         delegate_ids, link_pairs = seed_dependencies(assistant_ids)
         ports = [free_port(), free_port()]
-        servers = [start_server(serve_command(port), port) for port in ports]
+        for port in ports:
+            start_production_server(port)
         load = MixedLoad(
             [f"http://127.0.0.1:{port}" for port in ports],
             assistant_ids=assistant_ids,
@@ -55,9 +54,6 @@ def main() -> int:
         started = time.monotonic()
         load.run(args.seconds)
         elapsed = time.monotonic() - started
-    finally:
-        stop(servers)
-        stop_services()
 
     writes = load.count("PATCH", 200) + load.count("POST", 201) + load.count("DELETE", 204)
     reads = load.count("GET")

@@ -15,9 +15,7 @@ Starts its own PostgreSQL and Redis (or uses DATABASE_URL / REDIS_URL) and the p
   change has committed) to the `revision` event's arrival. Median and max.
 """
 
-import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -25,18 +23,17 @@ import time
 from pathlib import Path
 
 from common import (
-    ROOT,
-    serve_command,
-    setup_django,
-    start_server,
-    start_services,
-    stop,
-    stop_services,
+    bench_arguments,
+    create_keys,
+    edit_instructions,
+    load_assistants,
+    run_wrk,
+    running_services,
+    start_production_server,
     write_section,
 )
 from stream_holder import hold_streams, release_streams
 
-from tests.live import call
 from tests.sse import EVENTS_PATH, EventStream
 from tests.throwaway_servers import free_port
 
@@ -47,27 +44,8 @@ SETTLE_SECONDS = 3.0
 
 def load_config() -> tuple[str, str, str]:
     """One assistant with ten tools; returns its id, a read key and a write key."""
-    from django.db import transaction
-
-    from assistants.models import Assistant
-    from core.models import APIKey
-    from tools.models import AssistantToolLink, Tool
-
-    with transaction.atomic():
-        assistant = Assistant.objects.create(
-            name="bench", model="gpt-4o-mini", instructions="You help. " * 20
-        )
-        for i in range(10):
-            tool = Tool.objects.create(
-                name=f"tool_{i}",
-                tool_type="weather",
-                description=f"Tool {i}.",
-                input_schema={"type": "object", "properties": {"city": {"type": "string"}}},
-            )
-            AssistantToolLink.objects.create(assistant=assistant, tool=tool)
-    read = APIKey.objects.create_key(name="bench-read", scope="read")[1]
-    write = APIKey.objects.create_key(name="bench-write", scope="write")[1]
-    return str(assistant.id), read, write
+    keys = create_keys("read", "write")
+    return load_assistants({"bench": 10})["bench"], keys["read"], keys["write"]
 
 
 def cpu_ticks(pids: list[int]) -> int:
@@ -82,19 +60,16 @@ def cpu_ticks(pids: list[int]) -> int:
 def wrk(url: str, key: str, seconds: float, connections: int, server: list[int]) -> dict:
     """req/s, and the server's CPU time per request (µs): the second does not depend on how
     much of the shared machine the server got meanwhile."""
-    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s"]
-    command += ["-H", f"Authorization: Bearer {key}", url]
     before = cpu_ticks(server)
-    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
+    run = run_wrk(url, seconds=seconds, connections=connections, key=key)
     used = cpu_ticks(server) - before
-    if "Non-2xx" in out:
-        raise SystemExit(f"wrk saw errors:\n{out}")
-    requests = int(re.search(r"(\d+) requests in", out)[1])
-    if not requests:
-        raise SystemExit(f"wrk completed no request:\n{out}")
+    if run["errors"]:
+        raise SystemExit(f"wrk saw errors:\n{run['output']}")
+    if not run["requests"]:
+        raise SystemExit(f"wrk completed no request:\n{run['output']}")
     return {
-        "rps": float(out.split("Requests/sec:")[1].split()[0]),
-        "cpu_us": used / os.sysconf("SC_CLK_TCK") * 1e6 / requests,
+        "rps": run["rps"],
+        "cpu_us": used / os.sysconf("SC_CLK_TCK") * 1e6 / run["requests"],
     }
 
 
@@ -121,13 +96,7 @@ def event_latencies(base_url: str, assistant_id: str, read: str, write: str, cha
         stream.next_named("hello")
         for i in range(changes):
             sent = time.monotonic()
-            status, _, body = call(
-                "PATCH",
-                f"{base_url}/api/v1/assistants/{assistant_id}/",
-                key=write,
-                body={"instructions": f"Change {i}."},
-            )
-            assert status == 200, body
+            edit_instructions(base_url, assistant_id, write, f"Change {i}.")
             answered = time.monotonic()
             event = stream.next_named("revision", timeout=10)
             assert event.json["assistants"] == [assistant_id], event.data
@@ -138,11 +107,6 @@ def event_latencies(base_url: str, assistant_id: str, read: str, write: str, cha
 
 
 # --- results --------------------------------------------------------------------------------
-
-
-def record(lines: list[str], results: Path) -> None:
-    """Write this section of `results` (the rest of the file is kept)."""
-    write_section(HEADING, lines, results)
 
 
 def chart(without: list[float], held: list[float], streams: int, output: Path) -> bool:
@@ -167,32 +131,24 @@ def chart(without: list[float], held: list[float], streams: int, output: Path) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run that checks it works")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=float, default=6.0, help="per wrk run")
-    parser.add_argument("--connections", type=int, default=16)
+    parser = bench_arguments(__doc__.splitlines()[0], rounds=6, seconds=6.0)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=50)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench", help="RESULTS.md's folder")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds, args.streams, args.changes = 2, 1.0, 50, 5
 
     load_before = os.getloadavg()[0]
-    env = start_services()
-    servers = []
-    try:
-        setup_django(env)
+    with running_services():
         assistant_id, read, write = load_config()
         port = free_port()
-        servers.append(start_server(serve_command(port), port, env))
+        granian = start_production_server(port)
         base_url = f"http://127.0.0.1:{port}"
         url = f"{base_url}/api/v1/assistants/{assistant_id}/config/"
         children = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(servers[0].pid)], capture_output=True, text=True
+            ["ps", "-o", "pid=", "--ppid", str(granian.pid)], capture_output=True, text=True
         ).stdout.split()
-        server = [servers[0].pid, *map(int, children)]  # Granian and its workers
+        server = [granian.pid, *map(int, children)]  # Granian and its workers
 
         def measure(seconds=args.seconds):
             return wrk(url, read, seconds, args.connections, server)
@@ -223,9 +179,6 @@ def main() -> None:
             )
         finally:
             release_streams(holder, SETTLE_SECONDS)
-    finally:
-        stop(servers)
-        stop_services()
 
     load_after = os.getloadavg()[0]
 
@@ -275,7 +228,7 @@ def main() -> None:
     ]
     if chart([r["rps"] for r in without], [r["rps"] for r in held], args.streams, png):
         lines += ["", f"![idle subscribers]({png.name})"]
-    record(lines, args.output / "RESULTS.md")
+    write_section(HEADING, lines, args.output / "RESULTS.md")
     print("\n".join(lines))
 
 

@@ -12,6 +12,8 @@ Who may do what (checked on every request, GET and POST, so a forged POST is ref
   one in PROTECTED_LABELS.
 """
 
+import functools
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -105,13 +107,24 @@ class ReadOnlyAdmin(admin.ModelAdmin):
             },
         )
 
-    def _viewable(self, request, object_id):
-        """The row, if it exists and the user may view it: else None (the caller redirects),
-        or PermissionDenied."""
-        obj = self.get_object(request, unquote(object_id))
-        if obj is not None and not self.has_view_permission(request, obj):
+
+def of_one_viewable_row(view):
+    """An admin view of one row (a ReadOnlyAdmin's), called with the row instead of its id: a
+    row that does not exist redirects as the admin's own views do; one the user may not view
+    is PermissionDenied."""
+
+    @functools.wraps(view)
+    def with_row(model_admin, request, object_id, *args, **kwargs):
+        row = model_admin.get_object(request, unquote(object_id))
+        if row is None:
+            return model_admin._get_obj_does_not_exist_redirect(
+                request, model_admin.opts, object_id
+            )
+        if not model_admin.has_view_permission(request, row):
             raise PermissionDenied
-        return obj
+        return view(model_admin, request, row, *args, **kwargs)
+
+    return with_row
 
 
 class RollbackForm(forms.Form):
@@ -174,10 +187,8 @@ class RevisionAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        revision = self._viewable(request, object_id)
-        if revision is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+    @of_one_viewable_row
+    def change_view(self, request, revision, form_url="", extra_context=None):
         changes, page = _shown_changes(revision.changes.order_by("id"), request, revision)
         return self._page(
             request,
@@ -191,11 +202,9 @@ class RevisionAdmin(ReadOnlyAdmin):
             may_roll_back=may_roll_back(request.user),
         )
 
-    def field_view(self, request, object_id, change_id, field):
+    @of_one_viewable_row
+    def field_view(self, request, revision, change_id, field):
         """One field of one of the revision's changes, whole (linked where a page cut it)."""
-        revision = self._viewable(request, object_id)
-        if revision is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         change = revision.changes.filter(pk=change_id).select_related("revision").first()
         if change is None:
             raise Http404("No such change in this revision.")
@@ -207,12 +216,10 @@ class RevisionAdmin(ReadOnlyAdmin):
             title=f"{field} of {change.name}, revision {revision.number}",
         )
 
-    def rollback_view(self, request, object_id):
+    @of_one_viewable_row
+    def rollback_view(self, request, revision):
         """Shows what rolling back to the revision changes (live → the revision), then, on
         a confirmed POST, rolls back."""
-        revision = self._viewable(request, object_id)
-        if revision is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not may_roll_back(request.user):
             raise PermissionDenied
         form = RollbackForm(request.POST if request.method == "POST" else None)
@@ -315,10 +322,8 @@ class LabelAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        label = self._viewable(request, object_id)
-        if label is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+    @of_one_viewable_row
+    def change_view(self, request, label, form_url="", extra_context=None):
         return self._page(
             request,
             "admin/history/label_detail.html",
@@ -330,12 +335,10 @@ class LabelAdmin(ReadOnlyAdmin):
             may_move=may_move_label(request.user, label.name),
         )
 
-    def move_view(self, request, object_id):
+    @of_one_viewable_row
+    def move_view(self, request, label):
         """Step one: pick the target; step two: the diff from where the label points to the
         target, and a confirmation; then the move."""
-        label = self._viewable(request, object_id)
-        if label is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not may_move_label(request.user, label.name):
             raise PermissionDenied
         form = LabelTargetForm(request.POST if request.method == "POST" else None)

@@ -6,6 +6,17 @@ from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 
+class Timestamped(models.Model):
+    """When a row was created and last saved: shown by the admin and the API, not part of the
+    configuration (the models' CONFIG_FIELDS) nor of its history."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
 class ConfigRevision(models.Model):
     """A counter that grows by one with every committed change of what it names.
 

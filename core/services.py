@@ -1,7 +1,8 @@
-"""What every app's write services share: updating a model, refusing a delete.
+"""What every app's write services share: creating and updating a model, refusing a delete.
 
-HackSoft Styleguide's `model_update`, and the one exception for SPEC rule 7 (a delete refused
-while something still references the object), which the API answers with 409 (core.api.errors).
+HackSoft Styleguide's `model_update` (and a `model_create` to match), and the one exception for
+SPEC rule 7 (a delete refused while something still references the object), which the API
+answers with 409 (core.api.errors).
 """
 
 import json
@@ -24,6 +25,15 @@ class StillReferenced(ValidationError):
             code="still_referenced",
         )
         self.references = references
+
+
+def model_create(model_class: type[ModelT], /, **fields) -> ModelT:
+    """A new row of `model_class` with `fields`, validated by its own rules (full_clean())
+    before it is saved. (Positional: a field may be called `model`, as an assistant's is.)"""
+    instance = model_class(**fields)
+    instance.full_clean()
+    instance.save()
+    return instance
 
 
 def model_update(

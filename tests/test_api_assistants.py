@@ -18,18 +18,7 @@ def test_it_lists_assistants_by_name_paginated(reader, secretary, calendar_assis
     assert list(body) == ["count", "next", "previous", "results"]
     assert body["count"] == 2 and body["next"] is None and body["previous"] is None
     assert [a["name"] for a in body["results"]] == ["Calendar assistant", "Secretary"]
-    assert set(body["results"][0]) == {
-        "id",
-        "name",
-        "is_secretary",
-        "assistant_type",
-        "model",
-        "instructions",
-        "openai_assistant_id",
-        "is_active",
-        "created_at",
-        "updated_at",
-    }
+    assert set(body["results"][0]) == {"id", *Assistant.CONFIG_FIELDS, "created_at", "updated_at"}
 
 
 @pytest.mark.parametrize(

@@ -16,18 +16,7 @@ def test_it_lists_tools_by_name(reader, weather_tool, calendar_assistant):
     assert body["count"] == 2
     assert [t["name"] for t in body["results"]] == ["ask_calendar", "get_weather"]
     assert body["results"][0]["assistant"] == str(calendar_assistant.id)
-    assert set(body["results"][1]) == {
-        "id",
-        "name",
-        "tool_type",
-        "description",
-        "input_schema",
-        "strict",
-        "assistant",
-        "is_active",
-        "created_at",
-        "updated_at",
-    }
+    assert set(body["results"][1]) == {"id", *Tool.CONFIG_FIELDS, "created_at", "updated_at"}
 
 
 def test_it_filters_tools_by_type_and_activity(reader, weather_tool):

@@ -79,33 +79,14 @@ def test_the_export_is_sorted_with_a_stable_key_order(populated):
         "old_time",
     ]
     secretary = document["assistants"][1]
-    assert list(secretary) == [
-        "id",
-        "name",
-        "is_secretary",
-        "assistant_type",
-        "model",
-        "instructions",
-        "openai_assistant_id",
-        "is_active",
-        "tools",
-    ]
+    assert list(secretary) == ["id", *Assistant.CONFIG_FIELDS, "tools"]
     assert secretary["tools"] == [
         "ask_calendar",
         "get_weather",
         {"tool": "old_time", "is_active": False},
     ]
     ask = document["tools"][0]
-    assert list(ask) == [
-        "id",
-        "name",
-        "tool_type",
-        "description",
-        "input_schema",
-        "strict",
-        "assistant",
-        "is_active",
-    ]
+    assert list(ask) == ["id", *Tool.CONFIG_FIELDS]
     assert ask["assistant"] == "Calendar assistant"
 
 

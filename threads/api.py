@@ -12,12 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assistants.models import Assistant
-from core.api.errors import (
-    READ_ERRORS,
-    WRITE_ERRORS,
-    error_responses,
-    page_not_found,
-)
+from core.api.errors import READ_ERRORS, WRITE_ERRORS, error_responses
+from core.api.schemas import list_schema
 from core.api.views import InputSerializer, object_or_404, query_filters
 from core.models import APIKey
 from threads.models import UserAssistantThread
@@ -72,15 +68,7 @@ class ThreadFilterSerializer(serializers.Serializer):
 
 
 @extend_schema_view(
-    get=extend_schema(
-        operation_id="threads_list",
-        parameters=[ThreadFilterSerializer],
-        responses={
-            200: ThreadSerializer(many=True),
-            **error_responses(400, *READ_ERRORS),
-            **page_not_found(),
-        },
-    )
+    get=list_schema("threads_list", ThreadSerializer, filters=ThreadFilterSerializer)
 )
 class ThreadListApi(generics.ListAPIView):
     permission_model = UserAssistantThread

@@ -4,9 +4,10 @@ from django.db import models
 from django.utils import timezone
 
 from assistants.models import Assistant
+from core.models import Timestamped
 
 
-class UserAssistantThread(models.Model):
+class UserAssistantThread(Timestamped):
     """The runtime's conversation thread of one user with one assistant."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -14,8 +15,6 @@ class UserAssistantThread(models.Model):
     assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="threads")
     thread_id = models.CharField(max_length=255, help_text="The runtime's external thread id.")
     last_used = models.DateTimeField(default=timezone.now)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-last_used"]

@@ -2,26 +2,16 @@
 
 (An assistant's tool set, `/assistants/{id}/tools/`, is the assistant's: assistants.api.)"""
 
-from drf_spectacular.utils import (
-    OpenApiExample,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
-)
-from rest_framework import generics, serializers, status
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.change_notes import REVISION_NOTE_PARAMETER
-from core.api.errors import (
-    CONFIG_DELETE_ERRORS,
-    CONFIG_WRITE_ERRORS,
-    READ_ERRORS,
-    error_responses,
-    page_not_found,
-)
+from core.api.errors import READ_ERRORS, error_responses
+from core.api.schemas import documented_writes, list_schema
 from core.api.views import (
     InputSerializer,
+    ObjectCreateMixin,
     ObjectWriteMixin,
     StrictBooleanField,
     object_or_404,
@@ -37,18 +27,7 @@ class ToolSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Tool
-        fields = [
-            "id",
-            "name",
-            "tool_type",
-            "description",
-            "input_schema",
-            "strict",
-            "assistant",
-            "is_active",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *Tool.CONFIG_FIELDS, "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -102,61 +81,22 @@ class ToolFilterSerializer(serializers.Serializer):
     is_active = StrictBooleanField(required=False)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="tools_list",
-        parameters=[ToolFilterSerializer],
-        responses={
-            200: ToolSerializer(many=True),
-            **error_responses(400, *READ_ERRORS),
-            **page_not_found(),
-        },
-    )
-)
-class ToolListApi(generics.ListAPIView):
+@extend_schema_view(get=list_schema("tools_list", ToolSerializer, filters=ToolFilterSerializer))
+@documented_writes("tools", example=TOOL_EXAMPLE)
+class ToolListApi(ObjectCreateMixin, generics.ListAPIView):
     permission_model = Tool
     serializer_class = ToolSerializer
+    input_serializer_class = ToolInputSerializer
+    output_serializer_class = ToolSerializer
 
     def get_queryset(self):
         return tool_list(filters=query_filters(ToolFilterSerializer, self.request))
 
-    @extend_schema(
-        operation_id="tools_create",
-        parameters=[REVISION_NOTE_PARAMETER],
-        request=ToolInputSerializer,
-        examples=[TOOL_EXAMPLE],
-        responses={201: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS)},
-    )
-    def post(self, request):
-        serializer = ToolInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        tool = tool_create(**serializer.validated_data)
-        return Response(ToolSerializer(tool).data, status=status.HTTP_201_CREATED)
+    def perform_create(self, data: dict) -> Tool:
+        return tool_create(**data)
 
 
-@extend_schema_view(
-    put=extend_schema(
-        operation_id="tools_update",
-        parameters=[REVISION_NOTE_PARAMETER],
-        request=ToolInputSerializer,
-        examples=[TOOL_EXAMPLE],
-        responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
-    ),
-    patch=extend_schema(
-        operation_id="tools_partial_update",
-        parameters=[REVISION_NOTE_PARAMETER],
-        request=ToolInputSerializer(partial=True),
-        responses={200: ToolSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404)},
-    ),
-    delete=extend_schema(
-        operation_id="tools_destroy",
-        parameters=[REVISION_NOTE_PARAMETER],
-        responses={
-            204: OpenApiResponse(description="Deleted."),
-            **error_responses(*CONFIG_DELETE_ERRORS),
-        },
-    ),
-)
+@documented_writes("tools", example=TOOL_EXAMPLE, deleted="Deleted.")
 class ToolDetailApi(ObjectWriteMixin, APIView):
     permission_model = Tool
     model = Tool

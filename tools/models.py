@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import Q
 
+from core.models import Timestamped
 from tools.strict_schema import strict_schema_problems
 from tools.validators import (
     TOOL_NAME_PATTERN,
@@ -30,9 +31,10 @@ def default_input_schema():
     return {"type": "object", "properties": {}}
 
 
-class Tool(models.Model):
-    # The fields that make up the configuration: recorded in its history (core.changes) and
-    # written to its files (config_backend.transfer), in this order; `assistant` by id.
+class Tool(Timestamped):
+    # The fields that make up the configuration, in this order: what tool_update changes and the
+    # API shows, recorded in its history (core.changes) and written to its files
+    # (config_backend.transfer); `assistant` by id.
     CONFIG_FIELDS = (
         "name",
         "tool_type",
@@ -79,8 +81,6 @@ class Tool(models.Model):
         help_text="The assistant this tool delegates to (sub-assistant tools only).",
     )
     is_active = models.BooleanField("active", default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -149,7 +149,7 @@ class Tool(models.Model):
             raise ValidationError(errors)
 
 
-class AssistantToolLink(models.Model):
+class AssistantToolLink(Timestamped):
     # What a link's history records; a link is identified by its assistant and tool.
     CONFIG_FIELDS = ("is_active", "sub_assistant")
 
@@ -167,8 +167,6 @@ class AssistantToolLink(models.Model):
         help_text="The tool's delegate, for sub-assistant tools; kept in sync automatically.",
     )
     is_active = models.BooleanField("active", default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["assistant__name", "tool__name"]

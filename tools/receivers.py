@@ -31,23 +31,14 @@ def deleted(sender, instance, **kwargs):
 
 def _record(instance: Tool | AssistantToolLink, *, old, new) -> None:
     if isinstance(instance, Tool):
-        change = Change.between(
-            entity=RevisionChange.Entity.TOOL,
-            object_id=instance.pk,
-            name=instance.name,
-            old=old,
-            new=new,
-        )
+        entity, object_id, name = RevisionChange.Entity.TOOL, instance.pk, instance.name
         # A tool created has no links yet; one deleted had none (rule 7).
         touched = {"tool_ids": [instance.pk]} if old and new else {}
     else:
-        change = Change.between(
-            entity=RevisionChange.Entity.LINK,
-            object_id=AssistantToolLink.history_id(instance.assistant_id, instance.tool_id),
-            name=f"{instance.assistant.name} → {instance.tool.name}",
-            old=old,
-            new=new,
-        )
+        entity = RevisionChange.Entity.LINK
+        object_id = AssistantToolLink.history_id(instance.assistant_id, instance.tool_id)
+        name = f"{instance.assistant.name} → {instance.tool.name}"
         touched = {"link_assistant_ids": [instance.assistant_id]}
+    change = Change.between(entity=entity, object_id=object_id, name=name, old=old, new=new)
     if change is not None:
         record_changes([change], assistants=config_dependents(**touched))

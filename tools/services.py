@@ -2,34 +2,20 @@
 
 from django.db import transaction
 
-from core.services import StillReferenced, model_update
+from core.services import StillReferenced, model_create, model_update
 from tools.models import Tool
 from tools.selectors import tool_references
-
-# What tool_update may change (the export/import file format keeps its own list).
-TOOL_FIELDS = (
-    "name",
-    "tool_type",
-    "description",
-    "input_schema",
-    "strict",
-    "assistant",
-    "is_active",
-)
 
 
 @transaction.atomic
 def tool_create(**fields) -> Tool:
-    tool = Tool(**fields)
-    tool.full_clean()
-    tool.save()
-    return tool
+    return model_create(Tool, **fields)
 
 
 @transaction.atomic
 def tool_update(*, tool: Tool, **fields) -> Tool:
-    """Change the given fields; a change to nothing saves nothing."""
-    tool, _ = model_update(instance=tool, fields=TOOL_FIELDS, data=fields)
+    """Change the given fields (of Tool.CONFIG_FIELDS); a change to nothing saves nothing."""
+    tool, _ = model_update(instance=tool, fields=Tool.CONFIG_FIELDS, data=fields)
     return tool
 
 

@@ -4,7 +4,3 @@ labels, diffs and rollback (SPEC "Revisions, history, labels, diff, rollback").
 core.changes records each revision; this package reads the history back and writes through
 config_backend.transfer, the import's validated atomic path.
 """
-
-# The transfer package first: its import path (apply) records through history.states, which
-# reads states through transfer.state; entering here first would meet apply half-imported.
-import config_backend.transfer  # noqa: E402, F401

@@ -35,12 +35,8 @@ from config_backend.history.services import (
 )
 from core.api.auth import ScopeOrModelPermission
 from core.api.change_notes import change_note_parameter
-from core.api.errors import (
-    CONFIG_WRITE_ERRORS,
-    READ_ERRORS,
-    error_responses,
-    page_not_found,
-)
+from core.api.errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses
+from core.api.schemas import list_schema
 from core.api.views import InputSerializer, StrictBooleanField, query_filters
 from core.changes import MESSAGE_MAX_LENGTH
 from core.models import APIKey, Revision, RevisionChange
@@ -167,16 +163,7 @@ def point_or_error(text, *, parameter: str) -> int | None:
 # --- views --------------------------------------------------------------------------------------
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="revisions_list",
-        responses={
-            200: RevisionSerializer(many=True),
-            **error_responses(*READ_ERRORS),
-            **page_not_found(),
-        },
-    )
-)
+@extend_schema_view(get=list_schema("revisions_list", RevisionSerializer))
 class RevisionListApi(generics.ListAPIView):
     """Every committed change set, newest first, with the rows of each entity it changed."""
 

@@ -23,7 +23,8 @@ from config_backend.history.labels import (
 from config_backend.history.states import UnknownRevision
 from core.api.auth import ScopeOrModelPermission
 from core.api.change_notes import change_note_parameter
-from core.api.errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses, page_not_found
+from core.api.errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses
+from core.api.schemas import list_schema
 from core.api.views import InputSerializer
 from core.changes import MESSAGE_MAX_LENGTH, current_context
 from core.models import LIVE, APIKey, Label
@@ -125,16 +126,7 @@ class LabelPermission(ScopeOrModelPermission):
         return True
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="labels_list",
-        responses={
-            200: LabelSerializer(many=True),
-            **error_responses(*READ_ERRORS),
-            **page_not_found(),
-        },
-    )
-)
+@extend_schema_view(get=list_schema("labels_list", LabelSerializer))
 class LabelListApi(generics.ListAPIView):
     """Every label, by name: where it points and whether it is protected."""
 
@@ -190,13 +182,8 @@ class LabelDetailApi(APIView):
 
 
 @extend_schema_view(
-    get=extend_schema(
-        operation_id="labels_history",
-        responses={
-            200: LabelMoveSerializer(many=True),
-            **error_responses(*READ_ERRORS),
-            **page_not_found("No such label, or no such page."),
-        },
+    get=list_schema(
+        "labels_history", LabelMoveSerializer, not_found="No such label, or no such page."
     )
 )
 class LabelHistoryApi(generics.ListAPIView):

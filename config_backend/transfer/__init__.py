@@ -9,12 +9,13 @@ operations (a fixed number of queries per entity type) and, still inside the tra
 re-reads the database and checks it equals the computed state before committing.
 
 Modules, by responsibility:
-    file_format  the format's fields and JSON Schema, reading a file, Problem (where in a
-                 file), writing a state as a file or a backup
-    state        ConfigState (the configuration as plain values), load_state, table locks,
-                 export_config
+    state        ConfigState (the configuration as plain values) and its rows' fields,
+                 load_state, table locks
+    file_format  the format's JSON Schema, reading a file, Problem (where in a file), writing
+                 a state as a file (export_config) or a backup
     plan         Planner: the final state a file asks for and every rule it breaks
-    plan_rules   the rules that span rows (secretary, cycles, tools per assistant), for plan
+    plan_rules   the rules that span rows (secretary, cycles, tools per assistant): functions
+                 of the planned state, for plan
     apply        import_config: the difference, bulk writes, verification
     check        validate_config (a file), config_problems (the live database)
 """
@@ -22,18 +23,16 @@ Modules, by responsibility:
 from config_backend.transfer.apply import ConfigVerificationError, ImportResult, import_config
 from config_backend.transfer.check import config_problems, validate_config
 from config_backend.transfer.file_format import (
-    ASSISTANT_FIELDS,
     FORMAT_VERSION,
-    THREAD_FIELDS,
-    TOOL_FIELDS,
     ConfigFileError,
     ConfigValidationError,
     config_to_bytes,
+    export_config,
     format_schema,
     read_config_file,
     write_config_file,
 )
-from config_backend.transfer.state import export_config
+from config_backend.transfer.state import ASSISTANT_FIELDS, THREAD_FIELDS, TOOL_FIELDS
 
 __all__ = [
     "ASSISTANT_FIELDS",

@@ -15,16 +15,16 @@ from django.utils import timezone
 from assistants.models import Assistant
 from config_backend.transfer.changes import record_state_changes
 from config_backend.transfer.file_format import (
-    ASSISTANT_FIELDS,
-    THREAD_FIELDS,
-    TOOL_FIELDS,
     ConfigValidationError,
     serialize_state,
     write_backup,
 )
 from config_backend.transfer.plan import Planner, Progress
 from config_backend.transfer.state import (
+    ASSISTANT_FIELDS,
     ENTITIES,
+    THREAD_FIELDS,
+    TOOL_FIELDS,
     ConfigState,
     canonical,
     links_out_of_sync,

@@ -1,9 +1,9 @@
-"""The configuration file format (SPEC "Import/export format"): its fields, its JSON Schema,
-reading a file, where a problem is in it, and writing a state as a file (bytes, backups).
+"""The configuration file format (SPEC "Import/export format"): its JSON Schema, reading a
+file, where a problem is in it, and writing a state (config_backend.transfer.state) as a file
+(the export, bytes, backups).
 
-The field lists are the models' CONFIG_FIELDS, which the history records too, so a state
-rebuilt from the history is a state this format writes (export --at, rollback). Adding a field
-there needs the schema and a format version here.
+An entry's fields are the state's (ASSISTANT_FIELDS, ... in state), which are the models'
+CONFIG_FIELDS. Adding a field there needs the schema and a format version here.
 """
 
 import json
@@ -13,18 +13,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
-from assistants.models import Assistant
+from config_backend.transfer.state import (
+    ASSISTANT_FIELDS,
+    THREAD_FIELDS,
+    TOOL_FIELDS,
+    ConfigState,
+    load_state,
+    lock_config_tables,
+)
 from core.api.json_input import JSONInputError, decode_json, json_pointer, json_problems
-from tools.models import Tool
-
-if TYPE_CHECKING:
-    from config_backend.transfer.state import ConfigState
 
 # Version 2 added the tools' `strict`; version 1 files are still read (every tool not strict).
 FORMAT_VERSION = 2
@@ -34,13 +37,8 @@ SCHEMA_PATH = Path(__file__).with_name("config_format.schema.json")
 # anything much larger is almost certainly the wrong file.
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
-# The fields of each entry, in the order they are written (an assistant's `tools` list and
-# every `id` aside). References (`assistant`) are by name in the file.
-ASSISTANT_FIELDS = Assistant.CONFIG_FIELDS
-TOOL_FIELDS = Tool.CONFIG_FIELDS
 # What each older version's entries lack: {version: {section: fields}}.
 NOT_IN_VERSION = {1: {"tools": ("strict",)}}
-THREAD_FIELDS = ("user_id", "assistant", "thread_id", "last_used")
 # The sections of the file that are lists of entries.
 SECTIONS = ("assistants", "tools", "threads")
 
@@ -244,8 +242,17 @@ def format_datetime(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def serialize_state(state: "ConfigState", *, include_threads: bool) -> dict:
-    """The file format of a state: stable key order, rows and link lists sorted by name."""
+def export_config(*, include_threads: bool) -> dict:
+    """The whole configuration in the file format, read as one consistent snapshot."""
+    with transaction.atomic():
+        lock_config_tables(mode="SHARE")
+        state = load_state(include_threads=include_threads)
+    return serialize_state(state, include_threads=include_threads)
+
+
+def serialize_state(state: ConfigState, *, include_threads: bool) -> dict:
+    """The file format of a state: the state's fields of each entry in their order (references
+    by name), rows and link lists sorted by name."""
     assistant_names = {pk: row["name"] for pk, row in state.assistants.items()}
     tool_names = {pk: row["name"] for pk, row in state.tools.items()}
     links_by_assistant = defaultdict(list)

@@ -16,15 +16,19 @@ from django.utils import timezone
 
 from assistants.models import Assistant
 from assistants.validators import assistant_type_errors, instructions_size_error
-from config_backend.transfer.file_format import (
-    ASSISTANT_FIELDS,
-    TOOL_FIELDS,
-    Problem,
-    format_problems,
-    parse_last_used,
+from config_backend.transfer.file_format import Problem, format_problems, parse_last_used
+from config_backend.transfer.plan_rules import (
+    delegation_cycle_problems,
+    secretary_problems,
+    tools_per_assistant_problems,
 )
-from config_backend.transfer.plan_rules import CrossRowRules
-from config_backend.transfer.state import ENTITIES, ConfigState, canonical
+from config_backend.transfer.state import (
+    ASSISTANT_FIELDS,
+    ENTITIES,
+    TOOL_FIELDS,
+    ConfigState,
+    canonical,
+)
 from threads.models import UserAssistantThread
 from tools.models import Tool
 from tools.strict_schema import strict_schema_problems
@@ -48,12 +52,16 @@ class FileRow:
     def pointer(self) -> str:
         return f"/{self.section}/{self.index}"
 
+    def problem(self, inside: str, message: str) -> Problem:
+        """A problem at `inside` (a JSON pointer) within this entry."""
+        return Problem(message, self.section, self.index, inside)
+
 
 def _field_default(model, name):
     return model._meta.get_field(name).get_default()
 
 
-class Planner(CrossRowRules):
+class Planner:
     """Computes the final state a file asks for and every rule it breaks, without writing.
 
     `trust_unchanged`: an input schema identical to the one stored for that row was validated
@@ -85,7 +93,7 @@ class Planner(CrossRowRules):
         self._schema_checks: dict = {}
 
     def error(self, row: FileRow, inside: str, message: str) -> None:
-        self.errors.append(Problem(message, row.section, row.index, inside))
+        self.errors.append(row.problem(inside, message))
 
     def model_errors(self, row: FileRow, exc: ValidationError) -> None:
         for name, messages in exc.message_dict.items():
@@ -249,7 +257,7 @@ class Planner(CrossRowRules):
         self._check_unique_names("assistants", self.assistant_rows, kept, entries)
         self.final.assistants = {**kept, **{row.pk: row.values for row in self.assistant_rows}}
         self.mentioned["assistants"] = {row.pk for row in self.assistant_rows}
-        self._check_one_secretary()
+        self.errors += secretary_problems(self.final, self.assistant_rows)
 
     # -- tools
 
@@ -356,8 +364,8 @@ class Planner(CrossRowRules):
                 tool_delegate=self.final.tools[tool_pk]["assistant"]
             )
         self.final.links = links
-        self._check_delegation_cycles()
-        self._check_tool_limits()
+        self.errors += delegation_cycle_problems(self.final, self.tool_rows, self.link_places)
+        self.errors += tools_per_assistant_problems(self.final, self.assistant_rows)
 
     # -- threads
 

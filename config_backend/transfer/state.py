@@ -1,22 +1,26 @@
-"""The configuration as plain values (a state), read from the database in one snapshot."""
+"""The configuration as plain values (a state), read from the database in one snapshot.
+
+A row's fields are the models' CONFIG_FIELDS, which the history records too, so a state rebuilt
+from the history (config_backend.history.states) is one the file format writes (export --at,
+rollback).
+"""
 
 import json
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import connection
 
 from assistants.models import Assistant
-from config_backend.transfer.file_format import (
-    ASSISTANT_FIELDS,
-    THREAD_FIELDS,
-    TOOL_FIELDS,
-    serialize_state,
-)
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 from tools.validators import link_sub_assistant
 
 ENTITIES = ("assistants", "tools", "links", "threads")
+# The fields of each row, in the order the file format writes them (an assistant's `tools` list
+# and every `id` aside). References (`assistant`) are by primary key here, by name in a file.
+ASSISTANT_FIELDS = Assistant.CONFIG_FIELDS
+TOOL_FIELDS = Tool.CONFIG_FIELDS
+THREAD_FIELDS = ("user_id", "assistant", "thread_id", "last_used")
 
 
 @dataclass
@@ -77,14 +81,6 @@ def lock_config_tables(*, mode: str) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {tables} IN {mode} MODE")
-
-
-def export_config(*, include_threads: bool) -> dict:
-    """The whole configuration in the file format, read as one consistent snapshot."""
-    with transaction.atomic():
-        lock_config_tables(mode="SHARE")
-        state = load_state(include_threads=include_threads)
-    return serialize_state(state, include_threads=include_threads)
 
 
 def links_out_of_sync(state: ConfigState) -> list[tuple]:

@@ -130,14 +130,32 @@ def object_or_404(
         raise NotFound(detail or f"No {object_name} matches the given query.") from None
 
 
+# POST of a new object to a list view: parse the input, call the service, render (201).
+#
+# A view names the input and output serializers and calls its service in `perform_create`;
+# core.api.schemas.documented_writes documents it. A mixin, not an APIView subclass: DRF imports
+# this module (parser, pagination) while it defines APIView. No docstring: the views' OpenAPI
+# descriptions would inherit it.
+class ObjectCreateMixin:
+    input_serializer_class: type[serializers.Serializer]
+    output_serializer_class: type[serializers.Serializer]
+
+    def perform_create(self, data: dict) -> Model:
+        raise NotImplementedError
+
+    def post(self, request, **kwargs):
+        serializer = self.input_serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = self.perform_create(serializer.validated_data)
+        return Response(self.output_serializer_class(instance).data, status=status.HTTP_201_CREATED)
+
+
 # PUT (every field), PATCH (the fields sent) and DELETE of one object, for an APIView: find it,
 # parse the input, call the service, render.
 #
 # A view names the `model` and the URL keyword holding its id (`lookup_url_kwarg`), the input and
-# output serializers, and calls its services in `perform_update` and `perform_delete`; it
-# documents put/patch/delete with `extend_schema_view`. A mixin, not an APIView subclass: DRF
-# imports this module (parser, pagination) while it defines APIView. No docstring: the views'
-# OpenAPI descriptions would inherit it.
+# output serializers, and calls its services in `perform_update` and `perform_delete`;
+# core.api.schemas.documented_writes documents put/patch/delete. A mixin, as ObjectCreateMixin.
 class ObjectWriteMixin:
     model: type[Model]
     lookup_url_kwarg: str

@@ -11,6 +11,9 @@ for the same text.
 """
 
 import re
+from collections.abc import Iterable
+
+from django.core.management.base import CommandError, OutputWrapper
 
 # C0 (ESC among them), DEL and C1. A tab does nothing worse than a space. A newline is kept only
 # in text meant to span lines (a CommandError's paragraph), never in one row of a listing.
@@ -29,3 +32,11 @@ def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
 def _escape(match: re.Match) -> str:
     character = match.group()
     return _SHORT_ESCAPES.get(character) or f"\\u{ord(character):04x}"
+
+
+def command_refused(stderr: OutputWrapper, reasons: Iterable[str], summary: str) -> CommandError:
+    """Write each reason on its own line of a command's `stderr`, and return the CommandError
+    (to raise) that ends the command with `summary`; all of it terminal-safe."""
+    for reason in reasons:
+        stderr.write(terminal_safe(reason))
+    return CommandError(terminal_safe(summary))

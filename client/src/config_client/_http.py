@@ -104,6 +104,8 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _WatchedConnection(http.client.HTTPConnection):
+    """A connection whose socket the deadline watches from the moment it connects."""
+
     def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline = deadline
@@ -113,14 +115,9 @@ class _WatchedConnection(http.client.HTTPConnection):
         self._deadline.watch(self.sock)
 
 
-class _WatchedTLSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()
-        self._deadline.watch(self.sock)
+class _WatchedTLSConnection(_WatchedConnection, http.client.HTTPSConnection):
+    """The same over TLS: HTTPSConnection.connect runs first, so the socket watched is the
+    wrapped one."""
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):

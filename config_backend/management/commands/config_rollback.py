@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config_backend.history.selectors import MalformedPoint, resolve_point
 from config_backend.history.services import RollbackRefused, rollback
 from core.cache import CacheUnavailable
-from core.ops.terminal import terminal_safe
+from core.ops.terminal import command_refused, terminal_safe
 
 
 class Command(BaseCommand):
@@ -30,14 +30,11 @@ class Command(BaseCommand):
         except (MalformedPoint, LookupError, CacheUnavailable) as exc:
             raise CommandError(terminal_safe(str(exc))) from None
         except RollbackRefused as exc:
-            for reason in exc.reasons:
-                self.stderr.write(terminal_safe(reason))
-            raise CommandError(
-                terminal_safe(
-                    f"Rollback to {to} refused ({len(exc.reasons)} reason(s) above); nothing "
-                    "was changed."
-                )
-            ) from None
+            summary = (
+                f"Rollback to {to} refused ({len(exc.reasons)} reason(s) above); nothing was "
+                "changed."
+            )
+            raise command_refused(self.stderr, exc.reasons, summary) from None
         for row in result.kept:
             self.stdout.write(
                 terminal_safe(f"Kept {row['entity']} created after {to}: {row['name']}")

@@ -7,7 +7,7 @@ from core.cache import CacheUnavailable
 from core.changes import ChangeContext, change_context, os_user
 from core.models import Revision
 from core.ops import metrics
-from core.ops.terminal import terminal_safe
+from core.ops.terminal import command_refused, terminal_safe
 
 # Files with more rows than this get their progress reported on stderr.
 LARGE_FILE_ROWS = 2000
@@ -70,20 +70,14 @@ class Command(BaseCommand):
                     progress=progress,
                 )
         except transfer.ConfigValidationError as exc:
-            for line in exc.errors:
-                self.stderr.write(terminal_safe(line))
-            raise CommandError(
-                terminal_safe(f"{file}: {len(exc.errors)} error(s); nothing was written.")
-            ) from None
+            summary = f"{file}: {len(exc.errors)} error(s); nothing was written."
+            raise command_refused(self.stderr, exc.errors, summary) from None
         except transfer.ConfigVerificationError as exc:
-            for line in exc.mismatches:
-                self.stderr.write(terminal_safe(line))
-            raise CommandError(
-                terminal_safe(
-                    f"{file}: after writing, the database did not match the file; "
-                    "everything was rolled back."
-                )
-            ) from None
+            summary = (
+                f"{file}: after writing, the database did not match the file; everything was "
+                "rolled back."
+            )
+            raise command_refused(self.stderr, exc.mismatches, summary) from None
         except transfer.ConfigFileError as exc:
             raise CommandError(terminal_safe(str(exc))) from None
         except CacheUnavailable as exc:
