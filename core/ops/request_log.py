@@ -5,6 +5,9 @@ Django's middleware; every other request by Django, through
 core.ops.middleware.RequestLogMiddleware.
 Both call `begin` (the request id and the start time, kept in the WSGI environ, so a request the
 fast path hands on to Django keeps its id) and `finish` (the line, and core.ops.metrics' counts).
+With LOG_FORMAT=json as configured, the line is written by core.ops.log_formats.JsonLineWriter,
+without a LogRecord (bench/RESULTS.md "Servers: a logged hit"); any other logging
+set-up gets it through `logging` as usual, in the same shape.
 
 What a line says about the caller is the API key's *name* or the username: never the key, its
 hash, a password, a cookie or the Authorization header, none of which is ever handed to the
