@@ -361,7 +361,7 @@ def write_logged(results: dict, meta: str, output: Path) -> None:
     )
     ax.invert_yaxis()
     ax.set_xlabel("requests / second (median, min–max)")
-    ax.set_title(f"Cached config read, {WORKERS} workers: ours with its request line and metrics")
+    ax.set_title(f"Cached config read, {WORKERS} workers; ours logs and counts each hit")
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(output / "server_logged_bench.png", dpi=100)
