@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/server_bench.py            # full run: bench/RESULTS.md "Servers" + PNG
     .venv/bin/python bench/server_bench.py --quick    # seconds; checks that it works
+    .venv/bin/python bench/server_bench.py --logged   # "Servers: a logged hit" + its PNG
 
 Starts its own PostgreSQL and Redis (or uses DATABASE_URL / REDIS_URL), loads one assistant with
 TOOLS tools and an API key, and serves, each with 2 worker processes on loopback:
@@ -17,6 +18,11 @@ response: each must be a 200 with `X-Config-Cache: hit` (the baselines send it t
 fails. Then, for the production server, read throughput with IDLE_STREAMS idle subscribers of
 the push endpoint (GET /api/v1/config/events/, each a real subscription past its first event)
 held open by another process, against the same without, interleaved the same way.
+
+`--logged` measures only what issue 20 compares a production hit with: `make serve` as
+production runs it (LOG_FORMAT=json, METRICS_ENABLED=1: a request line and the counts per hit)
+and without either (LOG_LEVEL=WARNING, METRICS_ENABLED=0), against FastAPI (uvicorn and
+Granian) and the bare WSGI and ASGI callables under Granian, in one interleaved run.
 """
 
 import json
@@ -94,8 +100,8 @@ CASES = {
     ),
     "ours-wsgi-granian": ("ours (WSGI)", "Granian WSGI", granian(OUR_WSGI, "wsgi")),
     "ours-asgi-granian": ("ours (ASGI)", "Granian ASGI = make serve", make_serve),
-    # The same without its request line (LOG_LEVEL=WARNING): what the line costs a hit.
-    "ours-asgi-granian-quiet": ("ours (ASGI), no request line", "Granian ASGI", make_serve),
+    # The same without its request line and metrics: what they cost a hit.
+    "ours-asgi-granian-quiet": ("ours (ASGI), no line, no metrics", "Granian ASGI", make_serve),
     "ours-asgi-uvicorn": ("ours (ASGI)", "uvicorn", uvicorn(OUR_ASGI, "--lifespan", "off")),
     "fastapi-uvicorn": ("FastAPI", "uvicorn", uvicorn("bench.baseline_apps:fastapi_app")),
     "fastapi-granian": (
@@ -120,7 +126,21 @@ CASES = {
         uvicorn("bench.baseline_apps:bare_asgi", "--lifespan", "off"),
     ),
 }
-CASE_ENV = {"ours-asgi-granian-quiet": {"LOG_LEVEL": "WARNING"}}
+# Ours as the container runs it (LOG_FORMAT=json, set below) with /metrics on, as production.
+CASE_ENV = {
+    "ours-asgi-granian": {"METRICS_ENABLED": "1"},
+    "ours-asgi-granian-quiet": {"LOG_LEVEL": "WARNING", "METRICS_ENABLED": "0"},
+}
+# --logged: issue 20's comparison only.
+LOGGED_CASES = [
+    "ours-asgi-granian",
+    "ours-asgi-granian-quiet",
+    "fastapi-uvicorn",
+    "fastapi-granian",
+    "bare-wsgi-granian",
+    "bare-asgi-granian",
+]
+FASTAPI = ("fastapi-uvicorn", "fastapi-granian")
 # The ratios the server issue asks for: (numerator, denominator, target).
 TARGETS = [
     ("ours-asgi-granian", "fastapi-uvicorn", 1.0),
@@ -129,6 +149,7 @@ TARGETS = [
     ("ours-asgi-granian-quiet", "fastapi-uvicorn", 1.0),
     ("ours-asgi-granian-quiet", "fastapi-granian", 1.0),
     ("ours-asgi-granian", "bare-asgi-granian", 0.9),
+    ("ours-asgi-granian", "bare-wsgi-granian", 0.7),
 ]
 # For context: each of our stacks against the bare callable under the same server.
 SAME_SERVER = [
@@ -195,7 +216,9 @@ def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
         label = f"{CASES[top][0]}, {CASES[top][1]} / {CASES[bottom][0]}, {CASES[bottom][1]}"
         lines.append(f"| {label} | {ratio:.2f} | ≥ {target:.1f} |")
     quiet = med(results["ours-asgi-granian-quiet"]) / med(results["bare-asgi-granian"])
-    lines.append(f"| ours (ASGI), no request line / bare ASGI, both Granian ASGI | {quiet:.2f} | |")
+    lines.append(
+        f"| ours (ASGI), no line, no metrics / bare ASGI, both Granian ASGI | {quiet:.2f} | |"
+    )
     for top, bottom in SAME_SERVER:
         ratio = med(results[top]) / med(results[bottom])
         lines.append(
@@ -220,7 +243,7 @@ def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
 
     names = list(CASES)
     colors = {"ours (WSGI)": "tab:blue", "ours (ASGI)": "tab:green"}
-    colors["ours (ASGI), no request line"] = "tab:olive"
+    colors["ours (ASGI), no line, no metrics"] = "tab:olive"
     fig, (ax, ax_idle) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw={"width_ratios": [3, 1]})
     ax.barh(
         [f"{CASES[n][0]} · {CASES[n][1]}" for n in names],
@@ -243,10 +266,77 @@ def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
     fig.savefig(output / "server_bench.png", dpi=100)
 
 
+LOGGED_SECTION = "## Servers: a logged hit"
+
+
+def write_logged(results: dict, meta: str, output: Path) -> None:
+    """--logged: issue 20's ratios, a table and a chart of their own."""
+    fastapi = max(FASTAPI, key=lambda name: med(results[name]))
+    ours, quiet = med(results["ours-asgi-granian"]), med(results["ours-asgi-granian-quiet"])
+    lines = [
+        LOGGED_SECTION,
+        "",
+        meta,
+        "",
+        "| app | server | req/s (median) | min–max | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name in LOGGED_CASES:
+        app, server, _ = CASES[name]
+        runs = results[name]
+        spread = f"{min(r['rps'] for r in runs):.0f}–{max(r['rps'] for r in runs):.0f}"
+        lines.append(
+            f"| {app} | {server} | {med(runs):.0f} | {spread} | {med(runs, 'p50'):.2f} "
+            f"| {med(runs, 'p99'):.2f} |"
+        )
+    best = f"FastAPI, {CASES[fastapi][1]} (the better of uvicorn and Granian)"
+    ratios = [
+        (f"logged hit / {best}", ours / med(results[fastapi]), "≥ 1.0"),
+        ("logged hit / bare WSGI, Granian WSGI", ours / med(results["bare-wsgi-granian"]), "≥ 0.7"),
+        ("logged hit / bare ASGI, Granian ASGI", ours / med(results["bare-asgi-granian"]), ""),
+        ("logged hit / the same without line and metrics", ours / quiet, ""),
+    ]
+    lines += ["", "| ratio (medians) | measured | target |", "|---|---:|---:|"]
+    lines += [f"| {label} | {ratio:.2f} | {target} |" for label, ratio, target in ratios]
+    lines += ["", "![logged hit](server_logged_bench.png)"]
+    text = "\n".join(lines) + "\n"
+    results_file = output / "RESULTS.md"
+    previous = results_file.read_text() if results_file.exists() else "# Benchmark results\n"
+    heading = re.escape(LOGGED_SECTION)
+    previous = re.sub(rf"\n{heading}\n.*?(?=\n## |\Z)", "", previous, flags=re.S)
+    results_file.write_text(previous.rstrip() + "\n\n" + text)
+    print(text)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    rps = [med(results[name]) for name in LOGGED_CASES]
+    ax.barh(
+        [f"{CASES[name][0]} · {CASES[name][1]}" for name in LOGGED_CASES],
+        rps,
+        xerr=[
+            [med(results[n]) - min(r["rps"] for r in results[n]) for n in LOGGED_CASES],
+            [max(r["rps"] for r in results[n]) - med(results[n]) for n in LOGGED_CASES],
+        ],
+        color=["tab:green", "tab:olive", *["tab:gray"] * (len(LOGGED_CASES) - 2)],
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("requests / second (median, min–max)")
+    ax.set_title(f"Cached config read, {WORKERS} workers; ours logs and counts each hit")
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output / "server_logged_bench.png", dpi=100)
+
+
 def main() -> int:
     parser = bench_arguments(__doc__.splitlines()[0], rounds=9, seconds=2.0)
     parser.add_argument("--streams", type=int, default=IDLE_STREAMS)
+    parser.add_argument("--logged", action="store_true", help="issue 20's comparison only")
     args = parser.parse_args()
+    cases = LOGGED_CASES if args.logged else list(CASES)
     if args.quick:
         args.rounds, args.seconds, args.streams = 1, 1.0, 50
 
@@ -257,9 +347,9 @@ def main() -> int:
         assistant_id = load_assistants({"bench": TOOLS})["bench"]
         key = create_keys("read")["read"]
         path = f"/api/v1/assistants/{assistant_id}/config/"
-        ports = {name: free_port() for name in CASES}
-        for name, (_, _, command) in CASES.items():
-            env = CASE_ENV.get(name)
+        ports = {name: free_port() for name in cases}
+        for name in cases:
+            command, env = CASES[name][2], CASE_ENV.get(name)
             start_server(command(ports[name]), ports[name], env, path=path)
 
         from django.urls import resolve
@@ -270,33 +360,38 @@ def main() -> int:
         status, headers, body = call("GET", base + path, key=key)
         assert status == 200 and headers["X-Config-Cache"] == "hit" and body == miss
         get_redis_connection("default").set("bench:config", body)
-        for name in CASES:  # the same bytes everywhere
+        for name in cases:  # the same bytes everywhere
             _, _, answered = call("GET", f"http://127.0.0.1:{ports[name]}{path}", key=key)
             assert answered == body, name
 
         resolve(EVENTS_PATH)  # the push endpoint (assistants/events_api.py): 404 if it is gone
         stream_path, what = EVENTS_PATH, f"the push endpoint {EVENTS_PATH}"
-        idle_port = free_port()
-        start_server(make_serve(idle_port), idle_port)
-        idle_url = f"http://127.0.0.1:{idle_port}{path}"
+        if not args.logged:
+            idle_port = free_port()
+            start_server(make_serve(idle_port), idle_port)
+            idle_url = f"http://127.0.0.1:{idle_port}{path}"
 
         def wrk(url, seconds):
             return checked_wrk(url, key, seconds, args.connections, script)
 
-        for name in CASES:  # warm every worker's connections
+        for name in cases:  # warm every worker's connections
             wrk(f"http://127.0.0.1:{ports[name]}{path}", 1)
-        wrk(idle_url, 1)
+        if not args.logged:
+            wrk(idle_url, 1)
 
-        results: dict = {name: [] for name in CASES}
+        results: dict = {name: [] for name in cases}
         idle: dict = {"without": [], "with": [], "count": args.streams, "what": what}
         order = random.Random(42)
-        started = time.monotonic()
+        started, load_before = time.monotonic(), os.getloadavg()[0]
         for round_number in range(args.rounds):
-            names = list(CASES)
+            names = list(cases)
             order.shuffle(names)
             for name in names:
                 url = f"http://127.0.0.1:{ports[name]}{path}"
                 results[name].append(wrk(url, args.seconds))
+            if args.logged:
+                print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
+                continue
             idle["without"].append(wrk(idle_url, args.seconds))
             holder = hold_streams(idle_port, stream_path, key, args.streams)
             try:
@@ -315,11 +410,17 @@ def main() -> int:
             f"server, wrk 1 thread × {args.connections} connections, {args.seconds:g} s per "
             f"case, {args.rounds} interleaved rounds in shuffled order "
             f"({time.monotonic() - started:.0f} s), medians over rounds; every response "
-            f"checked to be a 200 with `X-Config-Cache: hit`. Our app runs as the container "
-            f"does (LOG_FORMAT=json: a request line per hit; metrics off); the baselines log "
-            f"nothing. Versions: {json.dumps(versions)}. Command: {this_command()}."
+            f"checked to be a 200 with `X-Config-Cache: hit`. Our app runs as production "
+            f"does (LOG_FORMAT=json: a request line per hit; METRICS_ENABLED=1); the baselines "
+            f"log and count nothing. Load average (1 min) {load_before:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end. Versions: {json.dumps(versions)}. Command: "
+            f"{this_command()}."
         )
-        write_results(results, idle, meta, args.output)
+        args.output.mkdir(parents=True, exist_ok=True)
+        if args.logged:
+            write_logged(results, meta, args.output)
+        else:
+            write_results(results, idle, meta, args.output)
     return 0
 
 

@@ -100,3 +100,13 @@ def test_the_webhook_benchmark_measures_throughput_write_cost_and_latency(tmp_pa
     results = (tmp_path / "RESULTS.md").read_text()
     for row in ("| deliveries/s, 1 endpoint", "| ratio (the outbox row's cost) |", "p99 |"):
         assert row in results
+
+
+def test_the_server_benchmark_compares_a_logged_hit_with_fastapi_and_bare_callables(tmp_path):
+    result = run_script("bench/server_bench.py", "--logged", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "## Servers: a logged hit" in results
+    assert "| logged hit / bare WSGI, Granian WSGI |" in results
+    assert "| logged hit / the same without line and metrics |" in results
+    assert (tmp_path / "server_logged_bench.png").stat().st_size > 10_000

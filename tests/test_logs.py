@@ -2,6 +2,8 @@
 duration and who asked (an API key's name, a username), never the key; X-Request-ID is taken
 from the client when sane, generated otherwise, and echoed."""
 
+import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -19,6 +21,7 @@ from assistants.models import Assistant
 from core import cache
 from core.api.keys import key_prefix
 from core.models import ConfigRevision
+from core.ops import request_log
 from core.ops.log_formats import ConsoleFormatter, RequestIdFilter, json_formatter
 from tests.factories import key_client, staff_client
 from tests.live import call, live_database_url, server, server_output
@@ -210,3 +213,78 @@ def test_a_live_server_writes_a_json_line_per_request_fast_path_hits_included():
         assert line["api_key_name"] == "test read"
     assert requests[hostile[1]["X-Request-ID"]]["cache"] == "hit"
     assert client.raw_key.partition(".")[2] not in output
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"method": "GET", "path": "/api/v1/x/", "status": 200, "duration_ms": 0.42, "user": None},
+        {"path": '/naïve/"quoted"\\slash\n', "cache": "hit", "flag": True, "ms": 1e-07},
+        {"not_finite": float("inf"), "a_list": [1, "two"], "big": 10**20},
+    ],
+    ids=["request-line", "escapes-and-non-ascii", "values-the-encoder-writes"],
+)
+def test_a_line_written_without_a_record_is_what_the_json_format_writes(fields):
+    record = logging.LogRecord(
+        "core.ops.request_log", logging.INFO, __file__, 1, "request", (), None
+    )
+    record.__dict__.update(fields)
+    formatter = json_formatter()
+    assert formatter.line("INFO", record.name, "request", fields, record.created) == (
+        formatter.format(record)
+    )
+
+
+class CountingStream(io.StringIO):
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text):
+        self.writes += 1
+        return super().write(text)
+
+
+@contextlib.contextmanager
+def request_log_to_the_app_json_handler_only():
+    """The request log's logger writing only to the app's JSON handler, as in production.
+    Entered in the test's body: pytest adds its own capture handlers to non-propagating
+    loggers when each phase of a test begins."""
+    stream = CountingStream()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("core.ops.request_log")
+    kept, logger.handlers = logger.handlers, [handler]
+    logger.propagate = False
+    try:
+        yield stream, handler
+    finally:
+        logger.propagate = True
+        logger.handlers = kept
+
+
+def test_the_request_lines_of_one_event_loop_turn_go_out_in_one_write():
+    async def three_requests(stream):
+        for number in range(3):
+            start = request_log.begin({"HTTP_X_REQUEST_ID": f"r-{number}"})
+            request_log.finish(start, endpoint="e", method="GET", path="/p/", status=200)
+        assert stream.writes == 0  # not before the responses of this turn are sent
+        await asyncio.sleep(0)
+
+    with request_log_to_the_app_json_handler_only() as (stream, _):
+        asyncio.run(three_requests(stream))
+    assert stream.writes == 1
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ["r-0", "r-1", "r-2"]
+    assert all(line.keys() >= FIELDS and line["level"] == "INFO" for line in lines)
+
+
+def test_outside_an_event_loop_a_request_line_is_written_at_once_and_levels_hold():
+    with request_log_to_the_app_json_handler_only() as (stream, handler):
+        start = request_log.begin({"HTTP_X_REQUEST_ID": "sync-1"})
+        request_log.finish(start, endpoint="e", method="GET", path="/p/", status=200)
+        assert json.loads(stream.getvalue())["request_id"] == "sync-1"
+        handler.setLevel(logging.WARNING)
+        request_log.finish(request_log.begin({}), endpoint="e", method="GET", path="/", status=200)
+    assert stream.getvalue().count("\n") == 1

@@ -5,6 +5,9 @@ Django's middleware; every other request by Django, through
 core.ops.middleware.RequestLogMiddleware.
 Both call `begin` (the request id and the start time, kept in the WSGI environ, so a request the
 fast path hands on to Django keeps its id) and `finish` (the line, and core.ops.metrics' counts).
+With LOG_FORMAT=json as configured, the line is written by core.ops.log_formats.JsonLineWriter,
+without a LogRecord (bench/RESULTS.md "Servers: a logged hit"); any other logging
+set-up gets it through `logging` as usual, in the same shape.
 
 What a line says about the caller is the API key's *name* or the username: never the key, its
 hash, a password, a cookie or the Authorization header, none of which is ever handed to the
@@ -12,15 +15,17 @@ logger. (tests/secret_leaks.py fails a test run in which any key created during 
 """
 
 import logging
+import random
 import re
 import time
-import uuid
 from dataclasses import dataclass
 
 from core.ops import metrics
-from core.ops.log_formats import current_request_id
+from core.ops.log_formats import JsonLineWriter, current_request_id
 
 logger = logging.getLogger(__name__)
+# The container's case (LOG_FORMAT=json) without a LogRecord; any other, the usual way.
+_lines = JsonLineWriter(logger)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_META = "HTTP_X_REQUEST_ID"
@@ -38,7 +43,10 @@ def request_id_from(header: str | None) -> str:
     """The client's X-Request-ID when it is sane, else a new random one."""
     if header and _SANE_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits (uuid4().hex's shape), from the process's Mersenne
+    # Twister (seeded from the OS, again in each forked worker) rather than a system call per
+    # request: an id must be unique, not unguessable.
+    return f"{random.getrandbits(128):032x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,26 +91,21 @@ def finish(
     seconds = time.perf_counter() - start.started
     metrics.count_request(endpoint=endpoint, status=status, seconds=seconds, cache=cache)
     if logger.isEnabledFor(logging.INFO):
-        # makeRecord + handle is logger.info() without its stack walk for the caller's file
-        # and line (which would always be this one): a tenth of a hit's log cost.
-        record = logger.makeRecord(
-            logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "request",
-            (),
-            None,
-            extra={
-                "request_id": start.request_id,
-                "method": method,
-                "path": path,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 2),
-                "cache": cache,
-                "api_key_name": api_key_name,
-                "user": user,
-            },
-        )
-        logger.handle(record)
+        fields = {
+            "request_id": start.request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "cache": cache,
+            "api_key_name": api_key_name,
+            "user": user,
+        }
+        if not _lines.write("request", fields, time.time()):
+            # makeRecord + handle is logger.info() without its stack walk for the caller's
+            # file and line (which would always be this one).
+            record = logger.makeRecord(
+                logger.name, logging.INFO, __file__, 0, "request", (), None, extra=fields
+            )
+            logger.handle(record)
     current_request_id.set(None)
