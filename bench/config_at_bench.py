@@ -39,14 +39,14 @@ def main() -> None:
         from assistants.models import Assistant
         from config_backend import transfer
         from config_backend.history.selectors import config_at
-        from core import cache
+        from core import store
         from core.models import RevisionChange
         from threads.models import UserAssistantThread
         from tools.models import AssistantToolLink, Tool
 
         for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
             model.objects.all()._raw_delete(model.objects.db)
-        cache.cache_clear()
+        store.cache_clear()
 
         document = generate()
         _, first = timed("import", lambda: transfer.import_config(document=document))

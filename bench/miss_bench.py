@@ -38,7 +38,8 @@ def load_config(tools: int) -> tuple[str, str, str]:
     from django.db import transaction
 
     from assistants.models import Assistant
-    from core.cache import bump_config_revision
+    from config_backend.transfer.changes import record_state_changes
+    from config_backend.transfer.state import load_state
     from core.models import APIKey
     from tools.models import AssistantToolLink, Tool
 
@@ -48,6 +49,7 @@ def load_config(tools: int) -> tuple[str, str, str]:
         "required": ["city"],
     }
     with transaction.atomic():
+        before = load_state(include_threads=False)
         assistant = Assistant.objects.create(
             name="bench", model="gpt-4o-mini", instructions="You help. " * 20
         )
@@ -63,7 +65,8 @@ def load_config(tools: int) -> tuple[str, str, str]:
         AssistantToolLink.objects.bulk_create(
             AssistantToolLink(assistant=assistant, tool=tool) for tool in created
         )
-        bump_config_revision()
+        # As an import records its bulk writes: one revision of the history, the mirrors raised.
+        record_state_changes(before, load_state(include_threads=False))
     _, read = APIKey.objects.create_key(name="bench-read", scope="read")
     _, write = APIKey.objects.create_key(name="bench-write", scope="write")
     return str(assistant.id), read, write

@@ -42,7 +42,8 @@ def load_config(tool_counts) -> tuple[dict, str]:
     from django.db import transaction
 
     from assistants.models import Assistant
-    from core.cache import bump_config_revision
+    from config_backend.transfer.changes import record_state_changes
+    from config_backend.transfer.state import load_state
     from core.models import APIKey
     from tools.models import AssistantToolLink, Tool
 
@@ -53,6 +54,7 @@ def load_config(tool_counts) -> tuple[dict, str]:
     }
     ids = {}
     with transaction.atomic():
+        before = load_state(include_threads=False)
         for n in tool_counts:
             assistant = Assistant.objects.create(
                 name=f"bench-{n}", model="gpt-4o-mini", instructions="You help. " * 20
@@ -70,7 +72,8 @@ def load_config(tool_counts) -> tuple[dict, str]:
                 AssistantToolLink(assistant=assistant, tool=tool) for tool in tools
             )
             ids[n] = str(assistant.id)
-        bump_config_revision()
+        # As an import records its bulk writes: one revision of the history, the mirrors raised.
+        record_state_changes(before, load_state(include_threads=False))
     from config_backend.history.labels import label_move
 
     label_move(name=LABEL, revision="live", author="bench")

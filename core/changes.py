@@ -5,7 +5,7 @@ change, from where and why (the change context below). Each row change is record
 old and new value of every field it changed, and moves the config revision (which takes the
 revision row's lock until the commit, so change sets are serialized); the Revision row takes
 the new number. The assistants whose resolved config it changes get that number as their own
-config revision, in the database and in the cache's mirrors, before the commit: core.cache's
+config revision, in the database and in the cache's mirrors, before the commit: core.store's
 consistency argument, applied per assistant (SPEC "Fine-grained freshness").
 
 Django has no pre-commit hook, so everything is written as it happens. The open change set is
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
-from core import cache
+from core import store
 from core.models import ConfigRevision, Revision, RevisionChange
 
 # How long a change note may be (admin field, X-Change-Note, --message).
@@ -166,7 +166,7 @@ class ChangeSet:
         self.assistants: set[str] = set()
 
     def __call__(self) -> None:
-        """Nothing to do: each bump announces itself (core.cache)."""
+        """Nothing to do: each bump announces itself (core.store)."""
 
 
 def _open_change_set() -> ChangeSet | None:
@@ -187,7 +187,7 @@ def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int |
     if not changes:
         return None
     touched = sorted({str(assistant_id) for assistant_id in assistants})
-    revision = cache.bump_revision(
+    revision = store.bump_revision(
         ConfigRevision.CONFIG, also=[ConfigRevision.for_assistant(pk) for pk in touched]
     )
     change_set = _open_change_set()
@@ -232,8 +232,3 @@ def assistant_revisions(assistant_ids: Iterable) -> dict[str, int]:
     rows = dict(ConfigRevision.objects.filter(name__in=names).values_list("name", "value"))
     prefix = len(ConfigRevision.ASSISTANT_PREFIX)
     return {name[prefix:]: rows.get(name, 0) for name in names}
-
-
-def assistant_revision(assistant_id) -> int:
-    """One assistant's config revision (one query)."""
-    return cache.current_revision(ConfigRevision.for_assistant(assistant_id))
