@@ -17,7 +17,6 @@ from assistants.selectors import (
     config_bundle_build,
 )
 from core.api.errors import READ_ERRORS, error_responses
-from core.cache import current_revision
 from core.config_reads import (
     CACHE_HEADER,
     config_etag,
@@ -29,12 +28,13 @@ from core.config_reads import (
     response_coding,
     revision_name,
 )
+from core.store import committed_counter
 from tools.models import Tool
 
 
 def config_response(request, *, assistant_id=None) -> HttpResponse:
     """One assistant's resolved config, or the bundle, from the cache or built and stored."""
-    revision = current_revision(revision_name(assistant_id))  # first: see core.config_reads
+    revision = committed_counter(revision_name(assistant_id))  # first: see core.config_reads
     coding = response_coding(request.headers.get("Accept-Encoding"))
     headers = config_headers(revision, assistant_id, coding)
     if etag_matches(request.headers.get("If-None-Match"), config_etag(revision, assistant_id)):

@@ -26,11 +26,11 @@ def main() -> None:
         from assistants.models import Assistant
         from config_backend import transfer
         from config_backend.history.selectors import config_at
-        from core import cache
+        from core import store
         from core.models import RevisionChange
 
         empty_config()
-        cache.cache_clear()
+        store.cache_clear()
 
         document = generate()
         _, first = timed("import", lambda: transfer.import_config(document=document))

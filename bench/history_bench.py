@@ -76,8 +76,8 @@ def main() -> None:
         from config_backend.history.states import state_at
         from config_backend.transfer import apply as transfer_apply
         from config_backend.transfer.file_format import config_to_bytes
-        from core.cache import current_revision
         from core.models import Revision, RevisionChange
+        from core.store import committed_counter
 
         empty_config()
 
@@ -120,7 +120,7 @@ def main() -> None:
         state_seconds = time.perf_counter() - started
         assert len(old.assistants) == 1_000
         started = time.perf_counter()
-        config_bundle_build(revision=current_revision())
+        config_bundle_build(revision=committed_counter())
         bundle_seconds = time.perf_counter() - started
 
         median_with = statistics.median(with_history) * 1000

@@ -54,8 +54,8 @@ def main() -> None:
 
         import assistants
         from assistants.models import Assistant
-        from core.cache import current_revision
         from core.models import APIKey
+        from core.store import committed_counter
 
         # The admin's pages without `collectstatic` (as the tests render them).
         plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
@@ -68,8 +68,8 @@ def main() -> None:
             with transaction.atomic():
                 assistant.save()
             if edit == 0:
-                first = current_revision()  # the diff's `from`: the first 256 KiB text
-        last = current_revision()
+                first = committed_counter()  # the diff's `from`: the first 256 KiB text
+        last = committed_counter()
 
         admin = Client()
         admin.force_login(User.objects.create_superuser(f"bench{last}"))

@@ -62,13 +62,7 @@ GTHREAD = "--worker-class gthread --threads 16"
 
 def load_config(tools: int) -> tuple[str, str, str]:
     """One assistant linked to `tools` tools; returns its id, a read key and a write key."""
-    from django.db import transaction
-
-    from core.cache import bump_config_revision
-
-    with transaction.atomic():
-        assistant_id = load_assistants({"bench": tools})["bench"]
-        bump_config_revision()
+    assistant_id = load_assistants({"bench": tools})["bench"]
     keys = create_keys("read", "write")
     return assistant_id, keys["read"], keys["write"]
 

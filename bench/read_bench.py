@@ -45,14 +45,9 @@ LABEL = "production"
 def load_config(tool_counts) -> tuple[dict, str]:
     """One assistant per tool count, each linked to that many tools, and a label at the newest
     revision; returns {tool count: assistant id} and a read key."""
-    from django.db import transaction
-
     from config_backend.history.labels import label_move
-    from core.cache import bump_config_revision
 
-    with transaction.atomic():
-        ids = load_assistants({f"bench-{n}": n for n in tool_counts})
-        bump_config_revision()
+    ids = load_assistants({f"bench-{n}": n for n in tool_counts})
     label_move(name=LABEL, revision="live", author="bench")
     return {n: ids[f"bench-{n}"] for n in tool_counts}, create_keys("read")["read"]
 

@@ -93,7 +93,7 @@ def latencies(port, base_url, assistant_id, read, write, count, changes) -> dict
     import redis
     from django.conf import settings
 
-    from core import cache
+    from core import store
 
     record = Path(tempfile.mkdtemp(prefix="sse-scale-")) / "arrivals.json"
     holder = hold_streams(port, EVENTS_PATH, read, count, first=b"event: hello", record=str(record))
@@ -104,7 +104,7 @@ def latencies(port, base_url, assistant_id, read, write, count, changes) -> dict
             announced_at.setdefault(int(message["data"]), time.monotonic())
 
     pubsub = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"]).pubsub()
-    pubsub.subscribe(**{cache.CHANGES_CHANNEL: announced})
+    pubsub.subscribe(**{store.CHANGES_CHANNEL: announced})
     listener = pubsub.run_in_thread(sleep_time=0.001, daemon=True)
     try:
         time.sleep(SETTLE_SECONDS)

@@ -31,7 +31,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from core import cache
+from core import store
 from core.models import ConfigRevision, LabelMove
 
 PG_MAGIC = b"PGDMP"  # how a pg_dump custom-format archive starts
@@ -128,8 +128,8 @@ def user_tables() -> list[str]:
 
 def revisions_in_use() -> dict[str, int]:
     """Per revision name, the highest value the database row or its mirror holds (0: none)."""
-    keys = [cache.revision_key(name) for name in REVISION_NAMES]
-    mirrors = cache.require_cache("reading the revision mirrors", lambda s: s.get_many(keys))
+    keys = [store.revision_key(name) for name in REVISION_NAMES]
+    mirrors = store.require_cache("reading the revision mirrors", lambda s: s.get_many(keys))
     rows = {}
     if MARKER_TABLE in user_tables():
         rows = dict(ConfigRevision.objects.values_list("name", "value"))
@@ -181,14 +181,14 @@ def move_revisions_past(seen: dict[str, int]) -> dict[str, int]:
             if row.value < floor:
                 row.value = floor
                 row.save(update_fields=["value"])
-            revisions[name] = cache.bump_revision(name)
+            revisions[name] = store.bump_revision(name)
         # Every assistant's config revision too, so no ETag of the old timeline matches again.
         ConfigRevision.objects.filter(name__startswith=ConfigRevision.ASSISTANT_PREFIX).update(
             value=revisions[ConfigRevision.CONFIG]
         )
-    cache.require_cache("clearing the cache", lambda s: s.clear())
+    store.require_cache("clearing the cache", lambda s: s.clear())
     for name in seen:
-        cache.seed_mirror(name)
+        store.seed_mirror(name)
     return revisions
 
 
@@ -299,7 +299,7 @@ def restore(path: Path, *, force: bool = False) -> dict:
     # Before anything changes: Redis must be reachable, to retire what it caches afterwards.
     try:
         seen = revisions_in_use()
-    except cache.CacheUnavailable as exc:
+    except store.CacheUnavailable as exc:
         raise BackupError(f"{exc} (Nothing was restored.)") from None
     label_moves_seen = label_moves_in_use()
     connection.close()
@@ -318,7 +318,7 @@ def restore(path: Path, *, force: bool = False) -> dict:
     move_label_moves_past(label_moves_seen)
     try:
         revisions = move_revisions_past(seen)
-    except cache.CacheUnavailable as exc:
+    except store.CacheUnavailable as exc:
         raise BackupError(
             f"The backup was restored, but the cache could not be retired ({exc}): flush Redis "
             "(redis-cli FLUSHDB) before serving, or it may serve configs from before the restore."

@@ -284,8 +284,8 @@ if REDIS_SENTINELS:
 
     def _check_master_on_connect(connection):
         """Each new connection to the master re-seeds the revision mirrors first if that server
-        did not seed them (a promoted replica; README "Redis Sentinel"; core.cache)."""
-        from core.cache import check_master_on_connect
+        did not seed them (a promoted replica; README "Redis Sentinel"; core.store)."""
+        from core.store import check_master_on_connect
 
         check_master_on_connect(connection)
 

@@ -2,7 +2,7 @@
 
 A GET of a config endpoint that the WSGI path would decide (FastPath.target: no query string,
 or exactly `revision=N` / `label=NAME`) with a Bearer key is decided here, in the event loop:
-one `redis.asyncio` MGET of `ConfigRead.cache_names(...)`, then `ConfigRead.from_values(...)`
+one async MGET of `ConfigRead.cache_names(...)` (the store's), then `ConfigRead.from_values(...)`
 and its `hit(...)`, exactly as on the WSGI path (core.config_reads owns which keys are read,
 for which query, and what is current: `read_request`; nothing here names a cache key).
 `FastPath` adds what both wrappers share: the host and SSL-redirect checks Django's middleware
@@ -25,17 +25,11 @@ request's start travel in the scope (`CARRIED`) and `DjangoASGIHandler` copies t
 where the WSGI path leaves them. The key check and `get_or_build` then use that read instead of
 asking Redis again (a miss costs one MGET, as under WSGI), and the request keeps its id.
 
-Redis errors are handled as core.cache.try_cache handles them (the same exception classes, the
-store's): unreachable (refused, timed out) trips the per-process breaker, and while it is open
-nothing is fetched here; refused (an error reply) is logged and only this request falls back,
-as does one that found the client's connection pool exhausted (a burst, not an outage).
-Either way the request goes on to Django, which answers from the database. The embedded
-default (LocalStore, no Redis) is never read here: `read_request` says no, Django decides.
-
-One client, with its connection pool, per process and event loop, made on first use from the
-settings django-redis uses: REDIS_URL, or REDIS_SENTINELS / REDIS_SENTINEL_SERVICE through
-redis.asyncio.sentinel (the master, as RedisStore uses), with the same socket timeouts and no
-retries. At most FAST_PATH_CONNECTIONS MGETs are in flight at once; the rest wait their turn.
+The read is the store's async read (core.store: `aget_many`; RedisStore's per process and
+event loop client, its connection limit and its error handling, as try_cache's): when Redis
+fails, is refused or is busy, it returns None and the request goes on to Django, which answers
+from the database. The embedded default (LocalStore, no Redis) is never read here:
+`read_request` says no, Django decides.
 
 Bursts (DjangoASGIHandler). Django runs each request in a thread of its own and, with
 PostgreSQL, on a connection of the worker's pool; a burst of requests that all need Django
@@ -48,11 +42,9 @@ its response is ready, before it is sent (a stream, a slow reader hold neither).
 """
 
 import asyncio
-import contextlib
 import functools
 import io
-import logging
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -60,7 +52,7 @@ from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.db import close_old_connections
 from django.urls import reverse
 
-from core import cache, events
+from core import events, store
 from core.api.keys import MalformedAuthorization, bearer_key
 from core.config_reads import (
     ConfigRead,
@@ -73,19 +65,10 @@ from core.config_reads import (
 from core.ops import request_log
 from core.ops.middleware import SERVER_BUSY, unavailable_response
 
-logger = logging.getLogger(__name__)
-
 # The scope key a request handed on to Django carries the fast path's META entries in.
 CARRIED = "core.carried_meta"
 # The scope key of a request admitted to Django before its body was read (DjangoASGIHandler).
 ADMITTED = "core.admitted"
-# MGETs in flight at once per worker: one round trip each, well under a millisecond, so a few
-# connections serve any rate a worker can answer. A burst's other reads wait for one in the
-# event loop, rather than opening hundreds of connections to Redis at once (each of which may
-# then time out connecting, on a loaded machine, and trip the breaker). Hundreds arrive at
-# once: the wait is generous, and when it runs out the read goes to Django (busy, not down).
-FAST_PATH_CONNECTIONS = 16
-FAST_PATH_CONNECTION_WAIT = 2.0
 EVENTS_PATH = "/api/v1/config/events/"
 # The URL name of the event stream (config_backend/urls.py): the `endpoint` of its log line.
 EVENTS_ENDPOINT = "config-events"
@@ -107,73 +90,12 @@ def request_meta(headers) -> dict:
     return meta
 
 
-def redis_client():
-    """A redis.asyncio client for the cache django-redis uses (settings.CACHES["default"])."""
-    import redis.asyncio
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    cache_settings = settings.CACHES["default"]
-    options = cache_settings.get("OPTIONS", {})
-    timeouts = {
-        "socket_connect_timeout": options.get("SOCKET_CONNECT_TIMEOUT"),
-        "socket_timeout": options.get("SOCKET_TIMEOUT"),
-    }
-    if settings.REDIS_SENTINELS:
-        from redis.asyncio.sentinel import Sentinel
-
-        sentinel_kwargs = dict(options.get("SENTINEL_KWARGS") or {})
-        if "retry" in sentinel_kwargs:  # the settings hold redis-py's synchronous Retry
-            sentinel_kwargs["retry"] = Retry(NoBackoff(), sentinel_kwargs["retry"].get_retries())
-        database = int(urlsplit(cache_settings["LOCATION"]).path.strip("/") or 0)
-        sentinel = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=sentinel_kwargs, **timeouts)
-        # As django-redis's connections (settings): a new master's mirrors re-seeded first.
-        return sentinel.master_for(
-            settings.REDIS_SENTINEL_SERVICE,
-            db=database,
-            redis_connect_func=cache.check_master_on_connect_async,
-        )
-    # A pool given to the client, as django-redis does: its connections don't retry.
-    pool = redis.asyncio.ConnectionPool.from_url(cache_settings["LOCATION"], **timeouts)
-    return redis.asyncio.Redis(connection_pool=pool)
-
-
 class AsyncConfigFastPath:
     """ASGI wrapper: answer config GETs from the cache, hand everything else to Django."""
 
     def __init__(self, application):
         self.application = application
         self.fast_path = FastPath()
-        self._loop = None
-        self._client = None
-        self._connections = None
-        self._opening = None  # the task opening the connections (kept: a task must be referenced)
-
-    def client(self):
-        """This event loop's client (its connections belong to the loop that made them)."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._client = loop, redis_client()
-            self._connections = asyncio.Semaphore(FAST_PATH_CONNECTIONS)
-            self._opening = loop.create_task(self._open_connections())
-        return self._client
-
-    async def _open_connections(self) -> None:
-        """Open the fast path's connections at its first request, not in the middle of a burst,
-        where a busy event loop may take longer than the connect timeout (and trip the
-        breaker). Nothing is said if Redis is not there: the first read will say it."""
-        pool, taken, opened = self._client.connection_pool, 0, []
-        try:
-            with contextlib.suppress(Exception):  # (see the docstring)
-                for _ in range(FAST_PATH_CONNECTIONS):
-                    await self._connections.acquire()
-                    taken += 1
-                    opened.append(await pool.get_connection())
-        finally:
-            for connection in opened:
-                await pool.release(connection)
-            for _ in range(taken):
-                self._connections.release()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -280,51 +202,8 @@ class AsyncConfigFastPath:
         return keep_read(meta, ConfigRead.from_values(values=values, **what))
 
     async def get_many(self, names: list[str]) -> list[bytes | None] | None:
-        """The MGET's answer, or None when Redis failed (as core.cache.try_cache does).
-
-        On a connection of the client's pool, without the client's per-command machinery
-        (retries, which the pool's connections don't do anyway, and observability hooks): a
-        third of what the MGET cost a hit. A connection that failed or was interrupted
-        (the client went away) mid-command is closed, so no reply is left for its next user.
-        """
-        store = cache.store()
-        pool = self.client().connection_pool
-        try:
-            async with asyncio.timeout(FAST_PATH_CONNECTION_WAIT):
-                await self._connections.acquire()
-        except TimeoutError:
-            busy = TimeoutError(
-                f"none of {FAST_PATH_CONNECTIONS} connections free in {FAST_PATH_CONNECTION_WAIT} s"
-            )
-            cache.note_busy(busy, "reading a config")
-            return None
-        if cache.breaker.is_open():  # Redis failed while this read waited: don't try it again
-            self._connections.release()
-            return None
-        try:
-            connection = await pool.get_connection()
-            try:
-                await connection.send_command("MGET", *names)
-                return await connection.read_response()
-            except BaseException:
-                await connection.disconnect()
-                raise
-            finally:
-                await pool.release(connection)
-        except store.overloads as exc:
-            cache.note_busy(exc, "reading a config")
-        except store.refusals as exc:
-            logger.warning(
-                "Cache refused a command while reading a config (%s: %s); answering from the "
-                "database.",
-                type(exc).__name__,
-                exc,
-            )
-        except store.errors as exc:
-            cache.breaker.trip(exc, "reading a config")
-        finally:
-            self._connections.release()
-        return None
+        """The cache's values, or None when it failed (core.store.redis: the async reads)."""
+        return await store.store().aget_many(names)
 
 
 async def _disconnect(receive) -> None:

@@ -5,7 +5,7 @@ change, from where and why (the change context below). Each row change is record
 old and new value of every field it changed, and moves the config revision (which takes the
 revision row's lock until the commit, so change sets are serialized); the Revision row takes
 the new number. The assistants whose resolved config it changes get that number as their own
-config revision, in the database and in the cache's mirrors, before the commit: core.cache's
+config revision, in the database and in the cache's mirrors, before the commit: core.store's
 consistency argument, applied per assistant (SPEC "Fine-grained freshness").
 
 Django has no pre-commit hook, so everything is written as it happens. The open change set is
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.dispatch import Signal
 
-from core import cache
+from core import store
 from core.models import ConfigRevision, Revision, RevisionChange
 
 # Sent in the transaction, when a change set opens its Revision row (`revision=`): for what
@@ -227,7 +227,7 @@ class ChangeSet:
         # callback is a transaction of its own.
         if _open_change_set() is self:
             del _open_change_sets[connections[DEFAULT_DB_ALIAS]]
-        cache.announce_revision(ConfigRevision.CONFIG, self.revision.number)
+        store.announce_revision(ConfigRevision.CONFIG, self.revision.number)
 
 
 # Each database connection's open change set (each thread has its own connection), weakly: Django
@@ -253,7 +253,7 @@ def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int |
     if not changes:
         return None
     touched = {str(assistant_id) for assistant_id in assistants}
-    revision = cache.bump_revision(
+    revision = store.bump_revision(
         ConfigRevision.CONFIG,
         also=[ConfigRevision.for_assistant(pk) for pk in sorted(touched)],
         announce=False,  # the change set announces itself, once
@@ -284,8 +284,3 @@ def assistant_revisions(assistant_ids: Iterable) -> dict[str, int]:
     rows = dict(ConfigRevision.objects.filter(name__in=names).values_list("name", "value"))
     prefix = len(ConfigRevision.ASSISTANT_PREFIX)
     return {name[prefix:]: rows.get(name, 0) for name in names}
-
-
-def assistant_revision(assistant_id) -> int:
-    """One assistant's config revision (one query)."""
-    return cache.current_revision(ConfigRevision.for_assistant(assistant_id))

@@ -18,7 +18,7 @@ is decided the same way, with one difference: its entry (`config_at_key`) never 
 needs no revision mirror and no tag; present means current, for good (`IMMUTABLE`).
 
 Two freshness checks, one per path, both sound because a change raises the revision mirror
-*before* it commits (core.cache) and an entry is tagged with the database revision read
+*before* it commits (core.store) and an entry is tagged with the database revision read
 *before* its data was read:
 - the hit path compares the entry's tag with the mirror (no SQL): equal means no change has
   committed since the entry's data was read, because any such change raised the mirror above;
@@ -30,7 +30,7 @@ entry, tag = database revision, for one query) until the next committed change c
 database up. Nothing stale is ever served; it only costs a query per read meanwhile.
 
 Misses are built once (`get_or_build`). A miss takes the entry's build lock for its database
-revision (`SET NX PX`, core.cache.build_lock_key, a random token), builds, then stores the entry
+revision (`SET NX PX`, core.store.build_lock_key, a random token), builds, then stores the entry
 and releases the lock in one pipeline (release: a Lua compare-and-delete, so a builder whose
 lock expired never releases the next one's). A miss that finds the lock taken waits: it polls
 the entry and the lock (one MGET, 2 ms doubling to 50 ms) and serves the entry only when its
@@ -38,7 +38,7 @@ tag *equals* the revision it read from the database first: the miss path's check
 waiter is never served bytes older than the committed state, e.g. the entry the last change
 left behind, which is present all along. It builds itself when the lock goes without a current
 entry (the holder had nothing to store: an inactive assistant; or its lock expired: it died),
-when a newer entry appears, when Redis fails (core.cache.try_cache: the breaker, no error), or
+when a newer entry appears, when Redis fails (core.store.try_cache: the breaker, no error), or
 after CONFIG_BUILD_WAIT_MS (2 s), which is also the lock's lifetime. The lock is per revision:
 a reader of a newer revision never waits for an older build. The embedded default (LocalStore)
 runs the same code: its lock is the local-memory cache's atomic `add`, which is all that the
@@ -72,7 +72,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
-from core import cache
+from core import store
 from core.api.keys import (
     MalformedAuthorization,
     bearer_key,
@@ -194,13 +194,13 @@ def entry_key(assistant_id: str | None, coding: str = IDENTITY) -> str:
     """The entry of a config in a coding: identity's key, or a sibling key (`…:gzip`)."""
     variant = () if coding == IDENTITY else (coding,)
     if assistant_id:
-        return cache.assistant_config_key(assistant_id, *variant)
-    return cache.bundle_key(*variant)
+        return store.assistant_config_key(assistant_id, *variant)
+    return store.bundle_key(*variant)
 
 
 def forget_live_entries_at_commit(assistant_ids) -> None:
     """Once the current transaction commits, delete the live entries (every coding) of these
-    deleted assistants: live entries never expire (core.cache) and no build replaces these any
+    deleted assistants: live entries never expire (core.store) and no build replaces these any
     more. A read that began before the deletion may store one again (rare, and never served:
     its tag is below the mirror the deletion raised)."""
     keys = [entry_key(str(pk), coding) for pk in assistant_ids for coding in (IDENTITY, *CODINGS)]
@@ -209,7 +209,7 @@ def forget_live_entries_at_commit(assistant_ids) -> None:
         for key in keys:
             store.delete(key)
 
-    transaction.on_commit(lambda: cache.try_cache("forgetting deleted assistants' entries", delete))
+    transaction.on_commit(lambda: store.try_cache("forgetting deleted assistants' entries", delete))
 
 
 # The config as it was at a revision (`?revision=N`, config_backend.history): its content never
@@ -222,7 +222,7 @@ REVISION_QUERY = re.compile(r"revision=(?P<revision>[0-9]{1,18})")
 def config_at_key(revision: int, assistant_id: str | None) -> str:
     """The entry of the config at a revision: one assistant's, or the bundle. The bytes alone:
     they never change."""
-    return cache.cache_key("config", "at", revision, assistant_id or "bundle")
+    return store.cache_key("config", "at", revision, assistant_id or "bundle")
 
 
 def config_at_etag(revision: int, assistant_id=None) -> str:
@@ -264,7 +264,7 @@ def label_asked(query_string) -> str | None:
 
 def label_entry_key(label: str, assistant_id: str | None) -> str:
     """The entry of a config read through a label (config_backend.history.labels)."""
-    return cache.cache_key("config", "label", label, assistant_id or "bundle")
+    return store.cache_key("config", "label", label, assistant_id or "bundle")
 
 
 def label_headers(revision: int, etag: str) -> list[tuple[str, str]]:
@@ -376,12 +376,12 @@ class ConfigRead:
             return [*record_keys(key), config_at_key(at, assistant_id)]
         if label is not None:
             return [
-                cache.revision_key(ConfigRevision.for_label(label)),
+                store.revision_key(ConfigRevision.for_label(label)),
                 *record_keys(key),
                 label_entry_key(label, assistant_id),
             ]
         return [
-            cache.revision_key(revision_name(assistant_id)),
+            store.revision_key(revision_name(assistant_id)),
             *record_keys(key),
             entry_key(assistant_id, coding),
         ]
@@ -413,7 +413,7 @@ class ConfigRead:
     def fetch(cls, *, assistant_id: str | None, key: str, **point) -> "ConfigRead":
         """`point`: what `read_point` says this read asks for."""
         names = cls.cache_names(assistant_id=assistant_id, key=key, **point)
-        values = cache.try_cache("reading a config", lambda s: s.get_many(names))
+        values = store.try_cache("reading a config", lambda s: s.get_many(names))
         return cls.from_values(assistant_id=assistant_id, key=key, values=values, **point)
 
     def hit(self, if_none_match: str | None) -> CachedResponse | None:
@@ -508,9 +508,9 @@ class ConfigRead:
 
 def cache_read_key(meta: dict) -> str | None:
     """The API key to read the cache for, when the cache may decide this request; else None."""
-    if READ_KEY in meta or not settings.CONFIG_CACHE_ENTRIES or cache.breaker.is_open():
+    if READ_KEY in meta or not settings.CONFIG_CACHE_ENTRIES or store.breaker.is_open():
         return None  # already decided (a request is fetched once), or the cache is not asked
-    if not cache.store().shared:
+    if not store.store().shared:
         return None  # the embedded default: see LocalStore
     try:
         return bearer_key(meta.get("HTTP_AUTHORIZATION"))  # None: a session, or no credentials
@@ -576,8 +576,8 @@ def get_or_build(
         return (None if body is None else encode(body, coding)), False
     key = entry_key(assistant_id, coding)
     if cached is None:
-        names = [key, cache.revision_key(revision_name(assistant_id))]
-        cached = cache.try_cache("reading a config", lambda s: s.get_many(names), [None, None])
+        names = [key, store.revision_key(revision_name(assistant_id))]
+        cached = store.try_cache("reading a config", lambda s: s.get_many(names), [None, None])
     entry, mirror = cached
     entry_revision, body = split_entry(entry)
     if entry_revision == revision:
@@ -589,13 +589,13 @@ def _build_once(assistant_id, revision: int, build, coding: str, *, seed: bool):
     """A miss: one request builds the entry for this revision, holding its lock; the others
     wait for it (`_wait_for_entry`), then build themselves if it did not come."""
     key = entry_key(assistant_id, coding)
-    lock = cache.build_lock_key(entry_key(assistant_id), revision)
+    lock = store.build_lock_key(entry_key(assistant_id), revision)
     token = secrets.token_hex(8)
     wait_ms = settings.CONFIG_BUILD_WAIT_MS
     # True: ours; False: another request builds; None: Redis failed (or no waiting): build.
     locked, entry = None, None
     if wait_ms > 0:
-        locked, entry = cache.try_cache(
+        locked, entry = store.try_cache(
             "locking a config build",
             lambda s: s.lock_and_get(lock, token, wait_ms, then_get=key),
             (None, None),
@@ -604,7 +604,7 @@ def _build_once(assistant_id, revision: int, build, coding: str, *, seed: bool):
 
     def let_go():
         if release:
-            cache.try_cache("releasing a config build", lambda s: s.unlock(*release))
+            store.try_cache("releasing a config build", lambda s: s.unlock(*release))
 
     # Read with the lock: built by a request that held it after this one's first read.
     entry_revision, body = split_entry(entry)
@@ -629,12 +629,12 @@ def _build_once(assistant_id, revision: int, build, coding: str, *, seed: bool):
         entry_key(assistant_id, one): b"%d\n%s" % (revision, encoded)
         for one, encoded in variants.items()
     }
-    cache.try_cache(
+    store.try_cache(
         "storing a config",
-        lambda s: s.set_many(entries, cache.LIVE_ENTRY_SECONDS, release=release),
+        lambda s: s.set_many(entries, store.LIVE_ENTRY_SECONDS, release=release),
     )
     if seed:
-        cache.seed_mirror(revision_name(assistant_id))
+        store.seed_mirror(revision_name(assistant_id))
     return variants[coding], False
 
 
@@ -646,7 +646,7 @@ def _wait_for_entry(key: str, lock: str, revision: int, wait_ms: int) -> bytes |
     pause = 0.002
     while True:
         time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
-        values = cache.try_cache("waiting for a config build", lambda s: s.get_many([key, lock]))
+        values = store.try_cache("waiting for a config build", lambda s: s.get_many([key, lock]))
         if values is None:
             return None
         entry_revision, body = split_entry(values[0])

@@ -25,14 +25,14 @@ What a subscriber receives, one event per committed change, oldest first:
 Delivery (why an event arrives within a second of the commit, on every instance):
 - The database is the source of truth: an event is a committed row, and positions are row
   numbers. Revision numbers are committed in order (every change set holds the `config`
-  revision row's lock from its bump to its commit, core.cache), so "every Revision with
+  revision row's lock from its bump to its commit, core.store), so "every Revision with
   number > N" is exactly what a subscriber at N has not seen, whenever it is asked.
 - One `Hub` per process, in an event loop (the server worker's own under ASGI; under WSGI, one
   thread running a loop for the whole process), reads the rows past its position and hands
   them to every subscriber of the process: a subscriber costs no query. Its reads run in one
   thread of its own, which holds no database connection between reads.
   It reads when woken: with Redis, by the message each commit publishes on
-  core.cache.CHANGES_CHANNEL (after the commit, so the rows are visible; one pub/sub
+  core.store.CHANGES_CHANNEL (after the commit, so the rows are visible; one pub/sub
   connection per process), and every SHARED_POLL_SECONDS besides as a safety net (a lost
   message; Redis down: then every LOCAL_POLL_SECONDS); with the local-memory default (no other
   process to hear from, but `import_config` in a second terminal commits to the same database)
@@ -85,7 +85,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
 
-from core import cache
+from core import store
 from core.api.keys import api_key_for, current_record, key_prefix, scope_allows
 from core.models import APIKey, ConfigRevision, LabelMove, Revision
 
@@ -308,7 +308,7 @@ def resume(last_event_id: str, position: Cursor) -> tuple[Cursor, bytes]:
             limit = settings.SSE_MAX_REPLAY + 1
             missed, more = events_after(after, limit) if after else ([], False)
             if after is None or more or len(missed) >= limit or not known(after):
-                return now, OPENING + reset_frame(now, cache.current_revision())
+                return now, OPENING + reset_frame(now, store.committed_counter())
     finally:
         connection.close()
     since, chunks = after, [OPENING]
@@ -522,7 +522,7 @@ class Hub:
                 self.loop.create_task(self._beat()),
                 self.loop.create_task(self._watch_keys()),
             ]
-            if cache.store().shared:
+            if store.store().shared:
                 self._tasks.append(self.loop.create_task(self._listen()))
 
     def _stop(self) -> None:
@@ -609,27 +609,25 @@ class Hub:
     # Redis wake-ups: one pub/sub connection per hub.
 
     def redis(self):
-        """This hub's redis.asyncio client (its loop's; the fast path's settings)."""
+        """This hub's redis.asyncio client: the store's, of this loop (core.store.redis)."""
         if self._redis is None:
-            from core.asgi_app import redis_client  # (core.asgi_app imports this module)
-
-            self._redis = redis_client()
+            self._redis = store.store().async_client()
         return self._redis
 
     async def _listen(self) -> None:
-        store = cache.store()
+        current = store.store()
         while True:
             pubsub = None
             try:
                 pubsub = self.redis().pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(cache.CHANGES_CHANNEL)
+                await pubsub.subscribe(store.CHANGES_CHANNEL)
                 self.redis_listening = True
                 self._wake.set()  # anything committed while not listening
                 while True:
                     message = await pubsub.get_message(timeout=SHARED_POLL_SECONDS)
                     if message is not None:
                         self._wake.set()
-            except (*store.errors, *store.refusals, OSError) as exc:
+            except (*current.errors, *current.refusals, OSError) as exc:
                 logger.warning(
                     "Config events: Redis pub/sub unavailable (%s: %s); reading the database "
                     "every %ss until it is back.",
@@ -669,19 +667,13 @@ class Hub:
 
     async def _key_records(self, keys: list[str]) -> list | None:
         """[key revision mirror, each key's record], or None (no shared cache, or it failed:
-        core.cache.try_cache's handling)."""
-        store = cache.store()
-        if not store.shared or cache.breaker.is_open():
+        core.store.try_cache's handling)."""
+        current = store.store()
+        if not current.shared:
             return None
-        names = [cache.revision_key(ConfigRevision.API_KEYS)]
-        names += [cache.api_key_record_key(key_prefix(key)) for key in keys]
-        try:
-            return await self.redis().mget(names)
-        except store.refusals as exc:
-            logger.warning("Cache refused a command while checking stream keys (%s)", exc)
-        except store.errors as exc:
-            cache.breaker.trip(exc, "checking stream keys")
-        return None
+        names = [store.revision_key(ConfigRevision.API_KEYS)]
+        names += [store.api_key_record_key(key_prefix(key)) for key in keys]
+        return await current.aget_many(names)
 
     async def _watch_keys(self) -> None:
         """End the streams whose key is no longer valid (module docstring)."""

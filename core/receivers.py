@@ -3,8 +3,8 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from core.cache import bump_revision
 from core.models import APIKey, ConfigRevision
+from core.store import bump_revision
 
 
 @receiver(post_save, sender=APIKey, dispatch_uid="api_key_saved")

@@ -5,8 +5,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from assistants.models import Assistant
-from core import cache as config_cache
-from core.cache import RedisStore, breaker
+from core.store import RedisStore, breaker
+from core.store import base as store_base
 from tests.factories import key_client
 from tests.throwaway_servers import free_port, spawn_redis
 from tools.models import Tool
@@ -41,7 +41,7 @@ def unreachable_redis(monkeypatch):
         socket_timeout=0.25,
         retry=Retry(NoBackoff(), 0),
     )
-    monkeypatch.setattr(config_cache, "_store", RedisStore(client=dead))
+    monkeypatch.setattr(store_base, "_store", RedisStore(client=dead))
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def own_redis_cache(tmp_path, monkeypatch):
     client = redis.Redis(
         host="127.0.0.1", port=port, socket_connect_timeout=0.25, socket_timeout=0.25
     )
-    monkeypatch.setattr(config_cache, "_store", RedisStore(client=client))
+    monkeypatch.setattr(store_base, "_store", RedisStore(client=client))
     yield client
     proc.kill()
     proc.wait()
@@ -97,7 +97,7 @@ def writer():
 def redis_commands(monkeypatch):
     """The round trips to Redis: a command's name, or a pipeline's as "PIPELINE(A,B,…)"."""
     sent = []
-    client = config_cache.store().client
+    client = store_base.store().client
     original = client.execute_command
     original_pipeline = redis.client.Pipeline.execute
 

@@ -16,8 +16,8 @@ from django.contrib.auth.models import User
 
 from assistants.models import Assistant
 from config_backend.history.labels import label_move
-from core.cache import current_revision
 from core.models import APIKey, Revision
+from core.store import committed_counter
 from tests.live import ROOT, call, live_database_url, server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -225,12 +225,12 @@ def history(rows):
     assistant, _ = rows
     assistant.instructions = PLANNER_INSTRUCTIONS
     assistant.save()
-    first = Revision.objects.get(number=current_revision())
+    first = Revision.objects.get(number=committed_counter())
     for name in ("staging", "production"):
         label_move(name=name, revision=first.number, author="release bot")
     assistant.instructions = "You plan the user's week.\nBe brief."
     assistant.save()
-    return {"first": first, "second": current_revision()}
+    return {"first": first, "second": committed_counter()}
 
 
 def test_staff_edit_instructions_with_a_note_and_the_history_shows_who_when_and_the_diff(

@@ -17,8 +17,8 @@ from django.urls import reverse
 
 from assistants.models import Assistant
 from config_backend.history.labels import label_move
-from core.cache import current_revision
 from core.models import Label, Revision
+from core.store import committed_counter
 from tests.factories import assistant_form, link, staff_user
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -49,7 +49,7 @@ def url(name: str, *args) -> str:
 
 
 def latest() -> Revision:
-    return Revision.objects.get(number=current_revision())
+    return Revision.objects.get(number=committed_counter())
 
 
 def edit_assistant(client: Client, assistant: Assistant, note: str = "", **fields):
@@ -123,19 +123,19 @@ def test_the_note_field_is_a_small_optional_textarea_with_its_help_text(root, se
 
 
 def test_a_note_over_1000_characters_is_refused_and_nothing_is_saved(root, secretary):
-    before = current_revision()
+    before = committed_counter()
     response = edit_assistant(root, secretary, "x" * 1001, instructions="Be brief.")
     assert response.status_code == 200
     assert "at most 1000 characters" in str(response.context["adminform"].form.errors)
-    assert current_revision() == before
+    assert committed_counter() == before
     secretary.refresh_from_db()
     assert secretary.instructions == "Help the user."
 
 
 def test_a_note_alone_changes_nothing_and_makes_no_revision(root, secretary):
-    before = current_revision()
+    before = committed_counter()
     assert edit_assistant(root, secretary, "Just a thought.").status_code == 302
-    assert current_revision() == before
+    assert committed_counter() == before
 
 
 # History pages.
@@ -338,12 +338,12 @@ def test_a_refused_rollback_says_why_and_changes_nothing(root, secretary):
     secretary.save()
     other = Assistant.objects.create(name="New secretary", model="m", is_secretary=True)
     UserAssistantThread.objects.create(user_id="u", assistant=other, thread_id="t")
-    before = current_revision()
+    before = committed_counter()
     # At the target, "Secretary" is the secretary; "New secretary", kept, is one too.
     response = root.post(url("config_backend_revision_rollback", target.pk), {}, follow=True)
     assert response.status_code == 200
     assert "Nothing was changed" in response.content.decode()
-    assert current_revision() == before
+    assert committed_counter() == before
 
 
 @pytest.mark.parametrize("missing", ROLLBACK, ids=lambda name: name.split(".")[1])
@@ -353,7 +353,7 @@ def test_staff_missing_any_permission_of_a_rollback_see_no_button_and_cannot_for
     target = latest()
     secretary.instructions = "Changed."
     secretary.save()
-    before = current_revision()
+    before = committed_counter()
     rollback_url = url("config_backend_revision_rollback", target.pk)
     held = [name for name in ROLLBACK if name != missing]
     user = session(staff_user("config_backend.view_revision", *held))
@@ -361,7 +361,7 @@ def test_staff_missing_any_permission_of_a_rollback_see_no_button_and_cannot_for
     assert "Roll back to this revision" not in page
     assert user.get(rollback_url).status_code == 403
     assert user.post(rollback_url, {"prune": "on", "change_note": "forged"}).status_code == 403
-    assert current_revision() == before
+    assert committed_counter() == before
 
 
 def test_staff_holding_every_permission_of_a_rollback_run_it(secretary):

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from core import cache
+from core import store
 from core.models import APIKey
 from tests.factories import assistant_payload, key_client, staff_client, tool_payload
 from threads.models import UserAssistantThread
@@ -191,7 +191,7 @@ def test_a_process_without_the_cached_record_does_not_write_last_used_again(
     client = key_client("read")
     client.get("/api/v1/tools/")
     first = APIKey.objects.get().last_used_at
-    cache.cache_clear()  # as if another process, or an emptied Redis, served the next request
+    store.cache_clear()  # as if another process, or an emptied Redis, served the next request
 
     # key revision, key, re-seeding the emptied mirror (savepoint, SELECT … FOR UPDATE,
     # release), count, page: and no UPDATE

@@ -3,8 +3,8 @@
 import pytest
 
 from assistants.models import Assistant
-from core.cache import current_revision
-from core.changes import assistant_revision
+from core.models import ConfigRevision
+from core.store import committed_counter
 from tests.factories import key_client, link, make_delegate_tool
 from tools.models import Tool
 
@@ -31,7 +31,7 @@ def test_it_returns_the_resolved_config_in_spec_shape(
 
     assert response.status_code == 200
     body = response.json()
-    revision = current_revision()
+    revision = committed_counter()
     assert list(body) == [
         "id",
         "name",
@@ -129,7 +129,7 @@ def test_an_unknown_assistant_has_no_config(client):
 def test_config_carries_etag_and_revision_headers(client, secretary):
     response = client.get(config_url(secretary))
 
-    revision = assistant_revision(secretary.id)
+    revision = committed_counter(ConfigRevision.for_assistant(secretary.id))
     assert revision > 0
     assert response["X-Config-Revision"] == str(revision)
     assert response["ETag"] == f'"{revision}-{secretary.id}"'
@@ -172,7 +172,7 @@ def test_the_bundle_lists_every_active_assistant_by_name(
 
     assert response.status_code == 200
     body = response.json()
-    revision = current_revision()
+    revision = committed_counter()
     assert list(body) == ["revision", "secretary", "assistants"]
     assert body["revision"] == revision
     assert body["secretary"] == str(secretary.id)

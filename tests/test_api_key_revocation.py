@@ -7,7 +7,7 @@ import time
 import pytest
 from django.db import transaction
 
-from core import cache
+from core import store
 from core.models import APIKey
 from tests.factories import key_client
 from tests.live import call, live_database_url, server
@@ -22,8 +22,8 @@ def test_a_key_record_is_cached_for_api_key_record_seconds(settings, secretary):
     settings.API_KEY_RECORD_SECONDS = 7
     client = key_client("read")
     assert client.get(config_url(secretary)).status_code == 200
-    record_key = cache.api_key_record_key(client.raw_key.partition(".")[0])
-    assert 0 < cache.store().client.ttl(record_key) <= 7
+    record_key = store.api_key_record_key(client.raw_key.partition(".")[0])
+    assert 0 < store.store().client.ttl(record_key) <= 7
 
 
 @pytest.mark.slow
@@ -91,7 +91,7 @@ def test_once_redis_is_back_the_first_key_check_retires_records_older_than_a_rev
     other = key_client("read")  # not used yet: no record, its first request reaches the database
     for _ in range(2):
         assert revoked.get(config_url(secretary)).status_code == 200
-    reachable = cache.store()
+    reachable = store.store()
     request.getfixturevalue("unreachable_redis")
     with transaction.atomic():
         api_key = APIKey.objects.get(prefix=revoked.raw_key.partition(".")[0])
@@ -99,8 +99,8 @@ def test_once_redis_is_back_the_first_key_check_retires_records_older_than_a_rev
         api_key.save()
 
     # Redis is back with its old contents (the revoked key's record among them).
-    monkeypatch.setattr(cache, "_store", reachable)
-    cache.breaker.reset()
+    monkeypatch.setattr(store.base, "_store", reachable)
+    store.breaker.reset()
     assert other.get(config_url(secretary)).status_code == 200
 
     assert revoked.get(config_url(secretary)).status_code == 401

@@ -4,8 +4,8 @@ import pytest
 
 from assistants.models import Assistant
 from assistants.selectors import assistant_config_build, assistant_for_config, config_bundle_build
-from core.cache import assistant_config_key, revision_key
-from core.cache import store as cache_store
+from core.store import assistant_config_key, revision_key
+from core.store import store as cache_store
 from tests.factories import assistant_with_tools, key_client
 from threads.models import UserAssistantThread
 from tools.models import Tool

@@ -13,10 +13,9 @@ import pytest
 import redis.asyncio
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from core import asgi_app
 from core.asgi_app import AsyncConfigFastPath, DjangoASGIHandler
-from core.cache import breaker
 from core.models import APIKey
+from core.store import breaker
 from tests.factories import assistant_with_tools
 from tests.throwaway_servers import free_port
 
@@ -124,9 +123,9 @@ def test_a_miss_reaches_django_with_what_was_fetched(app, read_key, monkeypatch)
     url = "/api/v1/config/"
     assistant_with_tools(2)
     sync_commands = []
-    from core import cache
+    from core import store
 
-    client = cache.store().client
+    client = store.store().client
     original = client.execute_command
 
     def counting(*args, **options):
@@ -177,8 +176,7 @@ def test_with_redis_unreachable_a_read_comes_from_the_database_within_2s(
     request.getfixturevalue("unreachable_redis")  # Django's client, then the fast path's
     dead = f"redis://127.0.0.1:{free_port()}/0" if redis_is == "refusing" else hung_redis
     monkeypatch.setattr(
-        asgi_app,
-        "redis_client",
+        "core.store.redis.async_client",
         lambda: redis.asyncio.Redis(
             connection_pool=redis.asyncio.ConnectionPool.from_url(
                 dead, socket_connect_timeout=0.25, socket_timeout=0.25

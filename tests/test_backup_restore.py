@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 
 from assistants.models import Assistant
 from config_backend.backup import PG_MAGIC, pg_connection
-from core import cache
+from core import store
 from core.models import APIKey, ConfigRevision
 from tests.live import ROOT, call, live_database_url, server
 from tests.throwaway_servers import free_port
@@ -95,12 +95,12 @@ def plant_stale_entries(body: bytes) -> int:
     """Entries for the secretary's config and the bundle tagged with the current revision (the
     one the backup holds), with `body`: until a restore retires them, they are what a read
     serves. Returns that revision."""
-    revision = cache.current_revision()
+    revision = store.committed_counter()
     secretary = Assistant.objects.get(is_secretary=True)
-    store = cache.store()
-    store.raise_to(cache.revision_key(ConfigRevision.CONFIG), revision)
-    for key in (cache.assistant_config_key(secretary.id), cache.BUNDLE_KEY):
-        store.set(key, b"%d\n%s" % (revision, body), cache.ENTRY_SECONDS)
+    current = store.store()
+    current.raise_to(store.revision_key(ConfigRevision.CONFIG), revision)
+    for key in (store.assistant_config_key(secretary.id), store.bundle_key()):
+        current.set(key, b"%d\n%s" % (revision, body), store.ENTRY_SECONDS)
     return revision
 
 

@@ -7,23 +7,23 @@ from django.db import connection, transaction
 
 from assistants.models import Assistant
 from assistants.services import assistant_create, assistant_update
-from core import cache
-from core.cache import CacheUnavailable, revision_key
+from core import store
 from core.config_reads import get_or_build
+from core.store import CacheUnavailable, revision_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def read(build=None):
     """A reader as the config views are: the revision first, then the data."""
-    revision = cache.current_revision()
+    revision = store.committed_counter()
     build = build or build_names
     body, _ = get_or_build(assistant_id=None, revision=revision, build=lambda: build(revision))
     return body
 
 
 def mirrored_revision() -> int:
-    return int(cache.store().get_many([revision_key("config")])[0])
+    return int(store.store().get_many([revision_key("config")])[0])
 
 
 def build_names(revision) -> bytes:
@@ -32,25 +32,25 @@ def build_names(revision) -> bytes:
 
 
 def test_a_committed_change_raises_the_mirrored_revision():
-    before = cache.current_revision()
+    before = store.committed_counter()
     assistant_create(name="Planner", model="m")
-    assert cache.current_revision() == before + 1
+    assert store.committed_counter() == before + 1
     assert mirrored_revision() == before + 1
 
 
 def test_a_rolled_back_change_does_not_move_the_database_revision():
-    before = cache.current_revision()
+    before = store.committed_counter()
     with pytest.raises(RuntimeError), transaction.atomic():
         assistant_create(name="Planner", model="m")
         raise RuntimeError("rolled back")
-    assert cache.current_revision() == before
+    assert store.committed_counter() == before
     assert not Assistant.objects.exists()
 
 
 def test_a_second_read_is_served_from_the_cache(django_assert_num_queries):
     assistant_create(name="Planner", model="m")
     first = read()
-    revision = cache.current_revision()
+    revision = store.committed_counter()
     with django_assert_num_queries(0):
         assert get_or_build(assistant_id=None, revision=revision, build=None) == (first, True)
 
@@ -96,7 +96,7 @@ def test_a_mirror_lost_during_a_slow_read_is_not_seeded_from_that_read():
     def writer_then_mirror_lost():
         assistant_update(assistant=Assistant.objects.get(pk=planner.pk), name="Renamed")
         connection.close()
-        cache.store().delete(revision_key("config"))
+        store.store().delete(revision_key("config"))
 
     def slow_reader_build(revision):
         old = build_names(revision)
@@ -105,29 +105,29 @@ def test_a_mirror_lost_during_a_slow_read_is_not_seeded_from_that_read():
         thread.join()
         return old
 
-    cache.store().delete(cache.BUNDLE_KEY)
+    store.store().delete(store.bundle_key())
     read(build=slow_reader_build)
 
-    assert cache.store().get_many([revision_key("config")]) == [None]  # not seeded with R
+    assert store.store().get_many([revision_key("config")]) == [None]  # not seeded with R
     assert read().endswith(b":Renamed")
-    assert mirrored_revision() == cache.current_revision()  # seeded from the database
+    assert mirrored_revision() == store.committed_counter()  # seeded from the database
 
 
 def test_an_emptied_cache_serves_fresh_data():
     planner = assistant_create(name="Planner", model="m")
     read()
-    cache.cache_clear()  # as after Redis restarted empty
+    store.cache_clear()  # as after Redis restarted empty
     assistant_update(assistant=planner, name="After restart")
     body = read()
     assert body.endswith(b":After restart")
 
 
 def test_a_change_is_refused_and_rolled_back_while_the_cache_is_unreachable(unreachable_redis):
-    before = cache.current_revision()
+    before = store.committed_counter()
     with pytest.raises(CacheUnavailable, match="nothing was changed"):
         assistant_create(name="Planner", model="m")
     assert not Assistant.objects.exists()
-    assert cache.current_revision() == before
+    assert store.committed_counter() == before
 
 
 def test_reads_fall_back_to_the_database_while_the_cache_is_unreachable(unreachable_redis, caplog):
@@ -136,4 +136,4 @@ def test_reads_fall_back_to_the_database_while_the_cache_is_unreachable(unreacha
     body = read()
     assert body.endswith(b":Planner")
     assert "Cache unreachable" in caplog.text
-    assert cache.breaker.is_open()
+    assert store.breaker.is_open()

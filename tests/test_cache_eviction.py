@@ -11,8 +11,8 @@ import pytest
 from django.db import transaction
 
 from assistants.models import Assistant
-from core.cache import current_revision, revision_key
 from core.config_reads import CODINGS, IDENTITY, config_at_key, entry_key
+from core.store import committed_counter, revision_key
 from tests.factories import key_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,10 +35,10 @@ def live_keys(assistant_id) -> list[str]:
 
 def test_cold_revision_entries_are_evicted_and_never_the_live_entry(own_redis_cache, secretary):
     redis = own_redis_cache
-    first = current_revision()
+    first = committed_counter()
     for number in range(REVISIONS):
         edit(secretary, instructions=f"{number:03d} " * (TEXT_BYTES // 4))
-    numbers = range(first, current_revision() + 1)
+    numbers = range(first, committed_counter() + 1)
     client = key_client("read")
     url = f"/api/v1/assistants/{secretary.id}/config/"
     assert client.get(url)["X-Config-Cache"] == "miss"

@@ -6,8 +6,8 @@ import threading
 import pytest
 from django.core.checks import run_checks
 
-from core.cache import CHANGES_CHANNEL, current_revision, store
 from core.models import APIKey
+from core.store import CHANGES_CHANNEL, committed_counter, store
 from tests.live import call, live_database_url, server
 from tools.services import tool_create
 
@@ -82,7 +82,7 @@ def test_each_committed_change_is_published_on_the_changes_channel(secretary):
     listener.join()
     pubsub.close()
 
-    assert tool.pk and messages == [current_revision()]
+    assert tool.pk and messages == [committed_counter()]
 
 
 def test_a_local_memory_cache_with_several_workers_is_warned_about(settings, monkeypatch):

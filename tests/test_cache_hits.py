@@ -7,7 +7,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from django.test import Client
 
-from core import cache
+from core import store
 from core.config_reads import ConfigFastPath
 from core.models import APIKey
 from tests.factories import assistant_with_tools, key_client
@@ -112,7 +112,7 @@ def test_an_unreadable_cache_entry_is_answered_from_the_database(secretary):
     client = key_client("read")
     url = f"/api/v1/assistants/{secretary.id}/config/"
     client.get(url)
-    cache.store().set(cache.assistant_config_key(str(secretary.id)), b"not-a-number\n{}")
+    store.store().set(store.assistant_config_key(str(secretary.id)), b"not-a-number\n{}")
     response = client.get(url)
     assert response.status_code == 200
     assert response.json()["name"] == "Secretary"
@@ -202,7 +202,7 @@ def test_a_miss_through_the_wsgi_fast_path_is_not_fetched_again(redis_commands):
 def test_an_unreadable_key_record_is_checked_against_the_database(secretary):
     client = key_client("read")
     client.get("/api/v1/tools/")
-    cache.store().set(cache.api_key_record_key(client.raw_key.partition(".")[0]), b"{not json")
+    store.store().set(store.api_key_record_key(client.raw_key.partition(".")[0]), b"{not json")
 
     response = client.get("/api/v1/tools/")
 

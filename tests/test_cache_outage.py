@@ -8,8 +8,8 @@ import time
 import pytest
 
 from assistants.models import Assistant
-from core.cache import BREAKER_SECONDS, breaker
 from core.models import APIKey
+from core.store import BREAKER_SECONDS, breaker
 from tests.factories import assistant_payload, key_client
 from tests.live import call, live_database_url, server
 from tests.throwaway_servers import free_port, spawn_redis

@@ -11,9 +11,9 @@ import redis
 import redis.asyncio
 
 from assistants.models import Assistant
-from core import asgi_app, cache
+from core import store
 from core.asgi_app import AsyncConfigFastPath, DjangoASGIHandler
-from core.cache import RedisStore, breaker
+from core.store import RedisStore, breaker
 from tests.factories import assistant_payload, key_client
 
 
@@ -40,7 +40,7 @@ def test_reads_go_on_from_the_database_and_the_breaker_stays_closed(
     assert client.get(url)["X-Config-Cache"] == "miss"  # stores the entry and the key record
     assert client.get(url)["X-Config-Cache"] == "hit"
     pool, held = one_connection_pool
-    monkeypatch.setattr(cache, "_store", RedisStore(client=redis.Redis(connection_pool=pool)))
+    monkeypatch.setattr(store.base, "_store", RedisStore(client=redis.Redis(connection_pool=pool)))
 
     for _ in range(3):
         response = client.get(url)
@@ -61,7 +61,7 @@ def test_reads_go_on_from_the_database_and_the_breaker_stays_closed(
 def test_a_config_write_is_refused_and_changes_nothing(one_connection_pool, monkeypatch):
     client = key_client("write")
     pool, _ = one_connection_pool
-    monkeypatch.setattr(cache, "_store", RedisStore(client=redis.Redis(connection_pool=pool)))
+    monkeypatch.setattr(store.base, "_store", RedisStore(client=redis.Redis(connection_pool=pool)))
 
     response = client.post("/api/v1/assistants/", assistant_payload(), format="json")
 
@@ -75,8 +75,8 @@ def test_a_config_write_is_refused_and_changes_nothing(one_connection_pool, monk
 def test_the_asgi_fast_path_hands_the_read_to_django_and_the_breaker_stays_closed(
     settings, monkeypatch
 ):
-    names = [cache.revision_key("config")]
-    cache.store().set(names[0], b"7")
+    names = [store.revision_key("config")]
+    store.store().set(names[0], b"7")
     app = AsyncConfigFastPath(DjangoASGIHandler())
 
     async def fetch(max_connections: int, in_use: int):
@@ -87,7 +87,7 @@ def test_the_asgi_fast_path_hands_the_read_to_django_and_the_breaker_stays_close
         for _ in range(in_use):
             pool.get_available_connection()
         monkeypatch.setattr(
-            asgi_app, "redis_client", lambda: redis.asyncio.Redis(connection_pool=pool)
+            "core.store.redis.async_client", lambda: redis.asyncio.Redis(connection_pool=pool)
         )
         try:
             return await app.get_many(names)

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from assistants.models import Assistant
 from assistants.services import assistant_create
-from core import cache
+from core import store
 from core.models import Revision
 from tests.factories import assistant_form, write_config_file
 from tools.models import Tool
@@ -31,12 +31,12 @@ def announcements():
     A subscriber of its own, on the real Redis; on exit it publishes END itself and reads up to
     it: Redis delivers a channel's messages in the order it received them, so every announce of
     the writes made inside has arrived by then."""
-    pubsub = cache.store().client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(cache.CHANGES_CHANNEL)
+    pubsub = store.store().client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(store.CHANGES_CHANNEL)
     heard = []
     try:
         yield heard
-        cache.store().client.publish(cache.CHANGES_CHANNEL, END)
+        store.store().client.publish(store.CHANGES_CHANNEL, END)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             message = pubsub.get_message(timeout=1)  # None: nothing yet, or a confirmation

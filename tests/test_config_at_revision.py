@@ -4,10 +4,10 @@
 import pytest
 
 from assistants.models import Assistant
-from core import cache
-from core.cache import current_revision
-from core.changes import assistant_revision
+from core import store
 from core.config_reads import ConfigFastPath, revision_asked
+from core.models import ConfigRevision
+from core.store import committed_counter
 from tests.factories import link
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def edited_secretary(secretary, weather_tool):
     """The secretary linked to get_weather at revision `secretary.at`, then edited twice."""
     link(secretary, weather_tool)
-    secretary.at = current_revision()
+    secretary.at = committed_counter()
     secretary.instructions = "Be brief."
     secretary.save()
     weather_tool.description = "Changed."
@@ -47,16 +47,16 @@ def test_the_config_at_the_current_revision_equals_the_live_config_but_its_revis
 ):
     url = f"/api/v1/assistants/{edited_secretary.id}/config/"
     live = reader.get(url).json()
-    now = reader.get(f"{url}?revision={current_revision()}").json()
+    now = reader.get(f"{url}?revision={committed_counter()}").json()
 
     assert {**now, "revision": None} == {**live, "revision": None}
-    assert live["revision"] == assistant_revision(edited_secretary.id)
+    assert live["revision"] == committed_counter(ConfigRevision.for_assistant(edited_secretary.id))
 
 
 def test_the_bundle_at_a_revision_lists_the_assistants_active_then(
     reader, edited_secretary, calendar_assistant
 ):
-    at = current_revision()
+    at = committed_counter()
     calendar_assistant.is_active = False
     calendar_assistant.save()
 
@@ -104,7 +104,7 @@ def test_a_later_change_does_not_change_a_config_at_a_revision(reader, edited_se
     first = reader.get(url)
     edited_secretary.instructions = "Changed again."
     edited_secretary.save()
-    cache.cache_clear()
+    store.cache_clear()
 
     rebuilt = reader.get(url)
     assert rebuilt["X-Config-Cache"] == "miss"
@@ -121,7 +121,7 @@ def test_the_etag_of_a_read_at_a_revision_gets_a_304(reader, edited_secretary):
 
 
 def test_an_assistant_that_did_not_exist_at_a_revision_is_404(reader, secretary):
-    at = current_revision()
+    at = committed_counter()
     newcomer = Assistant.objects.create(name="Newcomer", model="m")
     response = reader.get(f"/api/v1/assistants/{newcomer.id}/config/?revision={at}")
     assert response.status_code == 404
@@ -130,7 +130,7 @@ def test_an_assistant_that_did_not_exist_at_a_revision_is_404(reader, secretary)
 def test_an_assistant_inactive_at_a_revision_is_404(reader, secretary):
     secretary.is_active = False
     secretary.save()
-    at = current_revision()
+    at = committed_counter()
     secretary.is_active = True
     secretary.save()
 

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistants.models import Assistant
-from core import cache
+from core import store
 from core.models import APIKey, LabelMove, Revision
 from tests.live import (
     call,
@@ -296,7 +296,7 @@ def test_more_than_one_read_of_pending_events_arrive_in_commit_order(instances, 
             numbers = pending_revisions(550)
             move = LabelMove.objects.create(label="staging", to_revision=numbers[-1])
             numbers += pending_revisions(50)
-        cache.store().publish(cache.CHANGES_CHANNEL, "test")
+        store.store().publish(store.CHANGES_CHANNEL, "test")
         arrived = [stream.next(timeout=10) for _ in range(601)]
     kinds = [event.event for event in arrived]
     assert kinds == ["revision"] * 550 + ["label"] + ["revision"] * 50

@@ -3,14 +3,14 @@
 
 import pytest
 
-from core.cache import current_revision
+from core.store import committed_counter
 from tests.factories import link
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_the_diff_is_the_net_change_between_two_revisions(reader, secretary, weather_tool):
-    start = current_revision()
+    start = committed_counter()
     link(secretary, weather_tool)
     secretary.instructions = "First."
     secretary.save()
@@ -21,7 +21,7 @@ def test_the_diff_is_the_net_change_between_two_revisions(reader, secretary, wea
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["from"], body["to"]) == (start, current_revision())
+    assert (body["from"], body["to"]) == (start, committed_counter())
     by_entity = {change["entity"]: change for change in body["changes"]}
     assert by_entity["assistant"]["fields"] == {
         "instructions": {"old": "Help the user.", "new": "Second."}
@@ -32,7 +32,7 @@ def test_the_diff_is_the_net_change_between_two_revisions(reader, secretary, wea
 
 
 def test_the_diff_backwards_undoes_the_changes(reader, secretary):
-    start = current_revision()
+    start = committed_counter()
     secretary.name = "Front desk"
     secretary.save()
 
@@ -43,7 +43,7 @@ def test_the_diff_backwards_undoes_the_changes(reader, secretary):
 
 def test_a_diff_of_a_point_with_itself_is_empty(reader, secretary):
     body = reader.get("/api/v1/diff/?from=live&to=live").json()
-    assert body["changes"] == [] and body["from"] == body["to"] == current_revision()
+    assert body["changes"] == [] and body["from"] == body["to"] == committed_counter()
 
 
 def test_an_unknown_revision_is_404(reader, secretary):

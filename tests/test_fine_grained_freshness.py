@@ -11,10 +11,9 @@ from django.db import connection
 from assistants.models import Assistant
 from assistants.services import assistant_update
 from config_backend import transfer
-from core import cache
-from core.changes import assistant_revision
+from core import store
 from core.config_reads import get_or_build
-from core.models import APIKey, Revision
+from core.models import APIKey, ConfigRevision, Revision
 from tests.factories import make_delegate_tool
 from tests.live import call, live_database_url, server
 from tools.models import AssistantToolLink, Tool
@@ -155,24 +154,24 @@ def test_a_change_set_names_the_assistants_whose_config_it_changed(world):
     tool.description = "v2"
     tool.save()
 
-    revision = Revision.objects.get(number=cache.current_revision())
+    revision = Revision.objects.get(number=store.committed_counter())
     assert set(revision.assistants) == {str(world["secretary"].id), str(world["planner"].id)}
-    assert assistant_revision(world["notes"].id) < revision.number
-    assert assistant_revision(world["planner"].id) == revision.number
+    assert assistant_counter(world["notes"]) < revision.number
+    assert assistant_counter(world["planner"]) == revision.number
 
 
 def test_a_save_that_changes_nothing_makes_no_revision(world):
-    before = cache.current_revision()
+    before = store.committed_counter()
     planner = Assistant.objects.get(pk=world["planner"].pk)
     planner.save()
     Tool.objects.get(pk=world["weather"].pk).save()
 
-    assert cache.current_revision() == before
+    assert store.committed_counter() == before
 
 
 def read_config(assistant, build=None) -> bytes:
     """A reader as the config view is: the assistant's revision first, then the data."""
-    revision = assistant_revision(assistant.id)
+    revision = store.committed_counter(ConfigRevision.for_assistant(assistant.id))
     build = build or (lambda: tool_descriptions(assistant))
     body, _ = get_or_build(assistant_id=str(assistant.id), revision=revision, build=build)
     return body
@@ -228,9 +227,14 @@ def test_the_read_invalidate_store_race_leaves_no_stale_entry_for_each_dependenc
         thread.join()
         return old
 
-    cache.store().delete(cache.assistant_config_key(secretary.id))
+    store.store().delete(store.assistant_config_key(secretary.id))
     served_to_slow_reader = read_config(secretary, build=slow_build)
     assert not fresh(served_to_slow_reader)  # it began before the commit
 
     assert fresh(read_config(secretary))
     assert fresh(read_config(secretary))
+
+
+def assistant_counter(assistant) -> int:
+    """The assistant's config revision (its counter row; core.store)."""
+    return store.committed_counter(ConfigRevision.for_assistant(assistant.id))

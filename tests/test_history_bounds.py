@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from assistants.models import Assistant
 from config_backend.history.selectors import diff
-from core.cache import current_revision
 from core.models import Revision, RevisionChange
+from core.store import committed_counter
 from tests.factories import key_client, staff_user
 from tools.models import Tool
 
@@ -150,7 +150,7 @@ def test_a_field_page_needs_the_history_page_permission_and_a_change_of_that_obj
 def test_the_revision_page_cuts_a_long_field_and_links_to_its_page_with_view_revision(
     root, rewritten
 ):
-    revision = Revision.objects.get(number=current_revision())
+    revision = Revision.objects.get(number=committed_counter())
     page = root.get(url("config_backend_revision_change", revision.pk))
 
     (field,) = [f for f in page.context["changes"][0].fields if f.name == "instructions"]
@@ -163,7 +163,7 @@ def test_the_revision_page_cuts_a_long_field_and_links_to_its_page_with_view_rev
 
 
 def test_the_rollback_preview_cuts_a_long_field_and_says_where_to_see_it_whole(root, rewritten):
-    first = Revision.objects.get(number=current_revision() - 1)
+    first = Revision.objects.get(number=committed_counter() - 1)
 
     page = root.get(url("config_backend_revision_rollback", first.pk))
 
@@ -180,7 +180,7 @@ def test_the_rollback_preview_cuts_a_long_field_and_says_where_to_see_it_whole(r
 
 def test_the_revision_api_cuts_long_values_and_marks_them_unless_asked_for_them_whole(rewritten):
     client = key_client("read")
-    number = current_revision()
+    number = committed_counter()
 
     cut = client.get(f"/api/v1/revisions/{number}/").json()["changes"][0]["fields"]
     whole = client.get(f"/api/v1/revisions/{number}/?full=1").json()["changes"][0]["fields"]
@@ -202,7 +202,7 @@ def test_the_diff_api_cuts_long_values_objects_as_the_start_of_their_json(secret
     with transaction.atomic():
         Tool.objects.create(name="big", tool_type="time", input_schema=schema)
     edit(secretary, instructions="Short.")
-    start = current_revision() - 2
+    start = committed_counter() - 2
 
     cut = client.get(f"/api/v1/diff/?from={start}&to=live").json()["changes"]
     whole = client.get(f"/api/v1/diff/?from={start}&to=live&full=true").json()["changes"]

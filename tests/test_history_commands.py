@@ -6,9 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from assistants.models import Assistant
-from core.cache import current_revision
 from core.changes import ChangeContext, change_context
 from core.models import Revision
+from core.store import committed_counter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,13 +27,13 @@ def test_config_log_prints_one_line_per_revision_newest_first(secretary, calenda
     lines = run("config_log", "--limit", "2").splitlines()
 
     assert len(lines) == 2
-    assert lines[0].startswith(f"{current_revision()}  ")
+    assert lines[0].startswith(f"{committed_counter()}  ")
     assert "ops key  api  (assistants 1, tools 0, links 0)  tidy up" in lines[0]
     assert "Calendar assistant" not in lines[0]
 
 
 def test_config_diff_prints_each_field_old_to_new(secretary):
-    start = current_revision()
+    start = committed_counter()
     secretary.instructions = "Be brief."
     secretary.save()
 
@@ -50,14 +50,14 @@ def test_config_diff_exits_1_naming_an_unknown_or_malformed_point(secretary, poi
 
 
 def test_config_rollback_prints_the_new_revision(secretary):
-    at = current_revision()
+    at = committed_counter()
     secretary.instructions = "Oops."
     secretary.save()
     Assistant.objects.create(name="Later", model="m")
 
     out = run("config_rollback", str(at), "--message", "undo oops")
 
-    revision = Revision.objects.get(number=current_revision())
+    revision = Revision.objects.get(number=committed_counter())
     assert f"Rolled back to {at} as revision {revision.number}." in out
     assert "Kept assistant created after" in out and "Later" in out
     assert (revision.source, revision.message) == ("rollback", "undo oops")
@@ -65,7 +65,7 @@ def test_config_rollback_prints_the_new_revision(secretary):
 
 
 def test_config_rollback_with_prune_deletes_what_came_later(secretary):
-    at = current_revision()
+    at = committed_counter()
     Assistant.objects.create(name="Later", model="m")
 
     out = run("config_rollback", str(at), "--prune")
@@ -75,7 +75,7 @@ def test_config_rollback_with_prune_deletes_what_came_later(secretary):
 
 
 def test_config_rollback_exits_1_naming_the_reasons_on_refusal(secretary):
-    at = current_revision()
+    at = committed_counter()
     secretary.is_secretary = False
     secretary.save()
     Assistant.objects.create(name="Boss", model="m", is_secretary=True)
@@ -92,7 +92,7 @@ def test_export_at_a_revision_equals_the_export_taken_then_byte_for_byte(
     secretary, weather_tool, calendar_assistant
 ):
     secretary.tool_links.create(tool=weather_tool)
-    at = current_revision()
+    at = committed_counter()
     taken_then = run("export_config")
     secretary.delete()
     weather_tool.description = "Changed."

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from assistants.models import Assistant
 from config_backend import transfer
-from core.cache import current_revision
+from core.store import committed_counter
 from tests.factories import (
     assistant_payload,
     key_client,
@@ -393,7 +393,7 @@ def command_output(*args) -> str:
 
 def hostile_rollback_in_the_log(tmp_path):
     secretary = Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
-    at = current_revision()
+    at = committed_counter()
     secretary.instructions = "Changed."
     secretary.save()
     call_command("config_rollback", str(at), "--message", HOSTILE_TEXT, stdout=StringIO())
@@ -402,14 +402,14 @@ def hostile_rollback_in_the_log(tmp_path):
 
 def hostile_names_in_a_diff(tmp_path):
     Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
-    at = current_revision()
+    at = committed_counter()
     Assistant.objects.create(name=HOSTILE_TEXT, model="m", instructions=HOSTILE_TEXT)
     return ["config_diff", str(at), "live"]
 
 
 def hostile_name_kept_by_a_rollback(tmp_path):
     Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
-    at = current_revision()
+    at = committed_counter()
     Assistant.objects.create(name=HOSTILE_TEXT, model="m")
     return ["config_rollback", str(at)]
 

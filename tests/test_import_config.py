@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from assistants.models import Assistant
 from config_backend import transfer
 from config_backend.transfer import apply as transfer_apply
-from core.cache import current_revision
 from core.models import Revision
+from core.store import committed_counter
 from tests.factories import link, make_delegate_tool
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -94,7 +94,7 @@ def test_a_second_identical_run_changes_nothing_and_says_so(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     run_import(DEMO)
     before = exported()
-    revision = current_revision()
+    revision = committed_counter()
 
     out = StringIO()
     call_command("import_config", str(DEMO), stdout=out, stderr=StringIO())
@@ -103,7 +103,7 @@ def test_a_second_identical_run_changes_nothing_and_says_so(tmp_path, monkeypatc
     assert "Assistants: 0 created, 0 updated, 3 unchanged, 0 deleted" in out.getvalue()
     assert "Links: 0 created, 0 updated, 12 unchanged, 0 deleted" in out.getvalue()
     assert exported() == before
-    assert current_revision() == revision
+    assert committed_counter() == revision
     assert not (tmp_path / "backups").exists()
 
 
@@ -292,7 +292,7 @@ def test_an_import_is_one_revision_listing_every_row_it_changed(tmp_path):
     before = Revision.objects.count()
     run_import(DEMO, "-m", "first load")
 
-    revision = Revision.objects.get(number=current_revision())
+    revision = Revision.objects.get(number=committed_counter())
     assert Revision.objects.count() == before + 1
     assert (revision.source, revision.message) == ("import", "first load")
     assert revision.changes.filter(action="created").count() == revision.changes.count()

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from assistants.models import Assistant
-from core import cache
+from core import store
 from core.config_reads import label_entry_key
 from core.models import APIKey, Label, LabelMove, Revision
 from tests.factories import assistant_with_tools, key_client, staff_client
@@ -159,8 +159,8 @@ def test_the_history_lists_every_move_newest_first_with_author_and_message(secre
 
 
 def test_a_move_announces_itself_on_the_changes_channel_at_commit(secretary, writer):
-    pubsub = cache.store().client.pubsub()
-    pubsub.subscribe(cache.CHANGES_CHANNEL)
+    pubsub = store.store().client.pubsub()
+    pubsub.subscribe(store.CHANGES_CHANNEL)
     pubsub.get_message(timeout=1)  # the subscription's confirmation
     move(writer, "staging", newest_revision())
     messages = []
@@ -259,10 +259,10 @@ def test_an_entry_stored_by_a_read_that_raced_a_move_is_never_served(secretary, 
     move(mover, "production", v1)
     reader.get(url)
     entry_key = label_entry_key("production", str(secretary.id))
-    (stale,) = cache.store().get_many([entry_key])  # tagged with the move counter it read
+    (stale,) = store.store().get_many([entry_key])  # tagged with the move counter it read
 
     move(mover, "production", "live")
-    cache.store().set(entry_key, stale)  # as a slow reader that read before the move stores it
+    store.store().set(entry_key, stale)  # as a slow reader that read before the move stores it
 
     response = reader.get(url)
     assert response.json()["instructions"] == "v2"

@@ -18,7 +18,7 @@ import pytest
 from django.test import Client
 
 from assistants.models import Assistant
-from core import cache
+from core import store
 from core.api.keys import key_prefix
 from core.models import ConfigRevision
 from core.ops import request_log
@@ -142,8 +142,8 @@ def test_a_warning_logged_during_a_request_carries_its_request_id(json_log, secr
     client = key_client("read")
     url = f"/api/v1/assistants/{secretary.id}/config/"
     assert client.get(url).status_code == 200  # stores the key's record
-    mirror = cache.revision_key(ConfigRevision.for_assistant(secretary.id))
-    cache.store().set(mirror, b"not a number")
+    mirror = store.revision_key(ConfigRevision.for_assistant(secretary.id))
+    store.store().set(mirror, b"not a number")
     response = client.get(url, HTTP_X_REQUEST_ID="r-1")
     assert response.status_code == 200
 

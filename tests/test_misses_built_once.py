@@ -13,10 +13,10 @@ from django.test import Client
 from assistants import config_api
 from assistants.models import Assistant
 from assistants.services import assistant_update
-from core import cache
-from core.cache import LocalStore
+from core import store
 from core.config_reads import entry_key, get_or_build, revision_name
 from core.models import APIKey
+from core.store import LocalStore
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,10 +65,15 @@ def timed_get(url: str, key: str):
     return response, time.monotonic() - started
 
 
+def take_lock(current, lock: str, token: str, milliseconds: int) -> bool:
+    """Take a build lock as get_or_build does (`lock_and_get`, the entry read beside it)."""
+    return current.lock_and_get(lock, token, milliseconds, then_get=lock)[0]
+
+
 def hold_lock(assistant_id: str, revision: int, milliseconds: int = 60_000) -> None:
     """Take the entry's build lock as a builder would that then died (never releasing it)."""
-    lock = cache.build_lock_key(entry_key(assistant_id), revision)
-    assert cache.store().lock(lock, "a-dead-builder", milliseconds)
+    lock = store.build_lock_key(entry_key(assistant_id), revision)
+    assert take_lock(store.store(), lock, "a-dead-builder", milliseconds)
 
 
 def test_twenty_concurrent_misses_after_an_edit_build_the_entry_once(secretary, counted_builds):
@@ -76,7 +81,7 @@ def test_twenty_concurrent_misses_after_an_edit_build_the_entry_once(secretary, 
     url = f"/api/v1/assistants/{secretary.id}/config/"
     assert timed_get(url, key)[0].status_code == 200  # cached
     assistant_update(assistant=Assistant.objects.get(pk=secretary.pk), name="Renamed")
-    revision = cache.current_revision(revision_name(str(secretary.id)))
+    revision = store.committed_counter(revision_name(str(secretary.id)))
     counted_builds.clear()
 
     answers = concurrently(20, lambda: timed_get(url, key)[0])
@@ -107,7 +112,7 @@ def test_a_builder_that_died_holding_the_lock_delays_the_others_by_the_bound_onl
     settings.CONFIG_BUILD_WAIT_MS = 400
     _, key = APIKey.objects.create_key(name="runtime", scope="read")
     url = f"/api/v1/assistants/{secretary.id}/config/"
-    revision = cache.current_revision(revision_name(str(secretary.id)))
+    revision = store.committed_counter(revision_name(str(secretary.id)))
     hold_lock(str(secretary.id), revision)
 
     answers = concurrently(4, lambda: timed_get(url, key))
@@ -119,13 +124,13 @@ def test_a_builder_that_died_holding_the_lock_delays_the_others_by_the_bound_onl
 
 
 def stored(assistant_id: str, revision: int, body: bytes) -> None:
-    cache.store().set(entry_key(assistant_id), b"%d\n%s" % (revision, body))
+    store.store().set(entry_key(assistant_id), b"%d\n%s" % (revision, body))
 
 
 def test_a_waiter_never_serves_an_entry_older_than_its_database_revision(secretary, settings):
     settings.CONFIG_BUILD_WAIT_MS = 300
     assistant_id = str(secretary.id)
-    revision = cache.current_revision(revision_name(assistant_id))
+    revision = store.committed_counter(revision_name(assistant_id))
     stored(assistant_id, revision - 1, b"stale")  # what the last edit left behind
     hold_lock(assistant_id, revision)
     builds = []
@@ -148,15 +153,15 @@ LONG_WAIT_MS = 30_000
 def test_a_waiter_is_served_the_bytes_the_lock_holder_stores(secretary, settings):
     settings.CONFIG_BUILD_WAIT_MS = LONG_WAIT_MS
     assistant_id = str(secretary.id)
-    revision = cache.current_revision(revision_name(assistant_id))
+    revision = store.committed_counter(revision_name(assistant_id))
     stored(assistant_id, revision - 1, b"stale")
-    lock = cache.build_lock_key(entry_key(assistant_id), revision)
-    assert cache.store().lock(lock, "the-builder", LONG_WAIT_MS)
+    lock = store.build_lock_key(entry_key(assistant_id), revision)
+    assert take_lock(store.store(), lock, "the-builder", LONG_WAIT_MS)
 
     def builder_finishes():
         time.sleep(0.2)
         entries = {entry_key(assistant_id): b"%d\nfresh" % revision}
-        cache.store().set_many(entries, 60, release=(lock, "the-builder"))
+        store.store().set_many(entries, 60, release=(lock, "the-builder"))
 
     thread = threading.Thread(target=builder_finishes)
     thread.start()
@@ -166,17 +171,17 @@ def test_a_waiter_is_served_the_bytes_the_lock_holder_stores(secretary, settings
 
     assert (body, from_cache) == (b"fresh", True)
     assert time.monotonic() - started < LONG_WAIT_MS / 1000
-    assert cache.store().get_many([lock]) == [None]  # released by its holder
+    assert store.store().get_many([lock]) == [None]  # released by its holder
 
 
 def test_a_waiter_stops_waiting_when_the_holder_lets_go_without_storing(secretary, settings):
     """An inactive assistant's build stores nothing: its waiters answer (404) at once."""
     settings.CONFIG_BUILD_WAIT_MS = LONG_WAIT_MS
     assistant_id = str(secretary.id)
-    revision = cache.current_revision(revision_name(assistant_id))
-    lock = cache.build_lock_key(entry_key(assistant_id), revision)
-    assert cache.store().lock(lock, "the-builder", LONG_WAIT_MS)
-    threading.Timer(0.2, lambda: cache.store().unlock(lock, "the-builder")).start()
+    revision = store.committed_counter(revision_name(assistant_id))
+    lock = store.build_lock_key(entry_key(assistant_id), revision)
+    assert take_lock(store.store(), lock, "the-builder", LONG_WAIT_MS)
+    threading.Timer(0.2, lambda: store.store().unlock(lock, "the-builder")).start()
 
     started = time.monotonic()
     body, from_cache = get_or_build(
@@ -191,42 +196,42 @@ def test_a_miss_whose_entry_was_built_after_its_first_read_does_not_build_again(
     """Its MGET saw the old entry; another request then built, stored and let go of the lock
     before this one asked for it: the lock comes with a fresh read of the entry."""
     assistant_id = str(secretary.id)
-    revision = cache.current_revision(revision_name(assistant_id))
+    revision = store.committed_counter(revision_name(assistant_id))
     first_read = (b"%d\nstale" % (revision - 1), str(revision).encode())
     stored(assistant_id, revision, b"built meanwhile")
-    lock = cache.build_lock_key(entry_key(assistant_id), revision)
+    lock = store.build_lock_key(entry_key(assistant_id), revision)
 
     body, from_cache = get_or_build(
         assistant_id=assistant_id, revision=revision, build=None, cached=first_read
     )
 
     assert (body, from_cache) == (b"built meanwhile", True)
-    assert cache.store().get_many([lock]) == [None]  # taken, and let go
+    assert store.store().get_many([lock]) == [None]  # taken, and let go
 
 
 def test_the_builder_releases_its_lock_also_when_the_build_fails(secretary):
     assistant_id = str(secretary.id)
-    revision = cache.current_revision(revision_name(assistant_id))
-    lock = cache.build_lock_key(entry_key(assistant_id), revision)
+    revision = store.committed_counter(revision_name(assistant_id))
+    lock = store.build_lock_key(entry_key(assistant_id), revision)
 
     def failing_build():
-        assert cache.store().get_many([lock]) != [None]  # held while building
+        assert store.store().get_many([lock]) != [None]  # held while building
         raise RuntimeError("database went away")
 
     with pytest.raises(RuntimeError):
         get_or_build(assistant_id=assistant_id, revision=revision, build=failing_build)
 
-    assert cache.store().get_many([lock]) == [None]
+    assert store.store().get_many([lock]) == [None]
 
 
 def test_a_refused_lock_command_falls_back_to_building(secretary, monkeypatch, caplog):
     assistant_id = str(secretary.id)
-    revision = cache.current_revision(revision_name(assistant_id))
+    revision = store.committed_counter(revision_name(assistant_id))
 
     def refuse(*args, **kwargs):
         raise redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'")
 
-    monkeypatch.setattr(cache.store(), "lock_and_get", refuse)
+    monkeypatch.setattr(store.store(), "lock_and_get", refuse)
 
     body, from_cache = get_or_build(
         assistant_id=assistant_id, revision=revision, build=lambda: b"x"
@@ -234,28 +239,28 @@ def test_a_refused_lock_command_falls_back_to_building(secretary, monkeypatch, c
 
     assert (body, from_cache) == (b"x", False)
     assert "Cache refused a command while locking a config build" in caplog.text
-    assert not cache.breaker.is_open()
+    assert not store.breaker.is_open()
 
 
 def test_a_lock_is_released_only_by_its_holder():
-    lock = cache.build_lock_key(cache.BUNDLE_KEY, 7)
-    store = cache.store()
-    assert store.lock(lock, "first", 5000)
-    assert not store.lock(lock, "second", 5000)
-    store.unlock(lock, "second")  # a builder whose lock had expired and was taken again
-    assert store.get_many([lock]) == [b"first"]
-    store.unlock(lock, "first")
-    assert store.lock(lock, "second", 5000)
+    lock = store.build_lock_key(store.bundle_key(), 7)
+    current = store.store()
+    assert take_lock(current, lock, "first", 5000)
+    assert not take_lock(current, lock, "second", 5000)
+    current.unlock(lock, "second")  # a builder whose lock had expired and was taken again
+    assert current.get_many([lock]) == [b"first"]
+    current.unlock(lock, "first")
+    assert take_lock(current, lock, "second", 5000)
 
 
 def test_the_embedded_defaults_lock_is_held_by_one_thread_at_a_time():
-    store = LocalStore()
-    store.cache = LocMemCache("built-once", {})  # the embedded default's cache (tests use Redis)
-    lock = cache.build_lock_key(cache.BUNDLE_KEY, 7)
-    taken = concurrently(10, lambda: store.lock(lock, threading.current_thread().name, 5000))
+    local = LocalStore()
+    local.cache = LocMemCache("built-once", {})  # the embedded default's cache (tests use Redis)
+    lock = store.build_lock_key(store.bundle_key(), 7)
+    taken = concurrently(10, lambda: take_lock(local, lock, threading.current_thread().name, 5000))
     assert taken.count(True) == 1
-    holder = store.get_many([lock])[0]
-    store.unlock(lock, "somebody else")
-    assert store.get_many([lock]) == [holder]
-    store.unlock(lock, holder)
-    assert store.get_many([lock]) == [None]
+    holder = local.get_many([lock])[0]
+    local.unlock(lock, "somebody else")
+    assert local.get_many([lock]) == [holder]
+    local.unlock(lock, holder)
+    assert local.get_many([lock]) == [None]

@@ -5,7 +5,7 @@ and a config write is refused with a 503 saying Redis refused the command; nothi
 import pytest
 
 from assistants.models import Assistant
-from core.cache import breaker
+from core.store import breaker
 from tests.factories import assistant_payload, key_client
 
 pytestmark = pytest.mark.django_db

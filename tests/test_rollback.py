@@ -11,8 +11,8 @@ from assistants.models import Assistant
 from assistants.services import assistant_update
 from config_backend import transfer
 from config_backend.history.services import rollback
-from core.cache import current_revision
 from core.models import Revision
+from core.store import committed_counter
 from tests.factories import key_client, link, staff_client
 from threads.models import UserAssistantThread
 from tools.models import Tool
@@ -31,7 +31,7 @@ def history(secretary, weather_tool, calendar_assistant):
     link(secretary, weather_tool)
 
     class History:
-        at = current_revision()
+        at = committed_counter()
         export = export_bytes()
 
     secretary.instructions = "Changed."
@@ -51,7 +51,7 @@ def test_rollback_then_export_equals_the_export_taken_then_byte_for_byte(writer,
     assert response.status_code == 200, response.content
     assert export_bytes() == history.export
     body = response.json()
-    assert body["revision"] == current_revision()
+    assert body["revision"] == committed_counter()
     assert body["kept"] == []
     assert {(row["entity"], row["name"]) for row in body["deleted"]} == {
         ("assistant", "Newcomer"),
@@ -97,7 +97,7 @@ def test_the_change_note_header_is_the_message(writer, history):
 
 def test_a_rollback_to_the_live_state_changes_nothing(writer, history):
     before = Revision.objects.count()
-    response = writer.post("/api/v1/rollback/", {"to": current_revision()}, format="json")
+    response = writer.post("/api/v1/rollback/", {"to": committed_counter()}, format="json")
 
     assert response.status_code == 200 and response.json()["revision"] is None
     assert Revision.objects.count() == before
@@ -108,7 +108,7 @@ def test_a_target_that_breaks_a_rule_today_is_409_with_the_reasons_and_changes_n
 ):
     # At X the secretary is the secretary; later it steps down for a new assistant, which a
     # rollback without prune keeps: two secretaries.
-    at = current_revision()
+    at = committed_counter()
     secretary.is_secretary = False
     secretary.save()
     Assistant.objects.create(name="Boss", model="m", is_secretary=True)
@@ -179,17 +179,17 @@ def _race(*jobs):
 
 
 def test_two_racing_rollbacks_serialize_and_leave_exactly_one_target(secretary, weather_tool):
-    first = current_revision()
+    first = committed_counter()
     first_export = export_bytes()
     link(secretary, weather_tool)
     secretary.instructions = "Second."
     secretary.save()
-    second = current_revision()
+    second = committed_counter()
     second_export = export_bytes()
     Tool.objects.create(name="get_time", tool_type="time")
 
     for _ in range(3):
-        before = current_revision()
+        before = committed_counter()
         _race(lambda: rollback(to=first, prune=True), lambda: rollback(to=second, prune=True))
         assert export_bytes() in (first_export, second_export)
         made = Revision.objects.filter(number__gt=before, source="rollback").count()
@@ -198,7 +198,7 @@ def test_two_racing_rollbacks_serialize_and_leave_exactly_one_target(secretary, 
 
 def test_a_rollback_racing_an_edit_is_never_half_applied(secretary, weather_tool):
     link(secretary, weather_tool)
-    at = current_revision()
+    at = committed_counter()
     at_export = export_bytes()
     secretary.instructions = "Later."
     secretary.model = "gpt-4o"

@@ -16,14 +16,14 @@ import pytest
 import redis
 
 from assistants.models import Assistant
-from core.cache import (
-    MIRRORS_SEEDED_ON_KEY,
-    check_master_on_connect,
-    current_revision,
-    revision_key,
-)
 from core.config_reads import revision_name
 from core.models import APIKey, ConfigRevision
+from core.store import (
+    MIRRORS_SEEDED_ON_KEY,
+    check_master_on_connect,
+    committed_counter,
+    revision_key,
+)
 from tests.live import ROOT, call, live_database_url, server
 from tests.sentinel_servers import SERVICE, sentinel_group, wait_until
 from tests.throwaway_servers import free_port, spawn_redis
@@ -128,7 +128,7 @@ def test_a_replica_promoted_with_an_old_mirror_serves_nothing_older_than_the_dat
             group.kill(group.master_port)
             group.resume(replica_port)
             assert group.wait_for_failover() == replica_port
-            assert int(replica.get(mirror)) < current_revision(revision_name(str(assistant.id)))
+            assert int(replica.get(mirror)) < committed_counter(revision_name(str(assistant.id)))
 
             # Every read answers v2, until the new master serves hits (of v2).
             seen = []
@@ -173,7 +173,7 @@ def test_a_change_in_flight_when_a_new_master_is_met_has_its_mirror_retired_not_
             assert checked.ping()  # the first command connects, and so checks
 
             assert new_master.get(revision_key(held)) is None
-            assert int(new_master.get(revision_key(ConfigRevision.CONFIG))) == current_revision()
+            assert int(new_master.get(revision_key(ConfigRevision.CONFIG))) == committed_counter()
             server, replication = new_master.info("server"), new_master.info("replication")
             assert new_master.get(MIRRORS_SEEDED_ON_KEY).decode() == (
                 f"{server['run_id']}:{replication['master_replid']}"
@@ -295,7 +295,7 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
         env = sentinel_env(group)
         with server(env=env, workers=2) as base_url:
             # One write first (-1 -> 0), to learn how far one write moves the revision.
-            before = current_revision()
+            before = committed_counter()
             status, _, _ = call(
                 "PATCH",
                 f"{base_url}/api/v1/assistants/{ids[0]}/",
@@ -303,7 +303,7 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
                 body={"instructions": "0"},
             )
             assert status == 200
-            per_write, start_revision = current_revision() - before, current_revision()
+            per_write, start_revision = committed_counter() - before, committed_counter()
             assert per_write >= 1
 
             with Load(base_url, ids, read_key, write_key) as load:
@@ -356,7 +356,7 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
     stored = {str(a.id): a.instructions for a in Assistant.objects.filter(id__in=ids)}
     assert stored == expected
     assert final == expected
-    assert current_revision() - start_revision == per_write * len(acknowledged)
+    assert committed_counter() - start_revision == per_write * len(acknowledged)
 
     with capsys.disabled():
         print(

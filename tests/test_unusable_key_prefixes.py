@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from core import cache
+from core import store
 from core.api.keys import UNUSABLE_PREFIX_SECONDS, key_prefix
 from core.models import APIKey
 from tests.factories import key_client
@@ -44,7 +44,7 @@ def test_the_second_request_with_a_made_up_key_costs_no_query(
 
 def test_the_refusal_is_remembered_for_a_short_time_only(secretary):
     assert bearer_client(BOGUS).get(config_url(secretary)).status_code == 401
-    ttl = cache.store().client.ttl(cache.api_key_record_key(key_prefix(BOGUS)))
+    ttl = store.store().client.ttl(store.api_key_record_key(key_prefix(BOGUS)))
     assert 0 < ttl <= UNUSABLE_PREFIX_SECONDS <= 30
 
 

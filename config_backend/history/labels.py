@@ -4,7 +4,7 @@ The rules live here, once: a label's name (core.models.validate_label_name), whi
 protected (settings.PROTECTED_LABELS), and what a label may point at (a revision the history
 holds, or `live`: the newest revision when it moves).
 
-Freshness of label reads is core.cache's argument with one more counter: each label has a move
+Freshness of label reads is core.store's argument with one more counter: each label has a move
 counter, the ConfigRevision row "label:<name>", bumped (and its cache mirror raised) inside the
 move's transaction, before the commit. A cached label read is tagged with the counter read
 before the label's row (core.config_reads), so after a move commits no instance serves the old
@@ -28,11 +28,11 @@ from django.db.models import QuerySet
 from config_backend.history.selectors import (
     MalformedPoint,
     config_at,
-    current_revision_number,
+    newest_history_revision,
     parse_revision,
 )
 from config_backend.history.states import UnknownRevision
-from core import cache
+from core import store
 from core.api.permissions import MOVE_LABEL, MOVE_PROTECTED_LABEL
 from core.changes import MESSAGE_MAX_LENGTH
 from core.config_reads import LabelEntry, label_entry_key, split_label_entry
@@ -73,7 +73,7 @@ def label_target(revision) -> int:
     UnknownRevision, 404), or `live`: the newest revision now. Anything else is a
     ValidationError naming the `revision` field (400)."""
     if isinstance(revision, str) and revision.strip() == LIVE:
-        number = current_revision_number()
+        number = newest_history_revision()
         if number == 0:
             raise UnknownRevision(LIVE)
         return number
@@ -98,11 +98,11 @@ def label_move(*, name: str, revision, message: str = "", author: str) -> tuple[
     created). One transaction: the label's move counter is bumped first (its row lock
     serializes moves of this label; its mirror is raised before the commit: module
     docstring), then the Label and its LabelMove are written. At the commit, subscribers of
-    core.cache.CHANGES_CHANNEL hear `label:<name>` (the events stream)."""
+    core.store.CHANGES_CHANNEL hear `label:<name>` (the events stream)."""
     checked_name(name)
     target = label_target(revision)
     with transaction.atomic():
-        cache.bump_revision(ConfigRevision.for_label(name))
+        store.bump_revision(ConfigRevision.for_label(name))
         label = Label.objects.filter(name=name).first()
         created = label is None
         previous = None if created else label.revision
@@ -125,9 +125,9 @@ def label_move(*, name: str, revision, message: str = "", author: str) -> tuple[
 
 def announce_label_move(name: str) -> None:
     """Wake the events stream on every instance: it reads the new LabelMove rows."""
-    cache.try_cache(
+    store.try_cache(
         "announcing a label move",
-        lambda s: s.publish(cache.CHANGES_CHANNEL, f"{ConfigRevision.LABEL_PREFIX}{name}"),
+        lambda s: s.publish(store.CHANGES_CHANNEL, f"{ConfigRevision.LABEL_PREFIX}{name}"),
     )
 
 
@@ -179,12 +179,12 @@ def label_config(
     as this request already fetched them (core.config_reads), if it did.
     """
     mirror_name = ConfigRevision.for_label(name)
-    moves = cache.current_revision(mirror_name)
+    moves = store.committed_counter(mirror_name)
     key = label_entry_key(name, assistant_id)
     use_cache = settings.CONFIG_CACHE_ENTRIES
     if use_cache and cached is None:
-        names = [key, cache.revision_key(mirror_name)]
-        cached = cache.try_cache("reading a label", lambda s: s.get_many(names), [None, None])
+        names = [key, store.revision_key(mirror_name)]
+        cached = store.try_cache("reading a label", lambda s: s.get_many(names), [None, None])
     entry, mirror = cached if use_cache else (None, None)
     stored = split_label_entry(entry)
     if stored is not None and stored.moves == moves:
@@ -195,9 +195,9 @@ def label_config(
         return None, False
     read = LabelEntry(moves, label.revision, content_etag(body), body)
     if use_cache:
-        cache.try_cache(
-            "storing a label read", lambda s: s.set(key, read.stored(), cache.ENTRY_SECONDS)
+        store.try_cache(
+            "storing a label read", lambda s: s.set(key, read.stored(), store.ENTRY_SECONDS)
         )
         if mirror is None:
-            cache.seed_mirror(mirror_name)
+            store.seed_mirror(mirror_name)
     return read, False

@@ -13,7 +13,7 @@ from rest_framework.renderers import JSONRenderer
 from assistants.selectors import resolved_bundle, resolved_config
 from config_backend.history.states import UnknownRevision, state_at, state_changes
 from config_backend.transfer.state import ConfigState, load_state
-from core import cache
+from core import store
 from core.changes import Change
 from core.config_reads import config_at_key
 from core.models import Label, Revision, RevisionChange
@@ -97,8 +97,10 @@ def shown_field(values: dict) -> dict:
     return {**shown, "truncated": True} if truncated else shown
 
 
-def current_revision_number() -> int:
-    """The newest revision's number (0 before the history's first)."""
+def newest_history_revision() -> int:
+    """The number of the history's newest Revision row (0 before its first). Not a counter row
+    (core.store.committed_counter): a counter a change moved but did not record (a label move,
+    an assistant's config revision) is not one."""
     return Revision.objects.order_by("-number").values_list("number", flat=True).first() or 0
 
 
@@ -151,7 +153,7 @@ class Diff:
 def diff(from_point: int | None, to_point: int | None) -> Diff:
     """The net change from the state at `from_point` to the state at `to_point` (resolved
     points: None is the live state, reported as the current revision)."""
-    current = current_revision_number()
+    current = newest_history_revision()
     changes, _ = state_changes(state_of(from_point), state_of(to_point))
     return Diff(
         from_revision=current if from_point is None else from_point,
@@ -216,12 +218,12 @@ def config_at(
     (core.config_reads), if it did. Raises UnknownRevision."""
     key = config_at_key(revision, assistant_id)
     if cached is None:
-        cached = cache.try_cache("reading a config", lambda s: s.get_many([key]), [None])[0]
+        cached = store.try_cache("reading a config", lambda s: s.get_many([key]), [None])[0]
     if cached is not None:
         return cached, True
     config = build_config_at(revision, assistant_id)
     if config is None:
         return None, False
     body = JSONRenderer().render(config)
-    cache.try_cache("storing a config", lambda s: s.set(key, body, CONFIG_AT_SECONDS))
+    store.try_cache("storing a config", lambda s: s.set(key, body, CONFIG_AT_SECONDS))
     return body, False

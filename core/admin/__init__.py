@@ -8,8 +8,8 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as UnusedLibraryAPIKey
 
 from core.api.keys import key_grant_problems
-from core.cache import bump_revision
 from core.models import APIKey, ConfigRevision
+from core.store import bump_revision
 
 # The library's own concrete model is unused (ours adds scopes); keep it out of the admin.
 if admin.site.is_registered(UnusedLibraryAPIKey):

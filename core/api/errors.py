@@ -24,9 +24,9 @@ from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.cache import CacheUnavailable
 from core.ops.middleware import RETRY_AFTER_SECONDS, service_unavailable, unavailable_reason
 from core.services import StillReferenced
+from core.store import CacheUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def page_not_found(description: str = "No such page (past the last one, or not a
 
 READ_ERRORS = (401, 403)
 WRITE_ERRORS = (400, 401, 403, 413, 415)
-# Config changes (not thread writes) need the cache to be reachable: see core.cache.
+# Config changes (not thread writes) need the cache to be reachable: see core.store.
 CONFIG_WRITE_ERRORS = (*WRITE_ERRORS, 503)
 # 400: a delete takes a change note too (X-Change-Note, core.api.change_notes).
 CONFIG_DELETE_ERRORS = (400, *READ_ERRORS, 404, 409, 503)

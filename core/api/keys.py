@@ -29,7 +29,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import permissions
 
-from core import cache
+from core import store
 from core.api.permissions import (
     CONFIG_WRITE_PERMISSIONS,
     MOVE_LABEL,
@@ -214,7 +214,7 @@ def key_from_record(record: bytes | None, key: str, keys_revision: bytes | None)
 
 def record_keys(key: str) -> list[str]:
     """The cache keys of what checking `key` needs: the key revision mirror, the record."""
-    return [cache.revision_key(ConfigRevision.API_KEYS), cache.api_key_record_key(key_prefix(key))]
+    return [store.revision_key(ConfigRevision.API_KEYS), store.api_key_record_key(key_prefix(key))]
 
 
 def usable_key_with_prefix(prefix: str) -> APIKey | None:
@@ -232,10 +232,10 @@ def api_key_for(key: str, *, cached: tuple[bytes | None, bytes | None] | None = 
     core.config_reads); otherwise they are read here. `last_used_at` is accurate to the hour:
     it is written when the key is first used in an hour, and the record then says so.
     """
-    if not cache.store().shared:
+    if not store.store().shared:
         cached = (None, None)  # the embedded default: records can't see other processes' changes
     elif cached is None:
-        cached = cache.try_cache(
+        cached = store.try_cache(
             "reading an API key", lambda s: s.get_many(record_keys(key)), [None, None]
         )
     mirror, record = cached
@@ -249,10 +249,10 @@ def api_key_for(key: str, *, cached: tuple[bytes | None, bytes | None] | None = 
         return holder
 
     # Read before the key row, so a record can only be tagged older than what it says.
-    keys_revision = cache.current_revision(ConfigRevision.API_KEYS)
+    keys_revision = store.committed_counter(ConfigRevision.API_KEYS)
     api_key = usable_key_with_prefix(key_prefix(key))
     if api_key is None:
-        if cache.store().shared:  # (the embedded default never reads records)
+        if store.store().shared:  # (the embedded default never reads records)
             _store_record(
                 key_prefix(key),
                 unusable_prefix_record(keys_revision=keys_revision),
@@ -283,12 +283,12 @@ def api_key_for(key: str, *, cached: tuple[bytes | None, bytes | None] | None = 
 def _store_record(
     prefix: str, record: bytes, seconds: int, *, mirror: bytes | None, keys_revision: int
 ) -> None:
-    cache.try_cache(
+    store.try_cache(
         "storing an API key record",
-        lambda s: s.set(cache.api_key_record_key(prefix), record, seconds),
+        lambda s: s.set(store.api_key_record_key(prefix), record, seconds),
     )
     # Missing (Redis restarted empty, or evicted it), or behind the database (a key change
     # committed while Redis was unreachable): raised, so older records stop counting and this
     # one, tagged with the database's revision, starts to.
     if mirror is None or int(mirror) < keys_revision:
-        cache.seed_mirror(ConfigRevision.API_KEYS)
+        store.seed_mirror(ConfigRevision.API_KEYS)

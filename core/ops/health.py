@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from core import cache
+from core import store
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ def database_status() -> str:
 
 def cache_status() -> str:
     """ "ok", or "degraded" while the cache is unreachable (reads then come from the database).
-    A connection pool exhausted by a burst is not: Redis is there (core.cache)."""
-    if cache.try_cache("readiness probe", lambda store: store.ping(), False, busy=True):
+    A connection pool exhausted by a burst is not: Redis is there (core.store)."""
+    if store.try_cache("readiness probe", lambda store: store.ping(), False, busy=True):
         return "ok"
     return "degraded"
 

@@ -32,7 +32,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from core import cache as config_cache
+from core import store as config_store
 
 _MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _MULTIPROCESS_DIR:
@@ -96,7 +96,7 @@ def count_request(*, endpoint: str, status: int, seconds: float, cache: str | No
 def _note_breaker_state() -> None:
     """After each request and at each scrape; written only when it changed."""
     global _breaker_state
-    state = config_cache.breaker.is_open()
+    state = config_store.breaker.is_open()
     if state is not _breaker_state:
         BREAKER_OPEN.set(1 if state else 0)
         _breaker_state = state
@@ -118,7 +118,7 @@ class _RevisionCollector:
 
     def collect(self):
         try:
-            revision = config_cache.current_revision()
+            revision = config_store.committed_counter()
         except DatabaseError:
             return  # no value rather than a wrong one; /readyz says why
         family = GaugeMetricFamily("config_revision", "The committed config revision.")

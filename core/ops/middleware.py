@@ -20,11 +20,11 @@ from core.api.change_notes import (
     MalformedChangeNote,
     change_note_from_header,
 )
-from core.cache import CacheUnavailable
 from core.changes import ChangeContext, change_context
 from core.config_reads import CACHE_HEADER
 from core.models import Revision
 from core.ops import request_log
+from core.store import CacheUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config_backend.history.labels import label_move
 from config_backend.history.states import UnknownRevision
-from core.cache import CacheUnavailable
 from core.changes import current_context
 from core.ops.terminal import terminal_safe
+from core.store import CacheUnavailable
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config_backend.history.selectors import MalformedPoint, resolve_point
 from config_backend.history.services import RollbackRefused, rollback
-from core.cache import CacheUnavailable
 from core.ops.terminal import command_refused, terminal_safe
+from core.store import CacheUnavailable
 
 
 class Command(BaseCommand):

@@ -5,9 +5,9 @@ from django.db import transaction
 
 from core.api.json_input import unstorable_text_problem
 from core.api.keys import key_grant_problems
-from core.cache import CacheUnavailable
 from core.models import APIKey, Label, validate_label_name
 from core.ops.terminal import terminal_safe
+from core.store import CacheUnavailable
 
 # The command's option for each field key_grant_problems may blame.
 OPTIONS = {"scope": "--scope", "protected": "--protected"}

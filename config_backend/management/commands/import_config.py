@@ -3,11 +3,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
-from core.cache import CacheUnavailable
 from core.changes import ChangeContext, change_context, os_user
 from core.models import Revision
 from core.ops import metrics
 from core.ops.terminal import command_refused, terminal_safe
+from core.store import CacheUnavailable
 
 # Files with more rows than this get their progress reported on stderr.
 LARGE_FILE_ROWS = 2000
