@@ -101,7 +101,7 @@ def test_an_import_of_many_rows_is_announced_once(tmp_path):
 
 def test_a_change_after_a_rolled_back_transaction_opens_a_new_change_set():
     assistant_create(name="First", model="m")
-    committed = cache.current_revision()
+    committed = store.committed_counter()
     before = Revision.objects.count()
     with announcements() as heard:
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -110,14 +110,14 @@ def test_a_change_after_a_rolled_back_transaction_opens_a_new_change_set():
         assistant_create(name="Second", model="m")
 
     revision = newest()
-    assert revision.number == committed + 1 == cache.current_revision()
+    assert revision.number == committed + 1 == store.committed_counter()
     assert changed_names(revision) == ["Second"]
     assert Revision.objects.count() == before + 1
     assert heard == [str(committed + 1)]
 
 
 def test_a_savepoint_rolled_back_inside_a_change_set_takes_back_only_its_own_changes():
-    committed = cache.current_revision()
+    committed = store.committed_counter()
     with announcements() as heard, transaction.atomic():
         assistant_create(name="Kept", model="m")
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -126,13 +126,13 @@ def test_a_savepoint_rolled_back_inside_a_change_set_takes_back_only_its_own_cha
         assistant_create(name="Also kept", model="m")
 
     revision = newest()
-    assert revision.number == committed + 2 == cache.current_revision()
+    assert revision.number == committed + 2 == store.committed_counter()
     assert changed_names(revision) == ["Also kept", "Kept"]
     assert heard == [str(committed + 2)]
 
 
 def test_a_change_set_opened_in_a_rolled_back_savepoint_is_replaced_by_the_next_change():
-    committed = cache.current_revision()
+    committed = store.committed_counter()
     before = Revision.objects.count()
     with announcements() as heard, transaction.atomic():
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -142,7 +142,7 @@ def test_a_change_set_opened_in_a_rolled_back_savepoint_is_replaced_by_the_next_
 
     assert Revision.objects.count() == before + 1
     revision = newest()
-    assert revision.number == committed + 1 == cache.current_revision()
+    assert revision.number == committed + 1 == store.committed_counter()
     assert changed_names(revision) == ["Kept"]
     assert heard == [str(committed + 1)]
 
