@@ -38,15 +38,20 @@ def main() -> None:
         setup_django({**start_services(), "DEBUG": "0"})
         from assistants.models import Assistant
         from config_backend import transfer
-        from config_backend.history.selectors import config_at
         from core import cache
         from core.models import RevisionChange
+        from core.reads.points import Point
+        from core.reads.reads import RevisionRead
         from threads.models import UserAssistantThread
         from tools.models import AssistantToolLink, Tool
 
         for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
             model.objects.all()._raw_delete(model.objects.db)
         cache.cache_clear()
+
+        def config_at(revision, assistant_id=None):
+            """(The config at `revision`, whether it came from the cache), as a read serves it."""
+            return RevisionRead(assistant_id, Point(revision=revision, asked=True)).body()
 
         document = generate()
         _, first = timed("import", lambda: transfer.import_config(document=document))

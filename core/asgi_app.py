@@ -1,13 +1,12 @@
 """The ASGI fast path: `AsyncConfigFastPath`, ConfigFastPath's async twin (config_backend.asgi).
 
-A GET of a config endpoint that the WSGI path would decide (FastPath.target: no query string,
-or exactly `revision=N` / `label=NAME`) with a Bearer key is decided here, in the event loop:
-one `redis.asyncio` MGET of `ConfigRead.cache_names(...)`, then `ConfigRead.from_values(...)`
-and its `hit(...)`, exactly as on the WSGI path (core.config_reads owns which keys are read,
-for which query, and what is current: `read_request`; nothing here names a cache key).
+A GET of a config endpoint that the WSGI path would decide (core.reads.fast_path.FastPath
+.target) with a Bearer key is decided in the event loop (core.reads.asgi), with one
+`redis.asyncio` MGET made here (`get_many`), exactly as on the WSGI path (core.reads owns which
+keys are read, for which query, and what is current; nothing here names a cache key).
 `FastPath` adds what both wrappers share: the host and SSL-redirect checks Django's middleware
 would make, the security headers, the request id, the log line and the metrics. A hit is
-answered here: no thread, no middleware, no DRF.
+answered there: no thread, no middleware, no DRF.
 
 The event stream (`GET /api/v1/config/events/`, core.events) with an API key is served here
 too, in the event loop, for as long as it is open: no thread per stream (Django's handler would
@@ -30,7 +29,7 @@ store's): unreachable (refused, timed out) trips the per-process breaker, and wh
 nothing is fetched here; refused (an error reply) is logged and only this request falls back,
 as does one that found the client's connection pool exhausted (a burst, not an outage).
 Either way the request goes on to Django, which answers from the database. The embedded
-default (LocalStore, no Redis) is never read here: `read_request` says no, Django decides.
+default (LocalStore, no Redis) is never read here: core.reads.fetch.plan says no, Django decides.
 
 One client, with its connection pool, per process and event loop, made on first use from the
 settings django-redis uses: REDIS_URL, or REDIS_SENTINELS / REDIS_SENTINEL_SERVICE through
@@ -62,16 +61,10 @@ from django.urls import reverse
 
 from core import cache, events
 from core.api.keys import MalformedAuthorization, bearer_key
-from core.config_reads import (
-    ConfigRead,
-    FastPath,
-    keep_read,
-    label_asked,
-    read_request,
-    revision_asked,
-)
 from core.ops import request_log
 from core.ops.middleware import SERVER_BUSY, unavailable_response
+from core.reads.asgi import answer_hit, request_meta
+from core.reads.fast_path import FastPath
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +87,6 @@ EVENTS_HEADERS = [
     ("Cache-Control", "no-cache"),
     ("X-Accel-Buffering", "no"),  # nginx: pass each event on at once
 ]
-
-
-def request_meta(headers) -> dict:
-    """The request's headers as Django's META names them (HTTP_…, repeated ones joined by
-    commas, as ASGIRequest does): the part of META the fast path reads."""
-    meta: dict = {}
-    for raw_name, raw_value in headers:
-        name = "HTTP_" + raw_name.decode("latin1").upper().replace("-", "_")
-        value = raw_value.decode("latin1")
-        meta[name] = f"{meta[name]},{value}" if name in meta else value
-    return meta
 
 
 def redis_client():
@@ -184,34 +166,11 @@ class AsyncConfigFastPath:
                     return
                 carried = {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
                 scope = {**scope, CARRIED: carried}
-            match = FastPath.target(scope["method"], scope["query_string"], path)
-            if match:
-                meta = request_meta(scope["headers"])
-                start = request_log.begin(meta)
-                secure = self.fast_path.secure_if_servable(meta, scope.get("scheme"))
-                query_string = scope["query_string"]
-                at, label = revision_asked(query_string), label_asked(query_string)
-                hit = (
-                    None
-                    if secure is None
-                    else await self.decide(meta, match["assistant_id"], at, label)
-                )
-                if hit is not None:
-                    headers = self.fast_path.hit_headers(hit, secure, start)
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": hit.status,
-                            "headers": [
-                                (name.encode("latin1"), value.encode("latin1"))
-                                for name, value in headers
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": hit.body})
-                    self.fast_path.log_hit(start, match, path, hit)
+            target = FastPath.target(scope["method"], scope["query_string"], path)
+            if target:
+                carried = await answer_hit(self.fast_path, target, scope, send, self.get_many)
+                if carried is None:
                     return
-                carried = {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
                 scope = {**scope, CARRIED: carried}
         await self.application(scope, receive, send)
 
@@ -270,14 +229,6 @@ class AsyncConfigFastPath:
             subscription.close()
             gone.cancel()
         return True
-
-    async def decide(self, meta: dict, assistant_id: str | None, at=None, label=None):
-        """core.config_reads.decide, with an asynchronous MGET."""
-        what = read_request(meta, assistant_id, at, label)
-        if what is None:
-            return None
-        values = await self.get_many(ConfigRead.cache_names(**what))
-        return keep_read(meta, ConfigRead.from_values(values=values, **what))
 
     async def get_many(self, names: list[str]) -> list[bytes | None] | None:
         """The MGET's answer, or None when Redis failed (as core.cache.try_cache does).

@@ -56,7 +56,7 @@ Consistency design (SPEC "Cache semantics"):
   Busy (this process's own connection pool is exhausted: redis-py's MaxConnectionsError, a
   burst of requests) is overload, not an outage: it trips nothing either; that request goes
   without the cache (a change: CacheUnavailable → 503, as unreachable).
-- Build locks (`build_lock_key`, core.config_reads "Misses are built once") only save work, and
+- Build locks (`build_lock_key`, core.reads.build) only save work, and
   play no part in the argument above: a miss waiting on one is served only an entry tagged with
   the revision it read from the database, as any miss. A lock lost (failover, eviction, expiry)
   costs a duplicate build, never a stale read.
@@ -86,7 +86,8 @@ BREAKER_SECONDS = 5.0
 # or are what every read wants (live entries; one per assistant, overwritten by each build, and
 # deleted with their assistant). The rest expires and so goes first when Redis is full: entries
 # read at a point in the history (a label's, ENTRY_SECONDS; at a revision,
-# config_backend.history), key records (settings.API_KEY_RECORD_SECONDS) and build locks.
+# core.reads.reads.REVISION_ENTRY_SECONDS), key records (settings.API_KEY_RECORD_SECONDS) and
+# build locks.
 LIVE_ENTRY_SECONDS = None
 ENTRY_SECONDS = 24 * 3600
 KEY_PREFIX = "cfgb:v1:"
@@ -138,7 +139,7 @@ BUNDLE_KEY = bundle_key()
 
 
 def build_lock_key(entry: str, revision: int) -> str:
-    """The lock of the one request building `entry` (a key) for `revision` (core.config_reads)."""
+    """The lock of the one request building `entry` (a key) for `revision` (core.reads.build)."""
     return cache_key("build", entry.removeprefix(KEY_PREFIX), revision)
 
 

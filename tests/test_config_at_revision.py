@@ -7,7 +7,7 @@ from assistants.models import Assistant
 from core import cache
 from core.cache import current_revision
 from core.changes import assistant_revision
-from core.config_reads import ConfigFastPath, revision_asked
+from core.reads.fast_path import ConfigFastPath, FastPath
 from tests.factories import link
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -179,4 +179,5 @@ def test_the_wsgi_fast_path_answers_a_revision_read_without_django(reader, edite
     [("revision=12", 12), (b"revision=12", 12), ("revision=12&a=1", None), ("revision=x", None)],
 )
 def test_only_a_query_of_exactly_one_revision_is_decided_by_the_fast_path(query_string, asked):
-    assert revision_asked(query_string) == asked
+    target = FastPath.target("GET", query_string, "/api/v1/config/")
+    assert (target and target.point.revision) == asked

@@ -13,9 +13,8 @@ from assistants.services import assistant_update
 from config_backend import transfer
 from core import cache
 from core.changes import assistant_revision
-from core.config_reads import get_or_build
 from core.models import APIKey, Revision
-from tests.factories import make_delegate_tool
+from tests.factories import live_get_or_build, make_delegate_tool
 from tests.live import call, live_database_url, server
 from tools.models import AssistantToolLink, Tool
 
@@ -174,7 +173,7 @@ def read_config(assistant, build=None) -> bytes:
     """A reader as the config view is: the assistant's revision first, then the data."""
     revision = assistant_revision(assistant.id)
     build = build or (lambda: tool_descriptions(assistant))
-    body, _ = get_or_build(assistant_id=str(assistant.id), revision=revision, build=build)
+    body, _ = live_get_or_build(assistant_id=str(assistant.id), revision=revision, build=build)
     return body
 
 

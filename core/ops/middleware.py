@@ -22,9 +22,9 @@ from core.api.change_notes import (
 )
 from core.cache import CacheUnavailable
 from core.changes import ChangeContext, change_context
-from core.config_reads import CACHE_HEADER
 from core.models import Revision
 from core.ops import request_log
+from core.reads.reads import CACHE_HEADER
 
 logger = logging.getLogger(__name__)
 
