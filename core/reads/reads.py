@@ -122,7 +122,7 @@ class Read:
             (CACHE_HEADER, "hit" if cached else "miss"),
         ]
 
-    def answer(self, *, revision, etag, body, coding, if_none_match, cached) -> ConfigAnswer:
+    def answer(self, revision, etag, body, coding, if_none_match, cached) -> ConfigAnswer:
         headers = self.headers(revision, etag, coding, cached)
         if etag_matches(if_none_match, etag):
             return ConfigAnswer(304, headers, b"")
@@ -155,14 +155,7 @@ class LiveRead(Read):
         tag, body = split_entry(entry)
         if tag != revision:
             return None  # also for a 304: a current entry proves the assistant is active
-        return self.answer(
-            revision=revision,
-            etag=self.etag(revision),
-            body=body,
-            coding=coding,
-            if_none_match=if_none_match,
-            cached=True,
-        )
+        return self.answer(revision, self.etag(revision), body, coding, if_none_match, True)
 
     def get_or_build(self, coding, if_none_match, cached=None) -> ConfigAnswer:
         revision = cache.current_revision(self.mirror_name)  # first: see the module docstring
@@ -181,14 +174,7 @@ class LiveRead(Read):
         )
         if body is None:
             raise NothingThere("No active assistant with this id.")
-        return self.answer(
-            revision=revision,
-            etag=etag,
-            body=body,
-            coding=coding,
-            if_none_match=None,
-            cached=from_cache,
-        )
+        return self.answer(revision, etag, body, coding, None, from_cache)
 
 
 class RevisionRead(Read):
@@ -221,14 +207,7 @@ class RevisionRead(Read):
         tag, body = split_entry(values[0])
         if tag != self.revision or body == ABSENT:
             return None  # a kept 404 is Django's to answer, in its error shape
-        return self.answer(
-            revision=self.revision,
-            etag=self.etag(),
-            body=body,
-            coding=coding,
-            if_none_match=if_none_match,
-            cached=True,
-        )
+        return self.answer(self.revision, self.etag(), body, coding, if_none_match, True)
 
     def body(self, coding: str = IDENTITY, cached=None) -> tuple[bytes | None, bool]:
         """(The config at the revision in `coding`, None if the assistant was not active then;
@@ -246,14 +225,7 @@ class RevisionRead(Read):
         body, from_cache = self.body(coding, cached)
         if body is None:
             raise NothingThere(f"No active assistant with this id at revision {self.revision}.")
-        return self.answer(
-            revision=self.revision,
-            etag=self.etag(),
-            body=body,
-            coding=coding,
-            if_none_match=if_none_match,
-            cached=from_cache,
-        )
+        return self.answer(self.revision, self.etag(), body, coding, if_none_match, from_cache)
 
 
 def content_etag(body: bytes) -> str:
@@ -291,14 +263,7 @@ class LabelRead(Read):
         if mirror is None or tag != int(mirror) or payload == ABSENT:
             return None
         revision, etag, body = split_label_payload(payload)
-        return self.answer(
-            revision=revision,
-            etag=etag,
-            body=body,
-            coding=coding,
-            if_none_match=if_none_match,
-            cached=True,
-        )
+        return self.answer(revision, etag, body, coding, if_none_match, True)
 
     def get_or_build(self, coding, if_none_match, cached=None) -> ConfigAnswer:
         label = self.point.label
@@ -318,14 +283,7 @@ class LabelRead(Read):
         if payload is None:
             raise NothingThere(f"No active assistant with this id at label “{label}”.")
         revision, etag, body = split_label_payload(payload)
-        return self.answer(
-            revision=revision,
-            etag=etag,
-            body=body,
-            coding=coding,
-            if_none_match=if_none_match,
-            cached=from_cache,
-        )
+        return self.answer(revision, etag, body, coding, if_none_match, from_cache)
 
 
 def read_for(assistant_id: str | None, point: Point) -> Read:

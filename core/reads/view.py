@@ -48,8 +48,9 @@ def config_response(request, assistant_id: str | None) -> HttpResponse:
     return HttpResponse(answer.body, headers=dict(answer.headers))
 
 
+# GET a resolved config; `config_endpoint` documents it per endpoint. (No docstring: it would
+# be the operations' description in the OpenAPI document.)
 class ConfigApi(APIView):
-    """GET a resolved config; `config_endpoint` documents it per endpoint."""
 
     def get(self, request, assistant_id=None):
         return config_response(request, str(assistant_id) if assistant_id else None)
