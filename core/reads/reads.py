@@ -26,6 +26,7 @@ A read at a revision needs none: its entry is tagged with the revision and never
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rest_framework.renderers import JSONRenderer
@@ -67,10 +68,10 @@ class Builders:
     (a dict, None: not active then; raises a LookupError for a revision the history does not
     hold) and `label_revision(name)` (raises a LookupError for an unknown label)."""
 
-    live_config: object = None
-    is_active: object = None
-    config_at: object = None
-    label_revision: object = None
+    live_config: Callable[[str | None, int], dict | None] | None = None
+    is_active: Callable[[str], bool] | None = None
+    config_at: Callable[[int, str | None], dict | None] | None = None
+    label_revision: Callable[[str], int] | None = None
 
 
 builders = Builders()

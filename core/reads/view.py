@@ -51,7 +51,6 @@ def config_response(request, assistant_id: str | None) -> HttpResponse:
 # GET a resolved config; `config_endpoint` documents it per endpoint. (No docstring: it would
 # be the operations' description in the OpenAPI document.)
 class ConfigApi(APIView):
-
     def get(self, request, assistant_id=None):
         return config_response(request, str(assistant_id) if assistant_id else None)
 
