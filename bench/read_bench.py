@@ -82,10 +82,18 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def run_wrk(
-    url: str, key: str | None, seconds: float, connections: int, headers: dict | None = None
+    url: str,
+    key: str | None,
+    seconds: float,
+    connections: int,
+    headers: dict | None = None,
+    script: Path | None = None,
 ) -> dict:
+    """One wrk run (`script`: a Lua file making its requests, e.g. writes)."""
     duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds
     command = ["wrk", "-t", "1", "-c", str(connections), "-d", duration, "--latency", url]
+    if script:
+        command[1:1] = ["-s", str(script)]
     if key:
         command[1:1] = ["-H", f"Authorization: Bearer {key}"]
     for name, value in (headers or {}).items():
@@ -99,6 +107,7 @@ def run_wrk(
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": rps,
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "p50": latency["50"],
         "p99": latency["99"],
         "errors": int(errors.group(1)) if errors else 0,

@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "tools",
     "assistants",
     "threads",
+    "webhooks",
     "config_backend",
 ]
 
@@ -448,6 +449,21 @@ if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:
         "SSE_MAX_REPLAY must be 0 or more and SSE_HEARTBEAT_SECONDS at least 1 "
         f"(got {SSE_MAX_REPLAY} and {SSE_HEARTBEAT_SECONDS})."
     )
+
+# Webhooks (docs/webhooks.md): the delays before each retry of a failed delivery (seconds,
+# comma-separated; after the last the delivery is marked failed), and the hosts a destination
+# may name although they resolve to loopback, private or link-local addresses.
+_retry_delays = env_list("WEBHOOK_RETRY_DELAYS", "15,60,240,960,3840,15360,61440")
+try:
+    WEBHOOK_RETRY_DELAYS = [float(delay) for delay in _retry_delays]
+except ValueError:
+    WEBHOOK_RETRY_DELAYS = None
+if WEBHOOK_RETRY_DELAYS is None or not all(0 <= d <= 604_800 for d in WEBHOOK_RETRY_DELAYS):
+    raise ImproperlyConfigured(
+        "WEBHOOK_RETRY_DELAYS must be seconds (0 to 604800, a week) separated by commas "
+        f"(got {shown(os.environ.get('WEBHOOK_RETRY_DELAYS', ''))})."
+    )
+WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env_list("WEBHOOK_ALLOWED_HOSTS", "")]
 
 # REST API (`/api/v1/`): API keys (Bearer) for clients, the admin session for staff.
 REST_FRAMEWORK = {

@@ -22,6 +22,7 @@ from core.ops.metrics import metrics_view
 from core.reads.fast_path import serve_cached_hits
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import ToolDetailApi, ToolListApi
+from webhooks.api import WebhookDetailApi, WebhookListApi
 
 admin.site.site_header = "Assistant configuration"
 admin.site.site_title = "Assistant configuration"
@@ -58,6 +59,8 @@ api_v1 = [
     path("tools/<uuid:tool_id>/", ToolDetailApi.as_view(), name="tool-detail"),
     path("threads/", ThreadListApi.as_view(), name="thread-list"),
     path("threads/<uuid:thread_pk>/", ThreadDetailApi.as_view(), name="thread-detail"),
+    path("webhooks/", WebhookListApi.as_view(), name="webhook-list"),
+    path("webhooks/<uuid:webhook_id>/", WebhookDetailApi.as_view(), name="webhook-detail"),
 ]
 
 urlpatterns = [

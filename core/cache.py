@@ -535,11 +535,15 @@ def current_revision(name: str = ConfigRevision.CONFIG) -> int:
     return row or 0
 
 
-def bump_revision(name: str = ConfigRevision.CONFIG, *, also: list[str] | tuple = ()) -> int:
+def bump_revision(
+    name: str = ConfigRevision.CONFIG, *, also: list[str] | tuple = (), announce: bool = True
+) -> int:
     """Record that what `name` covers changed in the current transaction; returns the revision.
 
     The rows named in `also` (assistants' config revisions) are set to the same value, their
-    mirrors raised with it (core.changes). Raises
+    mirrors raised with it (core.changes). Announced at the commit (`announce_revision`), unless
+    `announce` is False: a change set bumps once per row change and announces once (core.changes).
+    Raises
     CacheUnavailable (the caller's transaction then rolls back) when the mirror can't be raised,
     except for an API-key change while Redis is unreachable (module docstring).
     """
@@ -573,7 +577,8 @@ def bump_revision(name: str = ConfigRevision.CONFIG, *, also: list[str] | tuple 
             type(exc).__name__,
             settings.API_KEY_RECORD_SECONDS,
         )
-    transaction.on_commit(lambda: _announce(name, revision))
+    if announce:
+        transaction.on_commit(lambda: announce_revision(name, revision))
     return revision
 
 
@@ -581,7 +586,10 @@ def bump_config_revision() -> int:
     return bump_revision(ConfigRevision.CONFIG)
 
 
-def _announce(name: str, revision: int) -> None:
+def announce_revision(name: str, revision: int) -> None:
+    """After a commit: raise the mirror (again) and, for the config revision, wake every
+    instance's events hub (CHANGES_CHANNEL; a wake-up, not data)."""
+
     def announce(s):
         s.raise_to(revision_key(name), revision)
         if name == ConfigRevision.CONFIG:

@@ -9,8 +9,16 @@ config revision, in the database and in the cache's mirrors, before the commit: 
 consistency argument, applied per assistant (SPEC "Fine-grained freshness").
 
 Django has no pre-commit hook, so everything is written as it happens. The open change set is
-found among the transaction's on-commit callbacks. Django drops it from there when the
-savepoint it was opened in rolls back, together with everything it wrote.
+the transaction's on-commit callback, registered once: at the commit it announces the change set
+once (one wake-up of every events hub however many rows it changed). Each database connection
+keeps a weak reference to its open change set (`_open_change_sets`), so the next change finds
+it. Django has no rollback hook either, but it drops the callback when the transaction, or the
+savepoint the change set was opened in, rolls back (together with the Revision row and
+everything else written there), and the weak reference dies with it; should anything else keep
+the change set alive, the next change finds its row gone (`ChangeSet.extend`) all the same.
+Either way that change opens a new change set. A savepoint rolled back inside a change set takes
+back its own changes, counter bumps and the row's number with them, and leaves the change set
+open, as it does any other write.
 
 Callers say what changed; they know their models. The apps' receivers record single saves and
 deletes, and bulk paths (import, rollback) record many rows at once. `tools.selectors`
@@ -20,15 +28,22 @@ decides which assistants a change touches.
 import getpass
 import json
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.dispatch import Signal
 
 from core import cache
 from core.models import ConfigRevision, Revision, RevisionChange
+
+# Sent in the transaction, when a change set opens its Revision row (`revision=`): for what
+# must commit or roll back with the change, such as the webhooks' outbox (an app: core can't
+# call it).
+change_set_opened = Signal()
 
 # How long a change note may be (admin field, X-Change-Note, --message).
 MESSAGE_MAX_LENGTH = 1000
@@ -159,21 +174,72 @@ def stored_values(instance, fields: Iterable[str]) -> dict | None:
 
 
 class ChangeSet:
-    """The open change set of a transaction (its Revision row); Django calls it at the commit."""
+    """The open change set of a transaction: its Revision row, and the assistants it touched."""
 
-    def __init__(self, revision: Revision):
+    def __init__(self, revision: Revision, assistants: set[str]):
         self.revision = revision
-        self.assistants: set[str] = set()
+        self.assistants = assistants
+
+    @classmethod
+    def open(cls, revision: int, assistants: set[str]) -> "ChangeSet":
+        """Write the Revision row of a new change set, and announce it at the commit."""
+        context = current_context()
+        change_set = cls(
+            Revision.objects.create(
+                number=revision,
+                author=context.author[:255],
+                source=context.source,
+                message=context.message[:MESSAGE_MAX_LENGTH],
+                assistants=sorted(assistants),
+            ),
+            assistants,
+        )
+        _open_change_sets[connections[DEFAULT_DB_ALIAS]] = weakref.ref(change_set)
+        change_set_opened.send(sender=Revision, revision=change_set.revision)
+        # Last: outside a transaction Django calls it at once. Only Django holds it from here on.
+        transaction.on_commit(change_set)
+        return change_set
+
+    def extend(self, revision: int, assistants: set[str]) -> bool:
+        """Give the row the new revision and the assistants touched so far; False when the row
+        is gone: its transaction or savepoint rolled back, so the change set with it.
+
+        Found by its id and creation time, so that a row given the same id by another
+        transaction (after a restore has reset the sequence, config_backend.backup) is never
+        taken for it."""
+        touched = self.assistants | assistants
+        updated = Revision.objects.filter(
+            pk=self.revision.pk, created_at=self.revision.created_at
+        ).update(number=revision, assistants=sorted(touched))
+        if not updated:
+            return False
+        self.assistants = touched
+        self.revision.number = revision
+        self.revision.assistants = sorted(touched)
+        return True
 
     def __call__(self) -> None:
-        """Nothing to do: each bump announces itself (core.cache)."""
+        """At the commit: one announce for the whole change set, with the number its row was
+        last given. (If the last changes rolled back in a savepoint, that number is past the
+        committed one; the mirror was raised to it before the commit all the same, and the
+        announce is a wake-up, never data.)"""
+        # Forgotten now, not when Django lets go of it: a change made by a later on-commit
+        # callback is a transaction of its own.
+        if _open_change_set() is self:
+            del _open_change_sets[connections[DEFAULT_DB_ALIAS]]
+        cache.announce_revision(ConfigRevision.CONFIG, self.revision.number)
+
+
+# Each database connection's open change set (each thread has its own connection), weakly: Django
+# holds it (an on-commit callback) until the commit, or drops it at a rollback (module docstring).
+_open_change_sets: "weakref.WeakKeyDictionary[object, weakref.ref[ChangeSet]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _open_change_set() -> ChangeSet | None:
-    for _, callback, _ in connection.run_on_commit:
-        if isinstance(callback, ChangeSet):
-            return callback
-    return None
+    held = _open_change_sets.get(connections[DEFAULT_DB_ALIAS])
+    return None if held is None else held()
 
 
 def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int | None:
@@ -186,29 +252,15 @@ def record_changes(changes: list[Change], *, assistants: Iterable[str]) -> int |
     """
     if not changes:
         return None
-    touched = sorted({str(assistant_id) for assistant_id in assistants})
+    touched = {str(assistant_id) for assistant_id in assistants}
     revision = cache.bump_revision(
-        ConfigRevision.CONFIG, also=[ConfigRevision.for_assistant(pk) for pk in touched]
+        ConfigRevision.CONFIG,
+        also=[ConfigRevision.for_assistant(pk) for pk in sorted(touched)],
+        announce=False,  # the change set announces itself, once
     )
     change_set = _open_change_set()
-    if change_set is None:
-        context = current_context()
-        change_set = ChangeSet(
-            Revision.objects.create(
-                number=revision,
-                author=context.author[:255],
-                source=context.source,
-                message=context.message[:MESSAGE_MAX_LENGTH],
-                assistants=touched,
-            )
-        )
-        change_set.assistants.update(touched)
-        transaction.on_commit(change_set)
-    else:
-        change_set.assistants.update(touched)
-        change_set.revision.number = revision
-        change_set.revision.assistants = sorted(change_set.assistants)
-        change_set.revision.save(update_fields=["number", "assistants"])
+    if change_set is None or not change_set.extend(revision, touched):
+        change_set = ChangeSet.open(revision, touched)
     RevisionChange.objects.bulk_create(
         [
             RevisionChange(

@@ -253,16 +253,23 @@ class Read:
     head: Cursor | None = None  # set: the hub takes this position (restored, or synced)
 
 
+# How long a hub read waits for a table lock before it gives up (and is retried soon).
+READ_LOCK_TIMEOUT = "100ms"
+
+
 @contextlib.contextmanager
 def one_snapshot():
     """Several reads that see the database as of one instant (PostgreSQL: a REPEATABLE READ
     transaction; SQLite's read transaction is one already): a commit between the read of the
     revisions and that of the label moves would otherwise show a move without the revisions
-    committed before it."""
+    committed before it. Holding one table's lock while waiting for another's could deadlock
+    with a restore dropping them all (or a test's flush), so a lock not granted at once fails
+    the read instead (READ_LOCK_TIMEOUT): the restore goes on, the hub reads again soon."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute(f"SET LOCAL lock_timeout = '{READ_LOCK_TIMEOUT}'")
         yield
 
 
@@ -526,11 +533,13 @@ class Hub:
                 task.cancel()
 
     async def _run(self) -> None:
-        more = False
+        more = failed = False
         idle_since = time.monotonic()
         while True:
             if not more:
-                poll = SHARED_POLL_SECONDS if self.redis_listening else LOCAL_POLL_SECONDS
+                # Redis wakes the hub at each commit; else (or after a failed read) it polls.
+                shared = self.redis_listening and not failed
+                poll = SHARED_POLL_SECONDS if shared else LOCAL_POLL_SECONDS
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(poll):
                         await self._wake.wait()
@@ -545,14 +554,14 @@ class Hub:
                 continue
             idle_since = time.monotonic()
             try:
-                more = await self._catch_up()
+                more, failed = await self._catch_up(), False
             except DatabaseError as exc:
                 logger.warning("Config events: reading new revisions failed (%s)", exc)
-                more = False
+                more, failed = False, True
                 self._fail_sync()
             except Exception:  # the hub must outlive any surprise
                 logger.exception("Config events: unexpected error in the hub")
-                more = False
+                more, failed = False, True
                 self._fail_sync()
 
     def _fail_sync(self) -> None:

@@ -18,6 +18,8 @@ from assistants.models import Assistant
 from core.api.json_input import MAX_PROBLEMS, JSONProblem, json_pointer
 from core.models import APIKey
 from tools.models import AssistantToolLink, Tool
+from webhooks.models import Webhook
+from webhooks.services import webhook_create
 
 # Rows.
 
@@ -65,6 +67,11 @@ def staff_user(*permissions: str, superuser: bool = False) -> User:
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
         )
     return user
+
+
+def make_webhook(url: str, events=("revision", "label"), **fields) -> Webhook:
+    """A webhook to `url` (for a receiver on loopback, the test allows 127.0.0.1 first)."""
+    return webhook_create(url=url, events=list(events), **fields)
 
 
 # API clients.

@@ -11,7 +11,9 @@ import pytest
 
 from tests.live import ROOT, AdminBrowser, call, server
 
-PROJECT_PARTS = ["manage.py", "config_backend", "core", "assistants", "tools", "threads", "demo"]
+PROJECT_PARTS = [
+    *("manage.py", "config_backend", "core", "assistants", "tools", "threads", "webhooks", "demo")
+]
 
 
 @pytest.fixture

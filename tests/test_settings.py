@@ -144,3 +144,18 @@ def test_a_mistyped_url_stops_the_start_naming_it_without_its_password(variable,
     last_line = result.stderr.splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: " + variable)
     assert ":***@" in last_line
+
+
+@pytest.mark.parametrize("value", ["15,abc", "-1", "nan", "10,1e9"])
+def test_bad_webhook_retry_delays_stop_the_start_naming_the_variable(value):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, "WEBHOOK_RETRY_DELAYS": value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    last_line = result.stderr.splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: WEBHOOK_RETRY")

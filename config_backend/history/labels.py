@@ -29,6 +29,7 @@ from core.api.permissions import MOVE_LABEL, MOVE_PROTECTED_LABEL
 from core.changes import MESSAGE_MAX_LENGTH
 from core.models import LIVE, ConfigRevision, Label, LabelMove, Revision, validate_label_name
 from core.reads.points import MalformedPoint, parse_revision
+from webhooks.outbox import label_moved
 
 
 class UnknownLabel(LookupError):
@@ -102,13 +103,14 @@ def label_move(*, name: str, revision, message: str = "", author: str) -> tuple[
         else:
             label.revision = target
             label.save(update_fields=["revision", "updated_at"])
-        LabelMove.objects.create(
+        move = LabelMove.objects.create(
             label=name,
             from_revision=previous,
             to_revision=target,
             author=author[:255],
             message=(message or "").strip()[:MESSAGE_MAX_LENGTH],
         )
+        label_moved(move)  # the webhooks' outbox: committed with the move, or not at all
         transaction.on_commit(lambda: announce_label_move(name))
     return label, created
 

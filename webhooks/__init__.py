@@ -1,0 +1,1 @@
+"""Webhooks: signed, at-least-once notifications of config changes (docs/webhooks.md)."""
