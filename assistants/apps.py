@@ -5,4 +5,7 @@ class AssistantsConfig(AppConfig):
     name = "assistants"
 
     def ready(self):
-        from assistants import receivers  # noqa: F401  (connects the signal receivers)
+        from assistants import config_api, receivers  # noqa: F401  (connects the signal receivers)
+        from core.reads.reads import register
+
+        register(live_config=config_api.live_config, is_active=config_api.is_active)

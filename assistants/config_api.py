@@ -1,13 +1,10 @@
 """The resolved runtime configs: one assistant's and the bundle of all (SPEC "Resolved runtime
-config"), cached (core.config_reads decides hit or miss; assistants.selectors builds)."""
+config"). core.reads serves them (one view for both endpoints, live or at a point in the
+history); this module gives it what needs the assistants: the live config built from the rows
+(`live_config`, registered at start by assistants.apps), and the body's documented shape.
+"""
 
-from django.http import HttpResponse, HttpResponseNotModified
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
-from rest_framework.renderers import JSONRenderer
-from rest_framework.views import APIView
 
 from assistants.models import Assistant
 from assistants.selectors import (
@@ -16,56 +13,23 @@ from assistants.selectors import (
     assistant_for_config,
     config_bundle_build,
 )
-from core.api.errors import READ_ERRORS, error_responses
-from core.config_reads import (
-    CACHE_HEADER,
-    config_etag,
-    config_headers,
-    content_encoding,
-    etag_matches,
-    get_or_build,
-    request_read,
-    response_coding,
-    revision_name,
-)
-from core.store import committed_counter
+from core.reads.view import config_endpoint
 from tools.models import Tool
 
 
-def config_response(request, *, assistant_id=None) -> HttpResponse:
-    """One assistant's resolved config, or the bundle, from the cache or built and stored."""
-    revision = committed_counter(revision_name(assistant_id))  # first: see core.config_reads
-    coding = response_coding(request.headers.get("Accept-Encoding"))
-    headers = config_headers(revision, assistant_id, coding)
-    if etag_matches(request.headers.get("If-None-Match"), config_etag(revision, assistant_id)):
-        if assistant_id is not None and not active_assistant_exists(assistant_id=assistant_id):
-            raise NotFound("No active assistant with this id.")
-        return HttpResponseNotModified(headers=dict(headers))
-
-    def build():
-        if assistant_id is None:
-            return render_json(config_bundle_build(revision=revision))
-        assistant = assistant_for_config(assistant_id=assistant_id)
-        if assistant is None:
-            return None
-        return render_json(assistant_config_build(assistant=assistant, revision=revision))
-
-    read = request_read(request.META)
-    body, from_cache = get_or_build(
-        assistant_id=assistant_id,
-        revision=revision,
-        build=build,
-        cached=read.cached_entry(assistant_id, coding) if read else None,
-        coding=coding,
-    )
-    if body is None:
-        raise NotFound("No active assistant with this id.")
-    headers += [*content_encoding(coding), (CACHE_HEADER, "hit" if from_cache else "miss")]
-    return HttpResponse(body, content_type="application/json", headers=dict(headers))
+def live_config(assistant_id: str | None, revision: int) -> dict | None:
+    """The live resolved config of an assistant (None: the bundle) tagged with `revision`;
+    None when no active assistant has this id."""
+    if assistant_id is None:
+        return config_bundle_build(revision=revision)
+    assistant = assistant_for_config(assistant_id=assistant_id)
+    if assistant is None:
+        return None
+    return assistant_config_build(assistant=assistant, revision=revision)
 
 
-def render_json(data) -> bytes:
-    return JSONRenderer().render(data)
+def is_active(assistant_id: str) -> bool:
+    return active_assistant_exists(assistant_id=assistant_id)
 
 
 # Output documentation only: the shape itself is built by assistants.selectors.
@@ -104,72 +68,15 @@ class ConfigBundleSerializer(serializers.Serializer):
     assistants = ResolvedConfigSerializer(many=True, help_text="Every active assistant, by name.")
 
 
-_CONFIG_HEADERS = [
-    OpenApiParameter(
-        "If-None-Match",
-        OpenApiTypes.STR,
-        OpenApiParameter.HEADER,
-        description="The ETag of the config you hold: 304 if it is still current.",
-    ),
-    OpenApiParameter(
-        "ETag",
-        OpenApiTypes.STR,
-        OpenApiParameter.HEADER,
-        response=[200, 304],
-        required=True,
-        description="Strong ETag of this config.",
-    ),
-    OpenApiParameter(
-        "X-Config-Revision",
-        OpenApiTypes.INT,
-        OpenApiParameter.HEADER,
-        response=[200, 304],
-        required=True,
-        description="The config revision this answer reflects.",
-    ),
-    OpenApiParameter(
-        CACHE_HEADER,
-        str,
-        OpenApiParameter.HEADER,
-        response=[200],
-        required=True,
-        enum=["hit", "miss"],
-        description="Whether the body came from the cache (`hit`) or was built (`miss`).",
-    ),
-]
-_NOT_MODIFIED = OpenApiResponse(
-    description="Not modified: your copy (If-None-Match) is current. No body; the headers "
-    "are those of the 200."
+AssistantConfigApi = config_endpoint(
+    "AssistantConfigApi",
+    operation_id="assistants_config",
+    body=ResolvedConfigSerializer,
+    permission_model=Assistant,
 )
-
-
-class AssistantConfigApi(APIView):
-    permission_model = Assistant
-
-    @extend_schema(
-        operation_id="assistants_config",
-        parameters=_CONFIG_HEADERS,
-        responses={
-            200: ResolvedConfigSerializer,
-            304: _NOT_MODIFIED,
-            **error_responses(*READ_ERRORS, 404),
-        },
-    )
-    def get(self, request, assistant_id):
-        return config_response(request, assistant_id=str(assistant_id))
-
-
-class ConfigBundleApi(APIView):
-    permission_model = Assistant
-
-    @extend_schema(
-        operation_id="config_bundle",
-        parameters=_CONFIG_HEADERS,
-        responses={
-            200: ConfigBundleSerializer,
-            304: _NOT_MODIFIED,
-            **error_responses(*READ_ERRORS),
-        },
-    )
-    def get(self, request):
-        return config_response(request)
+ConfigBundleApi = config_endpoint(
+    "ConfigBundleApi",
+    operation_id="config_bundle",
+    body=ConfigBundleSerializer,
+    permission_model=Assistant,
+)

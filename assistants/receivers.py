@@ -6,8 +6,8 @@ from django.dispatch import receiver
 
 from assistants.models import Assistant
 from core.changes import Change, record_changes, row_values, stored_values
-from core.config_reads import forget_live_entries_at_commit
 from core.models import RevisionChange
+from core.reads.entries import forget_live_entries_at_commit
 from tools.selectors import config_dependents
 
 

@@ -25,7 +25,13 @@ def main() -> None:
     with running_services(DEBUG="0"):
         from assistants.models import Assistant
         from config_backend import transfer
-        from config_backend.history.selectors import config_at
+        from core.reads.points import Point
+        from core.reads.reads import RevisionRead
+
+        def config_at(revision, assistant_id=None):
+            """(The config at `revision`, whether it came from the cache), as a read serves it."""
+            return RevisionRead(assistant_id, Point(revision=revision, asked=True)).body()
+
         from core import store
         from core.models import RevisionChange
 

@@ -2,8 +2,19 @@ from django.apps import AppConfig
 
 
 class OperationsConfig(AppConfig):
-    """The top floor as an app only so Django finds its management commands; no models."""
+    """The top floor as an app so Django finds its management commands (no models), and
+    gives core.reads the reads of the history (at a revision, a label's revision)."""
 
     name = "config_backend"
     label = "operations"
     verbose_name = "Operations"
+
+    def ready(self):
+        from config_backend.history.labels import label_get
+        from config_backend.history.selectors import build_config_at
+        from core.reads.reads import register
+
+        register(
+            config_at=build_config_at,
+            label_revision=lambda name: label_get(name).revision,
+        )

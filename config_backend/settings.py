@@ -144,7 +144,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First: its id, line and timing cover everything the others do (config hits that the
-    # cache answers skip all middleware; core.config_reads logs them the same way).
+    # cache answers skip all middleware; core.reads.fast_path logs them the same way).
     "core.ops.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -246,7 +246,7 @@ if MAX_DJANGO_REQUESTS_PER_WORKER < 1 or DJANGO_QUEUE_WAIT_MS < 1:
 CONFIG_CACHE_ENTRIES = env_bool("CONFIG_CACHE_ENTRIES", True)
 
 # Concurrent misses of one config entry: one request builds it, the others wait at most this
-# long for it (then build themselves); also how long the builder's lock lives (core.config_reads).
+# long for it (then build themselves); also how long the builder's lock lives (core.reads.build).
 CONFIG_BUILD_WAIT_MS = env_int("CONFIG_BUILD_WAIT_MS", 2000)
 if CONFIG_BUILD_WAIT_MS < 0:
     raise ImproperlyConfigured(
@@ -264,7 +264,7 @@ if API_KEY_RECORD_SECONDS < 1:
     )
 
 # Labels only staff with `move_protected_label` (or API keys created with --protected) may
-# move (SPEC "Labels"; core.labels).
+# move (SPEC "Labels"; config_backend.history.labels).
 PROTECTED_LABELS = env_list("PROTECTED_LABELS", "production")
 
 # Cache: REDIS_URL, or Redis Sentinel (REDIS_SENTINELS), else an in-process local-memory cache

@@ -8,6 +8,7 @@ from assistants.api import (
     AssistantToolLinkApi,
     AssistantToolsApi,
 )
+from assistants.config_api import AssistantConfigApi, ConfigBundleApi
 from assistants.events_api import ConfigEventsApi
 from config_backend.history.api import (
     DiffApi,
@@ -15,11 +16,10 @@ from config_backend.history.api import (
     RevisionListApi,
     RollbackApi,
 )
-from config_backend.history.config_api import AssistantConfigAtApi, ConfigBundleAtApi
 from config_backend.history.label_api import LabelDetailApi, LabelHistoryApi, LabelListApi
-from core.config_reads import serve_cached_hits
 from core.ops.health import healthz, readyz
 from core.ops.metrics import metrics_view
+from core.reads.fast_path import serve_cached_hits
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import ToolDetailApi, ToolListApi
 from webhooks.api import WebhookDetailApi, WebhookListApi
@@ -43,10 +43,10 @@ api_v1 = [
     ),
     path(
         "assistants/<uuid:assistant_id>/config/",
-        serve_cached_hits(AssistantConfigAtApi.as_view()),
+        serve_cached_hits(AssistantConfigApi.as_view()),
         name="assistant-config",
     ),
-    path("config/", serve_cached_hits(ConfigBundleAtApi.as_view()), name="config-bundle"),
+    path("config/", serve_cached_hits(ConfigBundleApi.as_view()), name="config-bundle"),
     path("revisions/", RevisionListApi.as_view(), name="revision-list"),
     path("revisions/<int:number>/", RevisionDetailApi.as_view(), name="revision-detail"),
     path("diff/", DiffApi.as_view(), name="diff"),

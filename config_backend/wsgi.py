@@ -12,6 +12,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config_backend.settings")
 
 django_application = get_wsgi_application()
 
-from core.config_reads import ConfigFastPath  # noqa: E402  (needs Django set up)
+from core.reads.fast_path import ConfigFastPath  # noqa: E402  (needs Django set up)
 
 application = ConfigFastPath(django_application)

@@ -1,13 +1,12 @@
 """The ASGI fast path: `AsyncConfigFastPath`, ConfigFastPath's async twin (config_backend.asgi).
 
-A GET of a config endpoint that the WSGI path would decide (FastPath.target: no query string,
-or exactly `revision=N` / `label=NAME`) with a Bearer key is decided here, in the event loop:
-one async MGET of `ConfigRead.cache_names(...)` (the store's), then `ConfigRead.from_values(...)`
-and its `hit(...)`, exactly as on the WSGI path (core.config_reads owns which keys are read,
-for which query, and what is current: `read_request`; nothing here names a cache key).
-`FastPath` adds what both wrappers share: the host and SSL-redirect checks Django's middleware
-would make, the security headers, the request id, the log line and the metrics. A hit is
-answered here: no thread, no middleware, no DRF.
+A GET of a config endpoint that the WSGI path would decide (core.reads.fast_path.FastPath
+.target) with a Bearer key is decided in the event loop (core.reads.asgi), with one async MGET
+of the store's (`get_many`), exactly as on the WSGI path (core.reads owns which keys are read,
+for which query, and what is current; nothing here names a cache key). `FastPath` adds what
+both wrappers share: the host and SSL-redirect checks Django's middleware would make, the
+security headers, the request id, the log line and the metrics. A hit is answered there: no
+thread, no middleware, no DRF.
 
 The event stream (`GET /api/v1/config/events/`, core.events) with an API key is served here
 too, in the event loop, for as long as it is open: no thread per stream (Django's handler would
@@ -29,7 +28,7 @@ The read is the store's async read (core.store: `aget_many`; RedisStore's per pr
 event loop client, its connection limit and its error handling, as try_cache's): when Redis
 fails, is refused or is busy, it returns None and the request goes on to Django, which answers
 from the database. The embedded default (LocalStore, no Redis) is never read here:
-`read_request` says no, Django decides.
+core.reads.fetch.plan says no, Django decides.
 
 Bursts (DjangoASGIHandler). Django runs each request in a thread of its own and, with
 PostgreSQL, on a connection of the worker's pool; a burst of requests that all need Django
@@ -54,16 +53,10 @@ from django.urls import reverse
 
 from core import events, store
 from core.api.keys import MalformedAuthorization, bearer_key
-from core.config_reads import (
-    ConfigRead,
-    FastPath,
-    keep_read,
-    label_asked,
-    read_request,
-    revision_asked,
-)
 from core.ops import request_log
 from core.ops.middleware import SERVER_BUSY, unavailable_response
+from core.reads.asgi import answer_hit, request_meta
+from core.reads.fast_path import FastPath
 
 # The scope key a request handed on to Django carries the fast path's META entries in.
 CARRIED = "core.carried_meta"
@@ -77,17 +70,6 @@ EVENTS_HEADERS = [
     ("Cache-Control", "no-cache"),
     ("X-Accel-Buffering", "no"),  # nginx: pass each event on at once
 ]
-
-
-def request_meta(headers) -> dict:
-    """The request's headers as Django's META names them (HTTP_…, repeated ones joined by
-    commas, as ASGIRequest does): the part of META the fast path reads."""
-    meta: dict = {}
-    for raw_name, raw_value in headers:
-        name = "HTTP_" + raw_name.decode("latin1").upper().replace("-", "_")
-        value = raw_value.decode("latin1")
-        meta[name] = f"{meta[name]},{value}" if name in meta else value
-    return meta
 
 
 class AsyncConfigFastPath:
@@ -106,34 +88,11 @@ class AsyncConfigFastPath:
                     return
                 carried = {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
                 scope = {**scope, CARRIED: carried}
-            match = FastPath.target(scope["method"], scope["query_string"], path)
-            if match:
-                meta = request_meta(scope["headers"])
-                start = request_log.begin(meta)
-                secure = self.fast_path.secure_if_servable(meta, scope.get("scheme"))
-                query_string = scope["query_string"]
-                at, label = revision_asked(query_string), label_asked(query_string)
-                hit = (
-                    None
-                    if secure is None
-                    else await self.decide(meta, match["assistant_id"], at, label)
-                )
-                if hit is not None:
-                    headers = self.fast_path.hit_headers(hit, secure, start)
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": hit.status,
-                            "headers": [
-                                (name.encode("latin1"), value.encode("latin1"))
-                                for name, value in headers
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": hit.body})
-                    self.fast_path.log_hit(start, match, path, hit)
+            target = FastPath.target(scope["method"], scope["query_string"], path)
+            if target:
+                carried = await answer_hit(self.fast_path, target, scope, send, self.get_many)
+                if carried is None:
                     return
-                carried = {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
                 scope = {**scope, CARRIED: carried}
         await self.application(scope, receive, send)
 
@@ -192,14 +151,6 @@ class AsyncConfigFastPath:
             subscription.close()
             gone.cancel()
         return True
-
-    async def decide(self, meta: dict, assistant_id: str | None, at=None, label=None):
-        """core.config_reads.decide, with an asynchronous MGET."""
-        what = read_request(meta, assistant_id, at, label)
-        if what is None:
-            return None
-        values = await self.get_many(ConfigRead.cache_names(**what))
-        return keep_read(meta, ConfigRead.from_values(values=values, **what))
 
     async def get_many(self, names: list[str]) -> list[bytes | None] | None:
         """The cache's values, or None when it failed (core.store.redis: the async reads)."""

@@ -31,7 +31,8 @@ class ConfigRevision(models.Model):
     # One row per assistant ("assistant:<id>"): the last revision that changed its resolved
     # config (SPEC "Fine-grained freshness"); core.changes keeps them.
     ASSISTANT_PREFIX = "assistant:"
-    # One row per label ("label:<name>"): its move counter, bumped by each move (core.labels).
+    # One row per label ("label:<name>"): its move counter, bumped by each move
+    # (config_backend.history.labels).
     LABEL_PREFIX = "label:"
     # Moved by each restore of the database (config_backend.backup): open event streams are
     # reset when it moves (core.events).
@@ -133,7 +134,8 @@ def validate_label_name(name: str) -> None:
 
 
 class Label(models.Model):
-    """A named pointer to a revision (`production`, `staging`); moved by core.labels."""
+    """A named pointer to a revision (`production`, `staging`); moved by
+    config_backend.history.labels."""
 
     name = models.CharField(max_length=32, primary_key=True, validators=[validate_label_name])
     revision = models.BigIntegerField()

@@ -193,3 +193,18 @@ def strict_schema_of_values(values: int) -> dict:
         "required": names,
         "additionalProperties": False,
     }
+
+
+def live_get_or_build(*, assistant_id, revision: int, build, cached=None):
+    """core.reads.build.get_or_build of a live entry (None: the bundle's) tagged `revision`,
+    as the config view calls it; `build()` returns the bytes (None: nothing to serve)."""
+    from core.reads.build import Built, get_or_build
+    from core.reads.points import PLAIN
+    from core.reads.reads import LiveRead
+
+    return get_or_build(
+        LiveRead(assistant_id, PLAIN),
+        tag=revision,
+        build=lambda: Built(build()),
+        cached=cached,
+    )

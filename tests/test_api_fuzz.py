@@ -202,7 +202,7 @@ def case_counter(request):
 @settings(suppress_health_check=list(HealthCheck), deadline=None)
 def test_every_response_is_documented_and_never_a_server_error(case, keys, case_counter):
     # Identity: the in-process (WSGI) transport sends requests' default Accept-Encoding (gzip,
-    # deflate, zstd) but never decodes, and config responses honour it (core.config_reads).
+    # deflate, zstd) but never decodes, and config responses honour it (core.reads.codings).
     headers = {"Authorization": f"Bearer {key_for(case, keys)}", "Accept-Encoding": "identity"}
     response = case.call(headers=headers)
     STATUSES[f"{case.method.upper()} {case.path}", response.status_code] += 1

@@ -8,8 +8,8 @@ from django.db import connection, transaction
 from assistants.models import Assistant
 from assistants.services import assistant_create, assistant_update
 from core import store
-from core.config_reads import get_or_build
 from core.store import CacheUnavailable, revision_key
+from tests.factories import live_get_or_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,7 +18,7 @@ def read(build=None):
     """A reader as the config views are: the revision first, then the data."""
     revision = store.committed_counter()
     build = build or build_names
-    body, _ = get_or_build(assistant_id=None, revision=revision, build=lambda: build(revision))
+    body, _ = live_get_or_build(assistant_id=None, revision=revision, build=lambda: build(revision))
     return body
 
 
@@ -52,7 +52,7 @@ def test_a_second_read_is_served_from_the_cache(django_assert_num_queries):
     first = read()
     revision = store.committed_counter()
     with django_assert_num_queries(0):
-        assert get_or_build(assistant_id=None, revision=revision, build=None) == (first, True)
+        assert live_get_or_build(assistant_id=None, revision=revision, build=None) == (first, True)
 
 
 def test_a_commit_makes_the_next_read_fresh():

@@ -11,7 +11,8 @@ import pytest
 from django.db import transaction
 
 from assistants.models import Assistant
-from core.config_reads import CODINGS, IDENTITY, config_at_key, entry_key
+from core.reads.codings import CODINGS, IDENTITY
+from core.reads.entries import live_entry_key, revision_entry_key
 from core.store import committed_counter, revision_key
 from tests.factories import key_client
 
@@ -30,7 +31,7 @@ def edit(assistant: Assistant, **fields) -> None:
 
 
 def live_keys(assistant_id) -> list[str]:
-    return [entry_key(str(assistant_id), coding) for coding in (IDENTITY, *CODINGS)]
+    return [live_entry_key(str(assistant_id), coding) for coding in (IDENTITY, *CODINGS)]
 
 
 def test_cold_revision_entries_are_evicted_and_never_the_live_entry(own_redis_cache, secretary):
@@ -56,7 +57,7 @@ def test_cold_revision_entries_are_evicted_and_never_the_live_entry(own_redis_ca
         assert response.status_code == 200 and response.json()["revision"] == number
 
     assert redis.info("stats")["evicted_keys"] > 0
-    at_revision = [config_at_key(number, str(secretary.id)) for number in numbers]
+    at_revision = [revision_entry_key(number, str(secretary.id)) for number in numbers]
     assert redis.exists(*at_revision) < len(at_revision)  # old configs were evicted
     assert redis.exists(*live_keys(secretary.id)) == 3  # every coding of the live entry stayed
     assert redis.exists(revision_key(f"assistant:{secretary.id}"), revision_key("config")) == 2

@@ -8,8 +8,8 @@ from django.db import close_old_connections, transaction
 from django.test import Client
 
 from core import store
-from core.config_reads import ConfigFastPath
 from core.models import APIKey
+from core.reads.fast_path import ConfigFastPath
 from tests.factories import assistant_with_tools, key_client
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,9 @@ from django.test import Client
 from assistants.services import assistant_update
 from core import store
 from core.asgi_app import AsyncConfigFastPath
-from core.config_reads import entry_key, response_coding, revision_name, split_entry
 from core.models import APIKey
+from core.reads.codings import response_coding
+from core.reads.entries import counter_name, live_entry_key, split_entry
 from tests.factories import assistant_with_tools
 from tests.test_cache_hits import wsgi_get
 
@@ -54,10 +55,10 @@ def test_a_miss_in_a_coding_answers_in_it_and_stores_every_coding(runtime, url):
     assert miss["X-Config-Cache"] == "miss" and miss["Content-Encoding"] == "gzip"
     assistant_id = url.split("/")[4]
     entries = store.store().get_many(
-        [entry_key(assistant_id, coding) for coding in ("identity", "gzip", "zstd")]
+        [live_entry_key(assistant_id, coding) for coding in ("identity", "gzip", "zstd")]
     )
     tags = {split_entry(entry)[0] for entry in entries}
-    assert tags == {store.committed_counter(revision_name(assistant_id))}  # one revision tag
+    assert tags == {store.committed_counter(counter_name(assistant_id))}  # one revision tag
     identity, gzipped, zstd = (split_entry(entry)[1] for entry in entries)
     assert gzip.decompress(gzipped) == identity == zstandard.decompress(zstd)
     assert gzipped == miss.content

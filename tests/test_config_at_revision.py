@@ -5,8 +5,8 @@ import pytest
 
 from assistants.models import Assistant
 from core import store
-from core.config_reads import ConfigFastPath, revision_asked
 from core.models import ConfigRevision
+from core.reads.fast_path import ConfigFastPath, FastPath
 from core.store import committed_counter
 from tests.factories import link
 
@@ -50,7 +50,9 @@ def test_the_config_at_the_current_revision_equals_the_live_config_but_its_revis
     now = reader.get(f"{url}?revision={committed_counter()}").json()
 
     assert {**now, "revision": None} == {**live, "revision": None}
-    assert live["revision"] == committed_counter(ConfigRevision.for_assistant(edited_secretary.id))
+    assert live["revision"] == store.committed_counter(
+        ConfigRevision.for_assistant(edited_secretary.id)
+    )
 
 
 def test_the_bundle_at_a_revision_lists_the_assistants_active_then(
@@ -179,4 +181,5 @@ def test_the_wsgi_fast_path_answers_a_revision_read_without_django(reader, edite
     [("revision=12", 12), (b"revision=12", 12), ("revision=12&a=1", None), ("revision=x", None)],
 )
 def test_only_a_query_of_exactly_one_revision_is_decided_by_the_fast_path(query_string, asked):
-    assert revision_asked(query_string) == asked
+    target = FastPath.target("GET", query_string, "/api/v1/config/")
+    assert (target and target.point.revision) == asked

@@ -12,9 +12,8 @@ from assistants.models import Assistant
 from assistants.services import assistant_update
 from config_backend import transfer
 from core import store
-from core.config_reads import get_or_build
 from core.models import APIKey, ConfigRevision, Revision
-from tests.factories import make_delegate_tool
+from tests.factories import live_get_or_build, make_delegate_tool
 from tests.live import call, live_database_url, server
 from tools.models import AssistantToolLink, Tool
 
@@ -156,8 +155,13 @@ def test_a_change_set_names_the_assistants_whose_config_it_changed(world):
 
     revision = Revision.objects.get(number=store.committed_counter())
     assert set(revision.assistants) == {str(world["secretary"].id), str(world["planner"].id)}
-    assert assistant_counter(world["notes"]) < revision.number
-    assert assistant_counter(world["planner"]) == revision.number
+    assert (
+        store.committed_counter(ConfigRevision.for_assistant(world["notes"].id)) < revision.number
+    )
+    assert (
+        store.committed_counter(ConfigRevision.for_assistant(world["planner"].id))
+        == revision.number
+    )
 
 
 def test_a_save_that_changes_nothing_makes_no_revision(world):
@@ -173,7 +177,7 @@ def read_config(assistant, build=None) -> bytes:
     """A reader as the config view is: the assistant's revision first, then the data."""
     revision = store.committed_counter(ConfigRevision.for_assistant(assistant.id))
     build = build or (lambda: tool_descriptions(assistant))
-    body, _ = get_or_build(assistant_id=str(assistant.id), revision=revision, build=build)
+    body, _ = live_get_or_build(assistant_id=str(assistant.id), revision=revision, build=build)
     return body
 
 
@@ -233,8 +237,3 @@ def test_the_read_invalidate_store_race_leaves_no_stale_entry_for_each_dependenc
 
     assert fresh(read_config(secretary))
     assert fresh(read_config(secretary))
-
-
-def assistant_counter(assistant) -> int:
-    """The assistant's config revision (its counter row; core.store)."""
-    return store.committed_counter(ConfigRevision.for_assistant(assistant.id))

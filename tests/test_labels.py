@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 
 from assistants.models import Assistant
 from core import store
-from core.config_reads import label_entry_key
 from core.models import APIKey, Label, LabelMove, Revision
+from core.reads.entries import label_entry_key
 from tests.factories import assistant_with_tools, key_client, staff_client
 
 # Committed transactions: each change set is its own revision only once the previous committed.

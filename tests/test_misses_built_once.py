@@ -14,9 +14,10 @@ from assistants import config_api
 from assistants.models import Assistant
 from assistants.services import assistant_update
 from core import store
-from core.config_reads import entry_key, get_or_build, revision_name
 from core.models import APIKey
+from core.reads.entries import counter_name, live_entry_key
 from core.store import LocalStore
+from tests.factories import live_get_or_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,7 +73,7 @@ def take_lock(current, lock: str, token: str, milliseconds: int) -> bool:
 
 def hold_lock(assistant_id: str, revision: int, milliseconds: int = 60_000) -> None:
     """Take the entry's build lock as a builder would that then died (never releasing it)."""
-    lock = store.build_lock_key(entry_key(assistant_id), revision)
+    lock = store.build_lock_key(live_entry_key(assistant_id), revision)
     assert take_lock(store.store(), lock, "a-dead-builder", milliseconds)
 
 
@@ -81,7 +82,7 @@ def test_twenty_concurrent_misses_after_an_edit_build_the_entry_once(secretary, 
     url = f"/api/v1/assistants/{secretary.id}/config/"
     assert timed_get(url, key)[0].status_code == 200  # cached
     assistant_update(assistant=Assistant.objects.get(pk=secretary.pk), name="Renamed")
-    revision = store.committed_counter(revision_name(str(secretary.id)))
+    revision = store.committed_counter(counter_name(str(secretary.id)))
     counted_builds.clear()
 
     answers = concurrently(20, lambda: timed_get(url, key)[0])
@@ -112,7 +113,7 @@ def test_a_builder_that_died_holding_the_lock_delays_the_others_by_the_bound_onl
     settings.CONFIG_BUILD_WAIT_MS = 400
     _, key = APIKey.objects.create_key(name="runtime", scope="read")
     url = f"/api/v1/assistants/{secretary.id}/config/"
-    revision = store.committed_counter(revision_name(str(secretary.id)))
+    revision = store.committed_counter(counter_name(str(secretary.id)))
     hold_lock(str(secretary.id), revision)
 
     answers = concurrently(4, lambda: timed_get(url, key))
@@ -124,13 +125,13 @@ def test_a_builder_that_died_holding_the_lock_delays_the_others_by_the_bound_onl
 
 
 def stored(assistant_id: str, revision: int, body: bytes) -> None:
-    store.store().set(entry_key(assistant_id), b"%d\n%s" % (revision, body))
+    store.store().set(live_entry_key(assistant_id), b"%d\n%s" % (revision, body))
 
 
 def test_a_waiter_never_serves_an_entry_older_than_its_database_revision(secretary, settings):
     settings.CONFIG_BUILD_WAIT_MS = 300
     assistant_id = str(secretary.id)
-    revision = store.committed_counter(revision_name(assistant_id))
+    revision = store.committed_counter(counter_name(assistant_id))
     stored(assistant_id, revision - 1, b"stale")  # what the last edit left behind
     hold_lock(assistant_id, revision)
     builds = []
@@ -139,7 +140,7 @@ def test_a_waiter_never_serves_an_entry_older_than_its_database_revision(secreta
         builds.append(revision)
         return b"fresh"
 
-    body, from_cache = get_or_build(assistant_id=assistant_id, revision=revision, build=build)
+    body, from_cache = live_get_or_build(assistant_id=assistant_id, revision=revision, build=build)
 
     assert (body, from_cache) == (b"fresh", False)
     assert builds == [revision]
@@ -153,20 +154,20 @@ LONG_WAIT_MS = 30_000
 def test_a_waiter_is_served_the_bytes_the_lock_holder_stores(secretary, settings):
     settings.CONFIG_BUILD_WAIT_MS = LONG_WAIT_MS
     assistant_id = str(secretary.id)
-    revision = store.committed_counter(revision_name(assistant_id))
+    revision = store.committed_counter(counter_name(assistant_id))
     stored(assistant_id, revision - 1, b"stale")
-    lock = store.build_lock_key(entry_key(assistant_id), revision)
+    lock = store.build_lock_key(live_entry_key(assistant_id), revision)
     assert take_lock(store.store(), lock, "the-builder", LONG_WAIT_MS)
 
     def builder_finishes():
         time.sleep(0.2)
-        entries = {entry_key(assistant_id): b"%d\nfresh" % revision}
+        entries = {live_entry_key(assistant_id): b"%d\nfresh" % revision}
         store.store().set_many(entries, 60, release=(lock, "the-builder"))
 
     thread = threading.Thread(target=builder_finishes)
     thread.start()
     started = time.monotonic()
-    body, from_cache = get_or_build(assistant_id=assistant_id, revision=revision, build=None)
+    body, from_cache = live_get_or_build(assistant_id=assistant_id, revision=revision, build=None)
     thread.join()
 
     assert (body, from_cache) == (b"fresh", True)
@@ -178,13 +179,13 @@ def test_a_waiter_stops_waiting_when_the_holder_lets_go_without_storing(secretar
     """An inactive assistant's build stores nothing: its waiters answer (404) at once."""
     settings.CONFIG_BUILD_WAIT_MS = LONG_WAIT_MS
     assistant_id = str(secretary.id)
-    revision = store.committed_counter(revision_name(assistant_id))
-    lock = store.build_lock_key(entry_key(assistant_id), revision)
+    revision = store.committed_counter(counter_name(assistant_id))
+    lock = store.build_lock_key(live_entry_key(assistant_id), revision)
     assert take_lock(store.store(), lock, "the-builder", LONG_WAIT_MS)
     threading.Timer(0.2, lambda: store.store().unlock(lock, "the-builder")).start()
 
     started = time.monotonic()
-    body, from_cache = get_or_build(
+    body, from_cache = live_get_or_build(
         assistant_id=assistant_id, revision=revision, build=lambda: None
     )
 
@@ -196,12 +197,12 @@ def test_a_miss_whose_entry_was_built_after_its_first_read_does_not_build_again(
     """Its MGET saw the old entry; another request then built, stored and let go of the lock
     before this one asked for it: the lock comes with a fresh read of the entry."""
     assistant_id = str(secretary.id)
-    revision = store.committed_counter(revision_name(assistant_id))
+    revision = store.committed_counter(counter_name(assistant_id))
     first_read = (b"%d\nstale" % (revision - 1), str(revision).encode())
     stored(assistant_id, revision, b"built meanwhile")
-    lock = store.build_lock_key(entry_key(assistant_id), revision)
+    lock = store.build_lock_key(live_entry_key(assistant_id), revision)
 
-    body, from_cache = get_or_build(
+    body, from_cache = live_get_or_build(
         assistant_id=assistant_id, revision=revision, build=None, cached=first_read
     )
 
@@ -211,29 +212,29 @@ def test_a_miss_whose_entry_was_built_after_its_first_read_does_not_build_again(
 
 def test_the_builder_releases_its_lock_also_when_the_build_fails(secretary):
     assistant_id = str(secretary.id)
-    revision = store.committed_counter(revision_name(assistant_id))
-    lock = store.build_lock_key(entry_key(assistant_id), revision)
+    revision = store.committed_counter(counter_name(assistant_id))
+    lock = store.build_lock_key(live_entry_key(assistant_id), revision)
 
     def failing_build():
         assert store.store().get_many([lock]) != [None]  # held while building
         raise RuntimeError("database went away")
 
     with pytest.raises(RuntimeError):
-        get_or_build(assistant_id=assistant_id, revision=revision, build=failing_build)
+        live_get_or_build(assistant_id=assistant_id, revision=revision, build=failing_build)
 
     assert store.store().get_many([lock]) == [None]
 
 
 def test_a_refused_lock_command_falls_back_to_building(secretary, monkeypatch, caplog):
     assistant_id = str(secretary.id)
-    revision = store.committed_counter(revision_name(assistant_id))
+    revision = store.committed_counter(counter_name(assistant_id))
 
     def refuse(*args, **kwargs):
         raise redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'")
 
     monkeypatch.setattr(store.store(), "lock_and_get", refuse)
 
-    body, from_cache = get_or_build(
+    body, from_cache = live_get_or_build(
         assistant_id=assistant_id, revision=revision, build=lambda: b"x"
     )
 

@@ -140,7 +140,7 @@ def test_start_serves_the_bundle_the_api_serves_and_saves_it_to_the_file(
     with pytest.raises(UnknownAssistant, match="'Nobody'.*known: Calendar, Secretary"):
         client.assistant("Nobody")
     saved = json.loads(cache.read_text())
-    # The client asks for gzip: the ETag is that coding's (core.config_reads, "Compression").
+    # The client asks for gzip: the ETag is that coding's (core.reads.codings).
     assert saved["bundle"] == client.bundle and saved["etag"] == f'"{client.revision}-gzip"'
     assert [p.name for p in cache.parent.iterdir()] == ["config.json"]  # no temporary left
 

@@ -16,8 +16,8 @@ import pytest
 import redis
 
 from assistants.models import Assistant
-from core.config_reads import revision_name
 from core.models import APIKey, ConfigRevision
+from core.reads.entries import counter_name
 from core.store import (
     MIRRORS_SEEDED_ON_KEY,
     check_master_on_connect,
@@ -93,7 +93,7 @@ def test_a_replica_promoted_with_an_old_mirror_serves_nothing_older_than_the_dat
     assistant = Assistant.objects.create(name="lagging", model="gpt-4o-mini", instructions="v1")
     _, read_key = APIKey.objects.create_key(name="runtime", scope="read")
     _, write_key = APIKey.objects.create_key(name="automation", scope="write")
-    mirror = revision_key(revision_name(str(assistant.id)))
+    mirror = revision_key(counter_name(str(assistant.id)))
 
     with sentinel_group(tmp_path, replicas=1) as group:
         [replica_port] = group.replica_ports
@@ -128,7 +128,7 @@ def test_a_replica_promoted_with_an_old_mirror_serves_nothing_older_than_the_dat
             group.kill(group.master_port)
             group.resume(replica_port)
             assert group.wait_for_failover() == replica_port
-            assert int(replica.get(mirror)) < committed_counter(revision_name(str(assistant.id)))
+            assert int(replica.get(mirror)) < committed_counter(counter_name(str(assistant.id)))
 
             # Every read answers v2, until the new master serves hits (of v2).
             seen = []
@@ -151,7 +151,7 @@ def test_a_change_in_flight_when_a_new_master_is_met_has_its_mirror_retired_not_
     change is replacing; the others are raised to the database's; nobody waits for the
     change."""
     assistant = Assistant.objects.create(name="in-flight", model="gpt-4o-mini")
-    held = revision_name(str(assistant.id))
+    held = counter_name(str(assistant.id))
     port = free_port()
     proc = spawn_redis(tmp_path, port)
     try:

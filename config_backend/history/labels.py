@@ -7,36 +7,28 @@ holds, or `live`: the newest revision when it moves).
 Freshness of label reads is core.store's argument with one more counter: each label has a move
 counter, the ConfigRevision row "label:<name>", bumped (and its cache mirror raised) inside the
 move's transaction, before the commit. A cached label read is tagged with the counter read
-before the label's row (core.config_reads), so after a move commits no instance serves the old
-target: the mirror moved first. The counter's row lock also serializes the moves of one label,
-its creation included.
+before the label's row (core.reads.reads.LabelRead), so after a move commits no instance
+serves the old target: the mirror moved first. The counter's row lock also serializes the
+moves of one label, its creation included.
 
 The ETag of a label read is a hash of the config without its `revision` fields
-(`content_etag`): moving a label between two revisions where the config read did not change
-keeps the ETag (a client's copy stays valid: a 304), moving it to content that differs changes
-it. The move counter is not in it, nor the revision.
+(core.reads.reads.content_etag): moving a label between two revisions where the config read
+did not change keeps the ETag (a client's copy stays valid: a 304), moving it to content that
+differs changes it. The move counter is not in it, nor the revision.
 """
-
-import hashlib
-import json
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
-from config_backend.history.selectors import (
-    MalformedPoint,
-    config_at,
-    newest_history_revision,
-    parse_revision,
-)
+from config_backend.history.selectors import newest_history_revision
 from config_backend.history.states import UnknownRevision
 from core import store
 from core.api.permissions import MOVE_LABEL, MOVE_PROTECTED_LABEL
 from core.changes import MESSAGE_MAX_LENGTH
-from core.config_reads import LabelEntry, label_entry_key, split_label_entry
 from core.models import LIVE, ConfigRevision, Label, LabelMove, Revision, validate_label_name
+from core.reads.points import MalformedPoint, parse_revision
 from webhooks.outbox import label_moved
 
 
@@ -150,54 +142,3 @@ def label_history(name: str) -> QuerySet[LabelMove]:
     """Every move of the label, newest first; raises UnknownLabel."""
     label_get(name)
     return LabelMove.objects.filter(label=name).order_by("-id")
-
-
-def content_etag(body: bytes) -> str:
-    """The ETag of a label read: a hash of the config without its `revision` fields (the
-    bundle's and each assistant's), so it changes only with the content (module docstring)."""
-    config = json.loads(body)
-    config.pop("revision", None)
-    for assistant in config.get("assistants", ()):
-        assistant.pop("revision", None)
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-    return f'"label-{digest[:32]}"'
-
-
-def label_config(
-    name: str,
-    assistant_id: str | None,
-    *,
-    cached: tuple[bytes | None, bytes | None] | None = None,
-) -> tuple[LabelEntry | None, bool]:
-    """The config read through label `name` (an assistant's, or the bundle), with the label's
-    revision and the read's ETag; None for an assistant not active at that revision. Also
-    whether it came from the cache. Raises UnknownLabel.
-
-    The move counter is read first, before the label's row (module docstring): an entry tagged
-    with it is served, else the config at the label's revision (config_at, itself cached for
-    good) is stored tagged with it. `cached`: (label entry, the label's move-counter mirror)
-    as this request already fetched them (core.config_reads), if it did.
-    """
-    mirror_name = ConfigRevision.for_label(name)
-    moves = store.committed_counter(mirror_name)
-    key = label_entry_key(name, assistant_id)
-    use_cache = settings.CONFIG_CACHE_ENTRIES
-    if use_cache and cached is None:
-        names = [key, store.revision_key(mirror_name)]
-        cached = store.try_cache("reading a label", lambda s: s.get_many(names), [None, None])
-    entry, mirror = cached if use_cache else (None, None)
-    stored = split_label_entry(entry)
-    if stored is not None and stored.moves == moves:
-        return stored, True
-    label = label_get(name)
-    body, _ = config_at(label.revision, assistant_id)
-    if body is None:
-        return None, False
-    read = LabelEntry(moves, label.revision, content_etag(body), body)
-    if use_cache:
-        store.try_cache(
-            "storing a label read", lambda s: s.set(key, read.stored(), store.ENTRY_SECONDS)
-        )
-        if mirror is None:
-            store.seed_mirror(mirror_name)
-    return read, False

@@ -1,37 +1,23 @@
 """Reads of the history: revisions with their changes, points in it (`resolve_point`), the
 net change between two points (`diff`), and the resolved config as it was at a revision
-(`config_at`, cached for good: its content never changes).
+(`build_config_at`; core.reads.reads.RevisionRead serves it, built once and cached for good).
 """
 
 import json
-import re
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
-from rest_framework.renderers import JSONRenderer
 
 from assistants.selectors import resolved_bundle, resolved_config
 from config_backend.history.states import UnknownRevision, state_at, state_changes
 from config_backend.transfer.state import ConfigState, load_state
-from core import store
 from core.changes import Change
-from core.config_reads import config_at_key
-from core.models import Label, Revision, RevisionChange
+from core.models import LIVE, Label, Revision, RevisionChange
+from core.reads.points import MalformedPoint, parse_revision
 
-# The live state, in a diff: the current configuration.
-LIVE = "live"
-# How long a config at a revision stays in the cache: its content never changes, so any
-# lifetime is correct; a finite one lets Redis (`volatile-lru`) evict entries nobody reads.
-CONFIG_AT_SECONDS = 30 * 24 * 3600
-# A revision number as a query parameter or command argument (at most 18 digits: a bigint).
-REVISION_NUMBER = re.compile(r"[0-9]{1,18}")
 # The most the API shows of one value of a changed field unless asked for it whole (`?full=1`),
 # so a revision's or a diff's answer grows with the fields changed, not with the texts.
 FIELD_SHOWN_CHARS = 4096
-
-
-class MalformedPoint(ValueError):
-    """Text that names no point in the history (not a number, `live` or a label's name)."""
 
 
 # --- revisions ----------------------------------------------------------------------------------
@@ -98,21 +84,11 @@ def shown_field(values: dict) -> dict:
 
 
 def newest_history_revision() -> int:
-    """The number of the history's newest Revision row (0 before its first). Not a counter row
-    (core.store.committed_counter): a counter a change moved but did not record (a label move,
-    an assistant's config revision) is not one."""
+    """The newest revision's number (0 before the history's first)."""
     return Revision.objects.order_by("-number").values_list("number", flat=True).first() or 0
 
 
 # --- points in the history and the difference between two -------------------------------------
-
-
-def parse_revision(text) -> int:
-    """A revision number given as text; raises MalformedPoint."""
-    text = str(text).strip()
-    if not REVISION_NUMBER.fullmatch(text):
-        raise MalformedPoint(f"“{text}” is not a revision number.")
-    return int(text)
 
 
 def resolve_point(text: str | None) -> int | None:
@@ -207,23 +183,3 @@ def build_config_at(revision: int, assistant_id: str | None = None) -> dict | No
     if assistant_id is None:
         return resolved_bundle(configs=configs.values(), revision=revision)
     return configs.get(str(assistant_id))
-
-
-def config_at(
-    revision: int, assistant_id: str | None = None, *, cached: bytes | None = None
-) -> tuple[bytes | None, bool]:
-    """The serialized config (or bundle) at `revision`, from the cache or built and stored for
-    good, and whether it came from the cache; (None, False) for an assistant that did not exist
-    or was inactive then. `cached`: the entry this request already fetched
-    (core.config_reads), if it did. Raises UnknownRevision."""
-    key = config_at_key(revision, assistant_id)
-    if cached is None:
-        cached = store.try_cache("reading a config", lambda s: s.get_many([key]), [None])[0]
-    if cached is not None:
-        return cached, True
-    config = build_config_at(revision, assistant_id)
-    if config is None:
-        return None, False
-    body = JSONRenderer().render(config)
-    store.try_cache("storing a config", lambda s: s.set(key, body, CONFIG_AT_SECONDS))
-    return body, False

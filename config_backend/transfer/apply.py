@@ -32,7 +32,7 @@ from config_backend.transfer.state import (
     lock_config_tables,
 )
 from core.changes import lock_change_sets
-from core.config_reads import forget_live_entries_at_commit
+from core.reads.entries import forget_live_entries_at_commit
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 

@@ -10,8 +10,8 @@ from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication
 
 from core.api.keys import MalformedAuthorization, api_key_for, bearer_key, scope_allows
-from core.config_reads import request_read
 from core.models import APIKey
+from core.reads.fetch import request_read
 
 
 class BearerKeyAuthentication(BaseAuthentication):

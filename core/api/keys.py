@@ -229,7 +229,7 @@ def api_key_for(key: str, *, cached: tuple[bytes | None, bytes | None] | None = 
     """The key's holder, from its cached record (no SQL) or else from the database.
 
     `cached` is (key revision mirror, record) when this request already read them (see
-    core.config_reads); otherwise they are read here. `last_used_at` is accurate to the hour:
+    core.reads.fetch); otherwise they are read here. `last_used_at` is accurate to the hour:
     it is written when the key is first used in an hour, and the record then says so.
     """
     if not store.store().shared:

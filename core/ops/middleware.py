@@ -21,9 +21,9 @@ from core.api.change_notes import (
     change_note_from_header,
 )
 from core.changes import ChangeContext, change_context
-from core.config_reads import CACHE_HEADER
 from core.models import Revision
 from core.ops import request_log
+from core.reads.reads import CACHE_HEADER
 from core.store import CacheUnavailable
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """One log line and the request metrics per request, however it was answered.
 
-A config read the cache can answer is answered by core.config_reads.ConfigFastPath, before
+A config read the cache can answer is answered by core.reads.fast_path.ConfigFastPath, before
 Django's middleware; every other request by Django, through
 core.ops.middleware.RequestLogMiddleware.
 Both call `begin` (the request id and the start time, kept in the WSGI environ, so a request the

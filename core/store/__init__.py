@@ -62,7 +62,7 @@ Consistency design (SPEC "Cache semantics"):
   Busy (this process's own connection pool is exhausted: redis-py's MaxConnectionsError, a
   burst of requests) is overload, not an outage: it trips nothing either; that request goes
   without the cache (a change: CacheUnavailable → 503, as unreachable).
-- Build locks (`build_lock_key`, core.config_reads "Misses are built once") only save work, and
+- Build locks (`build_lock_key`, core.reads.build) only save work, and
   play no part in the argument above: a miss waiting on one is served only an entry tagged with
   the revision it read from the database, as any miss. A lock lost (failover, eviction, expiry)
   costs a duplicate build, never a stale read.

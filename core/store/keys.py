@@ -34,7 +34,7 @@ def bundle_key(*variant) -> str:
 
 
 def build_lock_key(entry: str, revision: int) -> str:
-    """The lock of the one request building `entry` (a key) for `revision` (core.config_reads)."""
+    """The lock of the one request building `entry` (a key) for `revision` (core.reads.build)."""
     return cache_key("build", entry.removeprefix(KEY_PREFIX), revision)
 
 

@@ -1,0 +1,122 @@
+"""What a config GET reads, parsed once from its query string (`point_asked`), for the fast
+paths and the view alike: live, the config at revision N (`?revision=N`), through label NAME
+(`?label=NAME`; `?label=live` is live), or, when the query names neither, the label the key is
+pinned to (SPEC "Labels"; none: live). Other parameters are ignored.
+
+Bad input is a 400 naming its parameter (`BadQuery`): a revision that is no number, a label
+name that cannot be one, or both parameters at once.
+"""
+
+import functools
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from django.core.exceptions import ValidationError
+
+from core.api.keys import key_prefix
+from core.models import LIVE, validate_label_name
+
+REVISION_PARAMETER = "revision"
+LABEL_PARAMETER = "label"
+# A revision number as a query parameter or command argument (at most 18 digits: a bigint).
+REVISION_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+class MalformedPoint(ValueError):
+    """Text that names no point in the history (not a number, `live` or a label's name)."""
+
+
+class BadQuery(ValueError):
+    """A config read's query string names nothing readable: a 400 naming `field`."""
+
+    def __init__(self, field: str, messages: list[str]):
+        super().__init__(f"{field}: {' '.join(messages)}")
+        self.field, self.messages = field, messages
+
+
+def parse_revision(text) -> int:
+    """A revision number given as text; raises MalformedPoint."""
+    text = str(text).strip()
+    if not REVISION_NUMBER.fullmatch(text):
+        raise MalformedPoint(f"“{text}” is not a revision number.")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Point:
+    """What a read reads: `revision` N, through `label`, or neither (live). `asked`: the query
+    named it; else it is the label its key was last seen pinned to (`plain_point`), and a hit
+    must find the key's record pinned to that same label."""
+
+    revision: int | None = None
+    label: str | None = None
+    asked: bool = False
+
+
+PLAIN = Point()
+LIVE_ASKED = Point(asked=True)
+
+
+def point_asked(query_string: str | bytes | None) -> Point:
+    """The point the query string asks for (PLAIN: none); raises BadQuery. `query_string`:
+    raw, as the WSGI environ (latin-1 text) or the ASGI scope (bytes) holds it."""
+    return parse_query(query_string)[0]
+
+
+def parse_query(query_string: str | bytes | None) -> tuple[Point, bool]:
+    """`point_asked`, and whether the query string holds nothing else (no other parameter,
+    none twice): the fast path answers only those, DRF may treat others (`?format=`)."""
+    if not query_string:
+        return PLAIN, True
+    if isinstance(query_string, str):
+        query_string = query_string.encode("latin1", "replace")
+    return _parse(query_string)
+
+
+@functools.lru_cache(maxsize=256)  # a hit parses the few query strings its clients send once
+def _parse(query_string: bytes) -> tuple[Point, bool]:
+    pairs = parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True)
+    params = dict(pairs)  # the last of a repeated one wins
+    only = len(pairs) == 1 and set(params) <= {REVISION_PARAMETER, LABEL_PARAMETER}
+    return _point(params), only
+
+
+def _point(params: dict) -> Point:
+    revision, label = params.get(REVISION_PARAMETER), params.get(LABEL_PARAMETER)
+    if revision is not None and label is not None:
+        raise BadQuery(LABEL_PARAMETER, ["Ask for a revision or a label, not both."])
+    if revision is not None:
+        try:
+            return Point(revision=parse_revision(revision), asked=True)
+        except MalformedPoint as exc:
+            raise BadQuery(REVISION_PARAMETER, [str(exc)]) from None
+    if label is None:
+        return PLAIN
+    if label == LIVE:
+        return LIVE_ASKED
+    try:
+        validate_label_name(label)
+    except ValidationError as exc:
+        raise BadQuery(LABEL_PARAMETER, exc.messages) from None
+    return Point(label=label, asked=True)
+
+
+# The label each key was last seen pinned to (None: not pinned), by key prefix, learned from
+# its record: a plain read by a pinned key then fetches its label's entry in its one MGET. A
+# stale guess (the key was re-pinned) costs one miss: the hit checks the record. Per process.
+_pinned_labels: dict[str, str | None] = {}
+PINNED_LABELS_MAX = 10_000
+
+
+def plain_point(key: str) -> Point:
+    """A plain read's point, as far as the fast path knows: the key's last seen pin."""
+    label = _pinned_labels.get(key_prefix(key))
+    return PLAIN if label is None else Point(label=label)
+
+
+def learn_pin(key: str, label: str | None) -> None:
+    """Remember the label a current key record says its key is pinned to."""
+    if len(_pinned_labels) >= PINNED_LABELS_MAX:
+        _pinned_labels.clear()
+    _pinned_labels[key_prefix(key)] = label

@@ -1,0 +1,134 @@
+"""The one view of both config endpoints (GET /api/v1/config/ and
+/api/v1/assistants/{id}/config/): live, at a revision, or through a label (SPEC "Resolved
+runtime config", "Config as of a revision", "Reading a label"), with their parameters and
+headers documented once (`config_endpoint`: the upper floor gives the body's shape).
+"""
+
+from django.http import HttpResponse, HttpResponseNotModified
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.views import APIView
+
+from core.api.errors import READ_ERRORS, error_responses
+from core.reads.codings import response_coding
+from core.reads.fetch import request_read
+from core.reads.points import (
+    LABEL_PARAMETER,
+    REVISION_PARAMETER,
+    BadQuery,
+    Point,
+    point_asked,
+)
+from core.reads.reads import CACHE_HEADER, IMMUTABLE, read_for
+
+
+def config_response(request, assistant_id: str | None) -> HttpResponse:
+    """One assistant's resolved config (None: the bundle) at the point the query asks for,
+    from the cache or built and stored. A key pinned to a label reads it by default."""
+    try:
+        point = point_asked(request.META.get("QUERY_STRING"))
+    except BadQuery as exc:
+        raise ValidationError({exc.field: exc.messages}) from None
+    if not point.asked:
+        point = Point(label=getattr(request.auth, "label", None))
+    read = read_for(assistant_id, point)
+    coding = response_coding(request.headers.get("Accept-Encoding"))
+    fetched = request_read(request.META)
+    try:
+        answer = read.get_or_build(
+            coding,
+            request.headers.get("If-None-Match"),
+            fetched.cached_for(read, coding) if fetched else None,
+        )
+    except LookupError as exc:  # an unknown revision or label; nothing active there
+        raise NotFound(str(exc.args[0]) if exc.args else None) from None
+    if answer.status == 304:
+        return HttpResponseNotModified(headers=dict(answer.headers))
+    return HttpResponse(answer.body, headers=dict(answer.headers))
+
+
+# GET a resolved config; `config_endpoint` documents it per endpoint. (No docstring: it would
+# be the operations' description in the OpenAPI document.)
+class ConfigApi(APIView):
+    def get(self, request, assistant_id=None):
+        return config_response(request, str(assistant_id) if assistant_id else None)
+
+
+PARAMETERS = [
+    OpenApiParameter(
+        "If-None-Match",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        description="The ETag of the config you hold: 304 if it is still current.",
+    ),
+    OpenApiParameter(
+        "ETag",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=[200, 304],
+        required=True,
+        description="Strong ETag of this config.",
+    ),
+    OpenApiParameter(
+        "X-Config-Revision",
+        OpenApiTypes.INT,
+        OpenApiParameter.HEADER,
+        response=[200, 304],
+        required=True,
+        description="The config revision this answer reflects.",
+    ),
+    OpenApiParameter(
+        CACHE_HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        required=True,
+        enum=["hit", "miss"],
+        description="Whether the body came from the cache (`hit`) or was built (`miss`).",
+    ),
+    OpenApiParameter(
+        REVISION_PARAMETER,
+        OpenApiTypes.INT,
+        OpenApiParameter.QUERY,
+        description=(
+            "Serve the config as it was at this revision (`GET /api/v1/revisions/`), with "
+            '`"revision": N`. Its content never changes: the response carries `Cache-Control: '
+            f"{IMMUTABLE}` and may be kept for good."
+        ),
+    ),
+    OpenApiParameter(
+        LABEL_PARAMETER,
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        description=(
+            "Serve the config at this label's revision (`GET /api/v1/labels/`); `live`: the "
+            "current config. A key pinned to a label serves that label's when neither `label` "
+            "nor `revision` is given. The ETag changes only when the label moves to content "
+            "that differs."
+        ),
+    ),
+]
+NOT_MODIFIED = OpenApiResponse(
+    description="Not modified: your copy (If-None-Match) is current. No body; the headers "
+    "are those of the 200."
+)
+
+
+def config_endpoint(name: str, *, operation_id: str, body, permission_model) -> type[ConfigApi]:
+    """ConfigApi as one endpoint documents it: its operation id and body (a serializer), and
+    the model whose permissions a staff user needs (core.api.auth)."""
+
+    def get(self, request, assistant_id=None):  # a function of its own: extend_schema marks it
+        return ConfigApi.get(self, request, assistant_id)
+
+    documented = extend_schema(
+        operation_id=operation_id,
+        parameters=PARAMETERS,
+        responses={
+            200: body,
+            304: NOT_MODIFIED,
+            **error_responses(400, *READ_ERRORS, 404),
+        },
+    )(get)
+    return type(name, (ConfigApi,), {"get": documented, "permission_model": permission_model})
