@@ -129,18 +129,12 @@ class AssistantListApi(ObjectCreateMixin, generics.ListAPIView):
 )
 class AssistantDetailApi(ObjectWriteMixin, APIView):
     permission_model = Assistant
-    model = Assistant
     lookup_url_kwarg = "assistant_id"
     input_serializer_class = AssistantInputSerializer
     output_serializer_class = AssistantDetailSerializer
 
-    @extend_schema(
-        operation_id="assistants_retrieve",
-        responses={200: AssistantDetailSerializer, **error_responses(*READ_ERRORS, 404)},
-    )
-    def get(self, request, assistant_id):
-        assistant = object_or_404(assistants_with_tools(), pk=assistant_id)
-        return Response(AssistantDetailSerializer(assistant).data)
+    def retrieve_queryset(self):
+        return assistants_with_tools()
 
     def perform_update(self, instance: Assistant, data: dict) -> Assistant:
         return assistant_update(assistant=instance, **data)

@@ -2,19 +2,16 @@
 
 (An assistant's tool set, `/assistants/{id}/tools/`, is the assistant's: assistants.api.)"""
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema_view
 from rest_framework import generics, serializers
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.errors import READ_ERRORS, error_responses
 from core.api.schemas import documented_writes, list_schema
 from core.api.views import (
     InputSerializer,
     ObjectCreateMixin,
     ObjectWriteMixin,
     StrictBooleanField,
-    object_or_404,
     query_filters,
 )
 from tools.models import Tool, default_input_schema
@@ -99,17 +96,9 @@ class ToolListApi(ObjectCreateMixin, generics.ListAPIView):
 @documented_writes("tools", example=TOOL_EXAMPLE, deleted="Deleted.")
 class ToolDetailApi(ObjectWriteMixin, APIView):
     permission_model = Tool
-    model = Tool
     lookup_url_kwarg = "tool_id"
     input_serializer_class = ToolInputSerializer
     output_serializer_class = ToolSerializer
-
-    @extend_schema(
-        operation_id="tools_retrieve",
-        responses={200: ToolSerializer, **error_responses(*READ_ERRORS, 404)},
-    )
-    def get(self, request, tool_id):
-        return Response(ToolSerializer(object_or_404(Tool, pk=tool_id)).data)
 
     def perform_update(self, instance: Tool, data: dict) -> Tool:
         return tool_update(tool=instance, **data)

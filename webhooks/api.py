@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 
 from core.api.auth import ScopeOrModelPermission
 from core.api.errors import READ_ERRORS, WRITE_ERRORS, error_responses, page_not_found
-from core.api.views import InputSerializer, ObjectWriteMixin, object_or_404
+from core.api.schemas import retrieve_schema
+from core.api.views import InputSerializer, ObjectWriteMixin
 from core.models import APIKey
 from webhooks.models import Event, Webhook, default_events
 from webhooks.selectors import webhook_list
@@ -130,6 +131,7 @@ class WebhookListApi(WebhookApiMixin, generics.ListAPIView):
 
 
 @extend_schema_view(
+    get=retrieve_schema("webhooks_retrieve", WebhookSerializer),
     put=extend_schema(
         operation_id="webhooks_update",
         request=WebhookInputSerializer,
@@ -150,17 +152,9 @@ class WebhookListApi(WebhookApiMixin, generics.ListAPIView):
     ),
 )
 class WebhookDetailApi(WebhookApiMixin, ObjectWriteMixin, APIView):
-    model = Webhook
     lookup_url_kwarg = "webhook_id"
     input_serializer_class = WebhookInputSerializer
     output_serializer_class = WebhookSerializer
-
-    @extend_schema(
-        operation_id="webhooks_retrieve",
-        responses={200: WebhookSerializer, **error_responses(*READ_ERRORS, 404)},
-    )
-    def get(self, request, webhook_id):
-        return Response(WebhookSerializer(object_or_404(Webhook, pk=webhook_id)).data)
 
     def perform_update(self, instance: Webhook, data: dict) -> Webhook:
         return webhook_update(webhook=instance, **data)

@@ -29,11 +29,20 @@ def list_schema(operation_id: str, serializer_class, *, filters=None, not_found:
     )
 
 
+def retrieve_schema(operation_id: str, serializer_class):
+    """The GET of one object (ObjectWriteMixin's), for `extend_schema_view(get=...)`."""
+    return extend_schema(
+        operation_id=operation_id,
+        responses={200: serializer_class, **error_responses(*READ_ERRORS, 404)},
+    )
+
+
 def documented_writes(resource: str, *, example: OpenApiExample, deleted: str = ""):
     """Class decorator: documents the writes a view has from ObjectCreateMixin (POST) or
     ObjectWriteMixin (PUT, PATCH, DELETE), with its input and output serializers, as the
     operations `<resource>_create`, `_update`, `_partial_update` and `_destroy`. Each changes
-    the configuration, so it takes the revision's note; `deleted` describes a DELETE's 204."""
+    the configuration, so it takes the revision's note; `deleted` describes a DELETE's 204.
+    ObjectWriteMixin's GET is documented too, as `<resource>_retrieve`."""
 
     def decorate(view):
         request, output = view.input_serializer_class, view.output_serializer_class
@@ -48,6 +57,7 @@ def documented_writes(resource: str, *, example: OpenApiExample, deleted: str = 
                 responses={201: output, **error_responses(*CONFIG_WRITE_ERRORS)},
             )
         if hasattr(view, "perform_update"):
+            schemas["get"] = retrieve_schema(f"{resource}_retrieve", output)
             written = {200: output, **error_responses(*CONFIG_WRITE_ERRORS, 404)}
             schemas["put"] = extend_schema(
                 operation_id=f"{resource}_update",

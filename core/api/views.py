@@ -150,14 +150,16 @@ class ObjectCreateMixin:
         return Response(self.output_serializer_class(instance).data, status=status.HTTP_201_CREATED)
 
 
-# PUT (every field), PATCH (the fields sent) and DELETE of one object, for an APIView: find it,
-# parse the input, call the service, render.
+# GET, PUT (every field), PATCH (the fields sent) and DELETE of one object, for an APIView: find
+# it, parse the input, call the service, render.
 #
-# A view names the `model` and the URL keyword holding its id (`lookup_url_kwarg`), the input and
-# output serializers, and calls its services in `perform_update` and `perform_delete`;
-# core.api.schemas.documented_writes documents put/patch/delete. A mixin, as ObjectCreateMixin.
+# A view names its `permission_model` (the object's model: the one its permissions are about) and
+# the URL keyword holding the id (`lookup_url_kwarg`), the input and output serializers, and calls
+# its services in `perform_update` and `perform_delete`; `retrieve_queryset` is what a GET reads
+# from (to prefetch what the output shows). core.api.schemas.documented_writes documents
+# get/put/patch/delete. A mixin, as ObjectCreateMixin.
 class ObjectWriteMixin:
-    model: type[Model]
+    permission_model: type[Model]
     lookup_url_kwarg: str
     input_serializer_class: type[serializers.Serializer]
     output_serializer_class: type[serializers.Serializer]
@@ -168,8 +170,16 @@ class ObjectWriteMixin:
     def perform_delete(self, instance: Model) -> None:
         raise NotImplementedError
 
-    def get_object(self) -> Model:
-        return object_or_404(self.model, pk=self.kwargs[self.lookup_url_kwarg])
+    def retrieve_queryset(self) -> QuerySet:
+        return self.permission_model._default_manager.all()
+
+    def get_object(self, queryset: QuerySet | None = None) -> Model:
+        found_in = self.permission_model if queryset is None else queryset
+        return object_or_404(found_in, pk=self.kwargs[self.lookup_url_kwarg])
+
+    def get(self, request, **kwargs):
+        instance = self.get_object(self.retrieve_queryset())
+        return Response(self.output_serializer_class(instance).data)
 
     def put(self, request, **kwargs):
         return self._update(request, partial=False)
