@@ -55,6 +55,19 @@ class ConfigApi(APIView):
         return config_response(request, str(assistant_id) if assistant_id else None)
 
 
+def response_header(name: str, kind, description: str, *, responses=(200, 304), **more):
+    """A header every one of `responses` carries."""
+    return OpenApiParameter(
+        name,
+        kind,
+        OpenApiParameter.HEADER,
+        response=list(responses),
+        required=True,
+        description=description,
+        **more,
+    )
+
+
 PARAMETERS = [
     OpenApiParameter(
         "If-None-Match",
@@ -62,30 +75,16 @@ PARAMETERS = [
         OpenApiParameter.HEADER,
         description="The ETag of the config you hold: 304 if it is still current.",
     ),
-    OpenApiParameter(
-        "ETag",
-        OpenApiTypes.STR,
-        OpenApiParameter.HEADER,
-        response=[200, 304],
-        required=True,
-        description="Strong ETag of this config.",
+    response_header("ETag", OpenApiTypes.STR, "Strong ETag of this config."),
+    response_header(
+        "X-Config-Revision", OpenApiTypes.INT, "The config revision this answer reflects."
     ),
-    OpenApiParameter(
-        "X-Config-Revision",
-        OpenApiTypes.INT,
-        OpenApiParameter.HEADER,
-        response=[200, 304],
-        required=True,
-        description="The config revision this answer reflects.",
-    ),
-    OpenApiParameter(
+    response_header(
         CACHE_HEADER,
         str,
-        OpenApiParameter.HEADER,
-        response=[200],
-        required=True,
+        "Whether the body came from the cache (`hit`) or was built (`miss`).",
+        responses=[200],
         enum=["hit", "miss"],
-        description="Whether the body came from the cache (`hit`) or was built (`miss`).",
     ),
     OpenApiParameter(
         REVISION_PARAMETER,
