@@ -1,8 +1,9 @@
 """The fast path under ASGI: a config GET decided in the event loop (core.asgi_app routes).
 
 The same decision as the WSGI wrapper's (core.reads.fast_path, core.reads.fetch), with the
-MGET made asynchronously by the caller's `get_many` (core.asgi_app's Redis client; None: Redis
-failed, as core.store.try_cache says). Nothing here names a cache key.
+MGET made asynchronously by the caller's `get_many` (core.asgi_app's: the store's async read,
+`aget_many`; None: the cache failed, as core.store.try_cache says). Nothing here names a cache
+key.
 """
 
 from core.ops import request_log
