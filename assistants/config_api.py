@@ -1,5 +1,5 @@
-"""The resolved runtime configs: one assistant's and the bundle of all (SPEC "Resolved runtime
-config"). core.reads serves them (one view for both endpoints, live or at a point in the
+"""The resolved runtime configs: one assistant's and the bundle of all (docs/contract.md "Resolved
+runtime config"). core.reads serves them (one view for both endpoints, live or at a point in the
 history); this module gives it what needs the assistants: the live config built from the rows
 (`live_config`, registered at start by assistants.apps), and the body's documented shape.
 """

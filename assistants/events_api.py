@@ -1,5 +1,5 @@
-"""`GET /api/v1/config/events/`: the Server-Sent Events stream of config changes (SPEC "Runtime
-delivery"; core.events has the stream and why it is prompt).
+"""`GET /api/v1/config/events/`: the Server-Sent Events stream of config changes (docs/contract.md
+"Runtime delivery"; core.events has the stream and why it is prompt).
 
 Under ASGI (the production server) a stream with an API key is served before Django, in the
 event loop (core.asgi_app); this view serves the rest: every stream under WSGI (runserver, the

@@ -43,7 +43,7 @@ class Assistant(Timestamped):
         max_length=255, blank=True, help_text="Model name; required for LLM assistants."
     )
     instructions = models.TextField(blank=True, help_text="The system prompt.")
-    # null (not "") when unset: SPEC's API and file format show it as null.
+    # null (not "") when unset: the contract's API and file format show it as null.
     openai_assistant_id = models.CharField(  # noqa: DJ001
         "OpenAI assistant id",
         max_length=255,
@@ -113,6 +113,7 @@ class Assistant(Timestamped):
             raise ValidationError(errors)
 
     def normalize(self) -> None:
-        """Store an empty OpenAI assistant id as None: SPEC's API and file format show null."""
+        """Store an empty OpenAI assistant id as None: the contract's API and file format show
+        null."""
         if self.openai_assistant_id == "":
             self.openai_assistant_id = None

@@ -1,4 +1,5 @@
-"""Reads of assistants, and the resolved runtime config (SPEC "Resolved runtime config").
+"""Reads of assistants, and the resolved runtime config (docs/contract.md "Resolved runtime
+config").
 
 The config shape is defined in one place, `resolved_config` (and `resolved_bundle`), from plain
 values: used by the live configs (`assistant_config_build`, per assistant and in the bundle)
@@ -73,7 +74,7 @@ def assistant_for_config(*, assistant_id) -> Assistant | None:
 
 
 def resolved_config(*, assistant: Mapping, tools: Iterable[Mapping], revision: int) -> dict:
-    """The resolved runtime config of an assistant, in SPEC's shape and key order.
+    """The resolved runtime config of an assistant, in the contract's shape and key order.
 
     `assistant`: its `id` and config fields; `tools`: the tools it shows (each with `id`, its
     config fields, and `sub_assistant`: {"id", "name"} of its delegate, or None), in any order.

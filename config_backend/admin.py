@@ -1,5 +1,5 @@
-"""The admin's pages of the configuration's history (SPEC "Revisions, history, labels, diff,
-rollback"): Revisions, read-only, with the rollback to one of them; Labels, each moved after a
+"""The admin's pages of the configuration's history (docs/contract.md "Revisions, history, labels,
+diff, rollback"): Revisions, read-only, with the rollback to one of them; Labels, each moved after a
 preview of what the move changes. Both writes show the diff first and ask for confirmation;
 config_backend.history's services make them (these views check permissions and ask).
 

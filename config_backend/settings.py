@@ -179,7 +179,7 @@ if API_KEY_RECORD_SECONDS < 1:
     )
 
 # Labels only staff with `move_protected_label` (or API keys created with --protected) may
-# move (SPEC "Labels"; config_backend.history.labels).
+# move (docs/contract.md "Labels"; config_backend.history.labels).
 PROTECTED_LABELS = env_list("PROTECTED_LABELS", "production")
 
 # Cache: REDIS_URL, or Redis Sentinel (REDIS_SENTINELS), else an in-process local-memory cache
@@ -281,7 +281,8 @@ SCHEMA_MAX_PATTERN_CHARACTERS = env_int("SCHEMA_MAX_PATTERN_CHARACTERS", 65_536)
 # A request body or config file may nest a little deeper than the schemas it carries.
 JSON_MAX_DEPTH = SCHEMA_MAX_DEPTH + 8
 
-# Strict tools (SPEC "Tool schema strictness", rules 8 and 9). The schema limits default to
+# Strict tools (docs/contract.md "Tool schema strictness", rules 8 and 9). The schema limits
+# default to
 # what OpenAI publishes for strict function calling / structured outputs ("Supported schemas":
 # 5,000 object properties in all, 10 levels of nesting, 1,000 enum values, 120,000 characters
 # of property names, definition names, enum and const values, and 15,000 characters for one

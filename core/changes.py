@@ -1,4 +1,5 @@
-"""Change sets: each committed change of the configuration is one revision (SPEC "Revisions").
+"""Change sets: each committed change of the configuration is one revision (docs/contract.md
+"Revisions").
 
 The first row change in a transaction opens its change set: the Revision row, with who made the
 change, from where and why (the change context below). Each row change is recorded with the
@@ -6,7 +7,7 @@ old and new value of every field it changed, and moves the config revision (whic
 revision row's lock until the commit, so change sets are serialized); the Revision row takes
 the new number. The assistants whose resolved config it changes get that number as their own
 config revision, in the database and in the cache's mirrors, before the commit: core.store's
-consistency argument, applied per assistant (SPEC "Fine-grained freshness").
+consistency argument, applied per assistant (docs/contract.md "Fine-grained freshness").
 
 Django has no pre-commit hook, so everything is written as it happens. The open change set is
 the transaction's on-commit callback, registered once: at the commit it announces the change set

@@ -29,7 +29,7 @@ class ConfigRevision(models.Model):
     CONFIG = "config"
     API_KEYS = "api_keys"
     # One row per assistant ("assistant:<id>"): the last revision that changed its resolved
-    # config (SPEC "Fine-grained freshness"); core.changes keeps them.
+    # config (docs/contract.md "Fine-grained freshness"); core.changes keeps them.
     ASSISTANT_PREFIX = "assistant:"
     # One row per label ("label:<name>"): its move counter, bumped by each move
     # (config_backend.history.labels).
@@ -54,7 +54,8 @@ class ConfigRevision(models.Model):
 
 
 class Revision(models.Model):
-    """One committed change set of the configuration (SPEC "Revisions"): who, from where, why.
+    """One committed change set of the configuration (docs/contract.md "Revisions"): who, from
+    where, why.
 
     `number` is the config revision the change set left the counter at (each row change moves
     the counter, so numbers grow but skip). `assistants` lists the assistants whose resolved
@@ -118,12 +119,13 @@ class RevisionChange(models.Model):
 
 # `\A…\Z`, not `^…$`: `$` also matches before a final newline.
 LABEL_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z")
-# Always the current state; never a stored label (SPEC "Labels").
+# Always the current state; never a stored label (docs/contract.md "Labels").
 LIVE = "live"
 
 
 def validate_label_name(name: str) -> None:
-    """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (SPEC "Labels")."""
+    """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (docs/contract.md
+    "Labels")."""
     if name == LIVE:
         raise ValidationError("`live` is reserved: it always means the current state.")
     if not LABEL_NAME.match(name):

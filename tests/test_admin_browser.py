@@ -212,7 +212,7 @@ def test_staff_fix_a_schema_link_the_tool_and_the_api_shows_it_at_once(
     assert config["tools"][0]["input_schema"] == FIXED_SCHEMA
 
 
-# The history (SPEC "Revisions, history, labels, diff, rollback").
+# The history (docs/contract.md "Revisions, history, labels, diff, rollback").
 
 PLANNER_INSTRUCTIONS = "You plan the user's week.\nGreet the user warmly by name.\nBe brief."
 EDITED_INSTRUCTIONS = "You plan the user's week.\nGreet the user in one word.\nBe brief."

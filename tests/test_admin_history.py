@@ -1,5 +1,5 @@
-"""The admin's side of the history (SPEC "Revisions, history, labels, diff, rollback"): the
-change note on the forms, each assistant's and tool's History page, the Revisions page and
+"""The admin's side of the history (docs/contract.md "Revisions, history, labels, diff, rollback"):
+the change note on the forms, each assistant's and tool's History page, the Revisions page and
 its rollback, the Labels page and its moves; and who may do which.
 
 Transactional: each admin request commits its own revision, as in production (inside one test

@@ -1,4 +1,5 @@
-"""Every SPEC validation rule, through the API: 400 naming the field (rule 7: 409 on DELETE)."""
+"""Every the contract validation rule, through the API: 400 naming the field (rule 7: 409 on
+DELETE)."""
 
 import pytest
 

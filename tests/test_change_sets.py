@@ -1,5 +1,5 @@
 """A transaction's changes are one change set: one revision, announced once at the commit, even
-after rollbacks (core.changes; SPEC "Revisions")."""
+after rollbacks (core.changes; docs/contract.md "Revisions")."""
 
 import time
 from contextlib import contextmanager

@@ -1,5 +1,5 @@
 """Config responses in gzip and zstd, compressed once when the entry is stored, never per
-request (SPEC "Runtime delivery": Compression)."""
+request (docs/contract.md "Runtime delivery": Compression)."""
 
 import asyncio
 import gzip

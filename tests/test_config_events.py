@@ -1,5 +1,5 @@
-"""`GET /api/v1/config/events/` (SPEC "Runtime delivery", push over HTTP) on real servers: a
-change committed through one instance reaches a subscriber of another, naming exactly the
+"""`GET /api/v1/config/events/` (docs/contract.md "Runtime delivery", push over HTTP) on real
+servers: a change committed through one instance reaches a subscriber of another, naming exactly the
 assistants it changed, in commit order (more than one hub read's worth too); a reconnect
 resumes with Last-Event-ID (or gets a `reset`); refusals are JSON before any stream;
 heartbeats; dropped subscribers are released; hundreds of open streams hold no thread each; a

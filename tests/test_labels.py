@@ -1,4 +1,5 @@
-"""Labels (SPEC "Labels", "Reading a label"): moving them, who may, their history, and config
+"""Labels (docs/contract.md "Labels", "Reading a label"): moving them, who may, their history, and
+config
 reads through a label (`?label=`, or a key pinned to one): the config at the label's revision,
 served from the cache with no SQL, an ETag that changes only with the content."""
 

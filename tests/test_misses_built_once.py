@@ -1,4 +1,4 @@
-"""Concurrent misses of one config entry build it once; waiters never get older bytes (SPEC
+"""Concurrent misses of one config entry build it once; waiters never get older bytes (the contract
 "Cache semantics": misses are built once). Real Redis, real threads, real database."""
 
 import threading

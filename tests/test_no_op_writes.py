@@ -1,5 +1,5 @@
 """A write that changes nothing (the same values through the API or the admin) makes no
-revision, touches no row and changes no ETag (SPEC "Cache semantics")."""
+revision, touches no row and changes no ETag (docs/contract.md "Cache semantics")."""
 
 import pytest
 from django.urls import reverse

@@ -1,5 +1,6 @@
 """Every write path leaves one revision with its author, source, note and field-level changes;
-GET /api/v1/revisions/ lists them (SPEC "Revisions, history, labels, diff, rollback")."""
+GET /api/v1/revisions/ lists them (docs/contract.md "Revisions, history, labels, diff,
+rollback")."""
 
 from io import StringIO
 

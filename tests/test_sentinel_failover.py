@@ -185,7 +185,7 @@ def test_a_change_in_flight_when_a_new_master_is_met_has_its_mirror_retired_not_
 
 
 ASSISTANTS_PER_WRITER = 2
-WRITES_BACK_WITHIN_SECONDS = 30  # SPEC, Operations: Redis Sentinel
+WRITES_BACK_WITHIN_SECONDS = 30  # the contract, Operations: Redis Sentinel
 WRITERS = 2
 READERS = 3
 
@@ -323,7 +323,7 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
                         ]
                     return min(done) if done else None
 
-                # SPEC: writes succeed again within 30 s of the failover: a deadline on this
+                # the contract: writes succeed again within 30 s of the failover: a deadline on this
                 # wait (it fails the test), not a measure of speed.
                 written_again_at = wait_until(
                     a_write_succeeded_after_the_kill, timeout=WRITES_BACK_WITHIN_SECONDS
@@ -346,7 +346,7 @@ def test_the_master_killed_under_load_fails_over_with_no_5xx_no_stale_read_and_n
     outage_reads = [r for r in load.reads if killed_at < r[0] and r[1] < promoted_at]
     assert outage_reads and all(status == 200 for _, _, status, _ in outage_reads)
     slowest_read = max(end - start for start, end, _, _ in load.reads)
-    assert slowest_read < 2.0  # SPEC: answered from the database within 2 s
+    assert slowest_read < 2.0  # the contract: answered from the database within 2 s
     acknowledged = [w for w in load.writes if w[2] == 200]
     refused = [w for w in load.writes if w[2] == 503]
     # Nothing lost: each assistant holds its last acknowledged number, in the database and in

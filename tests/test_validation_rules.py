@@ -1,4 +1,5 @@
-"""SPEC's validation rules, enforced by the shared model/service code (admin, API and import)."""
+"""the contract's validation rules, enforced by the shared model/service code (admin, API and
+import)."""
 
 import pytest
 from django.core.exceptions import ValidationError

@@ -32,7 +32,7 @@ def config_dependents(
     tool_ids: Iterable = (),
     link_assistant_ids: Iterable = (),
 ) -> set[str]:
-    """The assistants whose resolved config a change set touches (SPEC "Fine-grained
+    """The assistants whose resolved config a change set touches (docs/contract.md "Fine-grained
     freshness"), read after its writes, in its transaction.
 
     `assistant_fields`: the assistants it created, updated or deleted, with the fields that

@@ -90,7 +90,7 @@ def delegate_errors(*, tool_type: str, delegate) -> dict[str, str]:
     return {}
 
 
-# A link's sub_assistant mirrors its tool's delegate (SPEC: kept in sync automatically).
+# A link's sub_assistant mirrors its tool's delegate (the contract: kept in sync automatically).
 
 
 def link_sub_assistant(*, tool_delegate):

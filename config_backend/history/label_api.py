@@ -1,4 +1,4 @@
-"""The labels API (SPEC "Labels"): list, create or move one, and its moves.
+"""The labels API (docs/contract.md "Labels"): list, create or move one, and its moves.
 
 Reading needs any key, or staff with `config_backend.view_label`. Moving needs the `write`
 scope, or staff with `config_backend.move_label`; a protected label (settings.PROTECTED_LABELS)

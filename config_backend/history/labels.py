@@ -1,4 +1,4 @@
-"""Labels: named pointers to revisions (SPEC "Labels", "Reading a label").
+"""Labels: named pointers to revisions (docs/contract.md "Labels", "Reading a label").
 
 The rules live here, once: a label's name (core.models.validate_label_name), which labels are
 protected (settings.PROTECTED_LABELS), and what a label may point at (a revision the history

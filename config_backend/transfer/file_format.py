@@ -1,4 +1,5 @@
-"""The configuration file format (SPEC "Import/export format"): its JSON Schema, reading a
+"""The configuration file format (docs/contract.md "Import/export format"): its JSON Schema,
+reading a
 file, where a problem is in it, and writing a state (config_backend.transfer.state) as a file
 (the export, bytes, backups).
 

@@ -52,7 +52,7 @@ def deactivate_selected(modeladmin, request, queryset):
 
 def change_note_field() -> forms.CharField:
     """The change note of an admin form, posted as `change_note`: core.ops.middleware reads it
-    from the POST and the revision the request makes records it (SPEC "Revisions")."""
+    from the POST and the revision the request makes records it (docs/contract.md "Revisions")."""
     return forms.CharField(
         label="Change note",
         required=False,
@@ -70,7 +70,7 @@ class ChangeNoteForm(forms.ModelForm):
 
 class SaveOnlyChangesAdmin(admin.ModelAdmin):
     """A form saved as it was shown changes nothing: no save, so no revision and no new ETag
-    (SPEC: a write that changes nothing makes no revision). Inline rows are saved by Django
+    (the contract: a write that changes nothing makes no revision). Inline rows are saved by Django
     only when they changed. Users who may save the form get a change note at its end."""
 
     form = ChangeNoteForm

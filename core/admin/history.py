@@ -1,5 +1,5 @@
-"""The configuration's history in the admin (SPEC "Revisions"): each object's history page,
-and how a change reads there and on the Revisions, Labels and rollback pages.
+"""The configuration's history in the admin (docs/contract.md "Revisions"): each object's history
+page, and how a change reads there and on the Revisions, Labels and rollback pages.
 
 A change is shown field by field, old → new; long text (instructions, descriptions) and JSON
 (input schemas) as a unified line diff, which is what staff can read for a one-word edit in a
@@ -214,8 +214,8 @@ def history_entries(changes_query, page_number, *, page_size=HISTORY_PAGE_SIZE, 
 
 
 class RevisionHistoryAdmin(admin.ModelAdmin):
-    """The History page shows the configuration's history of the object (SPEC "Revisions"):
-    per revision, who, when, from where, the note and the fields changed."""
+    """The History page shows the configuration's history of the object (docs/contract.md
+    "Revisions"): per revision, who, when, from where, the note and the fields changed."""
 
     history_entity: str  # a RevisionChange.Entity
     object_history_template = "admin/history/object_history.html"

@@ -1,6 +1,7 @@
 """API-key authentication (`Authorization: Bearer <key>`) and the scope permission.
 
-Scopes (SPEC): `read` = every GET; `runtime` = read + thread writes; `write` = read + config
+Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` = read +
+config
 writes. Staff users logged into the admin may use the API too, within their model permissions.
 """
 

@@ -1,4 +1,4 @@
-"""The API's change note: the `X-Change-Note` header (SPEC "Revisions") as text.
+"""The API's change note: the `X-Change-Note` header (docs/contract.md "Revisions") as text.
 
 HTTP carries a header's value as bytes, and WSGI and ASGI servers hand it to Django decoded as
 Latin-1, so a raw UTF-8 note ("café", "Исправил приветствие") would be stored garbled

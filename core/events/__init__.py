@@ -1,5 +1,5 @@
-"""Server-Sent Events of config changes (SPEC "Runtime delivery", push over HTTP): the stream of
-`GET /api/v1/config/events/`.
+"""Server-Sent Events of config changes (docs/contract.md "Runtime delivery", push over HTTP): the
+stream of `GET /api/v1/config/events/`.
 
 What a subscriber receives, one event per committed change, oldest first:
 - `event: revision`, `data: {"revision": N, "assistants": [ids]}`: one per `Revision` row (a

@@ -100,7 +100,7 @@ def _iso_time(created: float) -> str:
 
 
 def json_formatter() -> JsonFormatter:
-    """One JSON object per line, with SPEC's names for the standard fields."""
+    """One JSON object per line, with the contract's names for the standard fields."""
     return JsonLineFormatter(
         "{levelname}{name}{message}",
         style="{",

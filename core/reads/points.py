@@ -1,7 +1,7 @@
 """What a config GET reads, parsed once from its query string (`point_asked`), for the fast
 paths and the view alike: live, the config at revision N (`?revision=N`), through label NAME
 (`?label=NAME`; `?label=live` is live), or, when the query names neither, the label the key is
-pinned to (SPEC "Labels"; none: live). Other parameters are ignored.
+pinned to (docs/contract.md "Labels"; none: live). Other parameters are ignored.
 
 Bad input is a 400 naming its parameter (`BadQuery`): a revision that is no number, a label
 name that cannot be one, or both parameters at once.

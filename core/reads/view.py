@@ -1,6 +1,6 @@
 """The one view of both config endpoints (GET /api/v1/config/ and
-/api/v1/assistants/{id}/config/): live, at a revision, or through a label (SPEC "Resolved
-runtime config", "Config as of a revision", "Reading a label"), with their parameters and
+/api/v1/assistants/{id}/config/): live, at a revision, or through a label (docs/contract.md
+"Resolved runtime config", "Config as of a revision", "Reading a label"), with their parameters and
 headers documented once (`config_endpoint`: the upper floor gives the body's shape).
 """
 

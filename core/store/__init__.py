@@ -6,7 +6,7 @@ breaker (try_cache, require_cache, CacheUnavailable/CacheRefused), keys (every c
 revisions (the counters and their mirrors, the re-seed on a new master). Their public names
 are this package's: `from core import store`, then `store.try_cache(...)`.
 
-Consistency design (SPEC "Cache semantics"):
+Consistency design (docs/contract.md "Cache semantics"):
 - Every config change bumps the `config` revision row *inside* its transaction and raises the
   revision mirrored in the cache to that value before the transaction commits. Writers are
   serialized by the row lock, and the mirror only ever grows (a Lua max), so once a change has
