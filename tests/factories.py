@@ -6,11 +6,14 @@ from conftest.py or from another test module).
 
 import itertools
 import json
+import threading
 from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client
 from jsonschema import Draft202012Validator, exceptions, validators
 from rest_framework.test import APIClient
 
@@ -208,3 +211,32 @@ def live_get_or_build(*, assistant_id, revision: int, build, cached=None):
         build=lambda: Built(build()),
         cached=cached,
     )
+
+
+def session(user: User) -> Client:
+    """A test client logged in as `user` (an admin session)."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def concurrently(count: int, function) -> list:
+    """`function()` in `count` threads released at once; their results (or exceptions)."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(index):
+        try:
+            barrier.wait()
+            results[index] = function()
+        except Exception as exc:  # noqa: BLE001  (reported by the test's assertions)
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results

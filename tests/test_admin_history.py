@@ -19,7 +19,7 @@ from assistants.models import Assistant
 from config_backend.history.labels import label_move
 from core.models import Label, Revision
 from core.store import committed_counter
-from tests.factories import assistant_form, link, staff_user
+from tests.factories import assistant_form, link, session, staff_user
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -31,12 +31,6 @@ ROLLBACK = [
     for model in (Assistant, Tool, AssistantToolLink)
     for action in ("add", "change", "delete")
 ]
-
-
-def session(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from assistants.models import Assistant
 from config_backend.history.selectors import diff
 from core.models import Revision, RevisionChange
 from core.store import committed_counter
-from tests.factories import key_client, staff_user
+from tests.factories import key_client, session, staff_user
 from tools.models import Tool
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,12 +30,6 @@ NEW_TEXT = "\n".join(f"new line {n:04d} " + "n" * 85 for n in range(1500))
 
 def url(name: str, *args) -> str:
     return reverse(f"admin:{name}", args=args)
-
-
-def session(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -3,17 +3,15 @@ cold misses build once, the entry is stored in every content coding, and a 404 (
 was not active there) is kept too. Real Redis, real threads, real database."""
 
 import gzip
-import threading
 import time
 
 import pytest
 import zstandard
-from django.db import connection
 
 from config_backend.history import selectors
 from config_backend.history.labels import label_move
 from core.store import committed_counter
-from tests.factories import key_client
+from tests.factories import concurrently, key_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,28 +30,6 @@ def states_read(monkeypatch):
 
     monkeypatch.setattr(selectors, "state_at", slow_state_at)
     return reads
-
-
-def concurrently(count: int, function) -> list:
-    """`function()` in `count` threads released at once; their results (or exceptions)."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index):
-        try:
-            barrier.wait()
-            results[index] = function()
-        except Exception as exc:  # noqa: BLE001  (reported by the test's assertions)
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def edited_after(assistant) -> int:

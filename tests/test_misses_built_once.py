@@ -7,7 +7,6 @@ import time
 import pytest
 import redis
 from django.core.cache.backends.locmem import LocMemCache
-from django.db import connection
 from django.test import Client
 
 from assistants import config_api
@@ -17,7 +16,7 @@ from core import store
 from core.models import APIKey
 from core.reads.entries import counter_name, live_entry_key
 from core.store import LocalStore
-from tests.factories import live_get_or_build
+from tests.factories import concurrently, live_get_or_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,28 +35,6 @@ def counted_builds(monkeypatch):
 
     monkeypatch.setattr(config_api, "assistant_config_build", slow_build)
     return builds
-
-
-def concurrently(count: int, function) -> list:
-    """`function()` in `count` threads released at once; their results (or exceptions)."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index):
-        try:
-            barrier.wait()
-            results[index] = function()
-        except Exception as exc:  # noqa: BLE001  (reported by the test's assertions)
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def timed_get(url: str, key: str):
