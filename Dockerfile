@@ -13,6 +13,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends make postgresql
     && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt .
+COPY client ./client
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY . .
