@@ -2,7 +2,8 @@
 
 Rule 1 (input schemas), rule 2 (names), rule 3 (delegates), rule 4 (delegation cycles, and
 which links make the delegation graph), the link's mirrored delegate and rule 9 (active tools
-per assistant); rule 8 (strict schemas) is tools.strict_schema. Model clean(), the
+per assistant), rule 10 (a tool_choice names a usable tool); rule 8 (strict schemas) is
+tools.strict_schema. Model clean(), the
 services (through full_clean) and the import planner all call these, so each rule and its
 message exist once; the callers only fetch the values.
 """
@@ -16,6 +17,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext as _
 
 from core.api.json_input import JSONInputError, JSONProblem, json_problems, parse_json
 from tools.metaschema import metaschema_problems
@@ -216,3 +218,42 @@ def tool_limit_problems(active_tools: Mapping[Hashable, int]) -> dict[Hashable, 
         for assistant, count in active_tools.items()
         if count > limit
     }
+
+
+# Rule 10: a model setting's `tool_choice` that names a tool needs that tool linked and active.
+# (The rest of the model settings is the assistant's: assistants.validators.) It lives here,
+# below assistants, because unlinking or deactivating a tool is refused by it too.
+
+TOOL_CHOICE_MODES = ("auto", "required", "none")
+
+
+def tool_choice_tool(model_settings) -> str | None:
+    """The name of the tool that `model_settings["tool_choice"]` names, or None (unset, a mode
+    such as "auto", or settings that are no object)."""
+    if not isinstance(model_settings, Mapping):
+        return None
+    choice = model_settings.get("tool_choice")
+    if not isinstance(choice, str) or choice in TOOL_CHOICE_MODES:
+        return None
+    return choice
+
+
+def tool_choice_problem(*, tool: str, usable_tools: Iterable[str]) -> str | None:
+    """Rule 10 from the assistant's side: why `tool_choice` cannot name `tool`, given the names
+    of the assistant's active links to active tools (counts_as_active_tool), else None."""
+    if tool in set(usable_tools):
+        return None
+    return _(
+        "/tool_choice: “%(tool)s” is not one of this assistant's active linked tools; link and "
+        "activate it first, or choose auto, required or none."
+    ) % {"tool": tool}
+
+
+def tool_choice_dependents_message(*, tool: str, assistants: Iterable[str]) -> str:
+    """Rule 10 from the tool's side: unlinking or deactivating `tool` is refused while these
+    assistants' tool_choice names it."""
+    names = ", ".join(f"“{name}”" for name in sorted(assistants))
+    return _(
+        "The model settings of %(assistants)s name “%(tool)s” as tool_choice; change their "
+        "tool_choice first."
+    ) % {"assistants": names, "tool": tool}
