@@ -144,7 +144,8 @@ class Assistant(Timestamped):
         too_large = instructions_size_error(self.instructions or "")
         if too_large:
             errors["instructions"] = too_large
-        errors.update(self.agent_errors())
+        for name, messages in self.agent_errors().items():
+            errors.setdefault(name, messages)
         if is_active_secretary(is_secretary=self.is_secretary, is_active=self.is_active):
             others = Assistant.objects.filter(is_secretary=True).exclude(pk=self.pk)
             conflicts = secretary_conflicts(
@@ -171,7 +172,7 @@ class Assistant(Timestamped):
                 tool=tool_choice_tool(self.model_settings), usable_tools=self.usable_tool_names()
             )
             if problem:
-                errors["model_settings"] = [problem]
+                errors["model_settings"] = [f"/tool_choice: {problem}"]
         output, problems = output_problems(self.output)
         if problems:
             errors["output"] = [str(problem) for problem in problems]

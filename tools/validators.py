@@ -244,7 +244,7 @@ def tool_choice_problem(*, tool: str, usable_tools: Iterable[str]) -> str | None
     if tool in set(usable_tools):
         return None
     return _(
-        "/tool_choice: “%(tool)s” is not one of this assistant's active linked tools; link and "
+        "“%(tool)s” is not one of this assistant's active linked tools; link and "
         "activate it first, or choose auto, required or none."
     ) % {"tool": tool}
 
