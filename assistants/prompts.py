@@ -11,9 +11,14 @@ from collections.abc import Mapping, Sequence
 from config_client.templates import (
     VARIABLE_NAME,
     VARIABLE_TYPES,
+    Placeholder,
     TemplateError,
     expand,
+    parse,
     placeholders,
+    render,
+    render_value,
+    resolved_values,
     value_problem,
 )
 from django.conf import settings
@@ -24,6 +29,9 @@ from core.api.json_input import JSONProblem
 # The keys of one declared variable, in the order they are stored and shown.
 VARIABLE_KEYS = ("name", "type", "required", "default", "enum", "description")
 MAX_VARIABLES = 100
+# The most the render endpoint returns: each placeholder may repeat a long value, so the
+# output is bounded apart from the template and the request.
+RENDER_MAX_BYTES = 1024 * 1024
 
 
 def snippet_texts() -> dict[str, str]:
@@ -163,3 +171,23 @@ def unused_variables(
 
 def unused_variables_warning(names: Sequence[str]) -> str:
     return _("Declared but used by no placeholder: %s.") % ", ".join(f"“{n}”" for n in names)
+
+
+def rendered_instructions(config: Mapping, values: Mapping) -> str:
+    """A resolved config's instructions (includes expanded) rendered with `values`, strictly
+    (config_client.templates.render, as the client renders); raises TemplateError naming the
+    variable, or when the result would exceed RENDER_MAX_BYTES."""
+    instructions, variables = config["instructions"], config["variables"]
+    resolved = resolved_values(variables, values)
+    size = 0
+    for part in parse(instructions):
+        if isinstance(part, Placeholder) and part.name in resolved:
+            size += len(render_value(resolved[part.name]).encode("utf-8", "surrogatepass"))
+        else:
+            size += len(part.source.encode("utf-8", "surrogatepass"))
+        if size > RENDER_MAX_BYTES:
+            raise TemplateError(
+                _("the rendered instructions would exceed %(limit)s bytes; shorten the values")
+                % {"limit": f"{RENDER_MAX_BYTES:,}"}
+            )
+    return render(instructions, variables, values)
