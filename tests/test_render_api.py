@@ -3,12 +3,15 @@ revision or at a label; strict (a 400 naming the variable); read scope; the same
 client renders offline."""
 
 import pytest
+from config_client import ConfigClient, TemplateError
+from config_client._store import write_file
 from config_client.templates import render
 
 from assistants.models import Assistant
 from core.models import Label
 from core.store import committed_counter
 from tests.factories import key_client, staff_client
+from tests.throwaway_servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,3 +144,29 @@ def test_rendering_writes_nothing(reader, greeter):
     before = committed_counter()
     post(reader, greeter, variables={"user_name": "A"})
     assert committed_counter() == before
+
+
+def test_the_client_renders_offline_from_its_file_exactly_as_the_endpoint(
+    tmp_path, reader, greeter
+):
+    bundle = reader.get("/api/v1/config/").json()
+    path = tmp_path / "config.json"
+    write_file(path, bundle, etag=None, label=None, api_key=reader.raw_key)
+    # Nothing listens there: the client serves its last-known-good file.
+    client = ConfigClient(
+        f"http://127.0.0.1:{free_port()}",
+        reader.raw_key,
+        cache_path=path,
+        listen=False,
+        start_timeout=0.5,
+    ).start()
+    try:
+        values = {"user_name": "Ann", "age": 3, "vip": True}
+        served = post(reader, greeter, variables=values).json()["instructions"]
+        assert client.render("Greeter", **values) == served
+        with pytest.raises(TemplateError, match="variable “user_name” is required"):
+            client.render("Greeter")
+        with pytest.raises(TemplateError, match="variable “age” must be of type integer"):
+            client.render("Greeter", user_name="Ann", age="3")
+    finally:
+        client.stop()
