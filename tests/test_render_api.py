@@ -2,10 +2,13 @@
 revision or at a label; strict (a 400 naming the variable); read scope; the same text the
 client renders offline."""
 
+from io import StringIO
+
 import pytest
 from config_client import ConfigClient, TemplateError
 from config_client._store import write_file
 from config_client.templates import render
+from django.core.management import call_command
 
 from assistants.models import Assistant
 from core.models import Label
@@ -170,3 +173,13 @@ def test_the_client_renders_offline_from_its_file_exactly_as_the_endpoint(
             client.render("Greeter", user_name="Ann", age="3")
     finally:
         client.stop()
+
+
+def test_the_demo_secretary_has_model_settings_and_renders_its_variable(reader):
+    call_command("import_config", "demo/config.json", "--no-backup", stdout=StringIO())
+    secretary = Assistant.objects.get(name="Secretary")
+    assert secretary.model_settings["max_output_tokens"] == 1024
+    named = post(reader, secretary, variables={"user_name": "Ann"}).json()["instructions"]
+    unnamed = post(reader, secretary, variables={}).json()["instructions"]
+    assert named.startswith("You are Ann's personal secretary.")
+    assert unnamed.startswith("You are the user's personal secretary.")
