@@ -384,6 +384,7 @@ def test_random_hostile_agent_fields_are_never_a_server_error(text, field):
     response = client.generic("POST", "/api/v1/assistants/", body, content_type="application/json")
     assert response.status_code == 400, response.content[:300]
     assert not any(word in response.content.decode() for word in INTERNALS)
+    assert "Unknown field." not in response.content.decode()  # the field's own rules spoke
     assert not Assistant.objects.exists()
 
 
