@@ -3,9 +3,16 @@ output (rules 1 and 8 on its schema) and declared variables (rule 11), through t
 
 import pytest
 from django.test import override_settings
+from django.urls import reverse
 
 from assistants.models import Assistant
-from tests.factories import OPTIONAL_SCHEMA, STRICT_READY_SCHEMA, assistant_payload, link
+from tests.factories import (
+    OPTIONAL_SCHEMA,
+    STRICT_READY_SCHEMA,
+    assistant_form,
+    assistant_payload,
+    link,
+)
 from tools.models import AssistantToolLink, Tool
 
 pytestmark = pytest.mark.django_db
@@ -269,3 +276,60 @@ def test_a_broken_variable_is_refused_with_its_pointer(writer, variables, messag
     assert response.status_code == 400
     assert response.json()["variables"][0].startswith(message)
     assert not Assistant.objects.exists()
+
+
+# --- the admin ----------------------------------------------------------------------------------
+
+
+def change_form(assistant, **overrides) -> dict:
+    """The admin's change form of `assistant` as shown, with its one link (chooser's)."""
+    (row,) = assistant.tool_links.all()
+    data = assistant_form(
+        name=assistant.name,
+        model=assistant.model,
+        instructions=assistant.instructions,
+        **{
+            "tool_links-TOTAL_FORMS": "1",
+            "tool_links-INITIAL_FORMS": "1",
+            "tool_links-0-id": str(row.pk),
+            "tool_links-0-assistant": str(assistant.pk),
+            "tool_links-0-tool": str(row.tool_id),
+            "tool_links-0-is_active": "on",
+        },
+    )
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def change_url(assistant) -> str:
+    return reverse("admin:assistants_assistant_change", args=[assistant.pk])
+
+
+@pytest.mark.parametrize(
+    "edit", [{"tool_links-0-DELETE": "on"}, {"tool_links-0-is_active": None}], ids=str
+)
+def test_the_admin_refuses_removing_or_deactivating_the_chosen_tools_link(
+    admin_client, chooser, edit
+):
+    response = admin_client.post(change_url(chooser), change_form(chooser, **edit))
+    assert response.status_code == 200  # the form again, with the error
+    assert REFUSAL in response.content.decode()
+    assert AssistantToolLink.objects.get(assistant=chooser).is_active
+
+
+def test_the_admin_warns_of_a_declared_variable_no_placeholder_uses_and_saves(admin_client):
+    assistant = Assistant.objects.create(
+        name="Greeter",
+        model="m",
+        instructions="Hi {{ name }}.",
+        variables=[{"name": "name", "type": "string", "required": False, "default": None}],
+    )
+    link(assistant, Tool.objects.create(name="get_time", tool_type="time"))
+    response = admin_client.post(
+        change_url(assistant), change_form(assistant, instructions="Hi."), follow=True
+    )
+    assert response.status_code == 200
+    messages = [str(message) for message in response.context["messages"]]
+    assert "Declared but used by no placeholder: “name”." in messages
+    assistant.refresh_from_db()
+    assert assistant.instructions == "Hi."
