@@ -11,6 +11,9 @@ from assistants.validators import (
     secretary_conflicts,
 )
 from core.models import Timestamped
+from snippets.models import lock_include_graph
+from snippets.selectors import active_snippet_texts
+from snippets.validators import could_include, expansion_error
 
 
 class Assistant(Timestamped):
@@ -99,6 +102,13 @@ class Assistant(Timestamped):
         too_large = instructions_size_error(self.instructions or "")
         if too_large:
             errors["instructions"] = too_large
+        elif isinstance(self.instructions, str) and could_include(self.instructions):
+            # Rule 12: every include names an active snippet, no cycle, expanded within the
+            # size bound; under the include graph's lock until the commit (snippets.models).
+            lock_include_graph()
+            problem = expansion_error(self.instructions, active_snippet_texts())
+            if problem:
+                errors["instructions"] = problem
         if is_active_secretary(is_secretary=self.is_secretary, is_active=self.is_active):
             others = Assistant.objects.filter(is_secretary=True).exclude(pk=self.pk)
             conflicts = secretary_conflicts(

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     # Three floors, each importing only from those listed before it (README "Layout").
     "core",
     "tools",
+    "snippets",
     "assistants",
     "threads",
     "webhooks",

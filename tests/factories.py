@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from assistants.models import Assistant
 from core.api.json_input import MAX_PROBLEMS, JSONProblem, json_pointer
 from core.models import APIKey
+from snippets.models import Snippet
 from tools.models import AssistantToolLink, Tool
 from webhooks.models import Webhook
 from webhooks.services import webhook_create
@@ -39,6 +40,18 @@ def make_delegate_tool(name: str, delegate: Assistant) -> Tool:
 
 def link(assistant: Assistant, tool: Tool, **fields) -> AssistantToolLink:
     return AssistantToolLink.objects.create(assistant=assistant, tool=tool, **fields)
+
+
+def assistant_including_snippets(count: int, name: str = "Includer") -> Assistant:
+    """An assistant whose instructions include `count` snippets (s00, s01, …: the first
+    includes the second, the others are included directly), each `Part i.`."""
+    snippets = [f"s{i:02}" for i in range(count)]
+    for i, snippet in enumerate(snippets):
+        text = f"Part {i}." + (" {{> s01 }}" if i == 0 and count > 1 else "")
+        Snippet.objects.create(name=snippet, text=text)
+    included = [snippet for i, snippet in enumerate(snippets) if i != 1]
+    instructions = "Hello {{ user_name }}. " + " ".join(f"{{{{> {s} }}}}" for s in included)
+    return Assistant.objects.create(name=name, model="m", instructions=instructions)
 
 
 def assistant_with_tools(count: int, name: str = "Busy") -> Assistant:
@@ -163,11 +176,11 @@ def write_config_file(tmp_path, document) -> str:
     return str(path)
 
 
-def import_error_lines(path) -> list[str]:
-    """The error lines of an import that fails and writes nothing."""
+def import_error_lines(path, *args) -> list[str]:
+    """The error lines of an import (with `args`) that fails and writes nothing."""
     err = StringIO()
     with pytest.raises(CommandError, match="nothing was written"):
-        call_command("import_config", path, "--no-backup", stdout=StringIO(), stderr=err)
+        call_command("import_config", path, "--no-backup", *args, stdout=StringIO(), stderr=err)
     return err.getvalue().splitlines()
 
 

@@ -11,9 +11,10 @@ from tests.live import ROOT
 MAY_IMPORT = {
     "core": set(),
     "tools": {"core"},
-    "assistants": {"core", "tools"},
+    "snippets": {"core"},
+    "assistants": {"core", "tools", "snippets"},
     "threads": {"core", "assistants"},
-    "config_backend": {"core", "tools", "assistants", "threads"},
+    "config_backend": {"core", "tools", "snippets", "assistants", "threads"},
 }
 
 
