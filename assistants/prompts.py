@@ -29,6 +29,6 @@ def expanded_instructions(instructions: str, snippets: Mapping[str, str]) -> str
         return instructions
     try:
         return templates.expand(instructions, snippets)
-    except templates.TemplateError as exc:
+    except (templates.TemplateError, RecursionError) as exc:
         logger.warning("instructions not expanded: %s", exc)
         return instructions

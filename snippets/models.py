@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.changes import lock_change_sets
 from core.models import Timestamped
 from snippets.validators import (
     SNIPPET_NAME_PATTERN,
@@ -106,7 +107,11 @@ class Snippet(Timestamped):
 
 def lock_include_graph():
     """Serialize changes to what includes what (held until the commit), so a concurrent edit
-    can't include a snippet being deactivated, nor close an include cycle."""
+    can't include a snippet being deactivated, nor close an include cycle.
+
+    The change sets' lock first (core.changes: the lock order every writer follows; an admin
+    action holds it already when it validates each row), then the graph's own."""
+    lock_change_sets()
     if connection.vendor == "postgresql" and connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('include_graph'))")

@@ -30,6 +30,9 @@ validate_snippet_name = RegexValidator(
 )
 
 
+TOO_DEEP = _("Snippets include each other too deeply (hundreds of levels) to be expanded.")
+
+
 def expansion_error(text: str, snippets: Mapping[str, str]) -> str | None:
     """Rule 12 for one text (an assistant's instructions or a snippet's text): why it cannot be
     expanded with the active snippets `snippets` ({name: text}), else None. A syntax error, an
@@ -39,6 +42,8 @@ def expansion_error(text: str, snippets: Mapping[str, str]) -> str | None:
         templates.expand(text, snippets, max_bytes=settings.MAX_INSTRUCTIONS_BYTES)
     except templates.TemplateError as exc:
         return str(exc)
+    except RecursionError:  # the expansion recurses once per level of includes
+        return str(TOO_DEEP)
     return None
 
 

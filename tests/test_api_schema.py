@@ -52,6 +52,8 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/config/events/": {"get"},
         "/api/v1/tools/": {"get", "post"},
         "/api/v1/tools/{tool_id}/": {"get", "put", "patch", "delete"},
+        "/api/v1/snippets/": {"get", "post"},
+        "/api/v1/snippets/{snippet_id}/": {"get", "put", "patch", "delete"},
         "/api/v1/threads/": {"get", "post"},
         "/api/v1/threads/{thread_pk}/": {"get", "patch", "delete"},
         "/api/v1/revisions/": {"get"},

@@ -5,10 +5,11 @@ included can't be deleted or deactivated) the same in the API, the admin and the
 resolved config with includes expanded at a fixed query cost, and the history."""
 
 import json
+from io import StringIO
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from assistants.models import Assistant
 from assistants.services import assistant_update
@@ -504,3 +505,17 @@ def test_an_assistant_edit_adding_an_include_is_checked_against_the_active_snipp
 
     with pytest.raises(ValidationError, match="no active snippet"):
         assistant_update(assistant=notes, instructions="{{> spare }}")
+
+
+def test_check_config_reports_an_include_of_a_snippet_deactivated_behind_its_back(included):
+    # A bare update() skips every rule, as SQL would.
+    Snippet.objects.filter(name="tone").update(is_active=False)
+    out = StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("check_config", stdout=out, stderr=out)
+
+    assert (
+        'snippet "greeting" text: snippet “greeting” includes “tone”, which is no active snippet'
+        in out.getvalue()
+    )
