@@ -10,8 +10,8 @@ both: `<assistant's number>|<snippet's number>`). A write counts as committed wh
 arrived. Before each read, a reader notes the highest committed number of every object; the
 config it then gets (one assistant's, or the bundle, from a random instance) must show at least
 those numbers (and a link as its last committed state, unless a later write of it is in
-flight): anything older is a stale read. Every answer is tallied by method and status (or the exception, for a
-connection error), with its latency.
+flight): anything older is a stale read. Every answer is tallied by method and status (or the
+exception, for a connection error), with its latency.
 
 `bogus_key_burst` is the other load: many requests with made-up keys sent at once (each on its
 own connection, from one event loop), while valid reads and a readiness probe go on beside them.
