@@ -130,13 +130,14 @@ def load_assistants(tools: dict[str, int], instructions: str = "You help. " * 20
 
 
 def empty_config() -> None:
-    """Delete every thread, link, tool and assistant at once (no signals, no history): the
-    database of a benchmark that starts from nothing."""
+    """Delete every thread, link, tool, assistant and snippet at once (no signals, no history):
+    the database of a benchmark that starts from nothing."""
     from assistants.models import Assistant
+    from snippets.models import Snippet
     from threads.models import UserAssistantThread
     from tools.models import AssistantToolLink, Tool
 
-    for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
+    for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant, Snippet):
         model.objects.all()._raw_delete(model.objects.db)
 
 
