@@ -5,6 +5,7 @@ included can't be deleted or deactivated) the same in the API, the admin and the
 resolved config with includes expanded at a fixed query cost, and the history."""
 
 import json
+import threading
 from io import StringIO
 
 import pytest
@@ -20,6 +21,7 @@ from snippets.services import snippet_update
 from tests.factories import (
     assistant_form,
     assistant_including_snippets,
+    concurrently,
     import_error_lines,
     key_client,
     session,
@@ -519,3 +521,33 @@ def test_check_config_reports_an_include_of_a_snippet_deactivated_behind_its_bac
         'snippet "greeting" text: snippet “greeting” includes “tone”, which is no active snippet'
         in out.getvalue()
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deactivation_racing_a_new_include_of_the_same_snippet_never_both_commit():
+    """Rule 12 against rule 7 at once: the include graph's lock lets one of them see the
+    other's commit, so no assistant is left including an inactive snippet."""
+    Snippet.objects.create(name="tone", text="Be brief.")
+    notes = Assistant.objects.create(name="Notes", model="m")
+    jobs = iter(
+        [
+            lambda: snippet_update(snippet=Snippet.objects.get(name="tone"), is_active=False),
+            lambda: assistant_update(
+                assistant=Assistant.objects.get(pk=notes.pk), instructions="{{> tone }}"
+            ),
+        ]
+    )
+    lock = threading.Lock()
+
+    def next_job():
+        with lock:
+            job = next(jobs)
+        return job()
+
+    results = concurrently(2, next_job)
+
+    refused = [result for result in results if isinstance(result, ValidationError)]
+    assert len(refused) == 1, results
+    tone = Snippet.objects.get(name="tone")
+    includes = "{{> tone }}" in Assistant.objects.get(pk=notes.pk).instructions
+    assert tone.is_active == includes
