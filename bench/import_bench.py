@@ -185,7 +185,8 @@ def main() -> None:
                 f"`.venv/bin/python bench/import_bench.py` — {time.strftime('%Y-%m-%d')}, "
                 f"{os.cpu_count()} CPUs ({platform.machine()}), "
                 f"Python {platform.python_version()}, "
-                "PostgreSQL (throw-away, fsync off) unless DATABASE_URL was set.",
+                "PostgreSQL (throw-away, fsync off) unless DATABASE_URL was set; "
+                f"load average {os.getloadavg()[0]:.1f} at the end.",
                 "",
                 f"File: {size_mb:.1f} MB — {ASSISTANTS:,} assistants, {TOOLS:,} tools "
                 f"({DELEGATE_TOOLS:,} sub-assistant), {links:,} links, {SNIPPETS} snippets "

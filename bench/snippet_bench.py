@@ -14,6 +14,7 @@ request served by Django) of assistants including 0, 10 and 50 snippets: the SQL
 costs (the contract: a fixed number however many) and its median time. Loopback only.
 """
 
+import os
 import statistics
 import sys
 import time
@@ -177,7 +178,7 @@ def main() -> int:
         [
             f"{this_command()} — {time.strftime('%Y-%m-%d')}, the production server (2 workers), "
             f"wrk {args.connections} connections, {args.rounds} interleaved rounds of "
-            f"{args.seconds:g} s; medians.",
+            f"{args.seconds:g} s; medians; load average {os.getloadavg()[0]:.1f} at the end.",
             "",
             "A hit serves the stored bytes whatever the instructions were built from: the "
             "include tree costs nothing on a hit (same bytes, one MGET, no SQL).",
