@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from assistants.models import Assistant
 from assistants.services import assistant_update
 from config_backend import transfer
+from config_backend.history.labels import label_move
 from core.models import Revision
 from snippets.models import Snippet
 from snippets.services import snippet_update
@@ -288,17 +289,20 @@ def test_a_snippet_change_is_a_revision_whose_changes_name_the_snippet(writer, i
 
 # Each change its own revision: not inside the test's one transaction.
 @pytest.mark.django_db(transaction=True)
-def test_the_config_at_a_revision_expands_the_snippets_as_they_were_then(writer, included):
+def test_the_config_at_a_revision_or_label_expands_the_snippets_as_they_were_then(writer, included):
     reader = key_client("read")
     url = f"/api/v1/assistants/{included['secretary'].id}/config/"
     then = reader.get(url).json()["revision"]
     old_bundle = reader.get("/api/v1/config/").json()["revision"]
     snippet_update(snippet=Snippet.objects.get(name="tone"), text="Be kind.")
 
+    label_move(name="staging", revision=old_bundle, author="test")
     at_then = reader.get(f"{url}?revision={old_bundle}").json()
+    through_label = reader.get(f"{url}?label=staging").json()
 
     assert then <= old_bundle
     assert at_then["instructions"] == "Start. Hello! Be brief, {{ user_name }}. End."
+    assert through_label["instructions"] == at_then["instructions"]
     assert reader.get(url).json()["instructions"] == "Start. Hello! Be kind. End."
 
 
