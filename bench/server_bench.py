@@ -29,6 +29,7 @@ case far more than that. `--before REF` adds `make serve` as it was at git REF (
 worktree, removed at the end), logging and counting as production: one run, before and after.
 """
 
+import atexit
 import json
 import os
 import random
@@ -414,6 +415,9 @@ def main() -> int:
         servers, before = {}, None
         if "ours-before" in cases:
             before = checkout(args.before)
+            atexit.register(
+                subprocess.run, ["git", "worktree", "remove", "--force", str(before)], cwd=ROOT
+            )
         for name in cases:
             command, env = CASES[name][2], CASE_ENV.get(name)
             where = {}
@@ -492,8 +496,6 @@ def main() -> int:
             write_logged(results, meta, args.output)
         else:
             write_results(results, idle, meta, args.output)
-        if before:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT)
     return 0
 
 
