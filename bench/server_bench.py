@@ -302,7 +302,7 @@ def write_logged(results: dict, meta: str, output: Path) -> None:
     ]
     lines[-2] = lines[-2].replace("p99 ms |", "p99 ms | server CPU µs per hit (median) |")
     lines[-1] += "---:|"
-    names = [name for name in LOGGED_CASES if name in results]
+    names = [name for name in [*LOGGED_CASES, "ours-before"] if name in results]
     for name in names:
         app, server, _ = CASES[name]
         runs = results[name]
