@@ -13,7 +13,8 @@ MAY_IMPORT = {
     "tools": {"core"},
     "assistants": {"core", "tools"},
     "threads": {"core", "assistants"},
-    "config_backend": {"core", "tools", "assistants", "threads"},
+    "outcomes": {"core", "assistants"},
+    "config_backend": {"core", "tools", "assistants", "threads", "outcomes"},
 }
 
 
