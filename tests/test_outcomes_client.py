@@ -14,8 +14,11 @@ from agents.models.interface import Model, ModelProvider
 from agents.usage import Usage
 from config_client import ConfigClient
 from config_client.agents import build_agents
-from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
-from openai.types.responses import ResponseOutputText
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
 
 from assistants.models import Assistant
 from core.models import APIKey, Label
