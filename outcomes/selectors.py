@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDay
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from outcomes.charts import line_chart
 from outcomes.models import COUNTERS, OutcomeBucket, Variant
 
 LIVE = "live"
@@ -100,3 +103,40 @@ def sums() -> dict:
 def summed(row: dict) -> dict:
     """A row annotated with sums(), its sums under the counters' names (0 for none)."""
     return {**row, **{name: row.get(f"sum_{name}") or 0 for name in COUNTERS}}
+
+
+# What the admin shows -------------------------------------------------------------------------
+
+COMPARISON_DAYS = (1, 7, 30, 90, 365)
+DEFAULT_COMPARISON_DAYS = 30
+
+
+def label_comparison_context(*, label: str, days: str | None) -> dict:
+    """The context of admin/outcomes/label_comparison.html: base and candidate since `days`
+    ago (one of COMPARISON_DAYS; 30 otherwise), side by side, and their charts."""
+    chosen = int(days) if days in {str(d) for d in COMPARISON_DAYS} else DEFAULT_COMPARISON_DAYS
+    summaries = label_comparison(
+        label=label, since=timezone.now() - datetime.timedelta(days=chosen)
+    )
+    runs = {s.variant: [(day, point["runs"]) for day, point in s.days] for s in summaries}
+    errors = {s.variant: [(day, point["error_rate"]) for day, point in s.days] for s in summaries}
+    return {
+        "outcome_days": chosen,
+        "outcome_day_choices": COMPARISON_DAYS,
+        "outcome_summaries": summaries,
+        "outcome_has_data": any(s.totals["runs"] or s.days for s in summaries),
+        "outcome_charts": [
+            line_chart(
+                title=_("Runs per day"),
+                series=runs,
+                value_label=lambda v: f"{v:,.0f}",
+                chart_id="outcome-runs-chart",
+            ),
+            line_chart(
+                title=_("Error rate per day"),
+                series=errors,
+                value_label=lambda v: f"{v:.1%}",
+                chart_id="outcome-error-chart",
+            ),
+        ],
+    }
