@@ -20,6 +20,7 @@ MAX_ROWS = 1_000
 MAX_COUNT = 1_000_000_000_000
 # How far ahead of the server's clock an hour may start: clocks drift, but not by an hour.
 MAX_AHEAD = datetime.timedelta(hours=1)
+VARIANTS = frozenset(Variant.values)  # Enum.values builds its list anew at each call
 ROW_FIELDS = ("assistant", "revision", "label", "variant", "period_start", *COUNTERS)
 
 
@@ -82,8 +83,8 @@ def _row(index, row, *, now, max_age, problems) -> OutcomeRow | None:
     revision = _count(row, "revision", problems, required=True, maximum=2**62)
     label = _label(row.get("label"), problems)
     variant = row.get("variant")
-    if variant is not None and variant not in Variant.values:
-        problems["variant"] = [f"Must be one of {Variant.values} or null."]
+    if variant is not None and variant not in VARIANTS:
+        problems["variant"] = [f"Must be one of {sorted(VARIANTS)} or null."]
     period_start = _period_start(
         row.get("period_start"), now=now, max_age=max_age, problems=problems
     )
