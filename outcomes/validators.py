@@ -106,9 +106,11 @@ def _assistant(value, problems) -> uuid.UUID | None:
 
 
 def _count(row, name, problems, *, required=False, maximum=MAX_COUNT) -> int:
-    if name not in row and not required:
+    if name not in row:
+        if required:
+            problems[name] = ["This field is required."]
         return 0
-    value = row.get(name)
+    value = row[name]
     # bool is an int in Python, and 1.0 is a float in JSON: neither is a count.
     if not isinstance(value, int) or isinstance(value, bool):
         problems[name] = ["Must be an integer."]
