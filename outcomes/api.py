@@ -5,6 +5,7 @@ POST: a key of the `runtime` or `write` scope (or staff with the add permission)
 reports what its configs did. GET: any key (read scope).
 """
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -152,7 +153,13 @@ def idempotency_key(request) -> str | None:
         return None
     if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not all(" " < c <= "~" for c in key):
         raise ValidationError(
-            {"Idempotency-Key": [f"1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters."]}
+            {
+                "Idempotency-Key": [
+                    _("1 to {limit} printable ASCII characters.").format(
+                        limit=IDEMPOTENCY_KEY_MAX_LENGTH
+                    )
+                ]
+            }
         )
     return key
 

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models.functions import TruncDay
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from assistants.selectors import assistant_names
 from core.models import Revision
@@ -69,10 +70,10 @@ def _reference_problems(rows: list[OutcomeRow], problems: dict) -> dict:
     )
     for row in rows:
         if row.assistant_id not in names:
-            problems[f"outcomes/{row.index}/assistant"] = ["No assistant has this id."]
+            problems[f"outcomes/{row.index}/assistant"] = [_("No assistant has this id.")]
         if row.revision not in known_revisions:
             problems[f"outcomes/{row.index}/revision"] = [
-                "No revision of the history has this number (GET /api/v1/revisions/)."
+                _("No revision of the history has this number (GET /api/v1/revisions/).")
             ]
     return names
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from core.models import validate_label_name
 from outcomes.models import COUNTERS, Variant
@@ -51,14 +52,18 @@ def outcome_rows(
     if not isinstance(body, dict):
         return [], {"non_field_errors": ['Expected an object {"outcomes": [rows]}.']}
     problems: dict[str, list[str]] = {
-        key: ["Unknown field."] for key in sorted(set(body) - {"outcomes"})
+        key: [_("Unknown field.")] for key in sorted(set(body) - {"outcomes"})
     }
     rows = body.get("outcomes")
     if not isinstance(rows, list):
-        problems["outcomes"] = ["Expected a list of rows."]
+        problems["outcomes"] = [_("Expected a list of rows.")]
         return [], problems
     if len(rows) > MAX_ROWS:
-        problems["outcomes"] = [f"At most {MAX_ROWS:,} rows in one request; got {len(rows):,}."]
+        problems["outcomes"] = [
+            _("At most {limit} rows in one request; got {count}.").format(
+                limit=f"{MAX_ROWS:,}", count=f"{len(rows):,}"
+            )
+        ]
         return [], problems
     parsed = []
     for index, row in enumerate(rows):
@@ -75,16 +80,16 @@ def outcome_rows(
 
 def _row(index, row, *, now, max_age, problems) -> OutcomeRow | None:
     if not isinstance(row, dict):
-        problems[""] = ["Expected an object."]
+        problems[""] = [_("Expected an object.")]
         return None
     for name in sorted(set(row) - set(ROW_FIELDS)):
-        problems[name] = ["Unknown field."]
+        problems[name] = [_("Unknown field.")]
     assistant = _assistant(row.get("assistant"), problems)
     revision = _count(row, "revision", problems, required=True, maximum=2**62)
     label = _label(row.get("label"), problems)
     variant = row.get("variant")
     if variant is not None and variant not in VARIANTS:
-        problems["variant"] = [f"Must be one of {sorted(VARIANTS)} or null."]
+        problems["variant"] = [_("Must be base, candidate or null.")]
     period_start = _period_start(
         row.get("period_start"), now=now, max_age=max_age, problems=problems
     )
@@ -96,27 +101,27 @@ def _row(index, row, *, now, max_age, problems) -> OutcomeRow | None:
 
 def _assistant(value, problems) -> uuid.UUID | None:
     if value is None:
-        problems["assistant"] = ["This field is required: the assistant's id."]
+        problems["assistant"] = [_("This field is required: the assistant's id.")]
         return None
     try:
         return uuid.UUID(value)
     except (TypeError, ValueError, AttributeError):
-        problems["assistant"] = ["Must be an assistant's id (a UUID)."]
+        problems["assistant"] = [_("Must be an assistant's id (a UUID).")]
         return None
 
 
 def _count(row, name, problems, *, required=False, maximum=MAX_COUNT) -> int:
     if name not in row:
         if required:
-            problems[name] = ["This field is required."]
+            problems[name] = [_("This field is required.")]
         return 0
     value = row[name]
     # bool is an int in Python, and 1.0 is a float in JSON: neither is a count.
     if not isinstance(value, int) or isinstance(value, bool):
-        problems[name] = ["Must be an integer."]
+        problems[name] = [_("Must be an integer.")]
         return 0
     if not 0 <= value <= maximum:
-        problems[name] = [f"Must be from 0 to {maximum:,}."]
+        problems[name] = [_("Must be from 0 to {maximum}.").format(maximum=f"{maximum:,}")]
         return 0
     return value
 
@@ -125,7 +130,7 @@ def _label(value, problems) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        problems["label"] = ["Must be a label's name, or null for a live read."]
+        problems["label"] = [_("Must be a label's name, or null for a live read.")]
         return ""
     try:
         validate_label_name(value)
@@ -138,12 +143,14 @@ def _period_start(value, *, now, max_age, problems) -> datetime.datetime | None:
     moment = parse_datetime(value) if isinstance(value, str) else None
     if moment is None or moment.tzinfo is None:
         problems["period_start"] = [
-            "Must be an ISO 8601 date and time with its offset, e.g. 2030-01-07T10:00:00Z."
+            _("Must be an ISO 8601 date and time with its offset, e.g. 2030-01-07T10:00:00Z.")
         ]
         return None
     if moment > now + MAX_AHEAD:
-        problems["period_start"] = ["Must not be more than an hour ahead of the server's clock."]
+        problems["period_start"] = [_("Must not be more than an hour ahead of the server's clock.")]
     elif moment < now - max_age:
         hours = int(max_age.total_seconds() // 3600)
-        problems["period_start"] = [f"Must be at most {hours} hours old (OUTCOMES_MAX_AGE_HOURS)."]
+        problems["period_start"] = [
+            _("Must be at most {hours} hours old (OUTCOMES_MAX_AGE_HOURS).").format(hours=hours)
+        ]
     return hour_of(moment)
