@@ -74,6 +74,7 @@ def line_chart(
         dy=HEIGHT - 8,
         first=first.isoformat() if first else "",
         last=last.isoformat() if last else "",
+        title=title,
     )
     return format_html(
         '<svg id="{}" class="outcome-chart" role="img" aria-label="{}" width="{}" height="{}" '
