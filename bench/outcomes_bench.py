@@ -15,6 +15,7 @@ process: ConfigClient.record_outcome into an existing bucket, from 1 thread and 
 
 import argparse
 import datetime
+import os
 import statistics
 import threading
 import time
@@ -164,6 +165,13 @@ def client_cost(base_url: str, key: str, calls: int) -> dict:
             results[threads] = (time.perf_counter() - started) / (calls * threads) * 1e6
     finally:
         client.stop()
+    # The machine's speed at that moment: a bare locked increment, the floor of any record.
+    lock, counter = threading.Lock(), [0]
+    started = time.perf_counter()
+    for _ in range(calls):
+        with lock:
+            counter[0] += 1
+    results["floor"] = (time.perf_counter() - started) / calls * 1e6
     results["dropped"] = client.outcomes_dropped
     results["sent"] = client.outcomes.sent
     return results
@@ -195,6 +203,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "bench")
     args = parser.parse_args()
     rounds, posts, calls = (1, 4, 20_000) if args.quick else (args.rounds, args.posts, 200_000)
+    load_before = os.getloadavg()[0]
     with running_services() as env:
         from core.models import Revision
         from outcomes.models import OutcomeBucket
@@ -221,13 +230,16 @@ def main() -> None:
         if runs != batches * 3 * len(body["outcomes"]):
             raise RuntimeError(f"runs in the buckets: {runs}, sent: {batches * 3000}")
         client = client_cost(base_url, keys["runtime"], calls)
+    load_after = os.getloadavg()[0]
     chart(rates)
     best = max(THREADS, key=lambda t: statistics.median(rates[t]))
     lines = [
         f"`make serve` (Granian, ASGI, 2 workers) on loopback, PostgreSQL 15, Redis; "
         f"{ASSISTANTS} assistants; each POST 1,000 rows in 1,000 distinct hourly buckets; median "
         f"of {rounds} interleaved rounds of {posts} POSTs; 2 cores shared with the client "
-        f"threads. Every count sent was found in the buckets ({batches} batches). "
+        f"threads; load average {load_before:.1f} before the run, {load_after:.1f} after (other "
+        "work shared the machine: absolute figures are low, compare within the run). "
+        f"Every count sent was found in the buckets ({batches} batches). "
         f"{len(RETRIES)} POSTs answered 503 (no pooled connection within "
         "DATABASE_POOL_TIMEOUT_MS) and were retried with their key, as the client does.",
         "",
@@ -250,6 +262,7 @@ def main() -> None:
         "|---|---|",
         f"| `record_outcome` into an existing bucket, 1 thread | {client[1]:.2f} µs/call |",
         f"| the same, 4 threads at once (one lock) | {client[4]:.2f} µs/call |",
+        f"| (the machine's floor then: a bare locked increment) | {client['floor']:.2f} µs |",
         f"| records sent / dropped | {client['sent']:,} / {client['dropped']} |",
         "",
         f"Best: {statistics.median(rates[best]):.1f} POSTs/s at {best} threads. "
