@@ -4,6 +4,7 @@ with its Idempotency-Key; stop() sends what is left; build_agents(record_outcome
 records a real Runner.run's runs, errors, tool calls and tokens."""
 
 import asyncio
+import gc
 import json
 import time
 
@@ -237,3 +238,41 @@ def test_build_agents_records_runs_errors_tool_calls_and_tokens_of_real_runs(
     # Two model calls per good run (the tool call, then the answer), one for the failed one.
     assert totals["input_tokens"] == 700 and totals["output_tokens"] == 49
     assert totals["latency_ms"] >= 0
+
+
+class FailingModel(ScriptedModel):
+    """The model's API fails (after the first call, which asks for the tool)."""
+
+    def __init__(self):
+        super().__init__(weather_then_answer)
+        self.calls = 0
+
+    async def get_response(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls > 1:
+            raise ConnectionError("the model's API is down")
+        return await super().get_response(*args, **kwargs)
+
+
+def test_a_run_the_model_fails_is_recorded_as_a_run_with_an_error(
+    live, secretary, runtime_key, clients
+):
+    client = clients(live, runtime_key, label="production", listen=False).start()
+    client.outcomes.flush_interval = 0.1
+    agents = build_agents(
+        client.bundle, handlers={"get_weather": lambda a: "sunny"}, record_outcomes=client
+    )
+    config = RunConfig(model_provider=ScriptedProvider(FailingModel()), tracing_disabled=True)
+    try:
+        asyncio.run(Runner.run(agents["Secretary"], "Weather?", run_config=config))
+    except ConnectionError:
+        pass  # what the runtime sees is the SDK's error, unchanged
+    else:
+        pytest.fail("the run should have failed")
+    gc.collect()  # the run's state may sit in a reference cycle until the next collection
+
+    wait_for(lambda: server_totals()["runs"] == 1)
+    totals = server_totals(assistant=secretary)
+    assert (totals["runs"], totals["errors"]) == (1, 1)
+    assert (totals["tool_calls"], totals["tool_errors"]) == (1, 0)
+    assert totals["input_tokens"] == 100  # the one model call that answered

@@ -294,7 +294,8 @@ def record_runs(agents_by_id: dict[str, Any], *, bundle: dict[str, Any], client:
     output; tool calls, and tool errors for a tool that raised; the input and output tokens of
     each model call as it ends. A run that ends without a final output (a tool or the model
     raised, too many turns) is recorded as a run with an error: at once when one of its tools
-    raised, else when the SDK lets go of the run's state (the SDK has no agent hook for errors).
+    raised, else when the run's state is garbage-collected (the SDK has no agent hook for
+    errors; the state sits in a cycle with the exception's frames until a full collection).
     """
     from agents.tool import FunctionTool
 
