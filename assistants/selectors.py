@@ -175,3 +175,8 @@ def config_bundle_build(*, revision: int) -> dict:
         ],
         revision=revision,
     )
+
+
+def assistant_names(*, ids) -> dict:
+    """{id: name} of the assistants among `ids` that exist (active or not); one query."""
+    return dict(Assistant.objects.filter(id__in=ids).values_list("id", "name"))

@@ -20,6 +20,7 @@ from config_backend.history.label_api import LabelDetailApi, LabelHistoryApi, La
 from core.ops.health import healthz, readyz
 from core.ops.metrics import metrics_view
 from core.reads.fast_path import serve_cached_hits
+from outcomes.api import OutcomeListApi
 from snippets.api import SnippetDetailApi, SnippetListApi
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import ToolDetailApi, ToolListApi
@@ -64,6 +65,7 @@ api_v1 = [
     path("threads/<uuid:thread_pk>/", ThreadDetailApi.as_view(), name="thread-detail"),
     path("webhooks/", WebhookListApi.as_view(), name="webhook-list"),
     path("webhooks/<uuid:webhook_id>/", WebhookDetailApi.as_view(), name="webhook-detail"),
+    path("outcomes/", OutcomeListApi.as_view(), name="outcome-list"),
 ]
 
 urlpatterns = [

@@ -301,3 +301,28 @@ def asgi_gets(app, *requests) -> list[tuple[int, dict, bytes]]:
         return [await get(path, headers) for path, headers in requests]
 
     return asyncio.run(all_of_them())
+
+
+# Outcomes.
+
+
+def outcome_row(assistant, revision: int, **fields) -> dict:
+    """One row of POST /api/v1/outcomes/ for this hour (counters default to one clean run)."""
+    from django.utils import timezone
+
+    return {
+        "assistant": str(getattr(assistant, "id", assistant)),
+        "revision": revision,
+        "label": None,
+        "variant": None,
+        "period_start": timezone.now().isoformat(),
+        "runs": 1,
+        **fields,
+    }
+
+
+def newest_revision() -> int:
+    """The number of the newest revision of the history (a test made a change first)."""
+    from core.models import Revision
+
+    return Revision.objects.order_by("-number").values_list("number", flat=True)[0]

@@ -14,7 +14,8 @@ MAY_IMPORT = {
     "snippets": {"core"},
     "assistants": {"core", "tools", "snippets"},
     "threads": {"core", "assistants"},
-    "config_backend": {"core", "tools", "snippets", "assistants", "threads"},
+    "outcomes": {"core", "assistants"},
+    "config_backend": {"core", "tools", "snippets", "assistants", "threads", "outcomes"},
 }
 
 

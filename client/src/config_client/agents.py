@@ -29,6 +29,7 @@ from agents import Agent, FunctionTool, RunConfig, Runner
 from agents.tool_context import ToolContext
 
 from config_client._bundle import Bundle, check_bundle
+from config_client.outcomes import record_runs
 
 ToolHandler = Callable[[dict[str, Any]], Any]
 
@@ -42,11 +43,13 @@ def build_agents(
     *,
     handlers: Mapping[str, ToolHandler] | None = None,
     max_turns: int = 10,
+    record_outcomes: Any = None,
 ) -> dict[str, Agent[Any]]:
     """One Agent per active `llm` assistant of the bundle, keyed by assistant name.
 
     `handlers` maps tool names to callables; a handler given for a sub_assistant tool replaces
-    the delegation. `max_turns` bounds each delegate's run.
+    the delegation. `max_turns` bounds each delegate's run. `record_outcomes`: a ConfigClient
+    that records each agent's runs, errors, tool calls and tokens (config_client.outcomes).
     """
     check_bundle(bundle)
     handlers = dict(handlers or {})
@@ -70,6 +73,8 @@ def build_agents(
             else:
                 invoke = _handled(tool["name"], config["name"], handler)
             agent.tools.append(_function_tool(tool, invoke))
+    if record_outcomes is not None:
+        record_runs(by_id, bundle=bundle, client=record_outcomes)
     return {agent.name: agent for agent in by_id.values()}
 
 
