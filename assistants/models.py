@@ -15,6 +15,9 @@ from assistants.validators import (
     secretary_conflicts,
 )
 from core.models import Timestamped
+from snippets.models import lock_include_graph
+from snippets.selectors import active_snippet_texts
+from snippets.validators import could_include, expansion_error
 from tools.models import lock_tool_choices
 from tools.validators import counts_as_active_tool, tool_choice_problem, tool_choice_tool
 
@@ -142,9 +145,18 @@ class Assistant(Timestamped):
             openai_assistant_id=self.openai_assistant_id,
         )
         too_large = instructions_size_error(self.instructions or "")
+        snippets: dict[str, str] = {}  # what includes may name (none are read without one)
         if too_large:
             errors["instructions"] = too_large
-        for name, messages in self.agent_errors().items():
+        elif isinstance(self.instructions, str) and could_include(self.instructions):
+            # Rule 12: every include names an active snippet, no cycle, expanded within the
+            # size bound; under the include graph's lock until the commit (snippets.models).
+            lock_include_graph()
+            snippets = active_snippet_texts()
+            problem = expansion_error(self.instructions, snippets)
+            if problem:
+                errors["instructions"] = problem
+        for name, messages in self.agent_errors(snippets).items():
             errors.setdefault(name, messages)
         if is_active_secretary(is_secretary=self.is_secretary, is_active=self.is_active):
             others = Assistant.objects.filter(is_secretary=True).exclude(pk=self.pk)
@@ -159,7 +171,7 @@ class Assistant(Timestamped):
         if errors:
             raise ValidationError(errors)
 
-    def agent_errors(self) -> dict:
+    def agent_errors(self, snippets: dict[str, str]) -> dict:
         """The model settings (with rule 10), the structured output and rule 11 (variables
         and the placeholders of the instructions): {field: messages}; normalizes the values
         that pass (an output's `strict`, a variable's every key)."""
@@ -184,7 +196,7 @@ class Assistant(Timestamped):
         else:
             self.variables = variables
             if "instructions" not in errors and isinstance(self.instructions, str):
-                problem = instructions_problem(self.instructions, variables)
+                problem = instructions_problem(self.instructions, variables, snippets)
                 if problem:
                     errors["instructions"] = problem
         return errors

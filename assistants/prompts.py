@@ -1,19 +1,22 @@
-"""Prompt templates on the server: rule 11 (declared, typed variables) and the instructions with
-every include expanded (rule 12's bound).
+"""Assistants' prompt templates on the server: the snippets their instructions include, the
+instructions with every include expanded (placeholders left for the runtime), rule 11 (declared,
+typed variables; the unused-variable warning) and rendering with a bound.
 
 The grammar itself (placeholders, includes, escapes, strict rendering) is
-config_client.templates, the one implementation the client uses too; this module only applies
-it to an assistant's instructions and variables.
+config_client.templates, the one implementation the client uses too (docs/contract.md "The whole
+agent in the config"); this module only applies it to an assistant's instructions and variables.
+Rule 12 (includes) is snippets.validators'.
 """
 
+import logging
 from collections.abc import Mapping, Sequence
 
+from config_client import templates
 from config_client.templates import (
     VARIABLE_NAME,
     VARIABLE_TYPES,
     Placeholder,
     TemplateError,
-    expand,
     parse,
     placeholders,
     render,
@@ -25,6 +28,10 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from core.api.json_input import JSONProblem
+from snippets.selectors import active_snippet_texts
+from snippets.validators import could_include
+
+logger = logging.getLogger(__name__)
 
 # The keys of one declared variable, in the order they are stored and shown.
 VARIABLE_KEYS = ("name", "type", "required", "default", "enum", "description")
@@ -35,19 +42,39 @@ RENDER_MAX_BYTES = 1024 * 1024
 
 
 def snippet_texts() -> dict[str, str]:
-    """The texts of the active snippets, by name: what includes may name."""
-    return {}  # snippets/ fills this
+    """{name: text} of the active snippets, the ones instructions may include: one query."""
+    return active_snippet_texts()
 
 
-def expanded_instructions(instructions: str, snippets: Mapping[str, str] | None = None) -> str:
-    """The instructions with every include expanded (placeholders kept), at most
-    MAX_INSTRUCTIONS_BYTES; raises TemplateError (a syntax error naming its offset, an unknown
-    snippet, an include cycle, too large)."""
-    return expand(
-        instructions,
-        snippet_texts() if snippets is None else snippets,
-        max_bytes=settings.MAX_INSTRUCTIONS_BYTES,
-    )
+def expanded_instructions(instructions: str, snippets: Mapping[str, str]) -> str:
+    """`instructions` with every include replaced by its snippet's text, itself expanded.
+
+    Stored instructions always expand (rule 12 is checked on every save, in the admin, the API
+    and the import); should a row break it anyway (written by SQL), its config shows the text as
+    stored, with a warning, rather than fail.
+    """
+    if not could_include(instructions):
+        return instructions
+    try:
+        return templates.expand(instructions, snippets)
+    except (templates.TemplateError, RecursionError) as exc:
+        logger.warning("instructions not expanded: %s", exc)
+        return instructions
+
+
+def _strictly_expanded(instructions: str, snippets: Mapping[str, str] | None) -> str | None:
+    """The instructions expanded for rule 11, or None when rule 12 refuses them (it reports
+    why: snippets.validators.expansion_error)."""
+    if not could_include(instructions):
+        return instructions
+    try:
+        return templates.expand(
+            instructions,
+            snippet_texts() if snippets is None else snippets,
+            max_bytes=settings.MAX_INSTRUCTIONS_BYTES,
+        )
+    except (TemplateError, RecursionError):
+        return None
 
 
 def variables_problems(variables) -> tuple[list[dict] | None, list[JSONProblem]]:
@@ -140,13 +167,13 @@ def variables_problems(variables) -> tuple[list[dict] | None, list[JSONProblem]]
 def instructions_problem(
     instructions: str, variables: Sequence[Mapping], snippets: Mapping[str, str] | None = None
 ) -> str | None:
-    """Rules 11 and 12 on instructions: why they cannot be saved with these declared variables
-    (a syntax error naming its offset, an include that fails, a placeholder naming no declared
-    variable), else None."""
-    try:
-        text = expanded_instructions(instructions, snippets)
-    except TemplateError as exc:
-        return str(exc)
+    """Rule 11 on instructions: why they cannot be saved with these declared variables (a
+    placeholder, in them or a snippet they include, naming no declared variable), else None.
+    A syntax error or an include that fails is rule 12's (snippets.validators.expansion_error);
+    `snippets`: the active snippets' texts (None: read them)."""
+    text = _strictly_expanded(instructions, snippets)
+    if text is None:
+        return None  # rule 12's error
     declared = {variable["name"] for variable in variables}
     undeclared = [name for name in placeholders(text) if name not in declared]
     if undeclared:
@@ -162,10 +189,10 @@ def unused_variables(
     """The declared variables no placeholder uses (in the instructions or a snippet they
     include): a warning, not an error. Empty when the instructions cannot be expanded (that is
     an error reported by instructions_problem)."""
-    try:
-        used = set(placeholders(expanded_instructions(instructions, snippets)))
-    except TemplateError:
+    text = _strictly_expanded(instructions, snippets)
+    if text is None:
         return []
+    used = set(placeholders(text))
     return [variable["name"] for variable in variables if variable["name"] not in used]
 
 

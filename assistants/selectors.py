@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from django.db.models import Prefetch, Q, QuerySet
 
 from assistants.models import Assistant
+from assistants.prompts import expanded_instructions, snippet_texts
 from core.changes import assistant_revisions
+from snippets.validators import could_include
 from tools.models import AssistantToolLink, Tool
 
 
@@ -133,16 +135,25 @@ def _tool_values(tool: Tool) -> dict:
     }
 
 
-def assistant_config_build(*, assistant: Assistant, revision: int) -> dict:
-    """The resolved runtime config of an assistant (`resolved_config`), from its rows.
+def assistant_config_build(
+    *, assistant: Assistant, revision: int, snippets: Mapping[str, str] | None = None
+) -> dict:
+    """The resolved runtime config of an assistant (`resolved_config`), from its rows, its
+    instructions with every include expanded.
 
-    Uses `assistant.config_links` when prefetched (`assistants_for_config`), else one query.
+    Uses `assistant.config_links` when prefetched (`assistants_for_config`), else one query;
+    `snippets` (the active snippets' texts) when given, else one query if the instructions may
+    include any: a fixed number however many snippets they include.
     """
     links = getattr(assistant, "config_links", None)
     if links is None:
         links = list(_config_links().filter(assistant=assistant))
+    values = {name: getattr(assistant, name) for name in ("id", *Assistant.CONFIG_FIELDS)}
+    if snippets is None and could_include(assistant.instructions):
+        snippets = snippet_texts()
+    values["instructions"] = expanded_instructions(assistant.instructions, snippets or {})
     return resolved_config(
-        assistant={name: getattr(assistant, name) for name in ("id", *Assistant.CONFIG_FIELDS)},
+        assistant=values,
         tools=[_tool_values(link.tool) for link in links],
         revision=revision,
     )
@@ -155,10 +166,20 @@ def config_bundle_build(*, revision: int) -> dict:
     """
     assistants = list(assistants_for_config())
     revisions = assistant_revisions(assistant.id for assistant in assistants)
+    # One query for the snippets of all of them, and none when no instructions may include one.
+    includes = any(could_include(assistant.instructions) for assistant in assistants)
+    snippets = snippet_texts() if includes else {}
     return resolved_bundle(
         configs=[
-            assistant_config_build(assistant=assistant, revision=revisions[str(assistant.id)])
+            assistant_config_build(
+                assistant=assistant, revision=revisions[str(assistant.id)], snippets=snippets
+            )
             for assistant in assistants
         ],
         revision=revision,
     )
+
+
+def assistant_names(*, ids) -> dict:
+    """{id: name} of the assistants among `ids` that exist (active or not); one query."""
+    return dict(Assistant.objects.filter(id__in=ids).values_list("id", "name"))

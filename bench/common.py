@@ -130,13 +130,14 @@ def load_assistants(tools: dict[str, int], instructions: str = "You help. " * 20
 
 
 def empty_config() -> None:
-    """Delete every thread, link, tool and assistant at once (no signals, no history): the
-    database of a benchmark that starts from nothing."""
+    """Delete every thread, link, tool, assistant and snippet at once (no signals, no history):
+    the database of a benchmark that starts from nothing."""
     from assistants.models import Assistant
+    from snippets.models import Snippet
     from threads.models import UserAssistantThread
     from tools.models import AssistantToolLink, Tool
 
-    for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
+    for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant, Snippet):
         model.objects.all()._raw_delete(model.objects.db)
 
 
@@ -194,9 +195,16 @@ def start_gunicorn(app: str, port: int, env: dict | None = None, workers: int = 
     return start_server([sys.executable, *command, "--log-level", "warning"], port, env)
 
 
-def start_server(command: list[str], port: int, env: dict | None = None, path: str = "/healthz"):
-    """Run `command` (a server listening on 127.0.0.1:port) with this process's environment
-    plus `env`, and wait until `path` answers.
+def start_server(
+    command: list[str],
+    port: int,
+    env: dict | None = None,
+    path: str = "/healthz",
+    cwd: Path = ROOT,
+):
+    """Run `command` (a server listening on 127.0.0.1:port) in `cwd` (another checkout, to
+    measure it beside this one) with this process's environment plus `env`, and wait until
+    `path` answers.
 
     Its output (the request log too) goes to a file in the work directory: a pipe nobody reads
     would fill and stall the server."""
@@ -206,7 +214,7 @@ def start_server(command: list[str], port: int, env: dict | None = None, path: s
     with output.open("ab") as sink:
         proc = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -214,6 +222,31 @@ def start_server(command: list[str], port: int, env: dict | None = None, path: s
     _servers.append(proc)
     wait_until_serving(f"http://127.0.0.1:{port}{path}", proc, output=output)
     return proc
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and every descendant alive
+    (a server and its workers), read from /proc: what a server spent, whatever the load beside."""
+    parents, spent = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) "
+        parents[int(entry)] = int(fields[1])
+        spent[int(entry)] = int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    tree = {pid}
+    changed = True
+    while changed:
+        changed = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    return sum(spent.get(member, 0) for member in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def server_log(port: int) -> Path:

@@ -42,6 +42,7 @@ from config_backend.history.states import UnknownRevision
 from core.admin.actions import change_note_field
 from core.admin.history import field_page, shown_change
 from core.models import LIVE, Label, Revision
+from outcomes.selectors import label_comparison_context
 
 # Changes listed on a page of a revision; a diff shown before a confirmation lists at most
 # as many (the confirmation is a POST form: no pages).
@@ -333,6 +334,7 @@ class LabelAdmin(ReadOnlyAdmin):
             protected=is_protected(label.name),
             moves=label_history(label.name)[:100],
             may_move=may_move_label(request.user, label.name),
+            **label_comparison_context(label=label.name, days=request.GET.get("days")),
         )
 
     @of_one_viewable_row

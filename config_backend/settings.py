@@ -51,9 +51,11 @@ INSTALLED_APPS = [
     # Three floors, each importing only from those listed before it (README "Layout").
     "core",
     "tools",
+    "snippets",
     "assistants",
     "threads",
     "webhooks",
+    "outcomes",
     "config_backend",
 ]
 
@@ -370,6 +372,21 @@ if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:
         "SSE_MAX_REPLAY must be 0 or more and SSE_HEARTBEAT_SECONDS at least 1 "
         f"(got {SSE_MAX_REPLAY} and {SSE_HEARTBEAT_SECONDS})."
     )
+
+# Outcomes (docs/outcomes.md): hourly buckets are rolled into daily ones after
+# OUTCOMES_HOURLY_DAYS and deleted after OUTCOMES_RETENTION_DAYS (`prune_outcomes`); a POST may
+# report hours at most OUTCOMES_MAX_AGE_HOURS old (so it never adds to an hour already rolled
+# up); an Idempotency-Key is remembered OUTCOMES_IDEMPOTENCY_HOURS.
+OUTCOMES_RETENTION_DAYS = env_int("OUTCOMES_RETENTION_DAYS", 400)
+OUTCOMES_HOURLY_DAYS = env_int("OUTCOMES_HOURLY_DAYS", 30)
+OUTCOMES_MAX_AGE_HOURS = env_int("OUTCOMES_MAX_AGE_HOURS", 168)
+OUTCOMES_IDEMPOTENCY_HOURS = env_int("OUTCOMES_IDEMPOTENCY_HOURS", 48)
+if not OUTCOMES_MAX_AGE_HOURS < OUTCOMES_HOURLY_DAYS * 24 <= OUTCOMES_RETENTION_DAYS * 24:
+    raise ImproperlyConfigured(
+        "Need OUTCOMES_MAX_AGE_HOURS < OUTCOMES_HOURLY_DAYS × 24 ≤ OUTCOMES_RETENTION_DAYS × 24."
+    )
+if OUTCOMES_IDEMPOTENCY_HOURS < 24:
+    raise ImproperlyConfigured("OUTCOMES_IDEMPOTENCY_HOURS must be at least 24.")
 
 # Webhooks (docs/webhooks.md): the delays before each retry of a failed delivery (seconds,
 # comma-separated; after the last the delivery is marked failed), and the hosts a destination

@@ -21,6 +21,8 @@ from config_backend.history.label_api import LabelDetailApi, LabelHistoryApi, La
 from core.ops.health import healthz, readyz
 from core.ops.metrics import metrics_view
 from core.reads.fast_path import serve_cached_hits
+from outcomes.api import OutcomeListApi
+from snippets.api import SnippetDetailApi, SnippetListApi
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import ToolDetailApi, ToolListApi
 from webhooks.api import WebhookDetailApi, WebhookListApi
@@ -63,10 +65,13 @@ api_v1 = [
     path("config/events/", ConfigEventsApi.as_view(), name="config-events"),
     path("tools/", ToolListApi.as_view(), name="tool-list"),
     path("tools/<uuid:tool_id>/", ToolDetailApi.as_view(), name="tool-detail"),
+    path("snippets/", SnippetListApi.as_view(), name="snippet-list"),
+    path("snippets/<uuid:snippet_id>/", SnippetDetailApi.as_view(), name="snippet-detail"),
     path("threads/", ThreadListApi.as_view(), name="thread-list"),
     path("threads/<uuid:thread_pk>/", ThreadDetailApi.as_view(), name="thread-detail"),
     path("webhooks/", WebhookListApi.as_view(), name="webhook-list"),
     path("webhooks/<uuid:webhook_id>/", WebhookDetailApi.as_view(), name="webhook-detail"),
+    path("outcomes/", OutcomeListApi.as_view(), name="outcome-list"),
 ]
 
 urlpatterns = [

@@ -96,6 +96,7 @@ class RevisionChange(models.Model):
         ASSISTANT = "assistant"
         TOOL = "tool"
         LINK = "link"
+        SNIPPET = "snippet"
 
     class Action(models.TextChoices):
         CREATED = "created"

@@ -4,6 +4,7 @@ Fixtures live in conftest.py; test modules import these plain functions from her
 from conftest.py or from another test module).
 """
 
+import asyncio
 import itertools
 import json
 import threading
@@ -20,6 +21,7 @@ from rest_framework.test import APIClient
 from assistants.models import Assistant
 from core.api.json_input import MAX_PROBLEMS, JSONProblem, json_pointer
 from core.models import APIKey
+from snippets.models import Snippet
 from tools.models import AssistantToolLink, Tool
 from webhooks.models import Webhook
 from webhooks.services import webhook_create
@@ -39,6 +41,18 @@ def make_delegate_tool(name: str, delegate: Assistant) -> Tool:
 
 def link(assistant: Assistant, tool: Tool, **fields) -> AssistantToolLink:
     return AssistantToolLink.objects.create(assistant=assistant, tool=tool, **fields)
+
+
+def assistant_including_snippets(count: int, name: str = "Includer") -> Assistant:
+    """An assistant whose instructions include `count` snippets (s00, s01, …: the first
+    includes the second, the others are included directly), each `Part i.`."""
+    snippets = [f"s{i:02}" for i in range(count)]
+    for i, snippet in enumerate(snippets):
+        text = f"Part {i}." + (" {{> s01 }}" if i == 0 and count > 1 else "")
+        Snippet.objects.create(name=snippet, text=text)
+    included = [snippet for i, snippet in enumerate(snippets) if i != 1]
+    instructions = "Hello {{ user_name }}. " + " ".join(f"{{{{> {s} }}}}" for s in included)
+    return Assistant.objects.create(name=name, model="m", instructions=instructions)
 
 
 def assistant_with_tools(count: int, name: str = "Busy") -> Assistant:
@@ -163,11 +177,11 @@ def write_config_file(tmp_path, document) -> str:
     return str(path)
 
 
-def import_error_lines(path) -> list[str]:
-    """The error lines of an import that fails and writes nothing."""
+def import_error_lines(path, *args) -> list[str]:
+    """The error lines of an import (with `args`) that fails and writes nothing."""
     err = StringIO()
     with pytest.raises(CommandError, match="nothing was written"):
-        call_command("import_config", path, "--no-backup", stdout=StringIO(), stderr=err)
+        call_command("import_config", path, "--no-backup", *args, stdout=StringIO(), stderr=err)
     return err.getvalue().splitlines()
 
 
@@ -240,3 +254,75 @@ def concurrently(count: int, function) -> list:
     for thread in threads:
         thread.join(timeout=30)
     return results
+
+
+def asgi_gets(app, *requests) -> list[tuple[int, dict, bytes]]:
+    """GET each (path, headers) in turn through the ASGI `app`, in one event loop; returns
+    (status, headers by lower-case name, body) for each."""
+
+    async def get(path: str, headers: dict):
+        path, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [
+                (b"host", b"localhost"),
+                *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        body_sent = asyncio.Event()
+        messages = []
+
+        async def receive():
+            if not body_sent.is_set():
+                body_sent.set()
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()  # the client stays connected
+
+        async def send(message):
+            messages.append(message)
+
+        await app(scope, receive, send)
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+        return start["status"], headers, body
+
+    async def all_of_them():
+        return [await get(path, headers) for path, headers in requests]
+
+    return asyncio.run(all_of_them())
+
+
+# Outcomes.
+
+
+def outcome_row(assistant, revision: int, **fields) -> dict:
+    """One row of POST /api/v1/outcomes/ for this hour (counters default to one clean run)."""
+    from django.utils import timezone
+
+    return {
+        "assistant": str(getattr(assistant, "id", assistant)),
+        "revision": revision,
+        "label": None,
+        "variant": None,
+        "period_start": timezone.now().isoformat(),
+        "runs": 1,
+        **fields,
+    }
+
+
+def newest_revision() -> int:
+    """The number of the newest revision of the history (a test made a change first)."""
+    from core.models import Revision
+
+    return Revision.objects.order_by("-number").values_list("number", flat=True)[0]

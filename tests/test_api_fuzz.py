@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from assistants.models import Assistant
 from config_backend.wsgi import application
 from core.models import APIKey
+from snippets.models import Snippet
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -61,7 +62,14 @@ TOOLS = {
 }
 UNLINKED_TOOL = uuid.UUID("00000000-0000-4000-8000-000000000199")
 THREADS = [uuid.UUID(f"00000000-0000-4000-8000-00000000020{n}") for n in range(3)]
+# tone (included by greeting, which the secretary includes), greeting, and spare (included by
+# nothing, inactive).
+SNIPPETS = {
+    name: uuid.UUID(f"00000000-0000-4000-8000-00000000030{n}")
+    for n, name in enumerate(["tone", "greeting", "spare"])
+}
 SEEDED_IDS = {
+    "snippet_id": [str(pk) for pk in SNIPPETS.values()],
     "assistant_id": [str(pk) for pk in ASSISTANTS],
     "tool_id": [str(pk) for pk in [*TOOLS.values(), UNLINKED_TOOL]],
     "thread_pk": [str(pk) for pk in THREADS],
@@ -132,13 +140,18 @@ def keys(db):
 
 def seed() -> None:
     """An active secretary delegating to a calendar assistant, a tool of each type, links,
-    threads; an inactive assistant and an unlinked tool."""
+    threads; an inactive assistant and an unlinked tool; snippets (SNIPPETS)."""
+    Snippet.objects.create(id=SNIPPETS["tone"], name="tone", text="Be brief.")
+    Snippet.objects.create(id=SNIPPETS["greeting"], name="greeting", text="Hi. {{> tone }}")
+    Snippet.objects.create(id=SNIPPETS["spare"], name="spare", text="Unused.", is_active=False)
     secretary = Assistant.objects.create(
         id=SECRETARY,
         name="Secretary",
         is_secretary=True,
         model="gpt-4o-mini",
-        instructions="Help {{ user_name }} ({{ age }}); delegate calendar questions. \\{{ x",
+        instructions=(
+            "Help {{ user_name }} ({{ age }}); delegate calendar questions. \\{{ x {{> greeting }}"
+        ),
         model_settings={"temperature": 0.5, "max_output_tokens": 500},
         output={"name": "reply", "schema": {"type": "object"}, "strict": False},
         variables=[

@@ -53,6 +53,8 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/config/events/": {"get"},
         "/api/v1/tools/": {"get", "post"},
         "/api/v1/tools/{tool_id}/": {"get", "put", "patch", "delete"},
+        "/api/v1/snippets/": {"get", "post"},
+        "/api/v1/snippets/{snippet_id}/": {"get", "put", "patch", "delete"},
         "/api/v1/threads/": {"get", "post"},
         "/api/v1/threads/{thread_pk}/": {"get", "patch", "delete"},
         "/api/v1/revisions/": {"get"},
@@ -64,6 +66,7 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/labels/{name}/history/": {"get"},
         "/api/v1/webhooks/": {"get", "post"},
         "/api/v1/webhooks/{webhook_id}/": {"get", "put", "patch", "delete"},
+        "/api/v1/outcomes/": {"get", "post"},
     }
 
 
@@ -97,6 +100,7 @@ def test_it_documents_the_status_codes_of_each_operation(schema):
         "/api/v1/assistants/{assistant_id}/tools/{tool_id}/", "post"
     )
     assert {"400"} <= codes("/api/v1/assistants/", "get")
+    assert {"200", "201", "400", "413"} <= codes("/api/v1/outcomes/", "post")
 
 
 def test_it_documents_the_error_shapes(schema):

@@ -42,6 +42,15 @@ def test_the_soak_finds_no_stale_read_and_no_error():
     assert " 0 writes" not in summary
 
 
+def test_the_snippet_benchmark_finds_the_miss_queries_flat_and_writes_its_results(tmp_path):
+    result = run_script("bench/snippet_bench.py", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr  # 1: the query counts differ
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "| **ratio tree / plain** |" in results
+    assert "| 50 | 4 |" in results  # revision, assistant, links, the active snippets
+    assert (tmp_path / "snippet_bench.png").stat().st_size > 10_000
+
+
 def test_the_miss_benchmark_counts_one_build_per_edit_with_the_lock(tmp_path):
     result = run_script("bench/miss_bench.py", "--quick", "--output", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr

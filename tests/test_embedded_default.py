@@ -12,7 +12,8 @@ import pytest
 from tests.live import ROOT, AdminBrowser, call, server
 
 PROJECT_PARTS = [
-    *("manage.py", "config_backend", "core", "assistants", "tools", "threads", "webhooks", "demo")
+    *("manage.py", "config_backend", "core", "assistants", "tools", "threads", "webhooks"),
+    *("outcomes", "demo"),
 ]
 
 

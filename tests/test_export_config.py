@@ -70,7 +70,7 @@ def test_export_then_import_into_an_empty_database_then_export_gives_identical_b
 def test_the_export_is_sorted_with_a_stable_key_order(populated):
     document = json.loads(export())
 
-    assert list(document) == ["format_version", "assistants", "tools"]
+    assert list(document) == ["format_version", "assistants", "tools", "snippets"]
     assert [a["name"] for a in document["assistants"]] == [
         "Calendar assistant",
         "Secretary",
@@ -156,7 +156,7 @@ def make_config(size: int) -> None:
 def test_the_export_uses_a_fixed_number_of_queries(size, django_assert_num_queries):
     make_config(size)
     # A lock, then one query per entity type (savepoints around the transaction).
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         document = transfer.export_config(include_threads=True)
     assert len(document["tools"]) == size + 1
 

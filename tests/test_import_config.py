@@ -316,7 +316,7 @@ ERROR_CASES = {
     "missing tools": ({"format_version": 1, "assistants": []}, ["/tools: required, but missing"]),
     "unknown top-level key": (
         config(tool=[]),
-        ["/tool: unknown key (allowed: format_version, assistants, tools, threads)"],
+        ["/tool: unknown key (allowed: format_version, assistants, tools, snippets, threads)"],
     ),
     "unknown key in a row": (
         config([assistant("A", colour="red")]),
@@ -712,7 +712,7 @@ def test_the_import_uses_the_same_number_of_queries_for_10_and_100_tools(
     with django_assert_num_queries(noop_small):
         run_import(write(tmp_path, scaled_config(100)), "--prune")
     assert Tool.objects.count() == 101
-    assert noop_small <= 8  # lock, 4 reads, savepoints: no writes
+    assert noop_small <= 9  # lock, 5 reads, savepoints: no writes
 
 
 def test_updating_and_pruning_uses_a_bounded_number_of_queries(
@@ -723,7 +723,7 @@ def test_updating_and_pruning_uses_a_bounded_number_of_queries(
     for entry in changed["tools"]:
         entry["description"] = "changed"
     changed["assistants"][0]["instructions"] = "changed"
-    # 4 reads, 4 deletes, up to 4 creates and 4 updates, a revision bump, 4 verify reads.
+    # 5 reads, 4 deletes, up to 4 creates and 4 updates, a revision bump, 5 verify reads.
     with django_assert_max_num_queries(25):
         run_import(write(tmp_path, changed), "--prune")
     assert Tool.objects.filter(description="changed").count() == 61

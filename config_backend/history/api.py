@@ -72,6 +72,7 @@ class CountsSerializer(serializers.Serializer):
     assistants = serializers.IntegerField(source="count_assistants")
     tools = serializers.IntegerField(source="count_tools")
     links = serializers.IntegerField(source="count_links")
+    snippets = serializers.IntegerField(source="count_snippets")
 
 
 class RevisionSerializer(serializers.Serializer):
@@ -101,7 +102,7 @@ DiffSerializer = type(
 
 
 class RowSerializer(serializers.Serializer):
-    entity = serializers.ChoiceField(choices=["assistant", "tool"])
+    entity = serializers.ChoiceField(choices=["assistant", "tool", "snippet"])
     id = serializers.UUIDField()
     name = serializers.CharField()
 

@@ -36,6 +36,7 @@ def config_problems(*, strict_readiness: bool = False) -> tuple[list[str], dict,
     labels = {
         "assistants": [f'assistant "{entry["name"]}"' for entry in document["assistants"]],
         "tools": [f'tool "{entry["name"]}"' for entry in document["tools"]],
+        "snippets": [f'snippet "{entry["name"]}"' for entry in document["snippets"]],
         "threads": [
             f'thread of user "{entry["user_id"]}" with "{entry["assistant"]}"'
             for entry in document["threads"]

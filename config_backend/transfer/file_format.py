@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 
 from config_backend.transfer.state import (
     ASSISTANT_FIELDS,
+    SNIPPET_FIELDS,
     THREAD_FIELDS,
     TOOL_FIELDS,
     ConfigState,
@@ -30,8 +31,9 @@ from config_backend.transfer.state import (
 )
 from core.api.json_input import JSONInputError, decode_json, json_pointer, json_problems
 
-# Version 2 added the tools' `strict`, version 3 the assistants' model settings, output and
-# variables; version 1 and 2 files are still read (what they lack takes the defaults).
+# Version 2 added the tools' `strict`; version 1 files are still read (every tool not strict).
+# Version 3 added the `snippets` section (version 1 and 2 files leave the snippets as they are)
+# and the assistants' model settings, output and variables (taking the defaults).
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 SCHEMA_PATH = Path(__file__).with_name("config_format.schema.json")
@@ -45,8 +47,10 @@ NOT_IN_VERSION = {
     1: {"tools": ("strict",), "assistants": AGENT_FIELDS},
     2: {"assistants": AGENT_FIELDS},
 }
+# The sections each older version lacks: {version: sections}.
+SECTIONS_NOT_IN_VERSION = {1: ("snippets",), 2: ("snippets",)}
 # The sections of the file that are lists of entries.
-SECTIONS = ("assistants", "tools", "threads")
+SECTIONS = ("assistants", "tools", "snippets", "threads")
 
 
 class ConfigFileError(Exception):
@@ -166,6 +170,7 @@ def format_problems(document) -> FormatCheck:
         and isinstance(document.get("assistants"), list)
         and isinstance(document.get("tools"), list)
         and isinstance(document.get("threads", []), list)
+        and isinstance(document.get("snippets", []), list)
     )
     if readable:
         problems.extend(_newer_field_problems(document, broken))
@@ -176,7 +181,15 @@ def _newer_field_problems(document: dict, broken: set) -> list[Problem]:
     """A field that a file's format_version does not have is an unknown key there (a file
     that uses it says the version that has it)."""
     version = document.get("format_version")
-    problems = []
+    problems = [
+        Problem(
+            f"unknown key in format_version {version} (it is in format_version "
+            f"{FORMAT_VERSION}: set that)",
+            inside=f"/{section}",
+        )
+        for section in SECTIONS_NOT_IN_VERSION.get(version, ())
+        if section in document
+    ]
     for section, fields in NOT_IN_VERSION.get(version, {}).items():
         for index, entry in enumerate(document[section]):
             for name in fields:
@@ -228,13 +241,13 @@ def _schema_error_problems(error) -> list[Problem]:
             _problem_at(path, error.message)
         ]
     if path == ["format_version"] and error.validator == "enum":
-        versions = ", ".join(str(version) for version in READABLE_VERSIONS[:-1])
-        last = READABLE_VERSIONS[-1]
+        *earlier, last = [str(version) for version in READABLE_VERSIONS]
+        listed = ", ".join(earlier)
         return [
             _problem_at(
                 path,
-                f"must be {versions} or {last} (this program reads format versions "
-                f"{versions} and {last}, and writes {FORMAT_VERSION})",
+                f"must be {listed} or {last} (this program reads format versions {listed} and "
+                f"{last}, and writes {FORMAT_VERSION})",
             )
         ]
     return [_problem_at(path, error.message)]
@@ -290,7 +303,16 @@ def serialize_state(state: ConfigState, *, include_threads: bool) -> dict:
         entry["assistant"] = assistant_names.get(row["assistant"])
         tools.append(entry)
 
-    document = {"format_version": FORMAT_VERSION, "assistants": assistants, "tools": tools}
+    snippets = [
+        {"id": str(pk), **{name: row[name] for name in SNIPPET_FIELDS}}
+        for pk, row in sorted(state.snippets.items(), key=lambda item: item[1]["name"])
+    ]
+    document = {
+        "format_version": FORMAT_VERSION,
+        "assistants": assistants,
+        "tools": tools,
+        "snippets": snippets,
+    }
     if include_threads:
         threads = []
         for pk, row in state.threads.items():

@@ -29,7 +29,7 @@ from django.urls import path, reverse
 from core.models import RevisionChange
 
 # Text fields shown as a line diff rather than old → new.
-TEXT_DIFF_FIELDS = frozenset({"instructions", "description"})
+TEXT_DIFF_FIELDS = frozenset({"instructions", "description", "text"})
 # Revisions per page of an object's history.
 HISTORY_PAGE_SIZE = 20
 # The most a page shows of one field of a change: its diff's first lines, and of a diff or a

@@ -32,11 +32,13 @@ from config_client._http import (
     fetch_bundle,
 )
 from config_client._store import UnusableFile, read_file, touch_file, write_file
+from config_client.outcomes import OutcomeRecorder
 from config_client.templates import render
 
 logger = logging.getLogger("config_client")
 
 ChangeCallback = Callable[[Bundle], object]
+_CLIENT_LABEL = object()  # record_outcome's label when none is given: the client's
 
 
 class ConfigUnavailable(Exception):
@@ -109,6 +111,9 @@ class ConfigClient:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener: EventListener | None = None
+        # What record_outcome adds up and sends (config_client.outcomes); its thread starts
+        # with the first record.
+        self.outcomes = OutcomeRecorder(self.base_url, api_key, timeout=timeout)
 
     # What the runtime reads -------------------------------------------------------------
 
@@ -180,6 +185,39 @@ class ConfigClient:
         thread; an exception in it is logged and changes nothing else)."""
         self._callbacks.append(callback)
 
+    # Outcomes --------------------------------------------------------------------------------
+
+    def record_outcome(
+        self,
+        assistant: str,
+        *,
+        revision: int | None = None,
+        label: str | None | object = _CLIENT_LABEL,
+        variant: str | None = None,
+        **counts: int,
+    ) -> None:
+        """Add an outcome (runs=1, errors=…, tool_calls=…, tool_errors=…, input_tokens=…,
+        output_tokens=…, latency_ms=… (the sum), feedback_up=…, feedback_down=…) for an
+        assistant (name or id) at a revision (the bundle's by default), under this client's
+        label by default. Returns at once and never raises; see config_client.outcomes."""
+        try:
+            config = self._index.get(assistant)
+            self.outcomes.start()
+            self.outcomes.record(
+                assistant=config["id"] if config else assistant,
+                revision=self.revision if revision is None else revision,
+                label=self.label if label is _CLIENT_LABEL else label,
+                variant=variant,
+                **counts,
+            )
+        except Exception:  # noqa: BLE001  (the runtime must never see it)
+            logger.debug("record_outcome failed", exc_info=True)
+
+    @property
+    def outcomes_dropped(self) -> int:
+        """Outcome records lost (memory bound while the server is away, or refused)."""
+        return self.outcomes.dropped
+
     # Life cycle ----------------------------------------------------------------------------
 
     def start(self) -> ConfigClient:
@@ -216,7 +254,9 @@ class ConfigClient:
         return self._fetch(self.timeout)
 
     def stop(self) -> None:
-        """Stop polling and listening; the bundle held stays readable."""
+        """Stop polling and listening, and send the outcomes recorded; the bundle held stays
+        readable."""
+        self.outcomes.stop()
         self._stop.set()
         self._wake.set()
         if self._listener is not None:

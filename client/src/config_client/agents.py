@@ -45,6 +45,7 @@ from jsonschema import Draft202012Validator
 from openai.types.shared import Reasoning
 
 from config_client._bundle import Bundle, check_bundle
+from config_client.outcomes import record_runs
 from config_client.templates import TemplateError, render
 
 ToolHandler = Callable[[dict[str, Any]], Any]
@@ -59,11 +60,13 @@ def build_agents(
     *,
     handlers: Mapping[str, ToolHandler] | None = None,
     max_turns: int = 10,
+    record_outcomes: Any = None,
 ) -> dict[str, Agent[Any]]:
     """One Agent per active `llm` assistant of the bundle, keyed by assistant name.
 
     `handlers` maps tool names to callables; a handler given for a sub_assistant tool replaces
-    the delegation. `max_turns` bounds each delegate's run.
+    the delegation. `max_turns` bounds each delegate's run. `record_outcomes`: a ConfigClient
+    that records each agent's runs, errors, tool calls and tokens (config_client.outcomes).
     """
     check_bundle(bundle)
     handlers = dict(handlers or {})
@@ -95,6 +98,8 @@ def build_agents(
             else:
                 invoke = _handled(tool["name"], config["name"], handler)
             agent.tools.append(_function_tool(tool, invoke))
+    if record_outcomes is not None:
+        record_runs(by_id, bundle=bundle, client=record_outcomes)
     return {agent.name: agent for agent in by_id.values()}
 
 
