@@ -182,21 +182,30 @@ def serve_command(port: int, workers: int = 2) -> list[str]:
     ]
 
 
-def start_production_server(port: int, env: dict | None = None):
+def start_production_server(port: int, env: dict | None = None, cwd: Path = ROOT):
     """What `make serve` runs (config_backend.serve: Granian, ASGI, 2 workers) on
-    127.0.0.1:port, with this process's environment plus `env`."""
-    return start_server(serve_command(port), port, env)
+    127.0.0.1:port, with this process's environment plus `env`, from the checkout `cwd`."""
+    return start_server(serve_command(port), port, env, cwd=cwd)
 
 
-def start_gunicorn(app: str, port: int, env: dict | None = None, workers: int = 2):
-    """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`."""
+def start_gunicorn(
+    app: str, port: int, env: dict | None = None, workers: int = 2, cwd: Path = ROOT
+):
+    """gunicorn serving `app` of the checkout `cwd` on 127.0.0.1:port with this process's
+    environment plus `env`."""
     command = ["-m", "gunicorn", app, "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
-    return start_server([sys.executable, *command, "--log-level", "warning"], port, env)
+    return start_server([sys.executable, *command, "--log-level", "warning"], port, env, cwd=cwd)
 
 
-def start_server(command: list[str], port: int, env: dict | None = None, path: str = "/healthz"):
-    """Run `command` (a server listening on 127.0.0.1:port) with this process's environment
-    plus `env`, and wait until `path` answers.
+def start_server(
+    command: list[str],
+    port: int,
+    env: dict | None = None,
+    path: str = "/healthz",
+    cwd: Path = ROOT,
+):
+    """Run `command` (a server listening on 127.0.0.1:port) in the checkout `cwd` (this one
+    unless told) with this process's environment plus `env`, and wait until `path` answers.
 
     Its output (the request log too) goes to a file in the work directory: a pipe nobody reads
     would fill and stall the server."""
@@ -206,7 +215,7 @@ def start_server(command: list[str], port: int, env: dict | None = None, path: s
     with output.open("ab") as sink:
         proc = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=sink,
             stderr=subprocess.STDOUT,
