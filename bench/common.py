@@ -308,6 +308,23 @@ def run_wrk(
     }
 
 
+def interleaved_rounds(rounds: int, cases: list, measure, *, alternate: bool = False) -> dict:
+    """{case: [measure(case) of each round]}: every case in turn, round after round, so the
+    machine's load drifting hits every case alike (`alternate`: every other round in reverse
+    order, so neither of two neighbours always runs first). A run answered with errors ends the
+    benchmark (each measure is one run_wrk)."""
+    results: dict = {case: [] for case in cases}
+    for round_number in range(rounds):
+        order = cases[::-1] if alternate and round_number % 2 else cases
+        for case in order:
+            result = measure(case)
+            if result["errors"]:
+                raise SystemExit(f"{case}: {result['errors']} error responses")
+            results[case].append(result)
+        print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
+    return results
+
+
 def timed(what: str, function):
     """(seconds, result) of calling `function`; prints how long `what` took."""
     started = time.perf_counter()
@@ -332,6 +349,27 @@ def this_command() -> str:
         if not (arg.startswith("--output") or (index and argv[index - 1] == "--output"))
     ]
     return f"`.venv/bin/python bench/{Path(sys.argv[0]).name}{''.join(f' {a}' for a in kept)}`"
+
+
+def table_head(meta: str, header: str, *, text_columns: int = 1) -> list[str]:
+    """The first lines of a results section: `meta`, then the table's `header` ("| a | b |") and
+    its alignment row: the first `text_columns` columns left, the figures right."""
+    columns = header.count("|") - 1
+    return [meta, "", header, "|" + "---|" * text_columns + "---:|" * (columns - text_columns)]
+
+
+def pyplot():
+    """matplotlib's pyplot, drawing into files (Agg), or None when matplotlib is not installed
+    (said once; the script then writes its tables without the chart)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib not installed: no chart")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def write_section(heading: str, lines: list[str], results: Path = RESULTS) -> None:

@@ -30,6 +30,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +38,9 @@ import common
 from common import (
     bench_arguments,
     create_keys,
+    interleaved_rounds,
     load_assistants,
+    pyplot,
     run_wrk,
     running_services,
     scratch,
@@ -97,26 +100,46 @@ def write_results(results: dict, tool_counts, output: Path, meta: str) -> None:
     write_section("## Read path", lines, output / "RESULTS.md")
     print("\n".join(lines))
 
-    try:
-        import matplotlib
+    def draw(ax):
+        for case in CASES:
+            ax.plot(tool_counts, [med(case, n, "rps") for n in tool_counts], marker="o", label=case)
+        ax.set_ylim(bottom=0)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no chart")
+    tools_chart(
+        output / "read_bench.png",
+        "Config read throughput (gunicorn, 2 workers)",
+        "requests / second",
+        draw,
+    )
+
+
+def tools_chart(path: Path, title: str, ylabel: str, draw) -> None:
+    """A chart over the tool counts (log scale) in `path`; `draw(ax)` plots its lines."""
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for case in CASES:
-        ax.plot(tool_counts, [med(case, n, "rps") for n in tool_counts], marker="o", label=case)
+    draw(ax)
     ax.set_xscale("log")
     ax.set_xlabel("tools per assistant")
-    ax.set_ylabel("requests / second")
-    ax.set_title("Config read throughput (gunicorn, 2 workers)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(output / "read_bench.png", dpi=100)
+    fig.savefig(path, dpi=100)
+
+
+def measure(url_and_key: tuple, case: tuple, args) -> dict:
+    """One wrk run of `case` (its name, its tool count); a miss of 1,000 tools for half as long."""
+    (url, key), (name, n) = url_and_key, case
+    return run_wrk(
+        url,
+        seconds=args.seconds if name != "miss" or n < 1000 else args.seconds / 2,
+        connections=args.connections,
+        key=key,
+        headers=GZIP if name == "hit-gzip" else None,
+    )
 
 
 def main() -> int:
@@ -171,25 +194,12 @@ def main() -> int:
             urls[("ceiling", n)] = (f"http://127.0.0.1:{ports['ceiling']}/redis/{n}/", None)
             urls[("memory", n)] = (f"http://127.0.0.1:{ports['ceiling']}/memory/{n}/", None)
 
-        results: dict = {case: [] for case in urls}
         started = time.monotonic()
-        for round_number in range(args.rounds):
-            for n in tool_counts:
-                for case in CASES:
-                    url, case_key = urls[(case, n)]
-                    seconds = args.seconds if case != "miss" or n < 1000 else args.seconds / 2
-                    headers = GZIP if case == "hit-gzip" else None
-                    result = run_wrk(
-                        url,
-                        seconds=seconds,
-                        connections=args.connections,
-                        key=case_key,
-                        headers=headers,
-                    )
-                    if result["errors"]:
-                        raise SystemExit(f"{case} at {n} tools: {result['errors']} error responses")
-                    results[(case, n)].append(result)
-            print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
+        results = interleaved_rounds(
+            args.rounds,
+            [(case, n) for n in tool_counts for case in CASES],
+            lambda case: measure(urls[case], case, args),
+        )
         meta = (
             f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores: gunicorn with 2 sync "
             f"workers per server, wrk 1 thread × {args.connections} connections, "
@@ -305,36 +315,26 @@ def compare(args, tool_counts) -> int:
             "after": compared_urls(start_side(common.ROOT, {}), ids, key, tool_counts),
         }
 
-        results: dict = {(side, *case): [] for side in SIDES for case in urls["after"]}
-        started, loads = time.monotonic(), []
-        for round_number in range(args.rounds):
-            order = SIDES if round_number % 2 == 0 else SIDES[::-1]
-            for n in tool_counts:
-                for case in COMPARED:
-                    for side in order:
-                        url, case_key = urls[side][(case, n)]
-                        seconds = args.seconds if case != "miss" or n < 1000 else args.seconds / 2
-                        result = run_wrk(
-                            url,
-                            seconds=seconds,
-                            connections=args.connections,
-                            key=case_key,
-                            headers=GZIP if case == "hit-gzip" else None,
-                        )
-                        if result["errors"]:
-                            raise SystemExit(f"{side} {case} at {n}: {result['errors']} errors")
-                        results[(side, case, n)].append(result)
-            loads.append(os.getloadavg()[0])
-            print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
+        started = time.monotonic()
+        results = interleaved_rounds(
+            args.rounds,
+            [(side, case, n) for n in tool_counts for case in COMPARED for side in SIDES],
+            lambda run: measure(urls[run[0]][run[1:]], run[1:], args),
+            alternate=True,
+        )
+        load = os.getloadavg()[0]
+        kept = Path(tempfile.gettempdir()) / f"read_compare-{os.getpid()}.json"
+        kept.write_text(json.dumps([[*run, results[run]] for run in results]))
+        print(f"every run's figures: {kept}", file=sys.stderr)
         meta = (
             f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores (load average "
-            f"{min(loads):.1f}–{max(loads):.1f} at the rounds' ends): `before` is {names[0]}, "
+            f"{load:.1f} at the end): `before` is {names[0]}, "
             f"`after` {names[1]}; each version on its own database (same PostgreSQL) and "
             "Redis, the same data. gunicorn with 2 sync workers per server and `make serve` "
             f"(Granian, ASGI, 2 workers); wrk 1 thread × {args.connections} connections, "
             f"{args.seconds:g} s per case, {args.rounds} rounds "
             f"({time.monotonic() - started:.0f} s), each case run on both versions back to back, "
-            "which first alternating by round. req/s: median over rounds; after / before: the "
+            "every other round in reverse order. req/s: median over rounds; after / before: the "
             "median of the rounds' own ratios, with their quartiles and range. Command: "
             f"{this_command()}."
         )
@@ -357,7 +357,9 @@ def write_comparison(results: dict, tool_counts, output: Path, meta: str) -> Non
         return [r["rps"] for r in results[(side, case, n)]]
 
     def ratios(case, n):
-        return [a / b for a, b in zip(rps("after", case, n), rps("before", case, n), strict=True)]
+        # A run that completed no request (a slow miss on a loaded machine) has no ratio.
+        pairs = zip(rps("after", case, n), rps("before", case, n), strict=True)
+        return [a / b for a, b in pairs if a and b] or [float("nan")]
 
     def quartiles(values):
         if len(values) < 2:
@@ -369,8 +371,8 @@ def write_comparison(results: dict, tool_counts, output: Path, meta: str) -> Non
         meta,
         "",
         "| tools | case | before req/s | after req/s | after / before | quartiles | range "
-        "| before p50 ms | after p50 ms |",
-        "|---:|---|---:|---:|---:|---|---|---:|---:|",
+        "| rounds | before p50 ms | after p50 ms |",
+        "|---:|---|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for n in tool_counts:
         for case in COMPARED:
@@ -384,39 +386,32 @@ def write_comparison(results: dict, tool_counts, output: Path, meta: str) -> Non
                 f"| {n} | {case} | {statistics.median(rps('before', case, n)):.0f} "
                 f"| {statistics.median(rps('after', case, n)):.0f} "
                 f"| {statistics.median(ratio):.2f} | {low:.2f}–{high:.2f} "
-                f"| {min(ratio):.2f}–{max(ratio):.2f} | {p50['before']:.2f} | {p50['after']:.2f} |"
+                f"| {min(ratio):.2f}–{max(ratio):.2f} | {len(ratio)} "
+                f"| {p50['before']:.2f} | {p50['after']:.2f} |"
             )
+    lines += ["", "![after / before](read_compare.png)"]
     write_section("## Read path: before and after", lines, output / "RESULTS.md")
     print("\n".join(lines))
 
-    try:
-        import matplotlib
+    def draw(ax):
+        for offset, case in enumerate(COMPARED):
+            medians, lows, highs = [], [], []
+            for n in tool_counts:
+                ratio = ratios(case, n)
+                low, high = quartiles(ratio)
+                medians.append(statistics.median(ratio))
+                lows.append(medians[-1] - low)
+                highs.append(high - medians[-1])
+            xs = [n * (1 + 0.08 * (offset - 2)) for n in tool_counts]  # side by side
+            ax.errorbar(xs, medians, yerr=[lows, highs], marker="o", capsize=3, label=case)
+        ax.axhline(1.0, color="grey", linewidth=1)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no chart")
-        return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for offset, case in enumerate(COMPARED):
-        xs = [n * (1 + 0.08 * (offset - 2)) for n in tool_counts]
-        medians, lows, highs = [], [], []
-        for n in tool_counts:
-            ratio = ratios(case, n)
-            low, high = quartiles(ratio)
-            medians.append(statistics.median(ratio))
-            lows.append(medians[-1] - low)
-            highs.append(high - medians[-1])
-        ax.errorbar(xs, medians, yerr=[lows, highs], marker="o", capsize=3, label=case)
-    ax.axhline(1.0, color="grey", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("tools per assistant")
-    ax.set_ylabel("req/s after / before (median, quartiles)")
-    ax.set_title("Config read: after the redesign / before, same run")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(output / "read_compare.png", dpi=100)
+    tools_chart(
+        output / "read_compare.png",
+        "Config read: after the redesign / before, same run",
+        "req/s after / before (median, quartiles)",
+        draw,
+    )
 
 
 if __name__ == "__main__":
