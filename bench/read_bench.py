@@ -150,8 +150,14 @@ def main() -> int:
         metavar="CHECKOUT",
         help="another checkout of this repository (the version before): both in one run",
     )
+    parser.add_argument(
+        "--tools",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=TOOL_COUNTS,
+        help="the tool counts to measure (default 1,10,100,1000)",
+    )
     args = parser.parse_args()
-    tool_counts = TOOL_COUNTS
+    tool_counts = args.tools
     if args.quick:
         args.rounds, args.seconds, tool_counts = 1, 1.0, [1, 10]
     if args.compare:
