@@ -123,7 +123,7 @@ class Assistant(Timestamped):
             raise ValidationError(errors)
 
     def normalize(self) -> None:
-        """Store an empty OpenAI assistant id as None: the contract's API and file format show
-        null."""
+        """Store an empty OpenAI assistant id as None, which the API and the file format show as
+        null (docs/contract.md)."""
         if self.openai_assistant_id == "":
             self.openai_assistant_id = None
