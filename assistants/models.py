@@ -215,8 +215,8 @@ class Assistant(Timestamped):
         ]
 
     def normalize(self) -> None:
-        """Store an empty OpenAI assistant id as None (the contract's API and file format show
-        null), and empty model settings and variables as their defaults."""
+        """Store an empty OpenAI assistant id as None, which the API and the file format show as
+        null (docs/contract.md), and empty model settings and variables as their defaults."""
         if self.openai_assistant_id == "":
             self.openai_assistant_id = None
         # A form or file that leaves them empty means the defaults.

@@ -1,5 +1,5 @@
-"""Reads of assistants, and the resolved runtime config (docs/contract.md "Resolved runtime
-config").
+"""Reads of assistants, and the resolved runtime config (docs/contract.md, "Resolved
+runtime config").
 
 The config shape is defined in one place, `resolved_config` (and `resolved_bundle`), from plain
 values: used by the live configs (`assistant_config_build`, per assistant and in the bundle)

@@ -183,16 +183,19 @@ def serve_command(port: int, workers: int = 2) -> list[str]:
     ]
 
 
-def start_production_server(port: int, env: dict | None = None):
+def start_production_server(port: int, env: dict | None = None, cwd: Path = ROOT):
     """What `make serve` runs (config_backend.serve: Granian, ASGI, 2 workers) on
-    127.0.0.1:port, with this process's environment plus `env`."""
-    return start_server(serve_command(port), port, env)
+    127.0.0.1:port, with this process's environment plus `env`, from the checkout `cwd`."""
+    return start_server(serve_command(port), port, env, cwd=cwd)
 
 
-def start_gunicorn(app: str, port: int, env: dict | None = None, workers: int = 2):
-    """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`."""
+def start_gunicorn(
+    app: str, port: int, env: dict | None = None, workers: int = 2, cwd: Path = ROOT
+):
+    """gunicorn serving `app` of the checkout `cwd` on 127.0.0.1:port with this process's
+    environment plus `env`."""
     command = ["-m", "gunicorn", app, "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
-    return start_server([sys.executable, *command, "--log-level", "warning"], port, env)
+    return start_server([sys.executable, *command, "--log-level", "warning"], port, env, cwd=cwd)
 
 
 def start_server(
@@ -202,9 +205,8 @@ def start_server(
     path: str = "/healthz",
     cwd: Path = ROOT,
 ):
-    """Run `command` (a server listening on 127.0.0.1:port) in `cwd` (another checkout, to
-    measure it beside this one) with this process's environment plus `env`, and wait until
-    `path` answers.
+    """Run `command` (a server listening on 127.0.0.1:port) in the checkout `cwd` (this one
+    unless told) with this process's environment plus `env`, and wait until `path` answers.
 
     Its output (the request log too) goes to a file in the work directory: a pipe nobody reads
     would fill and stall the server."""
@@ -332,6 +334,23 @@ def run_wrk(
     }
 
 
+def interleaved_rounds(rounds: int, cases: list, measure, *, alternate: bool = False) -> dict:
+    """{case: [measure(case) of each round]}: every case in turn, round after round, so the
+    machine's load drifting hits every case alike (`alternate`: every other round in reverse
+    order, so neither of two neighbours always runs first). A run answered with errors ends the
+    benchmark (each measure is one run_wrk)."""
+    results: dict = {case: [] for case in cases}
+    for round_number in range(rounds):
+        order = cases[::-1] if alternate and round_number % 2 else cases
+        for case in order:
+            result = measure(case)
+            if result["errors"]:
+                raise SystemExit(f"{case}: {result['errors']} error responses")
+            results[case].append(result)
+        print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
+    return results
+
+
 def timed(what: str, function):
     """(seconds, result) of calling `function`; prints how long `what` took."""
     started = time.perf_counter()
@@ -356,6 +375,27 @@ def this_command() -> str:
         if not (arg.startswith("--output") or (index and argv[index - 1] == "--output"))
     ]
     return f"`.venv/bin/python bench/{Path(sys.argv[0]).name}{''.join(f' {a}' for a in kept)}`"
+
+
+def table_head(meta: str, header: str, *, text_columns: int = 1) -> list[str]:
+    """The first lines of a results section: `meta`, then the table's `header` ("| a | b |") and
+    its alignment row: the first `text_columns` columns left, the figures right."""
+    columns = header.count("|") - 1
+    return [meta, "", header, "|" + "---|" * text_columns + "---:|" * (columns - text_columns)]
+
+
+def pyplot():
+    """matplotlib's pyplot, drawing into files (Agg), or None when matplotlib is not installed
+    (said once; the script then writes its tables without the chart)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib not installed: no chart")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def write_section(heading: str, lines: list[str], results: Path = RESULTS) -> None:

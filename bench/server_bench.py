@@ -54,6 +54,7 @@ from common import (
     scratch,
     serve_command,
     start_server,
+    table_head,
     this_command,
     write_section,
 )
@@ -215,12 +216,9 @@ def med(runs: list[dict], field: str = "rps") -> float:
 
 
 def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
-    lines = [
-        meta,
-        "",
-        "| app | server | req/s (median) | min–max | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
+    lines = table_head(
+        meta, "| app | server | req/s (median) | min–max | p50 ms | p99 ms |", text_columns=2
+    )
     for name, (app, server, _) in CASES.items():
         if name not in results:
             continue

@@ -284,11 +284,10 @@ SCHEMA_MAX_PATTERN_CHARACTERS = env_int("SCHEMA_MAX_PATTERN_CHARACTERS", 65_536)
 JSON_MAX_DEPTH = SCHEMA_MAX_DEPTH + 8
 
 # Strict tools (docs/contract.md "Tool schema strictness", rules 8 and 9). The schema limits
-# default to
-# what OpenAI publishes for strict function calling / structured outputs ("Supported schemas":
-# 5,000 object properties in all, 10 levels of nesting, 1,000 enum values, 120,000 characters
-# of property names, definition names, enum and const values, and 15,000 characters for one
-# string enum of more than 250 values); lower them if your provider's are lower.
+# default to what OpenAI publishes for strict function calling / structured outputs ("Supported
+# schemas": 5,000 object properties in all, 10 levels of nesting, 1,000 enum values, 120,000
+# characters of property names, definition names, enum and const values, and 15,000 characters
+# for one string enum of more than 250 values); lower them if your provider's are lower.
 STRICT_SCHEMA_MAX_PROPERTIES = env_int("STRICT_SCHEMA_MAX_PROPERTIES", 5_000)
 STRICT_SCHEMA_MAX_NESTING = env_int("STRICT_SCHEMA_MAX_NESTING", 10)
 STRICT_SCHEMA_MAX_ENUM_VALUES = env_int("STRICT_SCHEMA_MAX_ENUM_VALUES", 1_000)

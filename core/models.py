@@ -54,8 +54,8 @@ class ConfigRevision(models.Model):
 
 
 class Revision(models.Model):
-    """One committed change set of the configuration (docs/contract.md "Revisions"): who, from
-    where, why.
+    """One committed change set of the configuration: who, from where, why (docs/contract.md,
+    "Revisions").
 
     `number` is the config revision the change set left the counter at (each row change moves
     the counter, so numbers grow but skip). `assistants` lists the assistants whose resolved
@@ -125,8 +125,7 @@ LIVE = "live"
 
 
 def validate_label_name(name: str) -> None:
-    """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (docs/contract.md
-    "Labels")."""
+    """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (docs/contract.md)."""
     if name == LIVE:
         raise ValidationError("`live` is reserved: it always means the current state.")
     if not LABEL_NAME.match(name):

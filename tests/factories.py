@@ -7,6 +7,9 @@ from conftest.py or from another test module).
 import asyncio
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 from io import StringIO
 
@@ -256,49 +259,85 @@ def concurrently(count: int, function) -> list:
     return results
 
 
+async def asgi_get(app, path: str, headers: dict | None = None, on_send=None):
+    """One GET of `path` (a query string too) through the ASGI `app`, as an ASGI server sends
+    it: (status, headers by lower-case name, body). `on_send` is called with each message the
+    app sends, as it sends it. The client stays connected after its request."""
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"localhost"),
+            *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    requested, messages = [], []
+
+    async def receive():
+        if not requested:
+            requested.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()
+
+    async def send(message):
+        if on_send:
+            on_send(message)
+        messages.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
+
+
+def run_manage(*args: str, env: dict, cwd=None) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` run in `cwd` (the checkout unless told) with this environment plus
+    `env`, its output captured."""
+    from tests.live import ROOT
+
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=cwd or ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def manage(*args: str, env: dict, cwd=None) -> str:
+    """run_manage's output; fails the test unless the command exits 0."""
+    result = run_manage(*args, env=env, cwd=cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+# A first local run: debug on, nothing configured (the embedded SQLite file, no Redis).
+EMBEDDED = {"DEBUG": "1", "DATABASE_URL": "", "REDIS_URL": "", "SECRET_KEY": ""}
+
+
+def embedded_manage(project, *args: str) -> str:
+    """`manage.py ARGS` of the copy of the project in `project` (the fresh_copy fixture), run as
+    on a first local run (EMBEDDED)."""
+    return manage(*args, env=EMBEDDED, cwd=project)
+
+
 def asgi_gets(app, *requests) -> list[tuple[int, dict, bytes]]:
     """GET each (path, headers) in turn through the ASGI `app`, in one event loop; returns
     (status, headers by lower-case name, body) for each."""
 
-    async def get(path: str, headers: dict):
-        path, _, query = path.partition("?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": [
-                (b"host", b"localhost"),
-                *((name.lower().encode(), value.encode()) for name, value in headers.items()),
-            ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
-        body_sent = asyncio.Event()
-        messages = []
-
-        async def receive():
-            if not body_sent.is_set():
-                body_sent.set()
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()  # the client stays connected
-
-        async def send(message):
-            messages.append(message)
-
-        await app(scope, receive, send)
-        start = next(m for m in messages if m["type"] == "http.response.start")
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
-        return start["status"], headers, body
-
     async def all_of_them():
-        return [await get(path, headers) for path, headers in requests]
+        return [await asgi_get(app, path, headers) for path, headers in requests]
 
     return asyncio.run(all_of_them())
 

@@ -162,6 +162,20 @@ class MixedLoad:
             for i in range(writers)
         ] + [threading.Thread(target=self._reader, daemon=True) for _ in range(readers)]
 
+    @classmethod
+    def over(cls, base_urls: list[str], rows, **options) -> "MixedLoad":
+        """A load over the rows seed_rows() made: (assistant ids, tool ids, read key, write
+        key); `options` as the constructor's."""
+        assistant_ids, tool_ids, read_key, write_key = rows
+        return cls(
+            base_urls,
+            assistant_ids=assistant_ids,
+            tool_ids=tool_ids,
+            read_key=read_key,
+            write_key=write_key,
+            **options,
+        )
+
     def __enter__(self):
         for thread in self.threads:
             thread.start()

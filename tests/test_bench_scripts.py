@@ -34,6 +34,19 @@ def test_the_read_benchmark_measures_every_case_and_writes_its_results(tmp_path)
     assert (tmp_path / "read_bench.png").stat().st_size > 10_000
 
 
+def test_the_read_benchmark_compares_two_checkouts_in_one_run(tmp_path):
+    # This checkout against itself: each side its own database, Redis and servers.
+    result = run_script(
+        "bench/read_bench.py", "--compare", str(ROOT), "--quick", "--output", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "## Read path: before and after" in results
+    for case in ("| hit |", "| hit-gzip |", "| label hit |", "| miss |", "| hit, make serve |"):
+        assert results.count(case) == 2  # 1 and 10 tools
+    assert (tmp_path / "read_compare.png").stat().st_size > 10_000
+
+
 def test_the_soak_finds_no_stale_read_and_no_error():
     result = run_script("bench/soak.py", "--seconds", "5")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,6 +1,5 @@
-"""Every write path leaves one revision with its author, source, note and field-level changes;
-GET /api/v1/revisions/ lists them (docs/contract.md "Revisions, history, labels, diff,
-rollback")."""
+"""Every write path leaves one revision with its author, source, note and field-level changes; GET
+/api/v1/revisions/ lists them (docs/contract.md, "Revisions, history, labels, diff, rollback")."""
 
 from io import StringIO
 

@@ -1,4 +1,4 @@
-"""The history over the API: revisions, the diff between two points, rollback (the contract
+"""The history over the API: revisions, the diff between two points, rollback (docs/contract.md,
 "Revisions, history, labels, diff, rollback"). Thin: parse, call a selector or service, render.
 
 Reads need the `read` scope, or staff with `config_backend.view_revision`. A rollback needs the

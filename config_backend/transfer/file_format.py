@@ -1,7 +1,6 @@
-"""The configuration file format (docs/contract.md "Import/export format"): its JSON Schema,
-reading a
-file, where a problem is in it, and writing a state (config_backend.transfer.state) as a file
-(the export, bytes, backups).
+"""The configuration file format (docs/contract.md "Import/export format"): its JSON Schema, reading
+a file, where a problem is in it, and writing a state (config_backend.transfer.state) as a file (the
+export, bytes, backups).
 
 An entry's fields are the state's (ASSISTANT_FIELDS, ... in state), which are the models'
 CONFIG_FIELDS. Adding a field there needs the schema and a format version here.

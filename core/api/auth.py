@@ -1,8 +1,8 @@
 """API-key authentication (`Authorization: Bearer <key>`) and the scope permission.
 
-Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` = read +
-config
-writes. Staff users logged into the admin may use the API too, within their model permissions.
+Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` =
+read + config writes. Staff users logged into the admin may use the API too, within their model
+permissions.
 """
 
 from django.contrib.auth.models import AnonymousUser

@@ -15,8 +15,8 @@ a made-up or retired key is refused without a query each. It is tagged with the 
 read before the lookup, like any record, so creating (or changing) any key retires it at once:
 a key created with that prefix works from its first request.
 
-Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` = read +
-config writes.
+Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` =
+read + config writes.
 
 A key never carries more than its maker may do (key_grant_problems): the admin's key forms and
 `create_api_key --as-user` ask it; the operator at the shell, like a superuser, may make any.

@@ -1,5 +1,5 @@
-"""Prometheus metrics, served at `/metrics` (docs/contract.md "Operations"), right across worker
-processes.
+"""Prometheus metrics, served at `/metrics` (docs/contract.md, "Operations"), right across
+worker processes.
 
 gunicorn runs several worker processes; each counts what it answers. With
 PROMETHEUS_MULTIPROC_DIR set, prometheus-client keeps every process's values in memory-mapped

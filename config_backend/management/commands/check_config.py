@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
+from config_backend.management.options import add_switch
 from core.ops.terminal import terminal_safe
 
 
@@ -14,13 +15,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
+        add_switch(
+            parser,
             "--strict",
-            action="store_true",
-            help=(
-                "Also list what keeps each tool that is not strict from being sent in OpenAI "
-                "strict mode (rule 8's findings, with JSON pointers); any is a problem (exit 1)."
-            ),
+            "Also list what keeps each tool that is not strict from being sent in OpenAI strict "
+            "mode (rule 8's findings, with JSON pointers); any is a problem (exit 1).",
         )
 
     def handle(self, *args, strict, **options):
