@@ -1,5 +1,6 @@
 import uuid
 
+from config_client import templates
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import connection, models
@@ -96,13 +97,41 @@ class Snippet(Timestamped):
             texts = _texts(snippets, assistants)
             after = {**active, self.name: self.text}
             every = {name: text for name, (text, _active) in snippets.items()}
+            reached = sorted(reaching([self.name], texts, {**every, self.name: self.text}))
             problems = [
                 f"{_phrase(key, gettext('includes it'))}: {expansion_error(texts[key], after)}"
-                for key in sorted(reaching([self.name], texts, {**every, self.name: self.text}))
+                for key in reached
                 if expansion_error(texts[key], after)
             ]
+            if not problems:
+                problems = undeclared_placeholder_problems(reached, texts, after)
             if problems:
                 raise ValidationError({"text": problems})
+
+
+def undeclared_placeholder_problems(reached: list, texts: dict, snippets: dict) -> list[str]:
+    """Rule 11 from the snippet's side: a placeholder of the snippet's new text must be a
+    declared variable of every assistant that includes it (directly or through other
+    snippets). `reached`: the includers' keys (reaching); `snippets`: the active texts after."""
+    names = [name for kind, name in reached if kind == "assistant"]
+    if not names:
+        return []
+    declared = dict(
+        apps.get_model(ASSISTANT_MODEL)
+        .objects.filter(name__in=names)
+        .values_list("name", "variables")
+    )
+    problems = []
+    for name in names:
+        expanded = templates.expand(texts[("assistant", name)], snippets)
+        undeclared = templates.undeclared_placeholders(expanded, declared.get(name) or [])
+        if undeclared:
+            problems.append(
+                f"{_phrase(('assistant', name), gettext('includes it'))}: "
+                + gettext("placeholders name undeclared variables: %s; declare them there.")
+                % ", ".join(f"“{variable}”" for variable in undeclared)
+            )
+    return problems
 
 
 def lock_include_graph():

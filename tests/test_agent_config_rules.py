@@ -6,6 +6,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from assistants.models import Assistant
+from snippets.models import Snippet
 from tests.factories import (
     OPTIONAL_SCHEMA,
     STRICT_READY_SCHEMA,
@@ -333,3 +334,23 @@ def test_the_admin_warns_of_a_declared_variable_no_placeholder_uses_and_saves(ad
     assert "Declared but used by no placeholder: “name”." in messages
     assistant.refresh_from_db()
     assert assistant.instructions == "Hi."
+
+
+# --- rule 11 from a snippet's side ---------------------------------------------------------------
+
+
+def test_a_snippet_edit_bringing_an_undeclared_placeholder_to_an_includer_is_refused(writer):
+    tone = Snippet.objects.create(name="tone", text="Be brief.")
+    Assistant.objects.create(name="Includer", model="m", instructions="Hi. {{> tone }}")
+    response = writer.patch(
+        f"/api/v1/snippets/{tone.pk}/", {"text": "Be brief, {{ user_name }}."}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "text": [
+            "assistant “Includer” includes it: placeholders name undeclared variables: "
+            "“user_name”; declare them there."
+        ]
+    }
+    tone.refresh_from_db()
+    assert tone.text == "Be brief."

@@ -45,7 +45,20 @@ def included():
     greeting = Snippet.objects.create(name="greeting", text="Hello! {{> tone }}")
     spare = Snippet.objects.create(name="spare", text="Unused.")
     secretary = Assistant.objects.create(
-        name="Secretary", model="m", is_secretary=True, instructions="Start. {{> greeting }} End."
+        name="Secretary",
+        model="m",
+        is_secretary=True,
+        instructions="Start. {{> greeting }} End.",
+        # Rule 11: the placeholder `tone` brings in is a declared variable of the includer.
+        variables=[
+            {
+                "name": "user_name",
+                "type": "string",
+                "required": False,
+                "default": None,
+                "description": "",
+            }
+        ],
     )
     return {"tone": tone, "greeting": greeting, "spare": spare, "secretary": secretary}
 
@@ -360,7 +373,8 @@ def test_the_export_writes_the_snippets_in_format_version_3_and_round_trips(tmp_
 def test_a_version_2_file_still_imports_and_leaves_the_snippets_as_they_are(tmp_path, included):
     document = {
         "format_version": 2,
-        "assistants": [{"name": "Plain", "model": "m", "instructions": "{{> tone }}"}],
+        # (`spare`: a version 2 file declares no variables, so it includes no placeholder)
+        "assistants": [{"name": "Plain", "model": "m", "instructions": "{{> spare }}"}],
         "tools": [],
     }
 
