@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 from assistants.models import Assistant
 from config_backend.transfer import export_config, format_schema
 from core.store import committed_counter
+from snippets.models import Snippet
 from tests.factories import (
     OPTIONAL_SCHEMA,
     import_error_lines,
@@ -230,3 +231,21 @@ def test_check_config_lists_a_tool_choice_whose_link_was_deactivated_around_the_
         "assistant's active linked tools; link and activate it first, or choose auto, required "
         "or none."
     ]
+
+
+def test_an_import_bringing_an_undeclared_placeholder_to_an_assistant_it_leaves_out_is_refused(
+    tmp_path,
+):
+    Snippet.objects.create(name="tone", text="Be brief.")
+    Assistant.objects.create(name="Includer", model="m", instructions="Hi. {{> tone }}")
+    document = {
+        "format_version": 3,
+        "assistants": [],
+        "tools": [],
+        "snippets": [{"name": "tone", "text": "Be brief, {{ user_name }}."}],
+    }
+    assert import_error_lines(write_config_file(tmp_path, document)) == [
+        '/snippets: assistant "Includer", which this file does not mention: placeholders name '
+        "undeclared variables: “user_name”; declare them under variables."
+    ]
+    assert Snippet.objects.get().text == "Be brief."

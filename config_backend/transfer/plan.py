@@ -133,6 +133,7 @@ class Planner:
         self.plan_snippets()
         self.plan_assistants()
         self.include_problems()
+        self.placeholder_problems()
         self._final_assistant_names = {row["name"]: pk for pk, row in self.final.assistants.items()}
         self._broken_assistant_names = self._broken_names("assistants")
         self.plan_tools()
@@ -385,6 +386,24 @@ class Planner:
                 self.errors.append(
                     Problem(
                         f'{kind} "{name}", which this file does not mention: {problem}', "snippets"
+                    )
+                )
+
+    def placeholder_problems(self) -> None:
+        """Rule 11 for the assistants the file does not mention (its own entries were checked
+        with their rows): the snippets it changes must not bring them a placeholder they do not
+        declare; reported at the file's `/snippets`."""
+        in_file = {row.pk for row in self.assistant_rows}
+        for pk, row in sorted(self.final.assistants.items(), key=lambda item: str(item[0])):
+            text, variables = row.get("instructions"), row.get("variables") or []
+            if pk in in_file or not isinstance(text, str) or "{{" not in text:
+                continue
+            problem = instructions_problem(text, variables, self.snippet_texts())
+            if problem:
+                self.errors.append(
+                    Problem(
+                        f'assistant "{row["name"]}", which this file does not mention: {problem}',
+                        "snippets",
                     )
                 )
 
