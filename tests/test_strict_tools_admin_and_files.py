@@ -156,7 +156,7 @@ def test_strict_in_a_version_1_file_is_an_unknown_key(tmp_path):
     document = {"format_version": 1, "assistants": [], "tools": [a_tool(strict=True)]}
 
     assert import_error_lines(write_config_file(tmp_path, document)) == [
-        "/tools/0/strict: unknown key in format_version 1 (it is in format_version 3: set that)"
+        "/tools/0/strict: unknown key in format_version 1 (it is in format_version 2: set that)"
     ]
 
 
