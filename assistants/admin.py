@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from assistants.models import Assistant
 from core.admin.actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
@@ -43,7 +45,10 @@ class ToolLinkFormSet(BaseInlineFormSet):
             )
         over = tool_limit_problems({self.instance.pk: after})
         if over and after > sum(stored.values()):
-            raise ValidationError("This assistant would have " + over[self.instance.pk])
+            raise ValidationError(
+                gettext("This assistant would have %(problem)s")
+                % {"problem": over[self.instance.pk]}
+            )
 
 
 class ToolLinkInline(admin.TabularInline):
@@ -54,8 +59,8 @@ class ToolLinkInline(admin.TabularInline):
     autocomplete_fields = ["tool"]
     fields = ["tool", "is_active", "sub_assistant"]
     readonly_fields = ["sub_assistant"]
-    verbose_name = "tool"
-    verbose_name_plural = "tools"
+    verbose_name = _("tool")
+    verbose_name_plural = _("tools")
 
 
 @admin.register(Assistant)
@@ -75,8 +80,8 @@ class AssistantAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
     readonly_fields = ["id", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "assistant_type", "is_secretary", "is_active"]}),
-        ("Model", {"fields": ["model", "openai_assistant_id", "instructions"]}),
-        ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
+        (_("Model"), {"fields": ["model", "openai_assistant_id", "instructions"]}),
+        (_("Record"), {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     inlines = [ToolLinkInline]
     actions = [activate_selected, deactivate_selected]
@@ -95,6 +100,6 @@ class AssistantAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
             .annotate(_tool_count=Count("tool_links", filter=Q(tool_links__is_active=True)))
         )
 
-    @admin.display(description="tools", ordering="_tool_count")
+    @admin.display(description=_("tools"), ordering="_tool_count")
     def tool_count(self, obj):
         return obj._tool_count

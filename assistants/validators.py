@@ -9,6 +9,7 @@ the callers only fetch the values.
 from collections.abc import Hashable, Iterable
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 LLM = "llm"  # Assistant.Type.LLM
 OPENAI_API = "openai_api"  # Assistant.Type.OPENAI_API
@@ -20,9 +21,9 @@ def assistant_type_errors(
     """Rule 5 for one assistant: {field: message}, empty when it holds."""
     errors = {}
     if assistant_type == LLM and not model:
-        errors["model"] = "An LLM assistant needs a model."
+        errors["model"] = gettext("An LLM assistant needs a model.")
     if assistant_type == OPENAI_API and not openai_assistant_id:
-        errors["openai_assistant_id"] = (
+        errors["openai_assistant_id"] = gettext(
             "An OpenAI Assistants API assistant needs an OpenAI assistant id."
         )
     return errors
@@ -60,10 +61,10 @@ def secretary_conflicts(
 
 
 def one_secretary_message(*, other: str) -> str:
-    return (
-        f"“{other}” is already the active secretary; there can be only one. "
+    return gettext(
+        "“%(other)s” is already the active secretary; there can be only one. "
         "Deactivate it or unset its secretary flag first."
-    )
+    ) % {"other": other}
 
 
 def instructions_size_error(text: str) -> str | None:
@@ -76,7 +77,7 @@ def instructions_size_error(text: str) -> str | None:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size <= limit:
         return None
-    return (
-        f"Instructions are {size:,} bytes (UTF-8); at most {limit:,} are allowed "
+    return gettext(
+        "Instructions are %(size)s bytes (UTF-8); at most %(limit)s are allowed "
         "(MAX_INSTRUCTIONS_BYTES)."
-    )
+    ) % {"size": f"{size:,}", "limit": f"{limit:,}"}

@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext
 
 from core.models import RevisionChange
 
@@ -110,7 +111,10 @@ def _bounded_diff(diff: tuple) -> tuple[tuple, str]:
     left_out = sum(len(line) for _, line in diff) - sum(len(line) for _, line in shown)
     lines = len(diff) - len(shown)
     return tuple(shown), (
-        f"{left_out:,} more characters of this diff ({lines:,} more lines) are not shown here."
+        gettext(
+            "%(characters)s more characters of this diff (%(lines)s more lines) are not shown here."
+        )
+        % {"characters": f"{left_out:,}", "lines": f"{lines:,}"}
     )
 
 
@@ -134,7 +138,8 @@ def field_change(name: str, old, new, *, whole: bool = False) -> FieldChange:
         return FieldChange(name, old=_shown(old), new=_shown(new))
     (old_text, old_cut), (new_text, new_cut) = _bounded_value(old), _bounded_value(new)
     cut = (
-        f"Values longer than {FIELD_SHOWN_CHARS:,} characters are cut here."
+        gettext("Values longer than %(limit)s characters are cut here.")
+        % {"limit": f"{FIELD_SHOWN_CHARS:,}"}
         if old_cut or new_cut
         else ""
     )
@@ -164,7 +169,7 @@ def field_page(request, model_admin, *, change, field: str, title: str, **contex
     """The page showing one field of a recorded change whole: its diff with every line, or
     its old and new values. 404 for a field the change did not touch."""
     if field not in change.fields:
-        raise Http404("This change did not touch that field.")
+        raise Http404(gettext("This change did not touch that field."))
     values = change.fields[field]
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(
@@ -260,7 +265,7 @@ class RevisionHistoryAdmin(admin.ModelAdmin):
         )
         context = {
             **self.admin_site.each_context(request),
-            "title": f"History: {obj}",
+            "title": gettext("History: %(object)s") % {"object": obj},
             "subtitle": None,
             "object": obj,
             "opts": self.opts,
@@ -287,13 +292,14 @@ class RevisionHistoryAdmin(admin.ModelAdmin):
             .first()
         )
         if change is None:
-            raise Http404("No such change in this history.")
+            raise Http404(gettext("No such change in this history."))
         return field_page(
             request,
             self,
             change=change,
             field=field,
-            title=f"{field} of {change.name}, revision {change.revision.number}",
+            title=gettext("%(field)s of %(name)s, revision %(number)s")
+            % {"field": field, "name": change.name, "number": change.revision.number},
             object=obj,
             module_name=str(self.opts.verbose_name_plural).capitalize(),
         )
