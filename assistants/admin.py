@@ -1,10 +1,13 @@
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from assistants.graph import GraphUnavailable, delegation_graph, graph_svg
 from assistants.models import Assistant
 from core.admin.actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
 from core.admin.history import RevisionHistoryAdmin
@@ -86,6 +89,7 @@ class AssistantAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
     inlines = [ToolLinkInline]
     actions = [activate_selected, deactivate_selected]
     history_entity = RevisionChange.Entity.ASSISTANT
+    change_list_template = "admin/assistants/assistant/change_list.html"
 
     def history_filter(self, obj):
         # Its links too: they are edited on its form and are part of its config.
@@ -103,3 +107,38 @@ class AssistantAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
     @admin.display(description=_("tools"), ordering="_tool_count")
     def tool_count(self, obj):
         return obj._tool_count
+
+    def get_urls(self):
+        return [
+            path(
+                "graph/",
+                self.admin_site.admin_view(self.graph_view),
+                name="assistants_assistant_graph",
+            ),
+            *super().get_urls(),
+        ]
+
+    def graph_view(self, request):
+        """The delegation graph (assistants.graph): for staff who may view assistants and
+        tools."""
+        if not (self.has_view_permission(request) and request.user.has_perm("tools.view_tool")):
+            raise PermissionDenied
+        graph = delegation_graph()
+        try:
+            svg, problem = graph_svg(graph), None
+        except GraphUnavailable as exc:
+            svg, problem = None, str(exc)
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            "admin/assistants/assistant/delegation_graph.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": gettext("Delegation graph"),
+                "subtitle": None,
+                "opts": self.opts,
+                "graph": graph,
+                "svg": svg,
+                "problem": problem,
+            },
+        )

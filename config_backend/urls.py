@@ -28,6 +28,8 @@ from webhooks.api import WebhookDetailApi, WebhookListApi
 admin.site.site_header = _("Assistant configuration")
 admin.site.site_title = _("Assistant configuration")
 admin.site.index_title = _("Assistants, tools and threads")
+# The index links the delegation graph (assistants.graph).
+admin.site.index_template = "admin/index_with_graph.html"
 
 api_v1 = [
     path("assistants/", AssistantListApi.as_view(), name="assistant-list"),
