@@ -13,18 +13,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from assistants.models import Assistant
 from core.models import Revision
+from tests.browser import Watched, chromium_browser, log_in_as
 from tests.factories import assistant_form, assistant_payload, key_client, session, staff_user
-from tests.live import ROOT
+from tests.live import ROOT, live_database_url, server
 
 pytestmark = pytest.mark.django_db
 
 CATALOGUE = ROOT / "locale" / "ru" / "LC_MESSAGES" / "django.po"
 COMPILED = CATALOGUE.with_suffix(".mo")
 RUSSIAN = {"HTTP_ACCEPT_LANGUAGE": "ru-RU,ru;q=0.9,en;q=0.5"}
+ARTIFACTS = ROOT / "test-artifacts" / "admin-russian"
+PASSWORD = "correct horse battery staple"
 
 
 def the_projects_sources(into: Path) -> None:
@@ -138,3 +142,63 @@ def test_a_russian_admin_page_leaves_the_next_api_call_on_the_thread_in_english(
         "/api/v1/assistants/", assistant_payload(model=""), format="json"
     )
     assert response.json()["model"] == ["An LLM assistant needs a model."]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_russian_browser_gets_the_admin_its_forms_errors_and_history_in_russian():
+    """Chromium set to Russian (its Accept-Language): the index, an assistant's form with one
+    of our validation messages, its history and the revisions, in Russian; screenshots of each
+    in test-artifacts/admin-russian/."""
+    User.objects.create_superuser("staff", "staff@example.com", PASSWORD)
+    Assistant.objects.create(name="Planner", model="gpt-4o-mini", instructions="Plan things.")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    with (
+        server(env={"DATABASE_URL": live_database_url()}, workers=1) as base_url,
+        chromium_browser() as chromium,
+    ):
+        context = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900})
+        admin = Watched(context.new_page(), ARTIFACTS)
+        page = admin.page
+        log_in_as(page, base_url, "staff", PASSWORD)
+        assert page.locator("#site-name").inner_text() == "Конфигурация ассистентов"
+        assert page.locator("#user-tools").inner_text().upper().startswith("ДОБРО ПОЖАЛОВАТЬ")
+        assert page.locator("#delegation-graph-module h2").inner_text().upper() == (
+            "ГРАФ ПОРУЧЕНИЙ"
+        )
+        admin.screenshot("01-index")
+
+        page.goto(f"{base_url}/admin/assistants/assistant/")
+        page.click("#result_list a:text('Planner')")
+        assert page.locator("label[for=id_instructions]").inner_text().startswith("Инструкции")
+        page.fill("#id_model", "")
+        page.fill("#id_change_note", "Проверка")
+        page.click("input[name=_save]")
+        error = page.locator(".field-model ul.errorlist")
+        error.wait_for()
+        assert error.inner_text() == "LLM-ассистенту нужна модель."
+        admin.screenshot("02-assistant-form-with-a-russian-error")
+
+        page.fill("#id_model", "gpt-4o")
+        page.fill("#id_change_note", "Новая модель")
+        page.click("input[name=_save]")
+        page.wait_for_selector("#result_list")
+        page.click("#result_list a:text('Planner')")
+        page.click("a.historylink")
+        history = page.locator("#change-history")
+        history.wait_for()
+        assert page.locator("h1").inner_text() == "История: Planner"
+        assert "Новая модель" in history.inner_text()
+        shown = history.inner_text()
+        assert "автор: staff" in shown and "ассистент Planner изменение" in shown
+        assert "2 ревизии" in shown  # the paginator's count, in Russian plural
+        admin.screenshot("03-history")
+
+        page.goto(f"{base_url}/admin/config_backend/revision/")
+        page.click("#result_list tbody tr:first-child th a")
+        page.wait_for_selector("#rollback-link")
+        assert page.locator("#rollback-link").inner_text().upper() == "ОТКАТИТЬ К ЭТОЙ РЕВИЗИИ"
+        assert "1 ассистент" in page.locator("#content-main").inner_text()
+        admin.screenshot("04-revision")
+        assert admin.problems == []

@@ -192,7 +192,8 @@ def test_staff_open_the_graph_from_the_index_and_see_the_picture(shaped):
         page.wait_for_selector("#delegation-graph svg")
         nodes = page.locator("#delegation-graph g.node")
         assert nodes.count() == 7  # 3 assistants, 4 tools
-        assert page.locator("#delegation-graph g.node.inactive").count() == 2  # Archive, get_weather
+        # Archive and get_weather
+        assert page.locator("#delegation-graph g.node.inactive").count() == 2
         # The picture has a size on screen (an SVG that failed to draw has none).
         box = page.locator("#delegation-graph svg").bounding_box()
         assert box["width"] > 300 and box["height"] > 100

@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 
 from core.models import RevisionChange
 
@@ -38,6 +38,24 @@ HISTORY_PAGE_SIZE = 20
 # revisions is then at most about 20 × 20,000 characters of text, whatever the instructions.
 FIELD_SHOWN_LINES = 200
 FIELD_SHOWN_CHARS = 20_000
+
+
+# A change's entity and action as the pages say them (the stored values are the API's words).
+ENTITY_NAMES = {
+    "assistant": pgettext_lazy("changed entity", "assistant"),
+    "tool": pgettext_lazy("changed entity", "tool"),
+    "link": pgettext_lazy("changed entity", "link"),
+}
+ACTION_NAMES = {
+    "created": pgettext_lazy("change action", "created"),
+    "updated": pgettext_lazy("change action", "updated"),
+    "deleted": pgettext_lazy("change action", "deleted"),
+}
+
+
+def change_names(entity: str, action: str) -> tuple[str, str]:
+    """What a change's entity and action read as (a value not listed reads as itself)."""
+    return ENTITY_NAMES.get(entity, entity), ACTION_NAMES.get(action, action)
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,8 @@ class ShownChange:
     name: str
     action: str
     fields: tuple
+    entity_name: str = ""
+    action_name: str = ""
 
 
 def _shown(value) -> str:
@@ -156,12 +176,15 @@ def shown_change(change, *, full_url=None) -> ShownChange:
         if field.cut and full_url is not None and getattr(change, "pk", None) is not None:
             field = replace(field, full_url=full_url(change, name))
         fields.append(field)
+    entity_name, action_name = change_names(change.entity, change.action)
     return ShownChange(
         entity=change.entity,
         object_id=change.object_id,
         name=change.name,
         action=change.action,
         fields=tuple(fields),
+        entity_name=entity_name,
+        action_name=action_name,
     )
 
 
@@ -181,6 +204,7 @@ def field_page(request, model_admin, *, change, field: str, title: str, **contex
             "subtitle": None,
             "opts": model_admin.opts,
             "change": change,
+            "change_names": change_names(change.entity, change.action),
             "revision": change.revision,
             "field": field_change(field, values["old"], values["new"], whole=True),
             **context,
