@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from assistants.graph import GraphUnavailable, delegation_graph, graph_svg
 from assistants.models import Assistant
+from assistants.prompts import unused_variables, unused_variables_warning
 from core.admin.actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
 from core.admin.history import RevisionHistoryAdmin
 from core.models import RevisionChange
@@ -52,6 +53,12 @@ class ToolLinkFormSet(BaseInlineFormSet):
                 gettext("This assistant would have %(problem)s")
                 % {"problem": over[self.instance.pk]}
             )
+        # Rule 10 for a link removed here (a deactivated one is refused by its own clean()).
+        for form in self.initial_forms:
+            if self.can_delete and self._should_delete_form(form) and form.instance.pk:
+                refusal = form.instance.tool_choice_refusal()
+                if refusal:
+                    raise ValidationError(refusal)
 
 
 class ToolLinkInline(admin.TabularInline):
@@ -96,6 +103,13 @@ class AssistantAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
         return super().history_filter(obj) | Q(
             entity=RevisionChange.Entity.LINK, object_id__startswith=f"{obj.pk}:"
         )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        unused = unused_variables(obj.instructions, obj.variables)
+        if unused:
+            # Allowed, so not a form error: most likely a placeholder was removed or misspelt.
+            messages.warning(request, unused_variables_warning(unused))
 
     def get_queryset(self, request):
         return (

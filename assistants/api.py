@@ -88,6 +88,24 @@ class AssistantInputSerializer(InputSerializer):
     instructions = serializers.CharField(allow_blank=True, trim_whitespace=False, default="")
     openai_assistant_id = serializers.CharField(allow_blank=True, allow_null=True, default=None)
     is_active = serializers.BooleanField(default=True)
+    model_settings = serializers.JSONField(
+        default=dict,
+        help_text="temperature (0–2), top_p (0–1), max_output_tokens (1–MAX_OUTPUT_TOKENS), "
+        "reasoning_effort, verbosity (low, medium, high), tool_choice (auto, required, none or "
+        "the name of an active linked tool), parallel_tool_calls, frequency_penalty and "
+        "presence_penalty (−2–2). Any other key is an error; {} means the provider's defaults.",
+    )
+    output = serializers.JSONField(
+        allow_null=True,
+        default=None,
+        help_text='Structured output: null, or {"name", "schema" (JSON Schema, top-level '
+        '"type": "object"), "strict"}; errors name the JSON pointer of each problem.',
+    )
+    variables = serializers.JSONField(
+        default=list,
+        help_text="The variables the instructions' placeholders use: a list of {name, type "
+        "(string, integer, number, boolean, enum), required, default, enum, description}.",
+    )
 
 
 ASSISTANT_EXAMPLE = OpenApiExample(

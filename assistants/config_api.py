@@ -58,6 +58,15 @@ class ResolvedConfigSerializer(serializers.Serializer):
     instructions = serializers.CharField()
     openai_assistant_id = serializers.CharField(allow_null=True)
     is_secretary = serializers.BooleanField()
+    model_settings = serializers.JSONField(
+        help_text="The model's parameters (docs/agent-config.md); {}: the provider's defaults."
+    )
+    output = serializers.JSONField(
+        allow_null=True, help_text='Structured output {"name", "schema", "strict"}, or null.'
+    )
+    variables = serializers.JSONField(
+        help_text="The declared variables the instructions' placeholders use."
+    )
     revision = serializers.IntegerField()
     tools = ToolConfigSerializer(many=True, help_text="Active links to active tools, by name.")
 

@@ -5,13 +5,26 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from assistants.prompts import instructions_problem, variables_problems
 from assistants.validators import (
     assistant_type_errors,
     instructions_size_error,
     is_active_secretary,
+    model_settings_problems,
+    output_problems,
     secretary_conflicts,
 )
 from core.models import Timestamped
+from tools.models import lock_tool_choices
+from tools.validators import counts_as_active_tool, tool_choice_problem, tool_choice_tool
+
+
+def default_model_settings():
+    return {}
+
+
+def default_variables():
+    return []
 
 
 class Assistant(Timestamped):
@@ -26,6 +39,9 @@ class Assistant(Timestamped):
         "instructions",
         "openai_assistant_id",
         "is_active",
+        "model_settings",
+        "output",
+        "variables",
     )
 
     class Type(models.TextChoices):
@@ -60,6 +76,34 @@ class Assistant(Timestamped):
         help_text=_("Required for OpenAI Assistants API assistants."),
     )
     is_active = models.BooleanField(_("active"), default=True)
+    model_settings = models.JSONField(
+        _("model settings"),
+        default=default_model_settings,
+        blank=True,
+        help_text=_(
+            "Temperature, top_p, max_output_tokens, reasoning_effort, verbosity, tool_choice, "
+            "parallel_tool_calls, frequency_penalty, presence_penalty; empty: the provider's "
+            "defaults."
+        ),
+    )
+    output = models.JSONField(
+        _("structured output"),
+        null=True,
+        blank=True,
+        help_text=_(
+            'Null for free text, or {"name", "schema", "strict"}: the JSON Schema (top-level '
+            '"type": "object") every answer follows.'
+        ),
+    )
+    variables = models.JSONField(
+        _("variables"),
+        default=default_variables,
+        blank=True,
+        help_text=_(
+            "The variables the instructions' {{ placeholders }} name: name, type (string, "
+            "integer, number, boolean, enum), required, default, enum, description."
+        ),
+    )
 
     class Meta:
         verbose_name = _("assistant")
@@ -109,6 +153,8 @@ class Assistant(Timestamped):
         too_large = instructions_size_error(self.instructions or "")
         if too_large:
             errors["instructions"] = too_large
+        for name, messages in self.agent_errors().items():
+            errors.setdefault(name, messages)
         if is_active_secretary(is_secretary=self.is_secretary, is_active=self.is_active):
             others = Assistant.objects.filter(is_secretary=True).exclude(pk=self.pk)
             conflicts = secretary_conflicts(
@@ -122,8 +168,56 @@ class Assistant(Timestamped):
         if errors:
             raise ValidationError(errors)
 
+    def agent_errors(self) -> dict:
+        """The model settings (with rule 10), the structured output and rule 11 (variables
+        and the placeholders of the instructions): {field: messages}; normalizes the values
+        that pass (an output's `strict`, a variable's every key)."""
+        errors = {}
+        problems = model_settings_problems(self.model_settings)
+        if problems:
+            errors["model_settings"] = [str(problem) for problem in problems]
+        elif tool_choice_tool(self.model_settings):
+            problem = tool_choice_problem(
+                tool=tool_choice_tool(self.model_settings), usable_tools=self.usable_tool_names()
+            )
+            if problem:
+                errors["model_settings"] = [f"/tool_choice: {problem}"]
+        output, problems = output_problems(self.output)
+        if problems:
+            errors["output"] = [str(problem) for problem in problems]
+        else:
+            self.output = output
+        variables, problems = variables_problems(self.variables)
+        if problems:
+            errors["variables"] = [str(problem) for problem in problems]
+        else:
+            self.variables = variables
+            if "instructions" not in errors and isinstance(self.instructions, str):
+                problem = instructions_problem(self.instructions, variables)
+                if problem:
+                    errors["instructions"] = problem
+        return errors
+
+    def usable_tool_names(self) -> list[str]:
+        """The names of the tools a tool_choice may name (rule 10): active links to active
+        tools. None yet for an assistant being created."""
+        if self._state.adding:
+            return []
+        lock_tool_choices()
+        rows = self.tool_links.values_list("tool__name", "is_active", "tool__is_active")
+        return [
+            name
+            for name, link_is_active, tool_is_active in rows
+            if counts_as_active_tool(link_is_active=link_is_active, tool_is_active=tool_is_active)
+        ]
+
     def normalize(self) -> None:
-        """Store an empty OpenAI assistant id as None: the contract's API and file format show
-        null."""
+        """Store an empty OpenAI assistant id as None (the contract's API and file format show
+        null), and empty model settings and variables as their defaults."""
         if self.openai_assistant_id == "":
             self.openai_assistant_id = None
+        # A form or file that leaves them empty means the defaults.
+        if self.model_settings is None:
+            self.model_settings = default_model_settings()
+        if self.variables is None:
+            self.variables = default_variables()

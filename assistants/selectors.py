@@ -89,6 +89,9 @@ def resolved_config(*, assistant: Mapping, tools: Iterable[Mapping], revision: i
         "instructions": assistant["instructions"],
         "openai_assistant_id": assistant["openai_assistant_id"],
         "is_secretary": assistant["is_secretary"],
+        "model_settings": assistant["model_settings"],
+        "output": assistant["output"],
+        "variables": assistant["variables"],
         "revision": revision,
         "tools": [
             {

@@ -305,6 +305,10 @@ MAX_TOOLS_PER_ASSISTANT = env_int("MAX_TOOLS_PER_ASSISTANT", 128)
 # Rule 12's size bound: an assistant's (expanded) instructions, in UTF-8 bytes. The history
 # keeps every version, and each is read back by diffs, pages and configs at a revision.
 MAX_INSTRUCTIONS_BYTES = env_int("MAX_INSTRUCTIONS_BYTES", 262_144)
+# Model settings (docs/agent-config.md): the bounds assistants/model_settings.schema.json takes
+# from here at load. 128,000 is the largest output any current OpenAI model allows.
+MAX_OUTPUT_TOKENS = env_int("MAX_OUTPUT_TOKENS", 128_000)
+REASONING_EFFORTS = env_list("REASONING_EFFORTS", "none,minimal,low,medium,high")
 for _name in (
     "STRICT_SCHEMA_MAX_PROPERTIES",
     "STRICT_SCHEMA_MAX_NESTING",
@@ -314,6 +318,7 @@ for _name in (
     "STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH",
     "MAX_TOOLS_PER_ASSISTANT",
     "MAX_INSTRUCTIONS_BYTES",
+    "MAX_OUTPUT_TOKENS",
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1 (got {globals()[_name]}).")

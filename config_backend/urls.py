@@ -11,6 +11,7 @@ from assistants.api import (
 )
 from assistants.config_api import AssistantConfigApi, ConfigBundleApi
 from assistants.events_api import ConfigEventsApi
+from assistants.render_api import AssistantRenderApi
 from config_backend.history.api import (
     DiffApi,
     RevisionDetailApi,
@@ -48,6 +49,11 @@ api_v1 = [
         "assistants/<uuid:assistant_id>/config/",
         serve_cached_hits(AssistantConfigApi.as_view()),
         name="assistant-config",
+    ),
+    path(
+        "assistants/<uuid:assistant_id>/render/",
+        AssistantRenderApi.as_view(),
+        name="assistant-render",
     ),
     path("config/", serve_cached_hits(ConfigBundleApi.as_view()), name="config-bundle"),
     path("revisions/", RevisionListApi.as_view(), name="revision-list"),

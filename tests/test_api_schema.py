@@ -48,6 +48,7 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/assistants/{assistant_id}/tools/": {"get"},
         "/api/v1/assistants/{assistant_id}/tools/{tool_id}/": {"post", "delete"},
         "/api/v1/assistants/{assistant_id}/config/": {"get"},
+        "/api/v1/assistants/{assistant_id}/render/": {"post"},
         "/api/v1/config/": {"get"},
         "/api/v1/config/events/": {"get"},
         "/api/v1/tools/": {"get", "post"},
@@ -245,6 +246,9 @@ def test_it_documents_the_resolved_config_shape(schema):
         "instructions",
         "openai_assistant_id",
         "is_secretary",
+        "model_settings",
+        "output",
+        "variables",
         "revision",
         "tools",
     ]

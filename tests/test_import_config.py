@@ -307,10 +307,10 @@ def test_an_import_is_one_revision_listing_every_row_it_changed(tmp_path):
 ERROR_CASES = {
     "not an object": ([], ["/: [] is not of type 'object'"]),
     "wrong format version": (
-        {"format_version": 3, "assistants": [], "tools": []},
+        {"format_version": 4, "assistants": [], "tools": []},
         [
-            "/format_version: must be 1 or 2 (this program reads format versions 1 and 2, and "
-            "writes 2)"
+            "/format_version: must be 1, 2 or 3 (this program reads format versions 1, 2 and 3, "
+            "and writes 3)"
         ],
     ),
     "missing tools": ({"format_version": 1, "assistants": []}, ["/tools: required, but missing"]),
@@ -322,7 +322,8 @@ ERROR_CASES = {
         config([assistant("A", colour="red")]),
         [
             "/assistants/0/colour: unknown key (allowed: id, name, is_secretary, assistant_type, "
-            "model, instructions, openai_assistant_id, is_active, tools)"
+            "model, instructions, openai_assistant_id, is_active, model_settings, output, "
+            "variables, tools)"
         ],
     ),
     "wrong type": (

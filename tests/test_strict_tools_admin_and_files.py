@@ -146,7 +146,7 @@ def test_a_version_1_file_imports_with_every_tool_not_strict(tmp_path):
 
     assert Tool.objects.get().strict is False
     exported = transfer.export_config(include_threads=False)
-    assert exported["format_version"] == 2
+    assert exported["format_version"] == 3
     assert exported["tools"][0]["strict"] is False
 
 
@@ -211,7 +211,7 @@ def test_export_then_import_into_an_empty_database_then_export_keeps_strict_byte
 
     assert second.read_bytes() == first.read_bytes()
     document = json.loads(first.read_text())
-    assert document["format_version"] == 2
+    assert document["format_version"] == 3
     assert [(tool["name"], tool["strict"]) for tool in document["tools"]] == [
         ("a", True),
         ("b", False),

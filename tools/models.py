@@ -21,6 +21,7 @@ from tools.validators import (
     find_delegation_cycle,
     link_sub_assistant,
     makes_delegation_edge,
+    tool_choice_dependents_message,
     tool_limit_problems,
     validate_input_schema,
     validate_tool_name,
@@ -158,8 +159,22 @@ class Tool(Timestamped):
                     % {"name": names[pk], "problem": message}
                     for pk, message in sorted(over.items(), key=lambda item: names[item[0]])
                 )
+        if not errors and not self._state.adding:
+            errors.update(self._tool_choice_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _tool_choice_errors(self) -> dict:
+        """Rule 10: deactivating or renaming a tool that an assistant's tool_choice names is
+        refused, naming the assistant."""
+        stored = Tool.objects.filter(pk=self.pk).values_list("name", "is_active").first()
+        if stored is None or (self.is_active and self.name == stored[0]):
+            return {}
+        dependents = tool_choice_dependents(tool_id=self.pk, name=stored[0])
+        if not dependents:
+            return {}
+        field = "is_active" if not self.is_active else "name"
+        return {field: tool_choice_dependents_message(tool=stored[0], assistants=dependents)}
 
 
 class AssistantToolLink(Timestamped):
@@ -237,6 +252,20 @@ class AssistantToolLink(Timestamped):
                         % {"problem": over[self.assistant_id]}
                     }
                 )
+        elif not self._state.adding:
+            refusal = self.tool_choice_refusal()
+            if refusal:
+                raise ValidationError({"is_active": refusal})
+
+    def tool_choice_refusal(self) -> str | None:
+        """Rule 10: why this (stored, active) link may not be deactivated or removed: its
+        assistant's tool_choice names its tool. None when it may."""
+        dependents = tool_choice_dependents(
+            tool_id=self.tool_id, name=self.tool.name, assistant_id=self.assistant_id
+        )
+        if not dependents:
+            return None
+        return tool_choice_dependents_message(tool=self.tool.name, assistants=dependents)
 
 
 def lock_delegation_graph():
@@ -284,6 +313,26 @@ def delegation_cycle_with(*, link=None, tool=None) -> list | None:
         if cycle:
             return cycle
     return None
+
+
+def lock_tool_choices():
+    """Serialize rule 10's two sides (setting a tool_choice, deactivating or unlinking its
+    tool), so a concurrent pair can't leave a tool_choice naming a tool that is gone."""
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('assistant_tool_choices'))")
+
+
+def tool_choice_dependents(*, tool_id, name: str, assistant_id=None) -> list[str]:
+    """The names of the assistants (of `assistant_id` only, when given) with an active link to
+    this tool whose model settings' tool_choice is `name` (rule 10)."""
+    lock_tool_choices()
+    links = AssistantToolLink.objects.filter(
+        tool_id=tool_id, is_active=True, assistant__model_settings__tool_choice=name
+    )
+    if assistant_id is not None:
+        links = links.filter(assistant_id=assistant_id)
+    return sorted(links.values_list("assistant__name", flat=True))
 
 
 def lock_tool_counts():

@@ -2,7 +2,8 @@
 
 Rule 1 (input schemas), rule 2 (names), rule 3 (delegates), rule 4 (delegation cycles, and
 which links make the delegation graph), the link's mirrored delegate and rule 9 (active tools
-per assistant); rule 8 (strict schemas) is tools.strict_schema. Model clean(), the
+per assistant), rule 10 (a tool_choice names a usable tool); rule 8 (strict schemas) is
+tools.strict_schema. Model clean(), the
 services (through full_clean) and the import planner all call these, so each rule and its
 message exist once; the callers only fetch the values.
 """
@@ -16,7 +17,8 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.api.json_input import JSONInputError, JSONProblem, json_problems, parse_json
 from tools.metaschema import metaschema_problems
@@ -55,7 +57,7 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
         return None, [
             JSONProblem(
                 "/",
-                gettext("must be a JSON object, not %(type)s.") % {"type": type(value).__name__},
+                _("must be a JSON object, not %(type)s.") % {"type": type(value).__name__},
             )
         ]
     problems = json_problems(
@@ -69,14 +71,14 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
     if not problems and value.get("type") != "object":
         problems.append(
             JSONProblem(
-                "/type", gettext('the top-level type of a tool\'s arguments must be "object".')
+                "/type", _('the top-level type of a tool\'s arguments must be "object".')
             )
         )
     return value, problems
 
 
 def _too_large_message() -> str:
-    return gettext("larger than %(limit)s bytes (SCHEMA_MAX_BYTES).") % {
+    return _("larger than %(limit)s bytes (SCHEMA_MAX_BYTES).") % {
         "limit": f"{settings.SCHEMA_MAX_BYTES:,}"
     }
 
@@ -98,10 +100,10 @@ def delegate_errors(*, tool_type: str, delegate) -> dict[str, str]:
     """Rule 3 for one tool: {field: message}, empty when it holds. `delegate` is its id or None."""
     if tool_type == SUB_ASSISTANT and delegate is None:
         return {
-            "assistant": gettext("A sub-assistant tool must name the assistant it delegates to.")
+            "assistant": _("A sub-assistant tool must name the assistant it delegates to.")
         }
     if tool_type != SUB_ASSISTANT and delegate is not None:
-        return {"assistant": gettext("Only sub-assistant tools name a delegate assistant.")}
+        return {"assistant": _("Only sub-assistant tools name a delegate assistant.")}
     return {}
 
 
@@ -208,7 +210,7 @@ def _nodes_that_may_be_on_cycles(edges: Mapping) -> list:
 
 def delegation_cycle_message(cycle: list, names: Mapping) -> str:
     """Name the cycle, with `names` ({assistant id: name})."""
-    return gettext("This would create a delegation cycle: %(cycle)s.") % {
+    return _("This would create a delegation cycle: %(cycle)s.") % {
         "cycle": " → ".join(names[pk] for pk in cycle)
     }
 
@@ -227,7 +229,7 @@ def tool_limit_problems(active_tools: Mapping[Hashable, int]) -> dict[Hashable, 
     limit = settings.MAX_TOOLS_PER_ASSISTANT
     return {
         assistant: (
-            gettext(
+            _(
                 "%(count)s active tools; an assistant may have at most %(limit)s "
                 "(MAX_TOOLS_PER_ASSISTANT). Deactivate or unlink some first."
             )
@@ -236,3 +238,42 @@ def tool_limit_problems(active_tools: Mapping[Hashable, int]) -> dict[Hashable, 
         for assistant, count in active_tools.items()
         if count > limit
     }
+
+
+# Rule 10: a model setting's `tool_choice` that names a tool needs that tool linked and active.
+# (The rest of the model settings is the assistant's: assistants.validators.) It lives here,
+# below assistants, because unlinking or deactivating a tool is refused by it too.
+
+TOOL_CHOICE_MODES = ("auto", "required", "none")
+
+
+def tool_choice_tool(model_settings) -> str | None:
+    """The name of the tool that `model_settings["tool_choice"]` names, or None (unset, a mode
+    such as "auto", or settings that are no object)."""
+    if not isinstance(model_settings, Mapping):
+        return None
+    choice = model_settings.get("tool_choice")
+    if not isinstance(choice, str) or choice in TOOL_CHOICE_MODES:
+        return None
+    return choice
+
+
+def tool_choice_problem(*, tool: str, usable_tools: Iterable[str]) -> str | None:
+    """Rule 10 from the assistant's side: why `tool_choice` cannot name `tool`, given the names
+    of the assistant's active links to active tools (counts_as_active_tool), else None."""
+    if tool in set(usable_tools):
+        return None
+    return _(
+        "“%(tool)s” is not one of this assistant's active linked tools; link and "
+        "activate it first, or choose auto, required or none."
+    ) % {"tool": tool}
+
+
+def tool_choice_dependents_message(*, tool: str, assistants: Iterable[str]) -> str:
+    """Rule 10 from the tool's side: unlinking or deactivating `tool` is refused while these
+    assistants' tool_choice names it."""
+    names = ", ".join(f"“{name}”" for name in sorted(assistants))
+    return _(
+        "The model settings of %(assistants)s name “%(tool)s” as tool_choice; change their "
+        "tool_choice first."
+    ) % {"assistants": names, "tool": tool}

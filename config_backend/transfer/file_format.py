@@ -30,16 +30,21 @@ from config_backend.transfer.state import (
 )
 from core.api.json_input import JSONInputError, decode_json, json_pointer, json_problems
 
-# Version 2 added the tools' `strict`; version 1 files are still read (every tool not strict).
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# Version 2 added the tools' `strict`, version 3 the assistants' model settings, output and
+# variables; version 1 and 2 files are still read (what they lack takes the defaults).
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 SCHEMA_PATH = Path(__file__).with_name("config_format.schema.json")
 # A real configuration is a few MB (the 11,000-entity benchmark file is about 8 MB);
 # anything much larger is almost certainly the wrong file.
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 # What each older version's entries lack: {version: {section: fields}}.
-NOT_IN_VERSION = {1: {"tools": ("strict",)}}
+AGENT_FIELDS = ("model_settings", "output", "variables")
+NOT_IN_VERSION = {
+    1: {"tools": ("strict",), "assistants": AGENT_FIELDS},
+    2: {"assistants": AGENT_FIELDS},
+}
 # The sections of the file that are lists of entries.
 SECTIONS = ("assistants", "tools", "threads")
 
@@ -169,7 +174,7 @@ def format_problems(document) -> FormatCheck:
 
 def _newer_field_problems(document: dict, broken: set) -> list[Problem]:
     """A field that a file's format_version does not have is an unknown key there (a file
-    that uses it says format_version 2)."""
+    that uses it says the version that has it)."""
     version = document.get("format_version")
     problems = []
     for section, fields in NOT_IN_VERSION.get(version, {}).items():
@@ -180,13 +185,22 @@ def _newer_field_problems(document: dict, broken: set) -> list[Problem]:
                     problems.append(
                         Problem(
                             f"unknown key in format_version {version} (it is in format_version "
-                            f"{FORMAT_VERSION}: set that)",
+                            f"{_version_with(section, name)}: set that)",
                             section,
                             index,
                             f"/{name}",
                         )
                     )
     return problems
+
+
+def _version_with(section: str, name: str) -> int:
+    """The first format version whose entries of `section` have the field `name`."""
+    return min(
+        version
+        for version in READABLE_VERSIONS
+        if name not in NOT_IN_VERSION.get(version, {}).get(section, ())
+    )
 
 
 def _problem_at_pointer(pointer: str, message: str) -> Problem:
@@ -214,12 +228,13 @@ def _schema_error_problems(error) -> list[Problem]:
             _problem_at(path, error.message)
         ]
     if path == ["format_version"] and error.validator == "enum":
-        versions = [str(version) for version in READABLE_VERSIONS]
+        versions = ", ".join(str(version) for version in READABLE_VERSIONS[:-1])
+        last = READABLE_VERSIONS[-1]
         return [
             _problem_at(
                 path,
-                f"must be {' or '.join(versions)} (this program reads format versions "
-                f"{' and '.join(versions)}, and writes {FORMAT_VERSION})",
+                f"must be {versions} or {last} (this program reads format versions "
+                f"{versions} and {last}, and writes {FORMAT_VERSION})",
             )
         ]
     return [_problem_at(path, error.message)]

@@ -15,11 +15,23 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from assistants.models import Assistant
-from assistants.validators import assistant_type_errors, instructions_size_error
+from assistants.prompts import (
+    instructions_problem,
+    unused_variables,
+    unused_variables_warning,
+    variables_problems,
+)
+from assistants.validators import (
+    assistant_type_errors,
+    instructions_size_error,
+    model_settings_problems,
+    output_problems,
+)
 from config_backend.transfer.file_format import Problem, format_problems, parse_last_used
 from config_backend.transfer.plan_rules import (
     delegation_cycle_problems,
     secretary_problems,
+    tool_choice_problems,
     tools_per_assistant_problems,
 )
 from config_backend.transfer.state import (
@@ -83,6 +95,8 @@ class Planner:
         self.prune = prune
         self.trust_unchanged = trust_unchanged
         self.errors: list[Problem] = []
+        # What is allowed but likely a mistake (a declared variable no placeholder uses).
+        self.warnings: list[Problem] = []
         self.broken: set[tuple[str, int]] = set()
         self.final = ConfigState()
         self.mentioned = {entity: set() for entity in ENTITIES}
@@ -247,10 +261,12 @@ class Planner:
             )
             for name, message in type_errors.items():
                 self.error(row, f"/{name}", message)
-            if isinstance(instance.instructions, str):
-                too_large = instructions_size_error(instance.instructions)
-                if too_large:
-                    self.error(row, "/instructions", too_large)
+            too_large = isinstance(instance.instructions, str) and instructions_size_error(
+                instance.instructions
+            )
+            if too_large:
+                self.error(row, "/instructions", too_large)
+            values.update(self._agent_values(row, instance, check_instructions=not too_large))
             values["openai_assistant_id"] = instance.openai_assistant_id
             row.values = values
         kept = self._kept(current, self.assistant_rows)
@@ -258,6 +274,41 @@ class Planner:
         self.final.assistants = {**kept, **{row.pk: row.values for row in self.assistant_rows}}
         self.mentioned["assistants"] = {row.pk for row in self.assistant_rows}
         self.errors += secretary_problems(self.final, self.assistant_rows)
+
+    def snippet_texts(self) -> dict[str, str]:
+        """The texts of the snippets that includes may name after the import, by name."""
+        return {}  # snippets fill this from the planned final state
+
+    def _agent_values(self, row: FileRow, instance: Assistant, *, check_instructions: bool) -> dict:
+        """The model settings, output and variables of an entry (normalized), each problem
+        reported at its pointer, and rule 11 on its instructions; rule 10 (tool_choice) needs
+        the links: plan_rules.tool_choice_problems."""
+        for problem in model_settings_problems(instance.model_settings):
+            inner = "" if problem.pointer == "/" else problem.pointer
+            self.error(row, f"/model_settings{inner}", problem.message)
+        output, output_errors = output_problems(instance.output)
+        for problem in output_errors:
+            inner = "" if problem.pointer == "/" else problem.pointer
+            self.error(row, f"/output{inner}", problem.message)
+        variables, problems = variables_problems(instance.variables)
+        for problem in problems:
+            inner = "" if problem.pointer == "/" else problem.pointer
+            self.error(row, f"/variables{inner}", problem.message)
+        if check_instructions and variables is not None and isinstance(instance.instructions, str):
+            problem = instructions_problem(instance.instructions, variables, self.snippet_texts())
+            if problem:
+                self.error(row, "/instructions", problem)
+            else:
+                unused = unused_variables(instance.instructions, variables, self.snippet_texts())
+                if unused:
+                    self.warnings.append(
+                        row.problem("/variables", unused_variables_warning(unused))
+                    )
+        return {
+            "model_settings": instance.model_settings,
+            "output": instance.output if output_errors else output,
+            "variables": variables if variables is not None else instance.variables,
+        }
 
     # -- tools
 
@@ -366,6 +417,7 @@ class Planner:
         self.final.links = links
         self.errors += delegation_cycle_problems(self.final, self.tool_rows, self.link_places)
         self.errors += tools_per_assistant_problems(self.final, self.assistant_rows)
+        self.errors += tool_choice_problems(self.final, self.assistant_rows, self.tool_rows)
 
     # -- threads
 

@@ -82,6 +82,13 @@ def _parse(query_string: bytes) -> tuple[Point, bool]:
     return _point(params), only
 
 
+def point_of(*, revision=None, label=None) -> Point:
+    """The point a request body names (`"revision"` and/or `"label"` values, None: not given),
+    by the same rules as the query string (PLAIN: neither); raises BadQuery."""
+    params = {REVISION_PARAMETER: revision, LABEL_PARAMETER: label}
+    return _point({name: str(value) for name, value in params.items() if value is not None})
+
+
 def _point(params: dict) -> Point:
     revision, label = params.get(REVISION_PARAMETER), params.get(LABEL_PARAMETER)
     if revision is not None and label is not None:

@@ -32,6 +32,7 @@ from config_client._http import (
     fetch_bundle,
 )
 from config_client._store import UnusableFile, read_file, touch_file, write_file
+from config_client.templates import render
 
 logger = logging.getLogger("config_client")
 
@@ -127,6 +128,14 @@ class ConfigClient:
             return index[name_or_id]
         except KeyError:
             raise UnknownAssistant(name_or_id, [a["name"] for a in bundle["assistants"]]) from None
+
+    def render(self, name_or_id: str, /, **values: Any) -> str:
+        """The assistant's instructions rendered with these variable values, offline from the
+        bundle being served, exactly as the server's render endpoint renders them (one grammar:
+        config_client.templates). Raises TemplateError naming a required variable left out, an
+        undeclared one, or a value of the wrong type."""
+        config = self.assistant(name_or_id)
+        return render(config.get("instructions") or "", config.get("variables") or [], values)
 
     @property
     def revision(self) -> int | None:

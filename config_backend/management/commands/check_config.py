@@ -8,8 +8,9 @@ class Command(BaseCommand):
     help = (
         "Check the live database against every rule (input schemas, tool names, delegates, "
         "delegation cycles, one active secretary, what each assistant type needs, links' "
-        "sub_assistant in sync, strict tools' schemas, active tools per assistant). Exit status "
-        "1 listing each problem, else 0."
+        "sub_assistant in sync, strict tools' schemas, active tools per assistant, model settings, "
+        "structured output, template variables). Exit status 1 listing each problem, else 0; "
+        "declared variables no placeholder uses are listed as warnings."
     )
 
     def add_arguments(self, parser):
@@ -23,8 +24,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, strict, **options):
-        problems, counts = transfer.config_problems(strict_readiness=strict)
+        problems, counts, warnings = transfer.config_problems(strict_readiness=strict)
         summary = ", ".join(f"{count} {entity}" for entity, count in counts.items())
+        for warning in warnings:
+            # Allowed, so no failure: most likely a placeholder was removed or misspelt.
+            self.stdout.write(self.style.WARNING(terminal_safe(f"warning: {warning}")))
         if problems:
             for problem in problems:
                 self.stdout.write(terminal_safe(problem))
