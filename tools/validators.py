@@ -70,9 +70,7 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
     problems = metaschema_problems(value)
     if not problems and value.get("type") != "object":
         problems.append(
-            JSONProblem(
-                "/type", _('the top-level type of a tool\'s arguments must be "object".')
-            )
+            JSONProblem("/type", _('the top-level type of a tool\'s arguments must be "object".'))
         )
     return value, problems
 
@@ -99,9 +97,7 @@ SUB_ASSISTANT = "sub_assistant"  # Tool.Type.SUB_ASSISTANT
 def delegate_errors(*, tool_type: str, delegate) -> dict[str, str]:
     """Rule 3 for one tool: {field: message}, empty when it holds. `delegate` is its id or None."""
     if tool_type == SUB_ASSISTANT and delegate is None:
-        return {
-            "assistant": _("A sub-assistant tool must name the assistant it delegates to.")
-        }
+        return {"assistant": _("A sub-assistant tool must name the assistant it delegates to.")}
     if tool_type != SUB_ASSISTANT and delegate is not None:
         return {"assistant": _("Only sub-assistant tools name a delegate assistant.")}
     return {}
