@@ -86,9 +86,10 @@ class SaveOnlyChangesAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        if CHANGE_NOTE_FIELD in form.base_fields and not self._takes_change_note(request, obj):
-            # A read-only form has no fields at all; None removes a declared one.
-            form = type(form.__name__, (form,), {CHANGE_NOTE_FIELD: None})
+        if form.declared_fields and not self._takes_change_note(request, obj):
+            # A read-only form has no fields at all (the change note, an admin's typed fields);
+            # None removes a declared one.
+            form = type(form.__name__, (form,), dict.fromkeys(form.declared_fields))
         return form
 
     def get_fieldsets(self, request, obj=None):
