@@ -138,7 +138,13 @@ def seed() -> None:
         name="Secretary",
         is_secretary=True,
         model="gpt-4o-mini",
-        instructions="Help the user; delegate calendar questions.",
+        instructions="Help {{ user_name }} ({{ age }}); delegate calendar questions. \\{{ x",
+        model_settings={"temperature": 0.5, "max_output_tokens": 500},
+        output={"name": "reply", "schema": {"type": "object"}, "strict": False},
+        variables=[
+            {"name": "user_name", "type": "string", "required": True},
+            {"name": "age", "type": "integer", "required": False, "default": 30},
+        ],
     )
     calendar = Assistant.objects.create(
         id=CALENDAR_ASSISTANT, name="Calendar assistant", model="gpt-4o-mini"
@@ -178,7 +184,8 @@ def key_for(case, keys: dict[str, str]) -> str:
     """The least scope that may do what the case asks."""
     if case.path.startswith("/api/v1/threads/"):
         return keys["runtime"]
-    return keys["read" if case.method.upper() == "GET" else "write"]
+    reads = case.method.upper() == "GET" or case.path.endswith("/render/")
+    return keys["read" if reads else "write"]
 
 
 STATUSES: Counter = Counter()

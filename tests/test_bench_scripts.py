@@ -110,3 +110,13 @@ def test_the_server_benchmark_compares_a_logged_hit_with_fastapi_and_bare_callab
     assert "| logged hit / bare WSGI, Granian WSGI |" in results
     assert "| logged hit / the same without line and metrics |" in results
     assert (tmp_path / "server_logged_bench.png").stat().st_size > 10_000
+
+
+def test_the_render_benchmark_measures_the_endpoint_and_the_client(tmp_path):
+    result = run_script("bench/render_bench.py", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    for case in ("| render small |", "| render large |", "| config GET (hit) |"):
+        assert case in results
+    assert "| template | µs per render | renders/s (one core) |" in results
+    assert (tmp_path / "render_bench.png").stat().st_size > 10_000

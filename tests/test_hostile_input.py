@@ -370,6 +370,89 @@ def test_random_hostile_schemas_are_never_a_server_error(text):
         assert not any(word in response.content.decode() for word in INTERNALS)
 
 
+# --- the agent fields (model_settings, output, variables) and the render endpoint -------------
+
+AGENT_FIELDS = ("model_settings", "output", "variables")
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=hostile_json_text(), field=st.sampled_from(AGENT_FIELDS))
+def test_random_hostile_agent_fields_are_never_a_server_error(text, field):
+    client = key_client("write")
+    Assistant.objects.all().delete()
+    body = '{"name": "A", "model": "m", "' + field + '": ' + text + "}"
+    response = client.generic("POST", "/api/v1/assistants/", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert not any(word in response.content.decode() for word in INTERNALS)
+    assert "Unknown field." not in response.content.decode()  # the field's own rules spoke
+    assert not Assistant.objects.exists()
+
+
+@pytest.mark.parametrize("field", AGENT_FIELDS)
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested deeper"),
+        ('{"a": "\\ud800"}', "surrogate"),
+        ('{"a": 1, "a": 2}', "duplicate key"),
+        ('{"a": ' + "9" * 5000 + "}", "digits"),
+    ],
+)
+def test_hostile_json_in_an_agent_field_is_400_and_changes_nothing(writer, field, value, message):
+    body = '{"name": "A", "model": "m", "' + field + '": ' + value + "}"
+    response = writer.generic("POST", "/api/v1/assistants/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Assistant.objects.exists()
+
+
+@pytest.fixture
+def greeter(db):
+    assistant = Assistant(
+        name="Greeter",
+        model="m",
+        instructions="Hi {{ name }}" * 100,
+        variables=[{"name": "name", "type": "string"}],
+    )
+    assistant.full_clean()
+    assistant.save()
+    return assistant
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"variables": {"name": "\\ud800"}}', "detail"),
+        ('{"variables": {"name": "a", "name": "b"}}', "detail"),
+        ('{"variables": ' + "[" * 5000 + "]" * 5000 + "}", "detail"),
+        ('{"variables": {"name": ' + "9" * 5000 + "}}", "detail"),
+        ('{"variables": {"name": {"a": [1]}}}', "variables.name"),
+        ('{"variables": {"name": "x"}, "revision": -1}', "revision"),
+        ('{"variables": {"name": "x"}, "revision": 99999999999999999999999}', "revision"),
+        ('{"variables": {"name": "x"}, "label": "\\u0000"}', "detail"),
+        ('{"variables": {"name": "x"}, "label": "' + "a" * 5000 + '"}', "label"),
+        ('{"variables": "name"}', "variables"),
+        ("[]", "non_field_errors"),
+    ],
+)
+def test_hostile_render_requests_are_400_naming_the_place(reader, greeter, body, field):
+    response = reader.generic(
+        "POST", f"/api/v1/assistants/{greeter.pk}/render/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert field in response.json()
+    assert not any(word in response.content.decode() for word in INTERNALS)
+
+
+def test_a_value_that_would_render_huge_is_400_not_a_huge_answer(reader, greeter):
+    value = "x" * 20_000  # 100 placeholders: 2 MB rendered
+    response = reader.post(
+        f"/api/v1/assistants/{greeter.pk}/render/", {"variables": {"name": value}}, format="json"
+    )
+    assert response.status_code == 400
+    assert "exceed" in response.json()["variables"][0]
+
+
 # --- control characters in stored text, printed by the management commands -------------------
 
 # Clear the screen, write the clipboard (OSC 52), return to the line start, a C1 CSI (UTF-8

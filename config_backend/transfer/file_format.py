@@ -309,8 +309,15 @@ def config_to_bytes(document: dict) -> bytes:
 
 
 def write_config_file(path: Path, document: dict) -> None:
-    """Write atomically (temporary file, then rename), so a reader never sees half a file."""
+    """Write atomically (temporary file, then rename), so a reader never sees half a file.
+
+    What exists and is no regular file (/dev/null, /dev/stdout, a pipe) is written to as it
+    is: renaming over it would replace the device itself (as root, /dev/null)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        with path.open("wb") as target:
+            target.write(config_to_bytes(document))
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     temporary.write_bytes(config_to_bytes(document))
