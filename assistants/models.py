@@ -48,30 +48,37 @@ class Assistant(Timestamped):
     )
 
     class Type(models.TextChoices):
-        LLM = "llm", "LLM"
-        OPENAI_API = "openai_api", "OpenAI Assistants API"
+        LLM = "llm", _("LLM")
+        OPENAI_API = "openai_api", _("OpenAI Assistants API")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=255, unique=True)
+    name = models.CharField(verbose_name=_("name"), max_length=255, unique=True)
     is_secretary = models.BooleanField(
-        "secretary",
+        _("secretary"),
         default=False,
-        help_text="The top-level assistant that answers users and delegates to the others.",
+        help_text=_("The top-level assistant that answers users and delegates to the others."),
     )
-    assistant_type = models.CharField(max_length=20, choices=Type.choices, default=Type.LLM)
+    assistant_type = models.CharField(
+        verbose_name=_("assistant type"), max_length=20, choices=Type.choices, default=Type.LLM
+    )
     model = models.CharField(
-        max_length=255, blank=True, help_text="Model name; required for LLM assistants."
+        verbose_name=_("model"),
+        max_length=255,
+        blank=True,
+        help_text=_("Model name; required for LLM assistants."),
     )
-    instructions = models.TextField(blank=True, help_text="The system prompt.")
+    instructions = models.TextField(
+        verbose_name=_("instructions"), blank=True, help_text=_("The system prompt.")
+    )
     # null (not "") when unset: the contract's API and file format show it as null.
     openai_assistant_id = models.CharField(  # noqa: DJ001
-        "OpenAI assistant id",
+        _("OpenAI assistant id"),
         max_length=255,
         blank=True,
         null=True,
-        help_text="Required for OpenAI Assistants API assistants.",
+        help_text=_("Required for OpenAI Assistants API assistants."),
     )
-    is_active = models.BooleanField("active", default=True)
+    is_active = models.BooleanField(_("active"), default=True)
     model_settings = models.JSONField(
         _("model settings"),
         default=default_model_settings,
@@ -102,18 +109,20 @@ class Assistant(Timestamped):
     )
 
     class Meta:
+        verbose_name = _("assistant")
+        verbose_name_plural = _("assistants")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
                 fields=["is_secretary"],
                 condition=Q(is_secretary=True, is_active=True),
                 name="assistant_one_active_secretary",
-                violation_error_message="There can be only one active secretary.",
+                violation_error_message=_("There can be only one active secretary."),
             ),
             models.CheckConstraint(
                 condition=~Q(name=""),
                 name="assistant_name_not_empty",
-                violation_error_message="Name must not be empty.",
+                violation_error_message=_("Name must not be empty."),
             ),
             models.CheckConstraint(
                 condition=Q(assistant_type__in=["llm", "openai_api"]),
@@ -122,13 +131,13 @@ class Assistant(Timestamped):
             models.CheckConstraint(
                 condition=~Q(assistant_type="llm", model=""),
                 name="assistant_llm_has_model",
-                violation_error_message="An LLM assistant needs a model.",
+                violation_error_message=_("An LLM assistant needs a model."),
             ),
             models.CheckConstraint(
                 condition=~Q(assistant_type="openai_api")
                 | (Q(openai_assistant_id__isnull=False) & ~Q(openai_assistant_id="")),
                 name="assistant_openai_api_has_id",
-                violation_error_message=(
+                violation_error_message=_(
                     "An OpenAI Assistants API assistant needs an OpenAI assistant id."
                 ),
             ),

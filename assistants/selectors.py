@@ -11,6 +11,7 @@ in one prefetch, joined to their tool and the tool's delegate.
 from collections.abc import Iterable, Mapping
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext
 
 from assistants.models import Assistant
 from assistants.prompts import expanded_instructions, snippet_texts
@@ -40,7 +41,7 @@ def assistants_with_tools() -> QuerySet[Assistant]:
 def assistant_references(*, assistant: Assistant) -> list[str]:
     """What would be left dangling if this assistant were deleted: the tools delegating to it."""
     return [
-        f"tool “{name}” delegates to it"
+        gettext("tool “%(name)s” delegates to it") % {"name": name}
         for name in assistant.delegate_tools.order_by("name").values_list("name", flat=True)
     ]
 

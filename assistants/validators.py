@@ -32,9 +32,9 @@ def assistant_type_errors(
     """Rule 5 for one assistant: {field: message}, empty when it holds."""
     errors = {}
     if assistant_type == LLM and not model:
-        errors["model"] = "An LLM assistant needs a model."
+        errors["model"] = _("An LLM assistant needs a model.")
     if assistant_type == OPENAI_API and not openai_assistant_id:
-        errors["openai_assistant_id"] = (
+        errors["openai_assistant_id"] = _(
             "An OpenAI Assistants API assistant needs an OpenAI assistant id."
         )
     return errors
@@ -72,10 +72,10 @@ def secretary_conflicts(
 
 
 def one_secretary_message(*, other: str) -> str:
-    return (
-        f"“{other}” is already the active secretary; there can be only one. "
+    return _(
+        "“%(other)s” is already the active secretary; there can be only one. "
         "Deactivate it or unset its secretary flag first."
-    )
+    ) % {"other": other}
 
 
 def instructions_size_error(text: str) -> str | None:
@@ -88,10 +88,10 @@ def instructions_size_error(text: str) -> str | None:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size <= limit:
         return None
-    return (
-        f"Instructions are {size:,} bytes (UTF-8); at most {limit:,} are allowed "
+    return _(
+        "Instructions are %(size)s bytes (UTF-8); at most %(limit)s are allowed "
         "(MAX_INSTRUCTIONS_BYTES)."
-    )
+    ) % {"size": f"{size:,}", "limit": f"{limit:,}"}
 
 
 # Model settings: the JSON Schema shipped in the repo, with the bounds that are settings.

@@ -24,6 +24,9 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from config_backend.history.labels import (
     is_protected,
@@ -131,9 +134,11 @@ def of_one_viewable_row(view):
 class RollbackForm(forms.Form):
     prune = forms.BooleanField(
         required=False,
-        label="Delete what was created since (prune)",
-        help_text="Assistants and tools created after this revision are deleted, with their "
-        "threads. Unchecked, they are kept.",
+        label=_("Delete what was created since (prune)"),
+        help_text=_(
+            "Assistants and tools created after this revision are deleted, with their "
+            "threads. Unchecked, they are kept."
+        ),
     )
     change_note = change_note_field()
 
@@ -157,19 +162,19 @@ class RevisionAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         return revision_list()
 
-    @admin.display(description="note")
+    @admin.display(description=_("note"))
     def note(self, obj):
         return obj.message if len(obj.message) <= 80 else obj.message[:79] + "…"
 
-    @admin.display(description="assistants", ordering="count_assistants")
+    @admin.display(description=_("assistants"), ordering="count_assistants")
     def assistants_changed(self, obj):
         return obj.count_assistants
 
-    @admin.display(description="tools", ordering="count_tools")
+    @admin.display(description=_("tools"), ordering="count_tools")
     def tools_changed(self, obj):
         return obj.count_tools
 
-    @admin.display(description="links", ordering="count_links")
+    @admin.display(description=_("links"), ordering="count_links")
     def links_changed(self, obj):
         return obj.count_links
 
@@ -194,7 +199,7 @@ class RevisionAdmin(ReadOnlyAdmin):
         return self._page(
             request,
             "admin/history/revision_detail.html",
-            f"Revision {revision.number}",
+            gettext("Revision %(number)s") % {"number": revision.number},
             revision=revision,
             original=revision,
             changes=changes,
@@ -208,13 +213,14 @@ class RevisionAdmin(ReadOnlyAdmin):
         """One field of one of the revision's changes, whole (linked where a page cut it)."""
         change = revision.changes.filter(pk=change_id).select_related("revision").first()
         if change is None:
-            raise Http404("No such change in this revision.")
+            raise Http404(gettext("No such change in this revision."))
         return field_page(
             request,
             self,
             change=change,
             field=field,
-            title=f"{field} of {change.name}, revision {revision.number}",
+            title=gettext("%(field)s of %(name)s, revision %(number)s")
+            % {"field": field, "name": change.name, "number": revision.number},
         )
 
     @of_one_viewable_row
@@ -234,8 +240,11 @@ class RevisionAdmin(ReadOnlyAdmin):
             except RollbackRefused as exc:
                 self.message_user(
                     request,
-                    "Nothing was changed: the config at this revision breaks a rule against "
-                    "today's data. " + " ".join(exc.reasons),
+                    gettext(
+                        "Nothing was changed: the config at this revision breaks a rule "
+                        "against today's data. %(reasons)s"
+                    )
+                    % {"reasons": " ".join(exc.reasons)},
                     messages.ERROR,
                 )
             else:
@@ -243,7 +252,7 @@ class RevisionAdmin(ReadOnlyAdmin):
         return self._page(
             request,
             "admin/history/rollback_confirm.html",
-            f"Roll back to revision {revision.number}?",
+            gettext("Roll back to revision %(number)s?") % {"number": revision.number},
             revision=revision,
             original=revision,
             form=form,
@@ -254,20 +263,24 @@ class RevisionAdmin(ReadOnlyAdmin):
         rows = result.deleted or result.kept
         if rows:
             names = ", ".join(f"{row['entity']} {row['name']}" for row in rows)
-            verb = "deleted" if result.deleted else "kept (not pruned)"
-            self.message_user(
-                request, f"Created after revision {revision.number}, {verb}: {names}."
+            message = (
+                gettext("Created after revision %(number)s, deleted: %(names)s.")
+                if result.deleted
+                else gettext("Created after revision %(number)s, kept (not pruned): %(names)s.")
             )
+            self.message_user(request, message % {"number": revision.number, "names": names})
         if result.revision is None:
             self.message_user(
                 request,
-                f"Nothing changed: the live config already is as at revision {revision.number}.",
+                gettext("Nothing changed: the live config already is as at revision %(number)s.")
+                % {"number": revision.number},
                 messages.INFO,
             )
             return HttpResponseRedirect(reverse("admin:config_backend_revision_changelist"))
         self.message_user(
             request,
-            f"Rolled back to revision {revision.number}, as revision {result.revision}.",
+            gettext("Rolled back to revision %(number)s, as revision %(made)s.")
+            % {"number": revision.number, "made": result.revision},
             messages.SUCCESS,
         )
         made = Revision.objects.get(number=result.revision)
@@ -278,9 +291,11 @@ class LabelTargetForm(forms.Form):
     """Where to move a label: a revision number or `live`, and why."""
 
     target = forms.CharField(
-        label="Move to",
+        label=_("Move to"),
         max_length=20,
-        help_text=f"A revision number, or “{LIVE}” for the current config.",
+        help_text=format_lazy(
+            _("A revision number, or “{live}” for the current config."), live=LIVE
+        ),
     )
     change_note = change_note_field()
 
@@ -305,11 +320,11 @@ class LabelAdmin(ReadOnlyAdmin):
             if not may_move_label(request.user, obj.name):
                 return ""
             url = reverse("admin:config_backend_label_move", args=[obj.pk])
-            return format_html('<a class="button" href="{}">Move</a>', url)
+            return format_html('<a class="button" href="{}">{}</a>', url, gettext("Move"))
 
         return ["name", "revision", "updated_at", "protected", move]
 
-    @admin.display(boolean=True, description="protected")
+    @admin.display(boolean=True, description=_("protected"))
     def protected(self, obj):
         return is_protected(obj.name)
 
@@ -328,7 +343,7 @@ class LabelAdmin(ReadOnlyAdmin):
         return self._page(
             request,
             "admin/history/label_detail.html",
-            f"Label {label.name}",
+            gettext("Label %(name)s") % {"name": label.name},
             label=label,
             original=label,
             protected=is_protected(label.name),
@@ -355,11 +370,17 @@ class LabelAdmin(ReadOnlyAdmin):
                     author=request.user.get_username(),
                 )
                 self.message_user(
-                    request, f"Label {label.name} moved to revision {target}.", messages.SUCCESS
+                    request,
+                    gettext("Label %(name)s moved to revision %(target)s.")
+                    % {"name": label.name, "target": target},
+                    messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:config_backend_label_changelist"))
             context.update(target=target, **_diff_context(diff(label.revision, target)))
-            title = f"Move label {label.name} to revision {target}?"
+            title = gettext("Move label %(name)s to revision %(target)s?") % {
+                "name": label.name,
+                "target": target,
+            }
         else:
-            title = f"Move label {label.name}"
+            title = gettext("Move label %(name)s") % {"name": label.name}
         return self._page(request, "admin/history/label_move.html", title, **context)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class OperationsConfig(AppConfig):
@@ -7,7 +8,7 @@ class OperationsConfig(AppConfig):
 
     name = "config_backend"
     label = "operations"
-    verbose_name = "Operations"
+    verbose_name = _("Operations")
 
     def ready(self):
         from config_backend.history.labels import label_get

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from assistants.api import (
@@ -27,9 +28,11 @@ from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import ToolDetailApi, ToolListApi
 from webhooks.api import WebhookDetailApi, WebhookListApi
 
-admin.site.site_header = "Assistant configuration"
-admin.site.site_title = "Assistant configuration"
-admin.site.index_title = "Assistants, tools and threads"
+admin.site.site_header = _("Assistant configuration")
+admin.site.site_title = _("Assistant configuration")
+admin.site.index_title = _("Assistants, tools and threads")
+# The index links the delegation graph (assistants.graph).
+admin.site.index_template = "admin/index_with_graph.html"
 
 api_v1 = [
     path("assistants/", AssistantListApi.as_view(), name="assistant-list"),

@@ -3,6 +3,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 
@@ -10,8 +11,8 @@ class Timestamped(models.Model):
     """When a row was created and last saved: shown by the admin and the API, not part of the
     configuration (the models' CONFIG_FIELDS) nor of its history."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     class Meta:
         abstract = True
@@ -38,8 +39,8 @@ class ConfigRevision(models.Model):
     # reset when it moves (core.events).
     RESTORES = "restores"
 
-    name = models.CharField(max_length=64, primary_key=True)
-    value = models.BigIntegerField(default=0)
+    name = models.CharField(verbose_name=_("name"), max_length=64, primary_key=True)
+    value = models.BigIntegerField(verbose_name=_("value"), default=0)
 
     def __str__(self):
         return f"{self.name} revision {self.value}"
@@ -70,14 +71,16 @@ class Revision(models.Model):
         COMMAND = "command"
 
     id = models.BigAutoField(primary_key=True)
-    number = models.BigIntegerField(unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    author = models.CharField(max_length=255, blank=True)
-    source = models.CharField(max_length=10, choices=Source.choices)
-    message = models.TextField(blank=True)
-    assistants = models.JSONField(default=list)
+    number = models.BigIntegerField(verbose_name=_("number"), unique=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    author = models.CharField(verbose_name=_("author"), max_length=255, blank=True)
+    source = models.CharField(verbose_name=_("source"), max_length=10, choices=Source.choices)
+    message = models.TextField(verbose_name=_("message"), blank=True)
+    assistants = models.JSONField(verbose_name=_("assistants"), default=list)
 
     class Meta:
+        verbose_name = _("revision")
+        verbose_name_plural = _("revisions")
         ordering = ["-number"]
 
     def __str__(self):
@@ -103,14 +106,18 @@ class RevisionChange(models.Model):
         UPDATED = "updated"
         DELETED = "deleted"
 
-    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="changes")
-    entity = models.CharField(max_length=10, choices=Entity.choices)
-    object_id = models.CharField(max_length=80)
-    name = models.CharField(max_length=600)
-    action = models.CharField(max_length=10, choices=Action.choices)
-    fields = models.JSONField(default=dict)
+    revision = models.ForeignKey(
+        Revision, on_delete=models.CASCADE, related_name="changes", verbose_name=_("revision")
+    )
+    entity = models.CharField(verbose_name=_("entity"), max_length=10, choices=Entity.choices)
+    object_id = models.CharField(verbose_name=_("object id"), max_length=80)
+    name = models.CharField(verbose_name=_("name"), max_length=600)
+    action = models.CharField(verbose_name=_("action"), max_length=10, choices=Action.choices)
+    fields = models.JSONField(verbose_name=_("fields"), default=dict)
 
     class Meta:
+        verbose_name = _("revision change")
+        verbose_name_plural = _("revision changes")
         ordering = ["revision", "id"]
         indexes = [models.Index(fields=["entity", "object_id"])]
 
@@ -127,11 +134,13 @@ LIVE = "live"
 def validate_label_name(name: str) -> None:
     """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (docs/contract.md)."""
     if name == LIVE:
-        raise ValidationError("`live` is reserved: it always means the current state.")
+        raise ValidationError(_("`live` is reserved: it always means the current state."))
     if not LABEL_NAME.match(name):
         raise ValidationError(
-            "A label name is a lowercase letter followed by at most 31 lowercase letters, "
-            "digits or hyphens."
+            _(
+                "A label name is a lowercase letter followed by at most 31 lowercase letters, "
+                "digits or hyphens."
+            )
         )
 
 
@@ -139,11 +148,15 @@ class Label(models.Model):
     """A named pointer to a revision (`production`, `staging`); moved by
     config_backend.history.labels."""
 
-    name = models.CharField(max_length=32, primary_key=True, validators=[validate_label_name])
-    revision = models.BigIntegerField()
-    updated_at = models.DateTimeField(auto_now=True)
+    name = models.CharField(
+        verbose_name=_("name"), max_length=32, primary_key=True, validators=[validate_label_name]
+    )
+    revision = models.BigIntegerField(verbose_name=_("revision"))
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
         ordering = ["name"]
         permissions = [
             ("move_label", "Can move labels"),
@@ -158,14 +171,16 @@ class LabelMove(models.Model):
     """One move of a label (its creation too: `from_revision` is then None)."""
 
     id = models.BigAutoField(primary_key=True)
-    label = models.CharField(max_length=32, db_index=True)
-    from_revision = models.BigIntegerField(null=True, blank=True)
-    to_revision = models.BigIntegerField()
-    author = models.CharField(max_length=255, blank=True)
-    message = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    label = models.CharField(verbose_name=_("label"), max_length=32, db_index=True)
+    from_revision = models.BigIntegerField(verbose_name=_("from revision"), null=True, blank=True)
+    to_revision = models.BigIntegerField(verbose_name=_("to revision"))
+    author = models.CharField(verbose_name=_("author"), max_length=255, blank=True)
+    message = models.TextField(verbose_name=_("message"), blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("label move")
+        verbose_name_plural = _("label moves")
         ordering = ["-id"]
 
     def __str__(self):
@@ -192,31 +207,37 @@ class APIKey(AbstractAPIKey):
     """
 
     class Scope(models.TextChoices):
-        READ = "read", "read: every GET"
-        RUNTIME = "runtime", "runtime: read, and register/update/forget threads"
-        WRITE = "write", "write: read, and change assistants, tools and links"
+        READ = "read", _("read: every GET")
+        RUNTIME = "runtime", _("runtime: read, and register/update/forget threads")
+        WRITE = "write", _("write: read, and change assistants, tools and links")
 
-    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    scope = models.CharField(
+        verbose_name=_("scope"), max_length=10, choices=Scope.choices, default=Scope.READ
+    )
     last_used_at = models.DateTimeField(
-        "last used",
+        _("last used"),
         null=True,
         blank=True,
         editable=False,
-        help_text="Accurate to the hour: written at most once an hour per key.",
+        help_text=_("Accurate to the hour: written at most once an hour per key."),
     )
 
     # NULL: not pinned (the admin's empty field saves NULL too: one way to say it).
     label = models.CharField(  # noqa: DJ001
+        verbose_name=_("label"),
         max_length=32,
         null=True,
         blank=True,
         validators=[validate_label_name],
-        help_text="Pin this key's config reads to a label (e.g. production): they serve the "
-        "config at the label's revision unless they ask for another (?label=, ?revision=).",
+        help_text=_(
+            "Pin this key's config reads to a label (e.g. production): they serve the "
+            "config at the label's revision unless they ask for another (?label=, ?revision=)."
+        ),
     )
     protected = models.BooleanField(
+        verbose_name=_("protected"),
         default=False,
-        help_text="With write scope: may also move protected labels (PROTECTED_LABELS).",
+        help_text=_("With write scope: may also move protected labels (PROTECTED_LABELS)."),
     )
 
     objects = OpaqueIdAPIKeyManager()
@@ -225,12 +246,12 @@ class APIKey(AbstractAPIKey):
         super().clean()
         if self.protected and self.scope != self.Scope.WRITE:
             raise ValidationError(
-                {"protected": "Only a key with write scope moves labels, protected or not."}
+                {"protected": _("Only a key with write scope moves labels, protected or not.")}
             )
 
     class Meta(AbstractAPIKey.Meta):
-        verbose_name = "API key"
-        verbose_name_plural = "API keys"
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(scope__in=["read", "runtime", "write"]),

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -21,7 +22,8 @@ class StillReferenced(ValidationError):
 
     def __init__(self, *, name: str, references: list[str]):
         super().__init__(
-            f"“{name}” is still referenced: " + "; ".join(references) + ".",
+            gettext("“%(name)s” is still referenced: %(references)s.")
+            % {"name": name, "references": "; ".join(references)},
             code="still_referenced",
         )
         self.references = references

@@ -37,6 +37,10 @@ CUSTOM_VIEWS = {
     "assistants_assistant_history_field",
     "tools_tool_history_field",
     "tools_assistanttoollink_history_field",
+    # Read-only, for staff who may view assistants (and tools, for the graph):
+    # tests/test_admin_agent_form.py, tests/test_delegation_graph.py.
+    "assistants_assistant_preview",
+    "assistants_assistant_graph",
 }
 DJANGO_VIEWS = ("_changelist", "_add", "_change", "_delete", "_history")
 OUR_APPS = ["config_backend", "assistants", "tools", "threads", "rest_framework_api_key"]

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.api.json_input import JSONInputError, JSONProblem, json_problems, parse_json
 from tools.metaschema import metaschema_problems
@@ -30,7 +31,10 @@ TOOL_NAME_PATTERN = f"^{TOOL_NAME_CHARACTERS}$"
 validate_tool_name = RegexValidator(
     # \A…\Z, not ^…$: in Python `$` also matches before a final newline.
     re.compile(rf"\A{TOOL_NAME_CHARACTERS}\Z"),
-    "Use 1 to 64 letters, digits, underscores or hyphens (it is the function name the LLM sees).",
+    gettext_lazy(
+        "Use 1 to 64 letters, digits, underscores or hyphens (it is the function name the LLM "
+        "sees)."
+    ),
 )
 
 
@@ -50,7 +54,12 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
         except JSONInputError as exc:
             return None, exc.problems
     if not isinstance(value, dict):
-        return None, [JSONProblem("/", f"must be a JSON object, not {type(value).__name__}.")]
+        return None, [
+            JSONProblem(
+                "/",
+                _("must be a JSON object, not %(type)s.") % {"type": type(value).__name__},
+            )
+        ]
     problems = json_problems(
         value, max_depth=settings.SCHEMA_MAX_DEPTH, max_values=settings.SCHEMA_MAX_VALUES
     )
@@ -61,13 +70,15 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
     problems = metaschema_problems(value)
     if not problems and value.get("type") != "object":
         problems.append(
-            JSONProblem("/type", 'the top-level type of a tool\'s arguments must be "object".')
+            JSONProblem("/type", _('the top-level type of a tool\'s arguments must be "object".'))
         )
     return value, problems
 
 
 def _too_large_message() -> str:
-    return f"larger than {settings.SCHEMA_MAX_BYTES:,} bytes (SCHEMA_MAX_BYTES)."
+    return _("larger than %(limit)s bytes (SCHEMA_MAX_BYTES).") % {
+        "limit": f"{settings.SCHEMA_MAX_BYTES:,}"
+    }
 
 
 def validate_input_schema(value) -> dict:
@@ -86,9 +97,9 @@ SUB_ASSISTANT = "sub_assistant"  # Tool.Type.SUB_ASSISTANT
 def delegate_errors(*, tool_type: str, delegate) -> dict[str, str]:
     """Rule 3 for one tool: {field: message}, empty when it holds. `delegate` is its id or None."""
     if tool_type == SUB_ASSISTANT and delegate is None:
-        return {"assistant": "A sub-assistant tool must name the assistant it delegates to."}
+        return {"assistant": _("A sub-assistant tool must name the assistant it delegates to.")}
     if tool_type != SUB_ASSISTANT and delegate is not None:
-        return {"assistant": "Only sub-assistant tools name a delegate assistant."}
+        return {"assistant": _("Only sub-assistant tools name a delegate assistant.")}
     return {}
 
 
@@ -195,7 +206,9 @@ def _nodes_that_may_be_on_cycles(edges: Mapping) -> list:
 
 def delegation_cycle_message(cycle: list, names: Mapping) -> str:
     """Name the cycle, with `names` ({assistant id: name})."""
-    return "This would create a delegation cycle: " + " → ".join(names[pk] for pk in cycle) + "."
+    return _("This would create a delegation cycle: %(cycle)s.") % {
+        "cycle": " → ".join(names[pk] for pk in cycle)
+    }
 
 
 # Rule 9: at most MAX_TOOLS_PER_ASSISTANT active tools per assistant.
@@ -212,8 +225,11 @@ def tool_limit_problems(active_tools: Mapping[Hashable, int]) -> dict[Hashable, 
     limit = settings.MAX_TOOLS_PER_ASSISTANT
     return {
         assistant: (
-            f"{count} active tools; an assistant may have at most {limit} "
-            "(MAX_TOOLS_PER_ASSISTANT). Deactivate or unlink some first."
+            _(
+                "%(count)s active tools; an assistant may have at most %(limit)s "
+                "(MAX_TOOLS_PER_ASSISTANT). Deactivate or unlink some first."
+            )
+            % {"count": count, "limit": limit}
         )
         for assistant, count in active_tools.items()
         if count > limit

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from config_backend.history.selectors import newest_history_revision
 from config_backend.history.states import UnknownRevision
@@ -36,7 +37,7 @@ class UnknownLabel(LookupError):
     """No label of this name."""
 
     def __init__(self, name: str):
-        super().__init__(f"No label named “{name}”.")
+        super().__init__(gettext("No label named “%(name)s”.") % {"name": name})
         self.name = name
 
 
@@ -76,7 +77,9 @@ def label_target(revision) -> int:
     except MalformedPoint:
         number = None
     if number is None:
-        raise ValidationError({"revision": [f"A revision number or `{LIVE}`."]})
+        raise ValidationError(
+            {"revision": [gettext("A revision number or `%(live)s`.") % {"live": LIVE}]}
+        )
     if not Revision.objects.filter(number=number).exists():
         raise UnknownRevision(number)
     return number

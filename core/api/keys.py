@@ -27,6 +27,7 @@ import time
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework import permissions
 
 from core import store
@@ -116,19 +117,26 @@ def key_grant_problems(
         held = {*SCOPE_PERMISSIONS.get(before.scope, []), *_protected_permissions(before.protected)}
     problems: dict[str, list[str]] = {}
     for field, value, needed, power in (
-        ("scope", scope, SCOPE_PERMISSIONS.get(scope, []), f"A `{scope}` key"),
-        ("protected", protected, _protected_permissions(protected), "A protected key"),
+        (
+            "scope",
+            scope,
+            SCOPE_PERMISSIONS.get(scope, []),
+            gettext("A `%(scope)s` key") % {"scope": scope},
+        ),
+        ("protected", protected, _protected_permissions(protected), gettext("A protected key")),
     ):
         missing = [name for name in needed if name not in held and not user.has_perm(name)]
         if not missing:
             continue
-        message = (
-            f"{power} may do what {', '.join(f'`{name}`' for name in missing)} allow(s), and "
-            "you lack that: a key may not do more than its maker."
-        )
+        message = gettext(
+            "%(power)s may do what %(permissions)s allow(s), and you lack that: a key may not "
+            "do more than its maker."
+        ) % {"power": power, "permissions": ", ".join(f"`{name}`" for name in missing)}
         if before is not None and getattr(before, field) == value:
             # Unchanged, so new only because the key would live longer.
-            problems.setdefault("expiry_date", []).append(f"Living longer, anew: {message}")
+            problems.setdefault("expiry_date", []).append(
+                gettext("Living longer, anew: %(problem)s") % {"problem": message}
+            )
         else:
             problems.setdefault(field, []).append(message)
     return problems
