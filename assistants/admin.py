@@ -15,8 +15,8 @@ from assistants.admin_forms import AssistantForm, VariablesWidget, typed_default
 from assistants.graph import GraphUnavailable, delegation_graph, graph_svg
 from assistants.models import Assistant
 from assistants.prompts import (
-    expanded_instructions,
     rendered_instructions,
+    strictly_expanded,
     unused_variables,
     unused_variables_warning,
     variables_problems,
@@ -189,7 +189,7 @@ class AssistantAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
             if sample.strip():
                 values[variable["name"]] = typed_default(variable["type"], sample)
         try:
-            instructions = expanded_instructions(request.POST.get("instructions", ""))
+            instructions = strictly_expanded(request.POST.get("instructions", ""))
             rendered = rendered_instructions(
                 {"instructions": instructions, "variables": variables}, values
             )

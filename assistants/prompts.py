@@ -62,17 +62,23 @@ def expanded_instructions(instructions: str, snippets: Mapping[str, str]) -> str
         return instructions
 
 
+def strictly_expanded(instructions: str, snippets: Mapping[str, str] | None = None) -> str:
+    """The instructions expanded as rule 12 allows (`snippets`: the active ones unless given);
+    raises TemplateError saying why not (the admin's preview shows it)."""
+    if not could_include(instructions):
+        return instructions
+    return templates.expand(
+        instructions,
+        snippet_texts() if snippets is None else snippets,
+        max_bytes=settings.MAX_INSTRUCTIONS_BYTES,
+    )
+
+
 def _strictly_expanded(instructions: str, snippets: Mapping[str, str] | None) -> str | None:
     """The instructions expanded for rule 11, or None when rule 12 refuses them (it reports
     why: snippets.validators.expansion_error)."""
-    if not could_include(instructions):
-        return instructions
     try:
-        return templates.expand(
-            instructions,
-            snippet_texts() if snippets is None else snippets,
-            max_bytes=settings.MAX_INSTRUCTIONS_BYTES,
-        )
+        return strictly_expanded(instructions, snippets)
     except (TemplateError, RecursionError):
         return None
 
