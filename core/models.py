@@ -123,6 +123,12 @@ LABEL_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z")
 LIVE = "live"
 
 
+# A rollout's allow-list and the user ids of per-user reads (docs/contract.md "Rollout on a
+# label"): at most this many users, each id at most this long.
+ROLLOUT_MAX_USERS = 1000
+USER_ID_MAX_LENGTH = 255
+
+
 def validate_label_name(name: str) -> None:
     """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (docs/contract.md
     "Labels")."""
@@ -140,7 +146,15 @@ class Label(models.Model):
     config_backend.history.labels."""
 
     name = models.CharField(max_length=32, primary_key=True, validators=[validate_label_name])
-    revision = models.BigIntegerField()
+    revision = models.BigIntegerField()  # the base: what every user gets without a rollout
+    # The rollout (docs/contract.md "Rollout on a label"): a candidate revision for a share of
+    # users. None of these means something without `candidate_revision`.
+    candidate_revision = models.BigIntegerField(null=True, blank=True)
+    rollout_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    rollout_users = models.JSONField(default=list, blank=True)
+    # New (opaque) whenever the candidate revision changes, kept when only the percent or the
+    # users do: the users' buckets hash it, so a percent change keeps everyone's bucket.
+    rollout_id = models.CharField(max_length=32, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -153,14 +167,47 @@ class Label(models.Model):
     def __str__(self):
         return f"{self.name} → {self.revision}"
 
+    @property
+    def rollout(self) -> dict | None:
+        """The rollout as the API shows it (and config_client.rollout.variant reads it), or
+        None: `{"id", "revision", "percent", "users"}`, the percent a string ("12.50")."""
+        if self.candidate_revision is None:
+            return None
+        return rollout_object(
+            self.rollout_id, self.candidate_revision, self.rollout_percent, self.rollout_users
+        )
+
+
+def rollout_object(rollout_id, candidate_revision, percent, users) -> dict:
+    """One shape of a rollout for the label JSON, its history, the events and the read cache."""
+    return {
+        "id": rollout_id,
+        "revision": candidate_revision,
+        "percent": f"{percent:.2f}" if percent is not None else "0.00",
+        "users": list(users or ()),
+    }
+
 
 class LabelMove(models.Model):
-    """One move of a label (its creation too: `from_revision` is then None)."""
+    """One change of a label (its creation too: `from_revision` is then None): a move of its
+    base, a rollout set or changed, a promotion or an abort. The rollout columns hold the
+    label's rollout after the change (all empty when it has none: after a promote or abort)."""
+
+    class Action(models.TextChoices):
+        MOVE = "move"
+        ROLLOUT = "rollout"
+        PROMOTE = "promote"
+        ABORT = "abort"
 
     id = models.BigAutoField(primary_key=True)
     label = models.CharField(max_length=32, db_index=True)
+    action = models.CharField(max_length=10, choices=Action.choices, default=Action.MOVE)
     from_revision = models.BigIntegerField(null=True, blank=True)
     to_revision = models.BigIntegerField()
+    candidate_revision = models.BigIntegerField(null=True, blank=True)
+    percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    rollout_id = models.CharField(max_length=32, blank=True)
+    rollout_users = models.JSONField(default=list, blank=True)
     author = models.CharField(max_length=255, blank=True)
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -170,6 +217,15 @@ class LabelMove(models.Model):
 
     def __str__(self):
         return f"{self.label}: {self.from_revision} → {self.to_revision}"
+
+    @property
+    def rollout(self) -> dict | None:
+        """The label's rollout after this change (Label.rollout's shape), or None."""
+        if self.candidate_revision is None:
+            return None
+        return rollout_object(
+            self.rollout_id, self.candidate_revision, self.percent, self.rollout_users
+        )
 
 
 class OpaqueIdAPIKeyManager(APIKeyManager):
