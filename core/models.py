@@ -170,7 +170,7 @@ class Label(models.Model):
     @property
     def rollout(self) -> dict | None:
         """The rollout as the API shows it (and config_client.rollout.variant reads it), or
-        None: `{"id", "revision", "percent", "users"}`, the percent a string ("12.50")."""
+        None: `{"id", "revision", "percent", "users"}`."""
         if self.candidate_revision is None:
             return None
         return rollout_object(
@@ -179,11 +179,13 @@ class Label(models.Model):
 
 
 def rollout_object(rollout_id, candidate_revision, percent, users) -> dict:
-    """One shape of a rollout for the label JSON, its history, the events and the read cache."""
+    """One shape of a rollout for the label JSON, the events and the read cache. The percent
+    is a JSON number (12.5, 10): a float's repr gives back a two-decimal percent exactly."""
+    percent = percent or 0
     return {
         "id": rollout_id,
         "revision": candidate_revision,
-        "percent": f"{percent:.2f}" if percent is not None else "0.00",
+        "percent": int(percent) if percent == int(percent) else float(percent),
         "users": list(users or ()),
     }
 

@@ -176,7 +176,8 @@ def checked_rollout(rollout) -> dict | None:
         return None
     if not isinstance(rollout, Mapping):
         raise ValidationError({"rollout": ["null, or an object with revision, percent, users."]})
-    unknown = sorted(set(rollout) - {"revision", "percent", "users"})
+    # `id` is the label JSON's own (read-only): a client may send back what it read.
+    unknown = sorted(set(rollout) - {"id", "revision", "percent", "users"})
     if unknown:
         raise ValidationError({f"rollout.{unknown[0]}": ["Not a rollout field."]})
     if "revision" not in rollout:
@@ -209,46 +210,15 @@ def change_label(name: str, change: LabelChange, *, author: str, message: str = 
     if change.action == LabelMove.Action.MOVE and change.revision is None:
         raise ValidationError({"revision": [f"A revision number or `{LIVE}`."]})
     rollout = checked_rollout(change.rollout) if change.action == "rollout" else None
+    # Refused before the counter moves (a refusal would raise its mirror: misses until the
+    # next change); checked again under the lock, against the row as it is then.
+    _changed(name, Label.objects.filter(name=name).first(), change, rollout)
     with transaction.atomic():
         store.bump_revision(ConfigRevision.for_label(name))
         label = Label.objects.filter(name=name).first()
         created = label is None
-        if created:
-            if change.action in (LabelMove.Action.PROMOTE, LabelMove.Action.ABORT):
-                raise UnknownLabel(name)
-            if change.revision is None:
-                raise ValidationError({"revision": ["A new label needs a base revision."]})
-            label = Label(name=name, revision=change.revision)
         previous = None if created else label.revision
-        previous_candidate = label.candidate_revision
-        if change.action in (LabelMove.Action.PROMOTE, LabelMove.Action.ABORT):
-            if label.candidate_revision is None:
-                raise NoRollout(name, change.action)
-            if change.action == LabelMove.Action.PROMOTE:
-                label.revision = label.candidate_revision
-            rollout = None
-        elif change.revision is not None:
-            label.revision = change.revision
-        if change.action == LabelMove.Action.MOVE:
-            rollout = label.rollout and {
-                "revision": label.candidate_revision,
-                "percent": label.rollout_percent,
-                "users": label.rollout_users,
-            }
-        if rollout is not None and rollout["revision"] == label.revision:
-            field = "revision" if change.action == LabelMove.Action.MOVE else "rollout.revision"
-            raise ValidationError(
-                {field: ["The candidate revision is the base: promote the rollout instead."]}
-            )
-        if rollout is None:
-            label.candidate_revision, label.rollout_percent = None, None
-            label.rollout_users, label.rollout_id = [], ""
-        else:
-            if rollout["revision"] != previous_candidate or not label.rollout_id:
-                label.rollout_id = uuid.uuid4().hex[:16]
-            label.candidate_revision = rollout["revision"]
-            label.rollout_percent = rollout["percent"]
-            label.rollout_users = rollout["users"]
+        label = _changed(name, label, change, rollout)
         label.save()
         move = LabelMove.objects.create(
             label=name,
@@ -265,6 +235,48 @@ def change_label(name: str, change: LabelChange, *, author: str, message: str = 
         label_moved(move)  # the webhooks' outbox: committed with the move, or not at all
         transaction.on_commit(lambda: announce_label_move(name))
     label.created = created
+    return label
+
+
+def _changed(name: str, label: Label | None, change: LabelChange, rollout: dict | None) -> Label:
+    """`label` (None: none yet) changed in place as `change` asks, unsaved (a new one if
+    None); `rollout`: the change's, checked. Raises what change_label says for a change the
+    label refuses."""
+    action = change.action
+    if label is None:
+        if action in (LabelMove.Action.PROMOTE, LabelMove.Action.ABORT):
+            raise UnknownLabel(name)
+        if change.revision is None:
+            raise ValidationError({"revision": ["A new label needs a base revision."]})
+        label = Label(name=name, revision=change.revision)
+    previous_candidate = label.candidate_revision
+    if action in (LabelMove.Action.PROMOTE, LabelMove.Action.ABORT):
+        if label.candidate_revision is None:
+            raise NoRollout(name, action)
+        if action == LabelMove.Action.PROMOTE:
+            label.revision = label.candidate_revision
+    elif change.revision is not None:
+        label.revision = change.revision
+    if action == LabelMove.Action.MOVE and label.candidate_revision is not None:
+        rollout = {
+            "revision": label.candidate_revision,
+            "percent": label.rollout_percent,
+            "users": label.rollout_users,
+        }
+    if rollout is not None and rollout["revision"] == label.revision:
+        field = "revision" if action == LabelMove.Action.MOVE else "rollout.revision"
+        raise ValidationError(
+            {field: ["The candidate revision is the base: promote the rollout instead."]}
+        )
+    if rollout is None:
+        label.candidate_revision, label.rollout_percent = None, None
+        label.rollout_users, label.rollout_id = [], ""
+    else:
+        if rollout["revision"] != previous_candidate or not label.rollout_id:
+            label.rollout_id = uuid.uuid4().hex[:16]
+        label.candidate_revision = rollout["revision"]
+        label.rollout_percent = rollout["percent"]
+        label.rollout_users = rollout["users"]
     return label
 
 
@@ -299,6 +311,13 @@ def label_get(name: str) -> Label:
     if label is None:
         raise UnknownLabel(name)
     return label
+
+
+def label_state(name: str) -> tuple[int, dict | None]:
+    """What a label read serves (core.reads.reads.LabelRead): the label's base revision and
+    its rollout (Label.rollout: None when it has none); raises UnknownLabel."""
+    label = label_get(name)
+    return label.revision, label.rollout
 
 
 def label_history(name: str) -> QuerySet[LabelMove]:

@@ -8,10 +8,15 @@ sibling keys (core.reads.codings). The tag is what makes it current (core.reads.
 - a read at a revision (`revision_entry_key`) is tagged with that revision: it never changes;
 - a read through a label (`label_entry_key`) is tagged with the label's move counter, read
   before the label's row; its payload is b"<the label's revision> <ETag>\\n<body>".
+  The candidate variant of a label under a rollout has its own entry (`variant=CANDIDATE`),
+  and the rollout its record (`label_rollout_key`: tagged the same, the payload the rollout's
+  JSON, or ABSENT when the label has none): a per-user hit fetches all three in its one MGET
+  and picks the variant (core.reads.reads.LabelRead).
 A cached 404 (an assistant that was not active at the revision, or at the label's) has the
 payload ABSENT (a body is JSON: it never is `-`).
 """
 
+from config_client.rollout import BASE
 from django.db import transaction
 
 from core import store
@@ -45,9 +50,20 @@ def revision_entry_key(revision: int, assistant_id: str | None, coding: str = ID
     )
 
 
-def label_entry_key(label: str, assistant_id: str | None, coding: str = IDENTITY) -> str:
-    """The entry of a config read through a label."""
-    return store.cache_key("config", "label", label, assistant_id or "bundle", *_variant(coding))
+def label_entry_key(
+    label: str, assistant_id: str | None, coding: str = IDENTITY, variant: str = BASE
+) -> str:
+    """The entry of a config read through a label: its base, or its rollout's candidate."""
+    of_variant = () if variant == BASE else (variant,)
+    return store.cache_key(
+        "config", "label", label, assistant_id or "bundle", *of_variant, *_variant(coding)
+    )
+
+
+def label_rollout_key(label: str) -> str:
+    """The record of a label's rollout, for per-user reads (assistant ids are UUIDs, so no
+    entry key is this one)."""
+    return store.cache_key("config", "label", label, "rollout")
 
 
 def tagged(tag: int, payload: bytes) -> bytes:

@@ -114,7 +114,7 @@ def plan(meta: dict, assistant_id: str | None, point) -> Plan | None:
     key = cache_read_key(meta)
     if key is None:
         return None
-    read = read_for(assistant_id, point if point.asked else plain_point(key))
+    read = read_for(assistant_id, point if point.asked else plain_point(key, point.user_id))
     return Plan(read, key, response_coding(meta.get("HTTP_ACCEPT_ENCODING")))
 
 

@@ -29,6 +29,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from config_client.rollout import BASE, CANDIDATE
+from config_client.rollout import variant as rollout_variant
 from rest_framework.renderers import JSONRenderer
 
 from core import store
@@ -40,15 +42,20 @@ from core.reads.entries import (
     counter_name,
     label_entry_key,
     label_payload,
+    label_rollout_key,
     live_entry_key,
     revision_entry_key,
     split_entry,
     split_label_payload,
+    tagged,
 )
 from core.reads.points import Point
 
 # Says whether the cache answered ("hit") or the config was built ("miss").
 CACHE_HEADER = "X-Config-Cache"
+# Which variant of a label read answered (docs/contract.md "Reads per user"): sent on every
+# label read (`base` without a user id), on no other.
+VARIANT_HEADER = "X-Config-Variant"
 NO_CACHE = "private, no-cache"
 # The config at a revision never changes: a client may keep it for good.
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -66,12 +73,13 @@ class Builders:
     """What the upper floors give (`register`): `live_config(assistant_id, revision)` (a dict;
     None: no active assistant), `is_active(assistant_id)`, `config_at(revision, assistant_id)`
     (a dict, None: not active then; raises a LookupError for a revision the history does not
-    hold) and `label_revision(name)` (raises a LookupError for an unknown label)."""
+    hold) and `label_state(name)`: the label's (base revision, rollout: its JSON object or
+    None) (raises a LookupError for an unknown label)."""
 
     live_config: Callable[[str | None, int], dict | None] | None = None
     is_active: Callable[[str], bool] | None = None
     config_at: Callable[[int, str | None], dict | None] | None = None
-    label_revision: Callable[[str], int] | None = None
+    label_state: Callable[[str], tuple[int, dict | None]] | None = None
 
 
 builders = Builders()
@@ -113,18 +121,24 @@ class Read:
             other.point,
         )
 
-    def headers(self, revision: int, etag: str, coding: str, cached: bool) -> list:
-        """Every config response's headers, hit or miss, 200 or 304 (a 200 adds its types)."""
-        return [
+    def headers(self, revision: int, etag: str, coding: str, cached: bool, variant=None) -> list:
+        """Every config response's headers, hit or miss, 200 or 304 (a 200 adds its types);
+        a label read's say its variant."""
+        headers = [
             ("ETag", coded_etag(etag, coding)),
             ("X-Config-Revision", str(revision)),
             ("Cache-Control", self.cache_control),
             ("Vary", VARY),
             (CACHE_HEADER, "hit" if cached else "miss"),
         ]
+        if variant is not None:
+            headers.append((VARIANT_HEADER, variant))
+        return headers
 
-    def answer(self, revision, etag, body, coding, if_none_match, cached) -> ConfigAnswer:
-        headers = self.headers(revision, etag, coding, cached)
+    def answer(
+        self, revision, etag, body, coding, if_none_match, cached, variant=None
+    ) -> ConfigAnswer:
+        headers = self.headers(revision, etag, coding, cached, variant)
         if etag_matches(if_none_match, etag):
             return ConfigAnswer(304, headers, b"")
         types = [("Content-Type", "application/json"), *content_encoding(coding)]
@@ -242,8 +256,46 @@ def content_etag(body: bytes) -> str:
     return f'"label-{digest[:32]}"'
 
 
+# The last rollout record parsed, by label, with its bytes: a hit compares bytes rather than
+# parsing an allow-list of up to 1,000 ids again. Per process; bounded by the labels read.
+_parsed_rollouts: dict[str, tuple[bytes, dict | None]] = {}
+
+
+def parsed_rollout(label: str, payload: bytes) -> dict | None:
+    """A rollout record's payload as config_client.rollout.variant reads it (None: no
+    rollout), its users a frozenset."""
+    memo = _parsed_rollouts.get(label)
+    if memo is not None and memo[0] == payload:
+        return memo[1]
+    rollout = None
+    if payload != ABSENT:
+        rollout = json.loads(payload)
+        rollout["users"] = frozenset(rollout["users"])
+    if len(_parsed_rollouts) > 1000:
+        _parsed_rollouts.clear()
+    _parsed_rollouts[label] = (payload, rollout)
+    return rollout
+
+
+class LabelVariantEntry:
+    """The entry of one variant of a label read, as core.reads.build names an entry."""
+
+    entry_seconds = store.ENTRY_SECONDS
+    keeps_absence = True
+
+    def __init__(self, read: "LabelRead", variant: str):
+        self.read, self.variant = read, variant
+        self.mirror_name = read.mirror_name
+
+    def entry_key(self, coding: str) -> str:
+        return label_entry_key(self.read.point.label, self.read.assistant_id, coding, self.variant)
+
+
 class LabelRead(Read):
-    """The config at a label's revision: tagged with the label's move counter."""
+    """The config at a label's revision: tagged with the label's move counter. With a user id,
+    the user's variant under the label's rollout (config_client.rollout.variant, the one rule):
+    the hit's MGET also fetches the rollout's record and the candidate's entry, so picking
+    costs no second round trip (the candidate's bytes travel only while a rollout is on)."""
 
     entry_seconds = store.ENTRY_SECONDS
     keeps_absence = True
@@ -256,22 +308,55 @@ class LabelRead(Read):
         return label_entry_key(self.point.label, self.assistant_id, coding)
 
     def cache_names(self, coding: str) -> list[str]:
-        return [self.entry_key(coding), store.revision_key(self.mirror_name)]
+        names = [self.entry_key(coding), store.revision_key(self.mirror_name)]
+        if self.point.user_id is not None:
+            names += [
+                label_rollout_key(self.point.label),
+                label_entry_key(self.point.label, self.assistant_id, coding, CANDIDATE),
+            ]
+        return names
 
     def hit(self, values, coding, if_none_match) -> ConfigAnswer | None:
-        entry, mirror = values
+        entry, mirror, *rollout_values = values
+        if mirror is None:
+            return None
+        moves = int(mirror)
+        variant = BASE
+        if rollout_values:
+            record, candidate_entry = rollout_values
+            tag, payload = split_entry(record)
+            if tag != moves:
+                return None
+            variant = pick_variant(self.point, parsed_rollout(self.point.label, payload))
+            if variant == CANDIDATE:
+                entry = candidate_entry
         tag, payload = split_entry(entry)
-        if mirror is None or tag != int(mirror) or payload == ABSENT:
+        if tag != moves or payload == ABSENT:
             return None
         revision, etag, body = split_label_payload(payload)
-        return self.answer(revision, etag, body, coding, if_none_match, True)
+        return self.answer(revision, etag, body, coding, if_none_match, True, variant)
 
     def get_or_build(self, coding, if_none_match, cached=None) -> ConfigAnswer:
         label = self.point.label
         moves = store.committed_counter(self.mirror_name)  # first: see the module docstring
+        state = []  # the label's (revision, rollout), read once, after `moves`
+
+        def label_state():
+            if not state:
+                state.append(builders.label_state(label))
+            return state[0]
+
+        variant, entry_cached = BASE, None if cached is None else cached[:2]
+        if self.point.user_id is not None:
+            rollout = self.current_rollout(moves, cached, label_state)
+            variant = pick_variant(self.point, rollout)
+            if variant == CANDIDATE:
+                entry_cached = None if cached is None else (cached[3], cached[1])
 
         def make():
-            revision = builders.label_revision(label)
+            revision, rollout = label_state()
+            if variant == CANDIDATE and rollout is not None:
+                revision = rollout["revision"]
             body, _ = RevisionRead(self.assistant_id, Point(revision=revision)).body()
             if body is None:
                 return build.Built(None)
@@ -279,12 +364,37 @@ class LabelRead(Read):
             return build.Built(body, head)
 
         payload, from_cache = build.get_or_build(
-            self, tag=moves, build=make, coding=coding, cached=cached
+            LabelVariantEntry(self, variant),
+            tag=moves,
+            build=make,
+            coding=coding,
+            cached=entry_cached,
         )
         if payload is None:
             raise NothingThere(f"No active assistant with this id at label “{label}”.")
         revision, etag, body = split_label_payload(payload)
-        return self.answer(revision, etag, body, coding, if_none_match, from_cache)
+        return self.answer(revision, etag, body, coding, if_none_match, from_cache, variant)
+
+    def current_rollout(self, moves: int, cached, label_state) -> dict | None:
+        """The label's rollout as of `moves`: the record this request fetched if current, else
+        the label's row (read after `moves`: as new as the tag says), stored as the record."""
+        label = self.point.label
+        if cached is not None:
+            tag, payload = split_entry(cached[2])
+            if tag == moves:
+                return parsed_rollout(label, payload)
+        rollout = label_state()[1]
+        payload = ABSENT if rollout is None else render_json(rollout)
+        record = {label_rollout_key(label): tagged(moves, payload)}
+        store.try_cache(
+            "storing a label's rollout", lambda s: s.set_many(record, store.ENTRY_SECONDS)
+        )
+        return parsed_rollout(label, payload)
+
+
+def pick_variant(point: Point, rollout: dict | None) -> str:
+    """`base` or `candidate` for the point's user (config_client.rollout.variant)."""
+    return rollout_variant(point.label, rollout, point.user_id)
 
 
 def read_for(assistant_id: str | None, point: Point) -> Read:

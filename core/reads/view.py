@@ -31,7 +31,7 @@ def config_response(request, assistant_id: str | None) -> HttpResponse:
     except BadQuery as exc:
         raise ValidationError({exc.field: exc.messages}) from None
     if not point.asked:
-        point = Point(label=getattr(request.auth, "label", None))
+        point = Point(label=getattr(request.auth, "label", None), user_id=point.user_id)
     read = read_for(assistant_id, point)
     coding = response_coding(request.headers.get("Accept-Encoding"))
     fetched = request_read(request.META)
