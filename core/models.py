@@ -190,6 +190,9 @@ def rollout_object(rollout_id, candidate_revision, percent, users) -> dict:
     }
 
 
+ROLLOUT_FIELDS = ("candidate_revision", "percent", "rollout_id", "rollout_users")
+
+
 class LabelMove(models.Model):
     """One change of a label (its creation too: `from_revision` is then None): a move of its
     base, a rollout set or changed, a promotion or an abort. The rollout columns hold the
@@ -219,6 +222,14 @@ class LabelMove(models.Model):
 
     def __str__(self):
         return f"{self.label}: {self.from_revision} → {self.to_revision}"
+
+    # What a change's event carries (the SSE `label` event, the webhook `label` body).
+    EVENT_FIELDS = ("id", "label", "to_revision", "created_at", *ROLLOUT_FIELDS)
+
+    def event_data(self) -> dict:
+        """The data of this change's event: the SSE `label` event and the webhook `label`
+        body carry the same (docs/contract.md "Runtime delivery", "Webhooks")."""
+        return {"label": self.label, "revision": self.to_revision, "rollout": self.rollout}
 
     @property
     def rollout(self) -> dict | None:
