@@ -11,16 +11,18 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.views import APIView
 
 from core.api.errors import READ_ERRORS, error_responses
+from core.models import USER_ID_MAX_LENGTH
 from core.reads.codings import response_coding
 from core.reads.fetch import request_read
 from core.reads.points import (
     LABEL_PARAMETER,
     REVISION_PARAMETER,
+    USER_PARAMETER,
     BadQuery,
     Point,
     point_asked,
 )
-from core.reads.reads import CACHE_HEADER, IMMUTABLE, read_for
+from core.reads.reads import CACHE_HEADER, IMMUTABLE, VARIANT_HEADER, read_for
 
 
 def config_response(request, assistant_id: str | None) -> HttpResponse:
@@ -87,6 +89,16 @@ PARAMETERS = [
         enum=["hit", "miss"],
     ),
     OpenApiParameter(
+        VARIANT_HEADER,
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=[200, 304],
+        required=False,
+        enum=["base", "candidate"],
+        description="On a label read only: the variant served under the label's rollout "
+        "(`base` without `user_id`).",
+    ),
+    OpenApiParameter(
         REVISION_PARAMETER,
         OpenApiTypes.INT,
         OpenApiParameter.QUERY,
@@ -105,6 +117,16 @@ PARAMETERS = [
             "current config. A key pinned to a label serves that label's when neither `label` "
             "nor `revision` is given. The ETag changes only when the label moves to content "
             "that differs."
+        ),
+    ),
+    OpenApiParameter(
+        USER_PARAMETER,
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        description=(
+            "With a label read (`label`, or a key pinned to one): serve this user's variant "
+            "under the label's rollout (`X-Config-Variant`); without it, the base. Ignored by "
+            f"live and revision reads. 1 to {USER_ID_MAX_LENGTH} characters."
         ),
     ),
 ]
