@@ -31,6 +31,7 @@ from config_backend.history.labels import (
     LabelChange,
     NoRollout,
     change_label,
+    checked_change,
     checked_rollout,
     is_protected,
     label_history,
@@ -429,6 +430,12 @@ class LabelAdmin(ReadOnlyAdmin):
                 return self._page(request, "admin/history/label_rollout.html", title, **context)
             rollout, note = form.cleaned_data["rollout"], form.cleaned_data["change_note"]
             change, candidate = LabelChange("rollout", None, rollout), rollout["revision"]
+            try:
+                checked_change(label.name, change)
+            except ValidationError as exc:
+                form.add_error("candidate", exc.messages)
+                title = gettext("Roll out a revision of label %(name)s") % {"name": label.name}
+                return self._page(request, "admin/history/label_rollout.html", title, **context)
         else:
             if label.candidate_revision is None:
                 self.message_user(

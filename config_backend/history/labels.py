@@ -204,15 +204,9 @@ def change_label(name: str, change: LabelChange, *, author: str, message: str = 
     the commit, subscribers of core.store.CHANGES_CHANNEL hear `label:<name>` (the events
     stream). Bad input: ValidationError naming the field, UnknownRevision, NoRollout; nothing
     changes."""
-    checked_name(name)
-    if change.action not in LabelMove.Action.values:
-        raise ValidationError({"action": [f"One of {', '.join(LabelMove.Action.values)}."]})
-    if change.action == LabelMove.Action.MOVE and change.revision is None:
-        raise ValidationError({"revision": [f"A revision number or `{LIVE}`."]})
-    rollout = checked_rollout(change.rollout) if change.action == "rollout" else None
     # Refused before the counter moves (a refusal would raise its mirror: misses until the
     # next change); checked again under the lock, against the row as it is then.
-    _changed(name, Label.objects.filter(name=name).first(), change, rollout)
+    rollout = checked_change(name, change).rollout_asked
     with transaction.atomic():
         store.bump_revision(ConfigRevision.for_label(name))
         label = Label.objects.filter(name=name).first()
@@ -235,6 +229,21 @@ def change_label(name: str, change: LabelChange, *, author: str, message: str = 
         label_moved(move)  # the webhooks' outbox: committed with the move, or not at all
         transaction.on_commit(lambda: announce_label_move(name))
     label.created = created
+    return label
+
+
+def checked_change(name: str, change: LabelChange) -> Label:
+    """The label `name` as `change` would leave it now, unsaved, or what change_label would
+    raise: its rules, for a caller that must refuse a change before making it (a preview, a
+    change request). `rollout_asked`: the change's rollout, checked (checked_rollout)."""
+    checked_name(name)
+    if change.action not in LabelMove.Action.values:
+        raise ValidationError({"action": [f"One of {', '.join(LabelMove.Action.values)}."]})
+    if change.action == LabelMove.Action.MOVE and change.revision is None:
+        raise ValidationError({"revision": [f"A revision number or `{LIVE}`."]})
+    rollout = checked_rollout(change.rollout) if change.action == "rollout" else None
+    label = _changed(name, Label.objects.filter(name=name).first(), change, rollout)
+    label.rollout_asked = rollout
     return label
 
 
