@@ -61,6 +61,8 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/labels/": {"get"},
         "/api/v1/labels/{name}/": {"get", "put"},
         "/api/v1/labels/{name}/history/": {"get"},
+        "/api/v1/labels/{name}/promote/": {"post"},
+        "/api/v1/labels/{name}/abort/": {"post"},
         "/api/v1/webhooks/": {"get", "post"},
         "/api/v1/webhooks/{webhook_id}/": {"get", "put", "patch", "delete"},
     }
