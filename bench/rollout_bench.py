@@ -223,7 +223,10 @@ def main() -> int:
         "",
         "| percent | on the candidate | off by (points) | target |",
         "|---:|---:|---:|---:|",
-        *(f"| {p} % | {share:.2f} % | {abs(share - p):.2f} | ≤ 0.5 |" for p, share in shares.items()),
+        *(
+            f"| {p} % | {share:.2f} % | {abs(share - p):.2f} | ≤ 0.5 |"
+            for p, share in shares.items()
+        ),
         "",
         "![rollout bench](rollout_bench.png)",
     ]
