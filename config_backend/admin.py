@@ -35,7 +35,6 @@ from config_backend.history.labels import (
     checked_rollout,
     is_protected,
     label_history,
-    label_move,
     label_target,
     missing_move_permissions,
 )
@@ -492,12 +491,14 @@ class LabelAdmin(ReadOnlyAdmin):
         if form.is_valid():
             target = form.cleaned_data["target"]
             if "confirm" in request.POST:
-                label_move(
-                    name=label.name,
-                    revision=target,
-                    message=form.cleaned_data["change_note"],
-                    author=request.user.get_username(),
-                )
+                change, note = LabelChange("move", target), form.cleaned_data["change_note"]
+                try:
+                    apply_label_change(request, label, change, note)
+                except ValidationError as exc:  # onto the rollout's candidate: promote instead
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                    return HttpResponseRedirect(
+                        reverse("admin:config_backend_label_change", args=[label.pk])
+                    )
                 self.message_user(
                     request, f"Label {label.name} moved to revision {target}.", messages.SUCCESS
                 )
