@@ -7,6 +7,7 @@ import json
 
 import pytest
 from config_client.rollout import BASE, CANDIDATE, bucket, variant
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
 from config_backend.history.labels import LabelChange, change_label
@@ -263,6 +264,22 @@ def test_a_rollout_change_is_seen_by_the_next_per_user_read(revisions, writer, r
     roll_out(writer, "staging", base, candidate, 0, ["vip"])
 
     assert reader.get(url)["X-Config-Variant"] == CANDIDATE
+
+
+def test_a_restored_database_with_the_same_move_counter_never_gets_the_old_variant(
+    revisions, writer, reader
+):
+    base, candidate = revisions
+    roll_out(writer, "staging", base, candidate, 0, ["vip"])
+    url = "/api/v1/config/?label=staging&user_id=vip"
+    assert reader.get(url)["X-Config-Variant"] == CANDIDATE
+    assert reader.get(url)["X-Config-Cache"] == "hit"  # this process knows the rollout now
+    # A restore: the label's row as a backup had it, the same move counter, the cache retired.
+    Label.objects.filter(name="staging").update(rollout_users=[])
+    cache.clear()
+
+    assert reader.get(url)["X-Config-Variant"] == BASE
+    assert reader.get(url)["X-Config-Variant"] == BASE
 
 
 # --- promote and abort -------------------------------------------------------------------------

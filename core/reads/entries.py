@@ -10,11 +10,15 @@ sibling keys (core.reads.codings). The tag is what makes it current (core.reads.
   before the label's row; its payload is b"<the label's revision> <ETag>\\n<body>".
   The candidate variant of a label under a rollout has its own entry (`variant=CANDIDATE`),
   and the rollout its record (`label_rollout_key`: tagged the same, the payload the rollout's
-  JSON, or ABSENT when the label has none): a per-user hit fetches all three in its one MGET
-  and picks the variant (core.reads.reads.LabelRead).
+  JSON, or ABSENT when the label has none), with a stamp (`label_rollout_stamp_key`: its
+  digest, tagged the same): a per-user hit fetches the entries and the record in its one MGET
+  and picks the variant, or, in a process that knows the record, the user's variant's entry
+  and the stamp only (core.reads.reads.LabelRead).
 A cached 404 (an assistant that was not active at the revision, or at the label's) has the
 payload ABSENT (a body is JSON: it never is `-`).
 """
+
+import hashlib
 
 from config_client.rollout import BASE
 from django.db import transaction
@@ -64,6 +68,17 @@ def label_rollout_key(label: str) -> str:
     """The record of a label's rollout, for per-user reads (assistant ids are UUIDs, so no
     entry key is this one)."""
     return store.cache_key("config", "label", label, "rollout")
+
+
+def label_rollout_stamp_key(label: str) -> str:
+    """The stamp of a label's rollout record: tagged the same, the payload a digest of the
+    record's (`rollout_digest`), so a process that parsed the record before checks it is
+    current without fetching it again."""
+    return store.cache_key("config", "label", label, "rollout-stamp")
+
+
+def rollout_digest(payload: bytes) -> bytes:
+    return hashlib.sha256(payload).hexdigest()[:16].encode()
 
 
 def tagged(tag: int, payload: bytes) -> bytes:

@@ -43,8 +43,10 @@ from core.reads.entries import (
     label_entry_key,
     label_payload,
     label_rollout_key,
+    label_rollout_stamp_key,
     live_entry_key,
     revision_entry_key,
+    rollout_digest,
     split_entry,
     split_label_payload,
     tagged,
@@ -291,11 +293,27 @@ class LabelVariantEntry:
         return label_entry_key(self.read.point.label, self.read.assistant_id, coding, self.variant)
 
 
+# The last rollout record of each label this process parsed: {label: (its digest, rollout)}.
+# A per-user hit whose stamp (fetched in its MGET, tagged with the current move counter) has
+# that digest knows the user's variant: its MGET fetches that variant's entry alone, not the
+# record nor the other variant. The digest is of the content, so a restored database whose
+# counters went back never matches a rollout it does not hold.
+_known_rollouts: dict[str, tuple[bytes, dict | None]] = {}
+
+
+def know_rollout(label: str, payload: bytes, rollout: dict | None) -> None:
+    if len(_known_rollouts) > 1000 and label not in _known_rollouts:
+        _known_rollouts.clear()
+    _known_rollouts[label] = (rollout_digest(payload), rollout)
+
+
 class LabelRead(Read):
     """The config at a label's revision: tagged with the label's move counter. With a user id,
-    the user's variant under the label's rollout (config_client.rollout.variant, the one rule):
-    the hit's MGET also fetches the rollout's record and the candidate's entry, so picking
-    costs no second round trip (the candidate's bytes travel only while a rollout is on)."""
+    the user's variant under the label's rollout (config_client.rollout.variant, the one rule),
+    picked with no second round trip: when this process parsed the label's rollout record
+    (`_known_rollouts`), the MGET fetches the user's variant's entry, the mirror and the
+    record's stamp, and the hit checks the stamp is current and of that record; else it fetches
+    the base's and the candidate's entries and the record, and picks (learning the record)."""
 
     entry_seconds = store.ENTRY_SECONDS
     keeps_absence = True
@@ -303,18 +321,38 @@ class LabelRead(Read):
     def __init__(self, assistant_id: str | None, point: Point):
         super().__init__(assistant_id, point)
         self.mirror_name = ConfigRevision.for_label(point.label)
+        # What cache_names planned for a user: (digest, rollout, variant) known beforehand, or
+        # None (the record is fetched). Decided once: the MGET's values follow the plan.
+        self.known: tuple[bytes, dict | None, str] | None = None
+        self.planned = False
 
     def entry_key(self, coding: str) -> str:
         return label_entry_key(self.point.label, self.assistant_id, coding)
 
     def cache_names(self, coding: str) -> list[str]:
-        names = [self.entry_key(coding), store.revision_key(self.mirror_name)]
-        if self.point.user_id is not None:
-            names += [
-                label_rollout_key(self.point.label),
-                label_entry_key(self.point.label, self.assistant_id, coding, CANDIDATE),
-            ]
-        return names
+        label, mirror = self.point.label, store.revision_key(self.mirror_name)
+        if self.point.user_id is None:
+            return [self.entry_key(coding), mirror]
+        if not self.planned:
+            self.planned = True
+            known = _known_rollouts.get(label)
+            if known is not None:
+                self.known = (*known, pick_variant(self.point, known[1]))
+        if self.known is not None:
+            variant_entry = label_entry_key(label, self.assistant_id, coding, self.known[2])
+            return [variant_entry, mirror, label_rollout_stamp_key(label)]
+        return [
+            self.entry_key(coding),
+            mirror,
+            label_rollout_key(label),
+            label_entry_key(label, self.assistant_id, coding, CANDIDATE),
+        ]
+
+    def known_current(self, values, moves: int) -> bool:
+        """Whether the rollout this read planned with is the label's as of `moves`: the stamp
+        it fetched is tagged `moves` and holds the digest of the record it was parsed from."""
+        tag, digest = split_entry(values[2])
+        return tag == moves and digest == self.known[0]
 
     def hit(self, values, coding, if_none_match) -> ConfigAnswer | None:
         entry, mirror, *rollout_values = values
@@ -322,12 +360,18 @@ class LabelRead(Read):
             return None
         moves = int(mirror)
         variant = BASE
-        if rollout_values:
+        if self.known is not None:
+            if not self.known_current(values, moves):
+                return None  # the label changed since: the miss path learns it again
+            variant = self.known[2]
+        elif rollout_values:
             record, candidate_entry = rollout_values
             tag, payload = split_entry(record)
             if tag != moves:
                 return None
-            variant = pick_variant(self.point, parsed_rollout(self.point.label, payload))
+            rollout = parsed_rollout(self.point.label, payload)
+            know_rollout(self.point.label, payload, rollout)
+            variant = pick_variant(self.point, rollout)
             if variant == CANDIDATE:
                 entry = candidate_entry
         tag, payload = split_entry(entry)
@@ -348,10 +392,19 @@ class LabelRead(Read):
 
         variant, entry_cached = BASE, None if cached is None else cached[:2]
         if self.point.user_id is not None:
-            rollout = self.current_rollout(moves, cached, label_state)
+            known = self.known is not None and cached is not None
+            if known and self.known_current(cached, moves):
+                rollout = self.known[1]
+            else:
+                fetched_record = cached if cached is not None and self.known is None else None
+                rollout = self.current_rollout(moves, fetched_record, label_state)
             variant = pick_variant(self.point, rollout)
-            if variant == CANDIDATE:
-                entry_cached = None if cached is None else (cached[3], cached[1])
+            if cached is None:
+                entry_cached = None
+            elif self.known is not None:  # the MGET fetched the entry of the variant planned
+                entry_cached = cached[:2] if self.known[2] == variant else None
+            elif variant == CANDIDATE:
+                entry_cached = (cached[3], cached[1])
 
         def make():
             revision, rollout = label_state()
@@ -377,19 +430,27 @@ class LabelRead(Read):
 
     def current_rollout(self, moves: int, cached, label_state) -> dict | None:
         """The label's rollout as of `moves`: the record this request fetched if current, else
-        the label's row (read after `moves`: as new as the tag says), stored as the record."""
+        the label's row (read after `moves`: as new as the tag says), stored as the record with
+        its stamp. Either way this process knows it afterwards."""
         label = self.point.label
         if cached is not None:
             tag, payload = split_entry(cached[2])
             if tag == moves:
-                return parsed_rollout(label, payload)
+                rollout = parsed_rollout(label, payload)
+                know_rollout(label, payload, rollout)
+                return rollout
         rollout = label_state()[1]
         payload = ABSENT if rollout is None else render_json(rollout)
-        record = {label_rollout_key(label): tagged(moves, payload)}
+        record = {
+            label_rollout_key(label): tagged(moves, payload),
+            label_rollout_stamp_key(label): tagged(moves, rollout_digest(payload)),
+        }
         store.try_cache(
             "storing a label's rollout", lambda s: s.set_many(record, store.ENTRY_SECONDS)
         )
-        return parsed_rollout(label, payload)
+        rollout = parsed_rollout(label, payload)
+        know_rollout(label, payload, rollout)
+        return rollout
 
 
 def pick_variant(point: Point, rollout: dict | None) -> str:

@@ -37,12 +37,11 @@ def config_response(request, assistant_id: str | None) -> HttpResponse:
     read = read_for(assistant_id, point)
     coding = response_coding(request.headers.get("Accept-Encoding"))
     fetched = request_read(request.META)
+    cached = fetched.cached_for(read, coding) if fetched else None
+    if cached is not None:
+        read = fetched.plan.read  # the same read, with what its plan decided (LabelRead.known)
     try:
-        answer = read.get_or_build(
-            coding,
-            request.headers.get("If-None-Match"),
-            fetched.cached_for(read, coding) if fetched else None,
-        )
+        answer = read.get_or_build(coding, request.headers.get("If-None-Match"), cached)
     except LookupError as exc:  # an unknown revision or label; nothing active there
         raise NotFound(str(exc.args[0]) if exc.args else None) from None
     if answer.status == 304:
