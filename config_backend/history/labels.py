@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from config_backend.history.selectors import newest_history_revision
 from config_backend.history.states import UnknownRevision
@@ -104,7 +105,9 @@ class NoRollout(Exception):
     request, is the problem)."""
 
     def __init__(self, name: str, action: str):
-        super().__init__(f"Label “{name}” has no rollout to {action}.")
+        super().__init__(
+            _("Label “%(name)s” has no rollout to %(action)s.") % {"name": name, "action": action}
+        )
         self.name = name
         self.action = action
 
@@ -132,7 +135,7 @@ class LabelChange:
 def _percent(value) -> Decimal:
     """A rollout's percent: a number (or numeric string) from 0 to 100 with at most two
     decimals; else ValidationError naming `rollout.percent`."""
-    problem = ["A number from 0 to 100 with at most two decimals."]
+    problem = [_("A number from 0 to 100 with at most two decimals.")]
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise ValidationError({"rollout.percent": problem})
     try:
@@ -150,18 +153,23 @@ def _users(value) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValidationError({"rollout.users": ["A list of user ids (strings)."]})
+        raise ValidationError({"rollout.users": [_("A list of user ids (strings).")]})
     if len(value) > ROLLOUT_MAX_USERS:
         raise ValidationError(
-            {"rollout.users": [f"At most {ROLLOUT_MAX_USERS:,} user ids; got {len(value):,}."]}
+            {
+                "rollout.users": [
+                    _("At most %(most)s user ids; got %(got)s.")
+                    % {"most": f"{ROLLOUT_MAX_USERS:,}", "got": f"{len(value):,}"}
+                ]
+            }
         )
     for user in value:
         if not isinstance(user, str) or not user or len(user) > USER_ID_MAX_LENGTH:
             raise ValidationError(
                 {
                     "rollout.users": [
-                        f"Each user id is a non-empty string of at most {USER_ID_MAX_LENGTH} "
-                        "characters."
+                        _("Each user id is a non-empty string of at most %(most)d characters.")
+                        % {"most": USER_ID_MAX_LENGTH}
                     ]
                 }
             )
@@ -175,15 +183,15 @@ def checked_rollout(rollout) -> dict | None:
     if rollout is None:
         return None
     if not isinstance(rollout, Mapping):
-        raise ValidationError({"rollout": ["null, or an object with revision, percent, users."]})
+        raise ValidationError({"rollout": [_("null, or an object with revision, percent, users.")]})
     # `id` is the label JSON's own (read-only): a client may send back what it read.
     unknown = sorted(set(rollout) - {"id", "revision", "percent", "users"})
     if unknown:
-        raise ValidationError({f"rollout.{unknown[0]}": ["Not a rollout field."]})
+        raise ValidationError({f"rollout.{unknown[0]}": [_("Not a rollout field.")]})
     if "revision" not in rollout:
-        raise ValidationError({"rollout.revision": ["The candidate revision is required."]})
+        raise ValidationError({"rollout.revision": [_("The candidate revision is required.")]})
     if "percent" not in rollout:
-        raise ValidationError({"rollout.percent": ["Required (0 to 100)."]})
+        raise ValidationError({"rollout.percent": [_("Required (0 to 100).")]})
     percent = _percent(rollout["percent"])
     users = _users(rollout.get("users"))
     try:
@@ -256,7 +264,7 @@ def _changed(name: str, label: Label | None, change: LabelChange, rollout: dict 
         if action in (LabelMove.Action.PROMOTE, LabelMove.Action.ABORT):
             raise UnknownLabel(name)
         if change.revision is None:
-            raise ValidationError({"revision": ["A new label needs a base revision."]})
+            raise ValidationError({"revision": [_("A new label needs a base revision.")]})
         label = Label(name=name, revision=change.revision)
     previous_candidate = label.candidate_revision
     if action in (LabelMove.Action.PROMOTE, LabelMove.Action.ABORT):
@@ -275,7 +283,7 @@ def _changed(name: str, label: Label | None, change: LabelChange, rollout: dict 
     if rollout is not None and rollout["revision"] == label.revision:
         field = "revision" if action == LabelMove.Action.MOVE else "rollout.revision"
         raise ValidationError(
-            {field: ["The candidate revision is the base: promote the rollout instead."]}
+            {field: [_("The candidate revision is the base: promote the rollout instead.")]}
         )
     if rollout is None:
         label.candidate_revision, label.rollout_percent = None, None
