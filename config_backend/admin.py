@@ -8,8 +8,8 @@ Who may do what (checked on every request, GET and POST, so a forged POST is ref
 - Revisions: `view_revision` to read; nobody adds, changes or deletes one.
 - Rollback (with or without prune): the API's rule for staff, ROLLBACK_PERMISSIONS: add,
   change and delete on assistants, tools and tool links (every permission an import uses).
-- Labels: `view_label` to read; `move_label` to move one, and also `move_protected_label` for
-  one in PROTECTED_LABELS.
+- Labels: `view_label` to read; `move_label` to move one, set its rollout, promote or abort it,
+  and also `move_protected_label` for one in PROTECTED_LABELS.
 """
 
 import functools
@@ -29,9 +29,13 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from config_backend.history.labels import (
+    LabelChange,
+    NoRollout,
+    change_label,
+    checked_change,
+    checked_rollout,
     is_protected,
     label_history,
-    label_move,
     label_target,
     missing_move_permissions,
 )
@@ -310,6 +314,53 @@ class LabelTargetForm(forms.Form):
             raise ValidationError(str(exc)) from None
 
 
+class LabelRolloutForm(forms.Form):
+    """A label's rollout: the candidate revision, the share of users, the listed users, why."""
+
+    candidate = forms.CharField(
+        label=_("Candidate revision"),
+        max_length=20,
+        help_text=_("A revision number, or “live” for the current config."),
+    )
+    percent = forms.DecimalField(
+        label=_("Percent of users"),
+        min_value=0,
+        max_value=100,
+        decimal_places=2,
+        help_text=_("0 to 100, two decimals at most; raising it keeps every user already on it."),
+    )
+    users = forms.CharField(
+        label=_("Listed users"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("User ids always on the candidate, one per line (at most 1,000)."),
+    )
+    change_note = change_note_field()
+
+    def clean(self):
+        """The rollout as change_label takes it, checked by the same rule as the API's."""
+        data = super().clean()
+        if self.errors:
+            return data
+        users = [line.strip() for line in data.get("users", "").splitlines() if line.strip()]
+        try:
+            data["rollout"] = checked_rollout(
+                {"revision": data["candidate"], "percent": data["percent"], "users": users}
+            )
+        except ValidationError as exc:
+            fields = {"rollout.revision": "candidate", "rollout.users": "users"}
+            for field, problems in exc.message_dict.items():
+                self.add_error(fields.get(field, "percent"), problems)
+        except UnknownRevision as exc:
+            self.add_error("candidate", str(exc))
+        return data
+
+
+def apply_label_change(request, label: Label, change: LabelChange, note: str) -> Label:
+    """Every label change the admin makes (a rollout, a promote, an abort), as its user."""
+    return change_label(label.name, change, author=request.user.get_username(), message=note)
+
+
 @admin.register(Label)
 class LabelAdmin(ReadOnlyAdmin):
     list_display_links = ["name"]
@@ -322,7 +373,15 @@ class LabelAdmin(ReadOnlyAdmin):
             url = reverse("admin:config_backend_label_move", args=[obj.pk])
             return format_html('<a class="button" href="{}">{}</a>', url, gettext("Move"))
 
-        return ["name", "revision", "updated_at", "protected", move]
+        return ["name", "revision", "candidate", "percent", "updated_at", "protected", move]
+
+    @admin.display(description=_("candidate"))
+    def candidate(self, obj):
+        return obj.candidate_revision if obj.candidate_revision is not None else "—"
+
+    @admin.display(description=_("percent"))
+    def percent(self, obj):
+        return f"{obj.rollout_percent} %" if obj.candidate_revision is not None else "—"
 
     @admin.display(boolean=True, description=_("protected"))
     def protected(self, obj):
@@ -334,6 +393,14 @@ class LabelAdmin(ReadOnlyAdmin):
                 "<path:object_id>/move/",
                 self.admin_site.admin_view(self.move_view),
                 name="config_backend_label_move",
+            ),
+            *(
+                path(
+                    f"<path:object_id>/{step}/",
+                    self.admin_site.admin_view(functools.partial(self.rollout_step_view, step)),
+                    name=f"config_backend_label_{step}",
+                )
+                for step in ("rollout", "promote", "abort")
             ),
             *super().get_urls(),
         ]
@@ -352,6 +419,82 @@ class LabelAdmin(ReadOnlyAdmin):
             **label_comparison_context(label=label.name, days=request.GET.get("days")),
         )
 
+    def rollout_step_view(self, step: str, request, object_id):
+        return of_one_viewable_row(LabelAdmin._rollout_step)(self, request, object_id, step)
+
+    def _rollout_step(self, request, label, step: str):
+        """Set or change the rollout (the form, then the diff base → candidate and a
+        confirmation), promote it (the same diff, confirmed) or abort it (confirmed)."""
+        if not may_move_label(request.user, label.name):
+            raise PermissionDenied
+        post = request.POST if request.method == "POST" else None
+        context = {"label": label, "original": label, "step": step}
+        if step == "rollout":
+            initial = {}
+            if label.candidate_revision is not None:
+                initial = {
+                    "candidate": label.candidate_revision,
+                    "percent": label.rollout_percent,
+                    "users": "\n".join(label.rollout_users),
+                }
+            form = LabelRolloutForm(post, initial=initial)
+            context["form"] = form
+            if not form.is_valid():
+                title = gettext("Roll out a revision of label %(name)s") % {"name": label.name}
+                return self._page(request, "admin/history/label_rollout.html", title, **context)
+            rollout, note = form.cleaned_data["rollout"], form.cleaned_data["change_note"]
+            change, candidate = LabelChange("rollout", None, rollout), rollout["revision"]
+            try:
+                checked_change(label.name, change)
+            except ValidationError as exc:
+                form.add_error("candidate", exc.messages)
+                title = gettext("Roll out a revision of label %(name)s") % {"name": label.name}
+                return self._page(request, "admin/history/label_rollout.html", title, **context)
+        else:
+            if label.candidate_revision is None:
+                self.message_user(
+                    request,
+                    gettext("Label %(name)s has no rollout.") % {"name": label.name},
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:config_backend_label_change", args=[label.pk])
+                )
+            change, candidate = LabelChange(step), label.candidate_revision
+            note = post.get("change_note", "") if post else ""
+        if post is not None and "confirm" in post:
+            try:
+                changed = apply_label_change(request, label, change, note)
+            except (ValidationError, NoRollout, UnknownRevision) as exc:
+                problems = getattr(exc, "messages", [str(exc)])
+                self.message_user(request, " ".join(problems), messages.ERROR)
+            else:
+                done = {
+                    "rollout": gettext(
+                        "Label %(name)s: revision %(candidate)s for %(percent)s %% of users."
+                    ),
+                    "promote": gettext("Label %(name)s promoted to revision %(candidate)s."),
+                    "abort": gettext("Label %(name)s: rollout aborted, revision %(base)s for all."),
+                }[step] % {
+                    "name": changed.name,
+                    "candidate": candidate,
+                    "percent": change.rollout["percent"] if change.rollout else "",
+                    "base": changed.revision,
+                }
+                self.message_user(request, done, messages.SUCCESS)
+            return HttpResponseRedirect(
+                reverse("admin:config_backend_label_change", args=[label.pk])
+            )
+        context.update(candidate=candidate, note=note, confirming=True)
+        if step != "abort":
+            context.update(**_diff_context(diff(label.revision, candidate)))
+        title = {
+            "rollout": gettext("Roll out revision %(candidate)s of label %(name)s?"),
+            "promote": gettext("Promote label %(name)s to revision %(candidate)s?"),
+            "abort": gettext("Abort the rollout of label %(name)s?"),
+        }[step] % {"name": label.name, "candidate": candidate}
+        return self._page(request, "admin/history/label_rollout.html", title, **context)
+
     @of_one_viewable_row
     def move_view(self, request, label):
         """Step one: pick the target; step two: the diff from where the label points to the
@@ -363,12 +506,14 @@ class LabelAdmin(ReadOnlyAdmin):
         if form.is_valid():
             target = form.cleaned_data["target"]
             if "confirm" in request.POST:
-                label_move(
-                    name=label.name,
-                    revision=target,
-                    message=form.cleaned_data["change_note"],
-                    author=request.user.get_username(),
-                )
+                change, note = LabelChange("move", target), form.cleaned_data["change_note"]
+                try:
+                    apply_label_change(request, label, change, note)
+                except ValidationError as exc:  # onto the rollout's candidate: promote instead
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                    return HttpResponseRedirect(
+                        reverse("admin:config_backend_label_change", args=[label.pk])
+                    )
                 self.message_user(
                     request,
                     gettext("Label %(name)s moved to revision %(target)s.")

@@ -11,11 +11,11 @@ class OperationsConfig(AppConfig):
     verbose_name = _("Operations")
 
     def ready(self):
-        from config_backend.history.labels import label_get
+        from config_backend.history.labels import label_state
         from config_backend.history.selectors import build_config_at
         from core.reads.reads import register
 
         register(
             config_at=build_config_at,
-            label_revision=lambda name: label_get(name).revision,
+            label_state=label_state,
         )

@@ -18,7 +18,13 @@ from config_backend.history.api import (
     RevisionListApi,
     RollbackApi,
 )
-from config_backend.history.label_api import LabelDetailApi, LabelHistoryApi, LabelListApi
+from config_backend.history.label_api import (
+    LabelAbortApi,
+    LabelDetailApi,
+    LabelHistoryApi,
+    LabelListApi,
+    LabelPromoteApi,
+)
 from core.ops.health import healthz, readyz
 from core.ops.metrics import metrics_view
 from core.reads.fast_path import serve_cached_hits
@@ -64,6 +70,8 @@ api_v1 = [
     path("labels/", LabelListApi.as_view(), name="label-list"),
     path("labels/<str:name>/", LabelDetailApi.as_view(), name="label-detail"),
     path("labels/<str:name>/history/", LabelHistoryApi.as_view(), name="label-history"),
+    path("labels/<str:name>/promote/", LabelPromoteApi.as_view(), name="label-promote"),
+    path("labels/<str:name>/abort/", LabelAbortApi.as_view(), name="label-abort"),
     path("rollback/", RollbackApi.as_view(), name="rollback"),
     path("config/events/", ConfigEventsApi.as_view(), name="config-events"),
     path("tools/", ToolListApi.as_view(), name="tool-list"),

@@ -131,6 +131,12 @@ LABEL_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z")
 LIVE = "live"
 
 
+# A rollout's allow-list and the user ids of per-user reads (docs/contract.md "Rollout on a
+# label"): at most this many users, each id at most this long.
+ROLLOUT_MAX_USERS = 1000
+USER_ID_MAX_LENGTH = 255
+
+
 def validate_label_name(name: str) -> None:
     """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (docs/contract.md)."""
     if name == LIVE:
@@ -151,7 +157,20 @@ class Label(models.Model):
     name = models.CharField(
         verbose_name=_("name"), max_length=32, primary_key=True, validators=[validate_label_name]
     )
+    # The base: what every user gets without a rollout.
     revision = models.BigIntegerField(verbose_name=_("revision"))
+    # The rollout (docs/contract.md "Rollout on a label"): a candidate revision for a share of
+    # users. None of these means something without `candidate_revision`.
+    candidate_revision = models.BigIntegerField(
+        verbose_name=_("candidate revision"), null=True, blank=True
+    )
+    rollout_percent = models.DecimalField(
+        verbose_name=_("rollout percent"), max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    rollout_users = models.JSONField(verbose_name=_("rollout users"), default=list, blank=True)
+    # New (opaque) whenever the candidate revision changes, kept when only the percent or the
+    # users do: the users' buckets hash it, so a percent change keeps everyone's bucket.
+    rollout_id = models.CharField(verbose_name=_("rollout id"), max_length=32, blank=True)
     updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     class Meta:
@@ -166,14 +185,58 @@ class Label(models.Model):
     def __str__(self):
         return f"{self.name} → {self.revision}"
 
+    @property
+    def rollout(self) -> dict | None:
+        """The rollout as the API shows it (and config_client.rollout.variant reads it), or
+        None: `{"id", "revision", "percent", "users"}`."""
+        if self.candidate_revision is None:
+            return None
+        return rollout_object(
+            self.rollout_id, self.candidate_revision, self.rollout_percent, self.rollout_users
+        )
+
+
+def rollout_object(rollout_id, candidate_revision, percent, users) -> dict:
+    """One shape of a rollout for the label JSON, the events and the read cache. The percent
+    is a JSON number (12.5, 10): a float's repr gives back a two-decimal percent exactly."""
+    percent = percent or 0
+    return {
+        "id": rollout_id,
+        "revision": candidate_revision,
+        "percent": int(percent) if percent == int(percent) else float(percent),
+        "users": list(users or ()),
+    }
+
+
+ROLLOUT_FIELDS = ("candidate_revision", "percent", "rollout_id", "rollout_users")
+
 
 class LabelMove(models.Model):
-    """One move of a label (its creation too: `from_revision` is then None)."""
+    """One change of a label (its creation too: `from_revision` is then None): a move of its
+    base, a rollout set or changed, a promotion or an abort. The rollout columns hold the
+    label's rollout after the change (all empty when it has none: after a promote or abort)."""
+
+    class Action(models.TextChoices):
+        MOVE = "move", _("move")
+        ROLLOUT = "rollout", _("rollout")
+        PROMOTE = "promote", _("promote")
+        ABORT = "abort", _("abort")
 
     id = models.BigAutoField(primary_key=True)
     label = models.CharField(verbose_name=_("label"), max_length=32, db_index=True)
+    action = models.CharField(
+        verbose_name=_("action"), max_length=10, choices=Action.choices, default=Action.MOVE
+    )
     from_revision = models.BigIntegerField(verbose_name=_("from revision"), null=True, blank=True)
     to_revision = models.BigIntegerField(verbose_name=_("to revision"))
+    candidate_revision = models.BigIntegerField(
+        verbose_name=_("candidate revision"), null=True, blank=True
+    )
+    percent = models.DecimalField(
+        verbose_name=_("percent"), max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    rollout_id = models.CharField(verbose_name=_("rollout id"), max_length=32, blank=True)
+    rollout_users = models.JSONField(verbose_name=_("rollout users"), default=list, blank=True)
     author = models.CharField(verbose_name=_("author"), max_length=255, blank=True)
     message = models.TextField(verbose_name=_("message"), blank=True)
     created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
@@ -185,6 +248,23 @@ class LabelMove(models.Model):
 
     def __str__(self):
         return f"{self.label}: {self.from_revision} → {self.to_revision}"
+
+    # What a change's event carries (the SSE `label` event, the webhook `label` body).
+    EVENT_FIELDS = ("id", "label", "to_revision", "created_at", *ROLLOUT_FIELDS)
+
+    def event_data(self) -> dict:
+        """The data of this change's event: the SSE `label` event and the webhook `label`
+        body carry the same (docs/contract.md "Runtime delivery", "Webhooks")."""
+        return {"label": self.label, "revision": self.to_revision, "rollout": self.rollout}
+
+    @property
+    def rollout(self) -> dict | None:
+        """The label's rollout after this change (Label.rollout's shape), or None."""
+        if self.candidate_revision is None:
+            return None
+        return rollout_object(
+            self.rollout_id, self.candidate_revision, self.percent, self.rollout_users
+        )
 
 
 class OpaqueIdAPIKeyManager(APIKeyManager):

@@ -31,6 +31,9 @@ READ_ONLY_ADMIN_MODELS = [Revision, Label]
 CUSTOM_VIEWS = {
     "config_backend_revision_rollback",
     "config_backend_label_move",
+    "config_backend_label_rollout",
+    "config_backend_label_promote",
+    "config_backend_label_abort",
     # Read-only: one field of a change, whole, under the permission of the page linking to it
     # (a History page, a revision's page; tests/test_history_bounds.py).
     "config_backend_revision_field",

@@ -32,8 +32,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from assistants.models import Assistant
+from config_backend.history.labels import LabelChange, change_label
 from config_backend.wsgi import application
-from core.models import APIKey
+from core.models import APIKey, Revision
 from snippets.models import Snippet
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -73,6 +74,8 @@ SEEDED_IDS = {
     "assistant_id": [str(pk) for pk in ASSISTANTS],
     "tool_id": [str(pk) for pk in [*TOOLS.values(), UNLINKED_TOOL]],
     "thread_pk": [str(pk) for pk in THREADS],
+    # Labels: one under a rollout, one protected without (seed_labels).
+    "name": ["staging", "production"],
 }
 
 # The same cases on every run (CI), unless FUZZ_SEED asks for others; FUZZ_EXAMPLES for more.
@@ -124,7 +127,7 @@ def flatmap_body(context, body):
 
 @schema.hook
 def flatmap_query(context, query):
-    return with_seeded_ids(query, {"assistant": "assistant_id"})
+    return with_seeded_ids(query, {"assistant": "assistant_id", "label": "name"})
 
 
 @pytest.fixture
@@ -132,6 +135,7 @@ def keys(db):
     """The seeded objects, and a key of each scope."""
     with transaction.atomic():
         seed()
+    seed_labels()
     return {
         scope: APIKey.objects.create_key(name=f"fuzz {scope}", scope=scope)[1]
         for scope in APIKey.Scope.values
@@ -191,6 +195,19 @@ def seed() -> None:
         UserAssistantThread.objects.create(
             id=pk, user_id=user_id, assistant=assistant, thread_id=f"thread_{pk.hex[-4:]}"
         )
+
+
+def seed_labels() -> None:
+    """`production` at the seeded revision; `staging` at it too, with a rollout of the next
+    one (a second change set) to half the users and user-1."""
+    newest = Revision.objects.order_by("-number").values_list("number", flat=True)
+    first = newest.first()
+    secretary = Assistant.objects.get(id=SECRETARY)
+    secretary.instructions = "Help the user, briefly."
+    secretary.save()
+    change_label("production", LabelChange("move", first), author="fuzz")
+    rollout = {"revision": newest.first(), "percent": 50, "users": ["user-1"]}
+    change_label("staging", LabelChange("rollout", first, rollout), author="fuzz")
 
 
 def key_for(case, keys: dict[str, str]) -> str:

@@ -147,7 +147,7 @@ def test_a_label_move_through_one_instance_is_a_label_event_on_another(instances
         move_label(first, keys["write"], "staging", revision)
         event = stream.next(timeout=5)
         assert event.event == "label"
-        assert event.json == {"label": "staging", "revision": revision}
+        assert event.json == {"label": "staging", "revision": revision, "rollout": None}
         revision_part, label_part = event.id.split(".")
         assert revision_part == hello.id.split(".")[0] and int(label_part) > 0
     # Both kinds replay in the order they happened.

@@ -126,14 +126,15 @@ def plan(meta: dict, assistant_id: str | None, point) -> Plan | None:
     key = cache_read_key(meta)
     if key is None:
         return None
-    point = point if point.asked else plain_point(key)
+    point = point if point.asked else plain_point(key, point.user_id)
     accept_encoding = meta.get("HTTP_ACCEPT_ENCODING")
     made = _plans.get((key, assistant_id, point, accept_encoding))
     if made is None:
         made = Plan(read_for(assistant_id, point), key, response_coding(accept_encoding))
-        if len(_plans) >= PLANS_KEPT:
-            _plans.clear()
-        _plans[key, assistant_id, point, accept_encoding] = made
+        if point.user_id is None:  # one user's read seldom comes again: not worth a place
+            if len(_plans) >= PLANS_KEPT:
+                _plans.clear()
+            _plans[key, assistant_id, point, accept_encoding] = made
     return made
 
 
