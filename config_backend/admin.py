@@ -25,10 +25,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from config_backend.admin_requests import requested  # and the Label requests page
+from config_backend.history.approvals import Requester, request_or_change_label
 from config_backend.history.labels import (
+    LabelChange,
     is_protected,
     label_history,
-    label_move,
     label_target,
     missing_move_permissions,
 )
@@ -41,7 +43,7 @@ from config_backend.history.services import (
 from config_backend.history.states import UnknownRevision
 from core.admin.actions import change_note_field
 from core.admin.history import field_page, shown_change
-from core.models import LIVE, Label, Revision
+from core.models import LIVE, Label, LabelRequest, Revision
 
 # Changes listed on a page of a revision; a diff shown before a confirmation lists at most
 # as many (the confirmation is a POST form: no pages).
@@ -346,12 +348,16 @@ class LabelAdmin(ReadOnlyAdmin):
         if form.is_valid():
             target = form.cleaned_data["target"]
             if "confirm" in request.POST:
-                label_move(
-                    name=label.name,
-                    revision=target,
+                # A protected label under LABEL_APPROVALS: a request, nothing moves.
+                outcome = request_or_change_label(
+                    label.name,
+                    LabelChange("move", revision=target),
                     message=form.cleaned_data["change_note"],
                     author=request.user.get_username(),
+                    requester=Requester.of_user(request.user),
                 )
+                if isinstance(outcome, LabelRequest):
+                    return requested(self, request, outcome)
                 self.message_user(
                     request, f"Label {label.name} moved to revision {target}.", messages.SUCCESS
                 )

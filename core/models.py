@@ -237,3 +237,80 @@ class APIKey(AbstractAPIKey):
                 name="api_key_scope_known",
             )
         ]
+
+
+class LabelRequest(models.Model):
+    """A change to a protected label waiting for approvals (docs/approvals.md): made instead of
+    the change when settings.LABEL_APPROVALS > 0; config_backend.history.approvals applies it at
+    the last approval needed.
+
+    `change` is the label change as asked ({"action", "revision", "rollout"}); `changes` is the
+    diff of what readers would get, as it was when asked. `label_counter` is the label's move
+    counter (ConfigRevision "label:<name>") then: any change to the label since moves it, and
+    the request is then stale.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"  # approved by as many as needed, and applied
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+        STALE = "stale"  # the label changed between the request and its last approval
+        EXPIRED = "expired"
+
+    class RequesterKind(models.TextChoices):
+        USER = "user"
+        API_KEY = "api_key"
+        COMMAND = "command"
+
+    id = models.BigAutoField(primary_key=True)
+    label = models.CharField(max_length=32, db_index=True)
+    change = models.JSONField()
+    changes = models.JSONField(default=list)
+    from_revision = models.BigIntegerField(
+        null=True, blank=True, help_text="Where the label pointed when asked (None: no label)."
+    )
+    label_counter = models.BigIntegerField(default=0)
+    message = models.TextField(blank=True)
+    requester = models.CharField(max_length=255)
+    requester_kind = models.CharField(max_length=10, choices=RequesterKind.choices)
+    requester_user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requester_key = models.ForeignKey(
+        APIKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    needed = models.PositiveSmallIntegerField()
+    expires_at = models.DateTimeField()
+    decided_by = models.CharField(max_length=255, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("approve_label_move", "Can approve label change requests")]
+        indexes = [models.Index(fields=["status", "expires_at"], name="label_request_due")]
+
+    def __str__(self):
+        return f"request {self.id}: {self.label} ({self.status})"
+
+
+class LabelApproval(models.Model):
+    """One approval of a LabelRequest; one per approver (the constraint)."""
+
+    id = models.BigAutoField(primary_key=True)
+    request = models.ForeignKey(LabelRequest, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "user"], name="one_approval_per_approver")
+        ]
+
+    def __str__(self):
+        return f"{self.username} approved request {self.request_id}"

@@ -11,13 +11,15 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config_backend.history.approvals import Requester, request_json, request_or_change_label
 from config_backend.history.labels import (
+    LabelChange,
     UnknownLabel,
     is_protected,
     label_get,
     label_history,
     label_list,
-    label_move,
+    label_target,
     missing_move_permissions,
 )
 from config_backend.history.states import UnknownRevision
@@ -27,7 +29,7 @@ from core.api.errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses
 from core.api.schemas import list_schema
 from core.api.views import InputSerializer
 from core.changes import MESSAGE_MAX_LENGTH, current_context
-from core.models import LIVE, APIKey, Label
+from core.models import LIVE, APIKey, Label, LabelRequest
 
 
 class LabelSerializer(serializers.Serializer):
@@ -166,15 +168,21 @@ class LabelDetailApi(APIView):
         serializer = LabelMoveInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         context = current_context()
+        created = not Label.objects.filter(name=name).exists()
         try:
-            label, created = label_move(
-                name=name,
-                revision=serializer.validated_data["revision"],
+            target = label_target(serializer.validated_data["revision"])
+            # A protected label under LABEL_APPROVALS: a request (202), nothing moves.
+            label = request_or_change_label(
+                name,
+                LabelChange("move", revision=target),
                 message=serializer.validated_data["message"] or context.message,
                 author=context.author,
+                requester=Requester.of_request(request),
             )
         except UnknownRevision as exc:
             raise NotFound(str(exc)) from None
+        if isinstance(label, LabelRequest):
+            return Response(request_json(label), status=status.HTTP_202_ACCEPTED)
         return Response(
             LabelSerializer(label).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -17,6 +17,8 @@ did not change keeps the ETag (a client's copy stays valid: a 304), moving it to
 differs changes it. The move counter is not in it, nor the revision.
 """
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -113,6 +115,33 @@ def label_move(*, name: str, revision, message: str = "", author: str) -> tuple[
         label_moved(move)  # the webhooks' outbox: committed with the move, or not at all
         transaction.on_commit(lambda: announce_label_move(name))
     return label, created
+
+
+# --- BEGIN c-approvals stand-in: LabelChange and change_label ----------------------------------
+# The minimal interface the approvals layer (config_backend.history.approvals) is written
+# against; issue 22's rollout branch (c-rollout) brings the real one, which replaces this block
+# whole at the merge (rollout, promote, abort). Here only "move" is handled.
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """One change to a label: `action` "move" | "rollout" | "promote" | "abort", `revision` the
+    base target (already resolved by label_target), `rollout` {"revision", "percent", "users"}."""
+
+    action: str
+    revision: int | None = None
+    rollout: dict | None = None
+
+
+def change_label(name: str, change: LabelChange, *, author: str, message: str = "") -> Label:
+    """Apply `change` to the label `name` (the one service every entry point reaches)."""
+    if change.action != "move":
+        raise ValidationError({"action": [f"Unknown label change “{change.action}”."]})
+    label, _ = label_move(name=name, revision=change.revision, message=message, author=author)
+    return label
+
+
+# --- END c-approvals stand-in --------------------------------------------------------------------
 
 
 def announce_label_move(name: str) -> None:

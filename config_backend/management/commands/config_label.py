@@ -1,9 +1,11 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from config_backend.history.labels import label_move
+from config_backend.history.approvals import Requester, request_or_change_label
+from config_backend.history.labels import LabelChange, label_target
 from config_backend.history.states import UnknownRevision
 from core.changes import current_context
+from core.models import Label, LabelRequest
 from core.ops.terminal import terminal_safe
 from core.store import CacheUnavailable
 
@@ -22,12 +24,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, target, message, **options):
         context = current_context()
+        created = not Label.objects.filter(name=name).exists()
         try:
-            label, created = label_move(
-                name=name,
-                revision=target,
+            # A protected label under LABEL_APPROVALS: a request, nothing moves.
+            label = request_or_change_label(
+                name,
+                LabelChange("move", revision=label_target(target)),
                 message=message or context.message,
                 author=context.author,
+                requester=Requester.of_command(context.author),
             )
         except ValidationError as exc:
             problems = "; ".join(
@@ -37,6 +42,15 @@ class Command(BaseCommand):
             raise CommandError(terminal_safe(problems)) from None
         except (UnknownRevision, CacheUnavailable) as exc:
             raise CommandError(terminal_safe(str(exc))) from None
+        if isinstance(label, LabelRequest):
+            self.stdout.write(
+                terminal_safe(
+                    f"“{name}” is protected: change request {label.id} made; nothing moves "
+                    f"until {label.needed} other person(s) approve it (admin: Label requests, "
+                    f"or POST /api/v1/label-requests/{label.id}/approve/)."
+                )
+            )
+            return
         verb = "Created" if created else "Moved"
         self.stdout.write(
             terminal_safe(f"{verb} label “{label.name}”: now at revision {label.revision}.")
