@@ -61,6 +61,11 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/labels/": {"get"},
         "/api/v1/labels/{name}/": {"get", "put"},
         "/api/v1/labels/{name}/history/": {"get"},
+        "/api/v1/label-requests/": {"get"},
+        "/api/v1/label-requests/{request_id}/": {"get"},
+        "/api/v1/label-requests/{request_id}/approve/": {"post"},
+        "/api/v1/label-requests/{request_id}/reject/": {"post"},
+        "/api/v1/label-requests/{request_id}/cancel/": {"post"},
         "/api/v1/webhooks/": {"get", "post"},
         "/api/v1/webhooks/{webhook_id}/": {"get", "put", "patch", "delete"},
     }

@@ -171,7 +171,10 @@ def _decision_schema(operation_id: str, description: str):
         operation_id=operation_id,
         description=description,
         request=None,
-        responses={200: LabelRequestSerializer, **error_responses(*READ_ERRORS, 404, 409)},
+        responses={
+            200: LabelRequestSerializer,
+            **error_responses(400, *READ_ERRORS, 404, 409, 503),
+        },
     )
 
 

@@ -11,6 +11,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config_backend.history.approval_api import LabelRequestSerializer
 from config_backend.history.approvals import Requester, request_json, request_or_change_label
 from config_backend.history.labels import (
     LabelChange,
@@ -153,7 +154,9 @@ class LabelDetailApi(APIView):
     @extend_schema(
         operation_id="labels_move",
         description="Create the label, or move it, to a revision or `live`. 404: the revision "
-        "is not in the history; 400: the name is not a label name (or is `live`).",
+        "is not in the history; 400: the name is not a label name (or is `live`). 202: the "
+        "label is protected and LABEL_APPROVALS is on: a change request was made (see "
+        "/label-requests/), nothing moved.",
         request=LabelMoveInputSerializer,
         parameters=[
             change_note_parameter("Why (the label's history), when the body has no `message`.")
@@ -161,6 +164,7 @@ class LabelDetailApi(APIView):
         responses={
             200: LabelSerializer,
             201: LabelSerializer,
+            202: LabelRequestSerializer,
             **error_responses(*CONFIG_WRITE_ERRORS, 404),
         },
     )
