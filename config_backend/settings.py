@@ -187,10 +187,11 @@ PROTECTED_LABELS = env_list("PROTECTED_LABELS", "production")
 # LABEL_REQUEST_TTL seconds (default 7 days).
 LABEL_APPROVALS = env_int("LABEL_APPROVALS", 0)
 LABEL_REQUEST_TTL = env_int("LABEL_REQUEST_TTL", 7 * 24 * 3600)
-if LABEL_APPROVALS < 0 or LABEL_APPROVALS > 10 or LABEL_REQUEST_TTL < 60:
+if not 0 <= LABEL_APPROVALS <= 10:
+    raise ImproperlyConfigured(f"LABEL_APPROVALS must be 0 (off) to 10 (got {LABEL_APPROVALS}).")
+if LABEL_REQUEST_TTL < 60:
     raise ImproperlyConfigured(
-        "LABEL_APPROVALS must be 0 (off) to 10 and LABEL_REQUEST_TTL at least 60 seconds "
-        f"(got {LABEL_APPROVALS} and {LABEL_REQUEST_TTL})."
+        f"LABEL_REQUEST_TTL must be at least 60 seconds (got {LABEL_REQUEST_TTL})."
     )
 
 # Cache: REDIS_URL, or Redis Sentinel (REDIS_SENTINELS), else an in-process local-memory cache
