@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config_backend.history.labels import (
     LabelChange,
@@ -53,8 +55,8 @@ class RequestRefused(Exception):
     status_code = 409
 
     def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+        super().__init__(str(message))
+        self.message = str(message)
 
 
 class NotAllowed(RequestRefused):
@@ -65,7 +67,7 @@ class UnknownRequest(RequestRefused):
     status_code = 404
 
     def __init__(self, request_id):
-        super().__init__(f"No label request {request_id}.")
+        super().__init__(_("No label request %(id)s.") % {"id": request_id})
 
 
 class RequestClosed(RequestRefused):
@@ -194,17 +196,20 @@ def approve_request(request_id, *, user) -> LabelRequest:
     RequestStale; and change_label's own errors (then nothing at all is written)."""
     if not may_approve(user):
         raise NotAllowed(
-            f"Approving needs a staff user with the `{APPROVE_LABEL_MOVE}` permission."
+            _("Approving needs a staff user with the `%(permission)s` permission.")
+            % {"permission": APPROVE_LABEL_MOVE}
         )
     refusal = None
     with transaction.atomic():
         label_request = _locked(request_id)
         if Requester.of_user(user).made(label_request):
-            raise NotAllowed("You made this request: another person must approve it.")
+            raise NotAllowed(_("You made this request: another person must approve it."))
         refusal = _closed_or_expired(label_request, "approved")
         if refusal is None:
             if label_request.approvals.filter(user=user).exists():
-                raise AlreadyApproved(f"You already approved request {label_request.id}.")
+                raise AlreadyApproved(
+                    _("You already approved request %(id)s.") % {"id": label_request.id}
+                )
             refusal = _stale(label_request, by=user.get_username())
         if refusal is None:
             LabelApproval.objects.create(
@@ -224,13 +229,14 @@ def reject_request(request_id, *, user) -> LabelRequest:
     """An approver turns the request down; it stays rejected."""
     if not may_approve(user):
         raise NotAllowed(
-            f"Rejecting needs a staff user with the `{APPROVE_LABEL_MOVE}` permission."
+            _("Rejecting needs a staff user with the `%(permission)s` permission.")
+            % {"permission": APPROVE_LABEL_MOVE}
         )
     refusal = None
     with transaction.atomic():
         label_request = _locked(request_id)
         if Requester.of_user(user).made(label_request):
-            raise NotAllowed("You made this request: cancel it instead.")
+            raise NotAllowed(_("You made this request: cancel it instead."))
         refusal = _closed_or_expired(label_request, "rejected")
         if refusal is None:
             _decide(label_request, Status.REJECTED, by=user.get_username())
@@ -245,7 +251,7 @@ def cancel_request(request_id, *, requester: Requester) -> LabelRequest:
     with transaction.atomic():
         label_request = _locked(request_id)
         if not requester.made(label_request):
-            raise NotAllowed("Only who made a request may cancel it.")
+            raise NotAllowed(_("Only who made a request may cancel it."))
         refusal = _closed_or_expired(label_request, "cancelled")
         if refusal is None:
             _decide(label_request, Status.CANCELLED, by=requester.name)
@@ -276,6 +282,20 @@ def _locked(request_id) -> LabelRequest:
         raise UnknownRequest(request_id) from None
 
 
+# What refusing a request that is no longer pending says, by what was asked.
+CLOSED_MESSAGES = {
+    "approved": gettext_lazy(
+        "Request %(id)s is %(status)s: only a pending request can be approved."
+    ),
+    "rejected": gettext_lazy(
+        "Request %(id)s is %(status)s: only a pending request can be rejected."
+    ),
+    "cancelled": gettext_lazy(
+        "Request %(id)s is %(status)s: only a pending request can be cancelled."
+    ),
+}
+
+
 def _closed_or_expired(label_request: LabelRequest, verb: str) -> RequestRefused | None:
     """Why the (locked) request can no longer be `verb`: not pending, or past its expiry (then
     marked expired here, committed with the caller's transaction)."""
@@ -283,8 +303,7 @@ def _closed_or_expired(label_request: LabelRequest, verb: str) -> RequestRefused
         _decide(label_request, Status.EXPIRED, by="")
     if label_request.status != Status.PENDING:
         return RequestClosed(
-            f"Request {label_request.id} is {label_request.status}: only a pending request "
-            f"can be {verb}."
+            CLOSED_MESSAGES[verb] % {"id": label_request.id, "status": label_request.status}
         )
     return None
 
@@ -296,8 +315,11 @@ def _stale(label_request: LabelRequest, *, by: str) -> RequestStale | None:
         return None
     _decide(label_request, Status.STALE, by=by)
     return RequestStale(
-        f"Label “{label_request.label}” changed since request {label_request.id} was made: "
-        "the request is stale and nothing was changed. Make a new request."
+        _(
+            "Label “%(label)s” changed since request %(id)s was made: the request is stale "
+            "and nothing was changed. Make a new request."
+        )
+        % {"label": label_request.label, "id": label_request.id}
     )
 
 
