@@ -26,7 +26,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from config_backend.admin_requests import requested  # and the Label requests page
-from config_backend.history.approvals import Requester, request_or_change_label
+from config_backend.history.approvals import (
+    Requester,
+    pending_label_requests,
+    request_or_change_label,
+)
 from config_backend.history.labels import (
     LabelChange,
     is_protected,
@@ -335,6 +339,7 @@ class LabelAdmin(ReadOnlyAdmin):
             protected=is_protected(label.name),
             moves=label_history(label.name)[:100],
             may_move=may_move_label(request.user, label.name),
+            pending_requests=pending_label_requests(label.name),  # approvals (issue 22)
         )
 
     @of_one_viewable_row

@@ -363,6 +363,17 @@ def test_an_approver_approves_on_the_requests_page_and_the_label_moves(two_revis
     assert production() == second
 
 
+def test_the_label_page_shows_the_requests_waiting_for_it(two_revisions, approvals):
+    _, second = two_revisions
+    label_request = make_label_request("production", second)
+    page = session(staff_user("config_backend.view_label")).get(
+        "/admin/config_backend/label/production/change/"
+    )
+    assert f"Request {label_request.id}: move, by {label_request.requester}" in (
+        page.content.decode()
+    )
+
+
 # --- webhooks -----------------------------------------------------------------------------------
 
 

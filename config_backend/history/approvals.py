@@ -368,6 +368,12 @@ def label_request_list(*, status: str | None = None) -> QuerySet[LabelRequest]:
     return requests if status is None else requests.filter(status=status)
 
 
+def pending_label_requests(name: str) -> QuerySet[LabelRequest]:
+    """The label's requests still waiting, oldest first (expired ones marked first)."""
+    expire_due_requests()
+    return LabelRequest.objects.filter(label=name, status=Status.PENDING).order_by("id")
+
+
 def label_request_get(request_id) -> LabelRequest:
     """One request (expired ones marked first); raises UnknownRequest."""
     expire_due_requests()
