@@ -17,6 +17,7 @@ from config_backend.history.approvals import (
     RequestStale,
     approve_request,
     expire_due_requests,
+    request_json,
 )
 from config_backend.history.labels import label_move
 from core.models import Label, LabelMove, LabelRequest, Revision
@@ -31,7 +32,9 @@ from tests.factories import (
     staff_client,
     staff_user,
 )
+from tests.webhook_receivers import Receiver
 from webhooks.models import Delivery
+from webhooks.worker import Worker
 
 # Committed transactions: the races run in threads, each on its own connection.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -394,6 +397,22 @@ def test_a_request_and_each_change_of_it_go_to_the_outbox_as_label_request_event
         (request_id, "pending", 1),
         (request_id, "approved", 2),
     ]
+
+
+def test_a_receiver_gets_the_label_request_event_signed_with_the_request_as_data(
+    two_revisions, approvals, settings
+):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    _, second = two_revisions
+    with Receiver() as receiver:
+        webhook = make_webhook(receiver.url, events=["label_request"])
+        label_request = make_label_request("production", second)
+        Worker(poll_seconds=0.05).run(until_idle=True)
+    [sent] = receiver.received
+    payload = sent.verified(webhook.secret)
+    assert payload["type"] == "label_request"
+    assert payload["data"] == request_json(label_request)
+    assert payload["data"]["status"] == "pending"
 
 
 # --- races (real concurrency on PostgreSQL) -----------------------------------------------------
