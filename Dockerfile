@@ -8,8 +8,9 @@ ENV LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/config-backend-metrics
 WORKDIR /app
 
 # make: the container starts the server the way `make serve` does; postgresql-client:
-# pg_dump / pg_restore for backup_service and restore_service.
-RUN apt-get update && apt-get install -y --no-install-recommends make postgresql-client \
+# pg_dump / pg_restore for backup_service and restore_service; graphviz: `dot` draws the
+# admin's delegation graph. (The admin's translations are compiled in the repo: no gettext.)
+RUN apt-get update && apt-get install -y --no-install-recommends make postgresql-client graphviz \
     && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt .

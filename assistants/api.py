@@ -32,6 +32,7 @@ from core.api.schemas import documented_writes, list_schema
 from core.api.views import (
     InputSerializer,
     ObjectCreateMixin,
+    ObjectServices,
     ObjectWriteMixin,
     StrictBooleanField,
     object_or_404,
@@ -88,6 +89,24 @@ class AssistantInputSerializer(InputSerializer):
     instructions = serializers.CharField(allow_blank=True, trim_whitespace=False, default="")
     openai_assistant_id = serializers.CharField(allow_blank=True, allow_null=True, default=None)
     is_active = serializers.BooleanField(default=True)
+    model_settings = serializers.JSONField(
+        default=dict,
+        help_text="temperature (0–2), top_p (0–1), max_output_tokens (1–MAX_OUTPUT_TOKENS), "
+        "reasoning_effort, verbosity (low, medium, high), tool_choice (auto, required, none or "
+        "the name of an active linked tool), parallel_tool_calls, frequency_penalty and "
+        "presence_penalty (−2–2). Any other key is an error; {} means the provider's defaults.",
+    )
+    output = serializers.JSONField(
+        allow_null=True,
+        default=None,
+        help_text='Structured output: null, or {"name", "schema" (JSON Schema, top-level '
+        '"type": "object"), "strict"}; errors name the JSON pointer of each problem.',
+    )
+    variables = serializers.JSONField(
+        default=list,
+        help_text="The variables the instructions' placeholders use: a list of {name, type "
+        "(string, integer, number, boolean, enum), required, default, enum, description}.",
+    )
 
 
 ASSISTANT_EXAMPLE = OpenApiExample(
@@ -107,40 +126,36 @@ class AssistantFilterSerializer(serializers.Serializer):
     is_secretary = StrictBooleanField(required=False)
 
 
+# What both assistant views name: the model, the serializers and the services. (A comment: a
+# docstring would become the views' OpenAPI description.)
+class AssistantApi:
+    permission_model = Assistant
+    input_serializer_class = AssistantInputSerializer
+    output_serializer_class = AssistantDetailSerializer
+    services = ObjectServices(
+        create=assistant_create, update=assistant_update, delete=assistant_delete
+    )
+
+
 @extend_schema_view(
     get=list_schema("assistants_list", AssistantSerializer, filters=AssistantFilterSerializer)
 )
 @documented_writes("assistants", example=ASSISTANT_EXAMPLE)
-class AssistantListApi(ObjectCreateMixin, generics.ListAPIView):
-    permission_model = Assistant
+class AssistantListApi(AssistantApi, ObjectCreateMixin, generics.ListAPIView):
     serializer_class = AssistantSerializer
-    input_serializer_class = AssistantInputSerializer
-    output_serializer_class = AssistantDetailSerializer
 
     def get_queryset(self):
         return assistant_list(filters=query_filters(AssistantFilterSerializer, self.request))
-
-    def perform_create(self, data: dict) -> Assistant:
-        return assistant_create(**data)
 
 
 @documented_writes(
     "assistants", example=ASSISTANT_EXAMPLE, deleted="Deleted, with its tool links and threads."
 )
-class AssistantDetailApi(ObjectWriteMixin, APIView):
-    permission_model = Assistant
+class AssistantDetailApi(AssistantApi, ObjectWriteMixin, APIView):
     lookup_url_kwarg = "assistant_id"
-    input_serializer_class = AssistantInputSerializer
-    output_serializer_class = AssistantDetailSerializer
 
     def retrieve_queryset(self):
         return assistants_with_tools()
-
-    def perform_update(self, instance: Assistant, data: dict) -> Assistant:
-        return assistant_update(assistant=instance, **data)
-
-    def perform_delete(self, instance: Assistant) -> None:
-        assistant_delete(assistant=instance)
 
 
 @extend_schema_view(

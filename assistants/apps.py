@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AssistantsConfig(AppConfig):
     name = "assistants"
+    verbose_name = _("Assistants")
 
     def ready(self):
         from assistants import config_api, receivers  # noqa: F401  (connects the signal receivers)

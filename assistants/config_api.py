@@ -32,15 +32,18 @@ def is_active(assistant_id: str) -> bool:
     return active_assistant_exists(assistant_id=assistant_id)
 
 
-# Output documentation only: the shape itself is built by assistants.selectors.
-class DelegateSerializer(serializers.Serializer):
+# Output documentation only: the shape itself is built by assistants.selectors. Every object in
+# a config starts with its id and name.
+class NamedObjectSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
 
 
-class ToolConfigSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    name = serializers.CharField()
+class DelegateSerializer(NamedObjectSerializer):
+    pass
+
+
+class ToolConfigSerializer(NamedObjectSerializer):
     tool_type = serializers.ChoiceField(choices=Tool.Type.choices)
     description = serializers.CharField()
     input_schema = serializers.JSONField()
@@ -50,14 +53,21 @@ class ToolConfigSerializer(serializers.Serializer):
     sub_assistant = DelegateSerializer(allow_null=True)
 
 
-class ResolvedConfigSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    name = serializers.CharField()
+class ResolvedConfigSerializer(NamedObjectSerializer):
     assistant_type = serializers.ChoiceField(choices=Assistant.Type.choices)
     model = serializers.CharField()
     instructions = serializers.CharField()
     openai_assistant_id = serializers.CharField(allow_null=True)
     is_secretary = serializers.BooleanField()
+    model_settings = serializers.JSONField(
+        help_text="The model's parameters (docs/agent-config.md); {}: the provider's defaults."
+    )
+    output = serializers.JSONField(
+        allow_null=True, help_text='Structured output {"name", "schema", "strict"}, or null.'
+    )
+    variables = serializers.JSONField(
+        help_text="The declared variables the instructions' placeholders use."
+    )
     revision = serializers.IntegerField()
     tools = ToolConfigSerializer(many=True, help_text="Active links to active tools, by name.")
 

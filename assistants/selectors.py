@@ -1,5 +1,5 @@
-"""Reads of assistants, and the resolved runtime config (docs/contract.md "Resolved runtime
-config").
+"""Reads of assistants, and the resolved runtime config (docs/contract.md, "Resolved
+runtime config").
 
 The config shape is defined in one place, `resolved_config` (and `resolved_bundle`), from plain
 values: used by the live configs (`assistant_config_build`, per assistant and in the bundle)
@@ -11,9 +11,12 @@ in one prefetch, joined to their tool and the tool's delegate.
 from collections.abc import Iterable, Mapping
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext
 
 from assistants.models import Assistant
+from assistants.prompts import expanded_instructions, snippet_texts
 from core.changes import assistant_revisions
+from snippets.validators import could_include
 from tools.models import AssistantToolLink, Tool
 
 
@@ -38,7 +41,7 @@ def assistants_with_tools() -> QuerySet[Assistant]:
 def assistant_references(*, assistant: Assistant) -> list[str]:
     """What would be left dangling if this assistant were deleted: the tools delegating to it."""
     return [
-        f"tool “{name}” delegates to it"
+        gettext("tool “%(name)s” delegates to it") % {"name": name}
         for name in assistant.delegate_tools.order_by("name").values_list("name", flat=True)
     ]
 
@@ -88,6 +91,9 @@ def resolved_config(*, assistant: Mapping, tools: Iterable[Mapping], revision: i
         "instructions": assistant["instructions"],
         "openai_assistant_id": assistant["openai_assistant_id"],
         "is_secretary": assistant["is_secretary"],
+        "model_settings": assistant["model_settings"],
+        "output": assistant["output"],
+        "variables": assistant["variables"],
         "revision": revision,
         "tools": [
             {
@@ -130,16 +136,25 @@ def _tool_values(tool: Tool) -> dict:
     }
 
 
-def assistant_config_build(*, assistant: Assistant, revision: int) -> dict:
-    """The resolved runtime config of an assistant (`resolved_config`), from its rows.
+def assistant_config_build(
+    *, assistant: Assistant, revision: int, snippets: Mapping[str, str] | None = None
+) -> dict:
+    """The resolved runtime config of an assistant (`resolved_config`), from its rows, its
+    instructions with every include expanded.
 
-    Uses `assistant.config_links` when prefetched (`assistants_for_config`), else one query.
+    Uses `assistant.config_links` when prefetched (`assistants_for_config`), else one query;
+    `snippets` (the active snippets' texts) when given, else one query if the instructions may
+    include any: a fixed number however many snippets they include.
     """
     links = getattr(assistant, "config_links", None)
     if links is None:
         links = list(_config_links().filter(assistant=assistant))
+    values = {name: getattr(assistant, name) for name in ("id", *Assistant.CONFIG_FIELDS)}
+    if snippets is None and could_include(assistant.instructions):
+        snippets = snippet_texts()
+    values["instructions"] = expanded_instructions(assistant.instructions, snippets or {})
     return resolved_config(
-        assistant={name: getattr(assistant, name) for name in ("id", *Assistant.CONFIG_FIELDS)},
+        assistant=values,
         tools=[_tool_values(link.tool) for link in links],
         revision=revision,
     )
@@ -152,10 +167,20 @@ def config_bundle_build(*, revision: int) -> dict:
     """
     assistants = list(assistants_for_config())
     revisions = assistant_revisions(assistant.id for assistant in assistants)
+    # One query for the snippets of all of them, and none when no instructions may include one.
+    includes = any(could_include(assistant.instructions) for assistant in assistants)
+    snippets = snippet_texts() if includes else {}
     return resolved_bundle(
         configs=[
-            assistant_config_build(assistant=assistant, revision=revisions[str(assistant.id)])
+            assistant_config_build(
+                assistant=assistant, revision=revisions[str(assistant.id)], snippets=snippets
+            )
             for assistant in assistants
         ],
         revision=revision,
     )
+
+
+def assistant_names(*, ids) -> dict:
+    """{id: name} of the assistants among `ids` that exist (active or not); one query."""
+    return dict(Assistant.objects.filter(id__in=ids).values_list("id", "name"))

@@ -1,6 +1,7 @@
 """Writes to assistants and to their tool sets (the links to tools). Every write validates with
 full_clean() before it saves."""
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from assistants.models import Assistant
@@ -49,5 +50,9 @@ def tool_link(
 
 @transaction.atomic
 def tool_unlink(*, link: AssistantToolLink) -> None:
-    """Remove a tool from an assistant's tool set."""
+    """Remove a tool from an assistant's tool set; refused while its tool_choice names the tool
+    (rule 10)."""
+    refusal = link.tool_choice_refusal()
+    if refusal:
+        raise ValidationError(refusal)
     link.delete()

@@ -130,13 +130,14 @@ def load_assistants(tools: dict[str, int], instructions: str = "You help. " * 20
 
 
 def empty_config() -> None:
-    """Delete every thread, link, tool and assistant at once (no signals, no history): the
-    database of a benchmark that starts from nothing."""
+    """Delete every thread, link, tool, assistant and snippet at once (no signals, no history):
+    the database of a benchmark that starts from nothing."""
     from assistants.models import Assistant
+    from snippets.models import Snippet
     from threads.models import UserAssistantThread
     from tools.models import AssistantToolLink, Tool
 
-    for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant):
+    for model in (UserAssistantThread, AssistantToolLink, Tool, Assistant, Snippet):
         model.objects.all()._raw_delete(model.objects.db)
 
 
@@ -182,21 +183,30 @@ def serve_command(port: int, workers: int = 2) -> list[str]:
     ]
 
 
-def start_production_server(port: int, env: dict | None = None):
+def start_production_server(port: int, env: dict | None = None, cwd: Path = ROOT):
     """What `make serve` runs (config_backend.serve: Granian, ASGI, 2 workers) on
-    127.0.0.1:port, with this process's environment plus `env`."""
-    return start_server(serve_command(port), port, env)
+    127.0.0.1:port, with this process's environment plus `env`, from the checkout `cwd`."""
+    return start_server(serve_command(port), port, env, cwd=cwd)
 
 
-def start_gunicorn(app: str, port: int, env: dict | None = None, workers: int = 2):
-    """gunicorn serving `app` on 127.0.0.1:port with this process's environment plus `env`."""
+def start_gunicorn(
+    app: str, port: int, env: dict | None = None, workers: int = 2, cwd: Path = ROOT
+):
+    """gunicorn serving `app` of the checkout `cwd` on 127.0.0.1:port with this process's
+    environment plus `env`."""
     command = ["-m", "gunicorn", app, "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
-    return start_server([sys.executable, *command, "--log-level", "warning"], port, env)
+    return start_server([sys.executable, *command, "--log-level", "warning"], port, env, cwd=cwd)
 
 
-def start_server(command: list[str], port: int, env: dict | None = None, path: str = "/healthz"):
-    """Run `command` (a server listening on 127.0.0.1:port) with this process's environment
-    plus `env`, and wait until `path` answers.
+def start_server(
+    command: list[str],
+    port: int,
+    env: dict | None = None,
+    path: str = "/healthz",
+    cwd: Path = ROOT,
+):
+    """Run `command` (a server listening on 127.0.0.1:port) in the checkout `cwd` (this one
+    unless told) with this process's environment plus `env`, and wait until `path` answers.
 
     Its output (the request log too) goes to a file in the work directory: a pipe nobody reads
     would fill and stall the server."""
@@ -206,7 +216,7 @@ def start_server(command: list[str], port: int, env: dict | None = None, path: s
     with output.open("ab") as sink:
         proc = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -214,6 +224,31 @@ def start_server(command: list[str], port: int, env: dict | None = None, path: s
     _servers.append(proc)
     wait_until_serving(f"http://127.0.0.1:{port}{path}", proc, output=output)
     return proc
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and every descendant alive
+    (a server and its workers), read from /proc: what a server spent, whatever the load beside."""
+    parents, spent = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) "
+        parents[int(entry)] = int(fields[1])
+        spent[int(entry)] = int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    tree = {pid}
+    changed = True
+    while changed:
+        changed = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    return sum(spent.get(member, 0) for member in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def server_log(port: int) -> Path:
@@ -299,6 +334,23 @@ def run_wrk(
     }
 
 
+def interleaved_rounds(rounds: int, cases: list, measure, *, alternate: bool = False) -> dict:
+    """{case: [measure(case) of each round]}: every case in turn, round after round, so the
+    machine's load drifting hits every case alike (`alternate`: every other round in reverse
+    order, so neither of two neighbours always runs first). A run answered with errors ends the
+    benchmark (each measure is one run_wrk)."""
+    results: dict = {case: [] for case in cases}
+    for round_number in range(rounds):
+        order = cases[::-1] if alternate and round_number % 2 else cases
+        for case in order:
+            result = measure(case)
+            if result["errors"]:
+                raise SystemExit(f"{case}: {result['errors']} error responses")
+            results[case].append(result)
+        print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
+    return results
+
+
 def timed(what: str, function):
     """(seconds, result) of calling `function`; prints how long `what` took."""
     started = time.perf_counter()
@@ -323,6 +375,27 @@ def this_command() -> str:
         if not (arg.startswith("--output") or (index and argv[index - 1] == "--output"))
     ]
     return f"`.venv/bin/python bench/{Path(sys.argv[0]).name}{''.join(f' {a}' for a in kept)}`"
+
+
+def table_head(meta: str, header: str, *, text_columns: int = 1) -> list[str]:
+    """The first lines of a results section: `meta`, then the table's `header` ("| a | b |") and
+    its alignment row: the first `text_columns` columns left, the figures right."""
+    columns = header.count("|") - 1
+    return [meta, "", header, "|" + "---|" * text_columns + "---:|" * (columns - text_columns)]
+
+
+def pyplot():
+    """matplotlib's pyplot, drawing into files (Agg), or None when matplotlib is not installed
+    (said once; the script then writes its tables without the chart)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib not installed: no chart")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def write_section(heading: str, lines: list[str], results: Path = RESULTS) -> None:

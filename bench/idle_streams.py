@@ -1,13 +1,12 @@
 """An event-stream stand-in for measuring idle subscribers without the push endpoint's work.
 
 `python -m config_backend.serve` with DJANGO_SETTINGS_MODULE=bench.idle_streams_settings serves
-the project unchanged plus GET /bench/idle-stream/ (this URLconf): an idle subscriber as the
-contract
-"Runtime delivery" describes it, built as the push endpoint is (an ordinary Django view returning
-a StreamingHttpResponse over an *async* iterator, through all of Django's middleware), but with
-no key check and no hub: a `text/event-stream` that says `: connected`, then nothing but a
-comment every 15 s. (bench/server_bench.py measures the real endpoint; bench/RESULTS.md "Push"
-compares the two.)
+the project unchanged plus GET /bench/idle-stream/ (this URLconf): an idle subscriber as
+docs/contract.md "Runtime delivery" describes it, built as the push endpoint is (an ordinary
+Django view returning a StreamingHttpResponse over an *async* iterator, through all of Django's
+middleware), but with no key check and no hub: a `text/event-stream` that says `: connected`,
+then nothing but a comment every 15 s. (bench/server_bench.py measures the real endpoint;
+bench/RESULTS.md "Push" compares the two.)
 """
 
 import asyncio

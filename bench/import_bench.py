@@ -1,4 +1,4 @@
-"""Benchmark import_config / export_config at scale: 1,000 assistants and 10,000 tools.
+"""Benchmark import_config / export_config at scale: 1,000 assistants, 10,000 tools, 200 snippets.
 
     .venv/bin/python bench/import_bench.py
 
@@ -26,6 +26,10 @@ TOOLS = 10_000
 DELEGATE_TOOLS = ASSISTANTS  # one "ask_…" tool per assistant; the rest are plain tools
 LINKS_PER_ASSISTANT = 10
 THREADS_PER_ASSISTANT = 5
+# Shared prompt fragments: BASE_SNIPPETS included by the others, every assistant including one
+# of the others (so two levels of includes each).
+SNIPPETS = 200
+BASE_SNIPPETS = 10
 RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## Import"
 
@@ -72,6 +76,18 @@ def generate() -> dict:
                 "assistant": f"Assistant {i:04d}",
             }
         )
+    snippets = [
+        {"name": f"base-{j:02d}", "text": f"House rule {j}: " + "be precise and brief. " * 5}
+        for j in range(BASE_SNIPPETS)
+    ] + [
+        {
+            "name": f"snippet-{k:03d}",
+            "text": f"Topic {k}. {{{{> base-{k % BASE_SNIPPETS:02d} }}}} " + "Stay on topic. " * 5,
+            "description": f"Shared by the assistants of topic {k}.",
+        }
+        for k in range(SNIPPETS - BASE_SNIPPETS)
+    ]
+    topics = SNIPPETS - BASE_SNIPPETS
     assistants = []
     plain = TOOLS - DELEGATE_TOOLS
     for i in range(ASSISTANTS):
@@ -86,7 +102,9 @@ def generate() -> dict:
                 "is_secretary": i == 0,
                 "assistant_type": "llm",
                 "model": "gpt-4o-mini",
-                "instructions": f"You are assistant {i}. " + "Answer briefly and precisely. " * 10,
+                "instructions": f"You are assistant {i}. "
+                + "Answer briefly and precisely. " * 10
+                + f"{{{{> snippet-{i % topics:03d} }}}}",
                 "tools": sorted(set(linked)),
             }
         )
@@ -100,7 +118,13 @@ def generate() -> dict:
         for i in range(ASSISTANTS)
         for u in range(THREADS_PER_ASSISTANT)
     ]
-    return {"format_version": 1, "assistants": assistants, "tools": tools, "threads": threads}
+    return {
+        "format_version": 3,
+        "assistants": assistants,
+        "tools": tools,
+        "snippets": snippets,
+        "threads": threads,
+    }
 
 
 def main() -> None:
@@ -121,7 +145,7 @@ def main() -> None:
         links = sum(len(entry["tools"]) for entry in document["assistants"])
         print(
             f"file: {size_mb:.1f} MB, {ASSISTANTS} assistants, {TOOLS} tools, {links} links, "
-            f"{len(document['threads'])} threads",
+            f"{SNIPPETS} snippets, {len(document['threads'])} threads",
             flush=True,
         )
 
@@ -138,9 +162,12 @@ def main() -> None:
             entry["description"] += " (v2)"
         for entry in document["assistants"]:
             entry["instructions"] += " (v2)"
+        for entry in document["snippets"]:
+            entry["text"] += " (v2)"
         path.write_text(json.dumps(document, ensure_ascii=False, indent=2))
         changed, output = timed("re-import with every row changed", lambda: run("--no-backup"))
         assert "Tools: 0 created, 10000 updated" in output, output
+        assert f"Snippets: 0 created, {SNIPPETS} updated" in output, output
         export_path = workdir / "export.json"
 
         def export():
@@ -158,10 +185,12 @@ def main() -> None:
                 f"`.venv/bin/python bench/import_bench.py` — {time.strftime('%Y-%m-%d')}, "
                 f"{os.cpu_count()} CPUs ({platform.machine()}), "
                 f"Python {platform.python_version()}, "
-                "PostgreSQL (throw-away, fsync off) unless DATABASE_URL was set.",
+                "PostgreSQL (throw-away, fsync off) unless DATABASE_URL was set; "
+                f"load average {os.getloadavg()[0]:.1f} at the end.",
                 "",
                 f"File: {size_mb:.1f} MB — {ASSISTANTS:,} assistants, {TOOLS:,} tools "
-                f"({DELEGATE_TOOLS:,} sub-assistant), {links:,} links, "
+                f"({DELEGATE_TOOLS:,} sub-assistant), {links:,} links, {SNIPPETS} snippets "
+                f"(each assistant includes one, which includes another), "
                 f"{len(document['threads']):,} threads.",
                 "",
                 "| step | seconds | target |",
@@ -170,7 +199,7 @@ def main() -> None:
                 "| no-op re-import (validates the file; re-checks only input schemas that differ "
                 f"from the stored ones; writes nothing) | {again:.2f} | "
                 f"< {first / 3:.2f} (a third of the import) |",
-                f"| re-import with every assistant and tool changed | {changed:.2f} | |",
+                f"| re-import with every assistant, tool and snippet changed | {changed:.2f} | |",
                 f"| export with threads | {exported:.2f} | |",
                 f"| check_config | {check:.2f} | |",
             ],

@@ -49,6 +49,7 @@ from common import (
     start_services,
     stop,
     stop_services,
+    table_head,
     this_command,
     write_section,
 )
@@ -127,12 +128,9 @@ def server_notes(ports: dict) -> str:
 
 
 def write_results(rows: dict, output: Path, meta: str, notes: str) -> None:
-    lines = [
-        meta,
-        "",
-        "| server | builds per edit: median | mean | max | p50 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines = table_head(
+        meta, "| server | builds per edit: median | mean | max | p50 ms | p99 ms | max ms |"
+    )
     for name, (builds, latencies) in rows.items():
         lines.append(
             f"| {name} | {statistics.median(builds):g} | {statistics.mean(builds):.1f} "

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from common import (
     bench_arguments,
+    interleaved_rounds,
     run_wrk,
     running_services,
     scratch,
@@ -75,18 +76,14 @@ def main() -> int:
                 assert status == 200 and headers["X-Config-Cache"] == "hit", case
                 urls[(case, n)] = url
 
-        results: dict = {case: [] for case in urls}
         started = time.monotonic()
-        for round_number in range(args.rounds):
-            for n in tool_counts:
-                for case in SETTINGS:
-                    result = run_wrk(
-                        urls[(case, n)], seconds=args.seconds, connections=args.connections, key=key
-                    )
-                    if result["errors"]:
-                        raise SystemExit(f"{case} at {n} tools: {result['errors']} errors")
-                    results[(case, n)].append(result)
-            print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
+        results = interleaved_rounds(
+            args.rounds,
+            [(case, n) for n in tool_counts for case in SETTINGS],
+            lambda case: run_wrk(
+                urls[case], seconds=args.seconds, connections=args.connections, key=key
+            ),
+        )
         meta = (
             f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores: a cache hit with an "
             f"API key, req/s, gunicorn with 2 sync workers per server, wrk 1 thread × "

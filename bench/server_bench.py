@@ -23,27 +23,38 @@ held open by another process, against the same without, interleaved the same way
 production runs it (LOG_FORMAT=json, METRICS_ENABLED=1: a request line and the counts per hit)
 and without either (LOG_LEVEL=WARNING, METRICS_ENABLED=0), against FastAPI (uvicorn and
 Granian) and the bare WSGI and ASGI callables under Granian, in one interleaved run.
+Besides req/s it reports each server's CPU per hit (all its processes' user + system time over
+the run, from /proc, divided by the hits): on a shared machine, other work moves the req/s of a
+case far more than that. `--before REF` adds `make serve` as it was at git REF (a detached
+worktree, removed at the end), logging and counting as production: one run, before and after.
 """
 
+import atexit
 import json
 import os
 import random
 import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
 
 from common import (
+    ROOT,
     bench_arguments,
     create_keys,
     load_assistants,
+    process_tree_cpu,
     run_wrk,
     running_services,
     scratch,
     serve_command,
     start_server,
+    table_head,
     this_command,
     write_section,
 )
@@ -102,6 +113,8 @@ CASES = {
     "ours-asgi-granian": ("ours (ASGI)", "Granian ASGI = make serve", make_serve),
     # The same without its request line and metrics: what they cost a hit.
     "ours-asgi-granian-quiet": ("ours (ASGI), no line, no metrics", "Granian ASGI", make_serve),
+    # --before REF: the same as "ours-asgi-granian", as it was at REF.
+    "ours-before": ("ours before (ASGI)", "Granian ASGI = make serve", make_serve),
     "ours-asgi-uvicorn": ("ours (ASGI)", "uvicorn", uvicorn(OUR_ASGI, "--lifespan", "off")),
     "fastapi-uvicorn": ("FastAPI", "uvicorn", uvicorn("bench.baseline_apps:fastapi_app")),
     "fastapi-granian": (
@@ -130,6 +143,7 @@ CASES = {
 CASE_ENV = {
     "ours-asgi-granian": {"METRICS_ENABLED": "1"},
     "ours-asgi-granian-quiet": {"LOG_LEVEL": "WARNING", "METRICS_ENABLED": "0"},
+    "ours-before": {"METRICS_ENABLED": "1"},
 }
 # --logged: issue 20's comparison only.
 LOGGED_CASES = [
@@ -177,10 +191,15 @@ end
 """
 
 
-def checked_wrk(url: str, key: str, seconds: float, connections: int, script: Path) -> dict:
+def checked_wrk(
+    url: str, key: str, seconds: float, connections: int, script: Path, server=None
+) -> dict:
     """One wrk run with CHECK_SCRIPT; fails unless every response was a 200 hit and no socket
-    failed."""
+    failed. With the `server` process: its CPU µs per hit (`cpu_us`) too."""
+    cpu_before = process_tree_cpu(server.pid) if server else 0.0
     run = run_wrk(url, seconds=seconds, connections=connections, key=key, script=script)
+    if server:
+        run["cpu_us"] = (process_tree_cpu(server.pid) - cpu_before) / run["requests"] * 1e6
     hits, other = map(int, re.search(r"CHECK hits=(\d+) other=(\d+)", run["output"]).groups())
     if other or not hits or run["socket_errors"]:
         raise SystemExit(
@@ -197,13 +216,12 @@ def med(runs: list[dict], field: str = "rps") -> float:
 
 
 def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
-    lines = [
-        meta,
-        "",
-        "| app | server | req/s (median) | min–max | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
+    lines = table_head(
+        meta, "| app | server | req/s (median) | min–max | p50 ms | p99 ms |", text_columns=2
+    )
     for name, (app, server, _) in CASES.items():
+        if name not in results:
+            continue
         runs = results[name]
         spread = f"{min(r['rps'] for r in runs):.0f}–{max(r['rps'] for r in runs):.0f}"
         lines.append(
@@ -241,7 +259,7 @@ def write_results(results: dict, idle: dict, meta: str, output: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(CASES)
+    names = [name for name in CASES if name in results]
     colors = {"ours (WSGI)": "tab:blue", "ours (ASGI)": "tab:green"}
     colors["ours (ASGI), no line, no metrics"] = "tab:olive"
     fig, (ax, ax_idle) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw={"width_ratios": [3, 1]})
@@ -272,7 +290,6 @@ LOGGED_SECTION = "## Servers: a logged hit"
 def write_logged(results: dict, meta: str, output: Path) -> None:
     """--logged: issue 20's ratios, a table and a chart of their own."""
     fastapi = max(FASTAPI, key=lambda name: med(results[name]))
-    ours, quiet = med(results["ours-asgi-granian"]), med(results["ours-asgi-granian-quiet"])
     lines = [
         LOGGED_SECTION,
         "",
@@ -281,23 +298,56 @@ def write_logged(results: dict, meta: str, output: Path) -> None:
         "| app | server | req/s (median) | min–max | p50 ms | p99 ms |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for name in LOGGED_CASES:
+    lines[-2] = lines[-2].replace("p99 ms |", "p99 ms | server CPU µs per hit (median) |")
+    lines[-1] += "---:|"
+    names = [name for name in [*LOGGED_CASES, "ours-before"] if name in results]
+    for name in names:
         app, server, _ = CASES[name]
         runs = results[name]
         spread = f"{min(r['rps'] for r in runs):.0f}–{max(r['rps'] for r in runs):.0f}"
         lines.append(
             f"| {app} | {server} | {med(runs):.0f} | {spread} | {med(runs, 'p50'):.2f} "
-            f"| {med(runs, 'p99'):.2f} |"
+            f"| {med(runs, 'p99'):.2f} | {med(runs, 'cpu_us'):.0f} |"
         )
     best = f"FastAPI, {CASES[fastapi][1]} (the better of uvicorn and Granian)"
+
+    def cpu(top: str, bottom: str) -> float:  # as a throughput: hits per CPU second, top / bottom
+        return med(results[bottom], "cpu_us") / med(results[top], "cpu_us")
+
+    def both(top: str, bottom: str) -> tuple[float, float]:  # req/s, then hits per CPU second
+        return med(results[top]) / med(results[bottom]), cpu(top, bottom)
+
     ratios = [
-        (f"logged hit / {best}", ours / med(results[fastapi]), "≥ 1.0"),
-        ("logged hit / bare WSGI, Granian WSGI", ours / med(results["bare-wsgi-granian"]), "≥ 0.7"),
-        ("logged hit / bare ASGI, Granian ASGI", ours / med(results["bare-asgi-granian"]), ""),
-        ("logged hit / the same without line and metrics", ours / quiet, ""),
+        (f"logged hit / {best}", *both("ours-asgi-granian", fastapi)),
+        ("logged hit / bare WSGI, Granian WSGI", *both("ours-asgi-granian", "bare-wsgi-granian")),
+        ("logged hit / bare ASGI, Granian ASGI", *both("ours-asgi-granian", "bare-asgi-granian")),
+        (
+            "logged hit / the same without line and metrics",
+            *both("ours-asgi-granian", "ours-asgi-granian-quiet"),
+        ),
     ]
-    lines += ["", "| ratio (medians) | measured | target |", "|---|---:|---:|"]
-    lines += [f"| {label} | {ratio:.2f} | {target} |" for label, ratio, target in ratios]
+    if "ours-before" in results:
+        ratios += [
+            (
+                "logged hit / the same before (`--before`)",
+                *both("ours-asgi-granian", "ours-before"),
+            ),
+            (f"logged hit before / {best}", *both("ours-before", fastapi)),
+            (
+                "logged hit before / bare WSGI, Granian WSGI",
+                *both("ours-before", "bare-wsgi-granian"),
+            ),
+        ]
+    targets = {0: "≥ 1.0", 1: "≥ 0.7"}
+    lines += [
+        "",
+        "| ratio (medians) | req/s | hits per CPU second | target |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {label} | {ratio:.2f} | {by_cpu:.2f} | {targets.get(index, '')} |"
+        for index, (label, ratio, by_cpu) in enumerate(ratios)
+    ]
     lines += ["", "![logged hit](server_logged_bench.png)"]
     text = "\n".join(lines) + "\n"
     results_file = output / "RESULTS.md"
@@ -312,21 +362,30 @@ def write_logged(results: dict, meta: str, output: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4))
-    rps = [med(results[name]) for name in LOGGED_CASES]
+    fig, (ax, ax_cpu) = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    colors = {"ours-asgi-granian": "tab:green", "ours-asgi-granian-quiet": "tab:olive"}
+    colors["ours-before"] = "tab:red"
+    labels = [f"{CASES[name][0]} · {CASES[name][1]}" for name in names]
     ax.barh(
-        [f"{CASES[name][0]} · {CASES[name][1]}" for name in LOGGED_CASES],
-        rps,
+        labels,
+        [med(results[name]) for name in names],
         xerr=[
-            [med(results[n]) - min(r["rps"] for r in results[n]) for n in LOGGED_CASES],
-            [max(r["rps"] for r in results[n]) - med(results[n]) for n in LOGGED_CASES],
+            [med(results[n]) - min(r["rps"] for r in results[n]) for n in names],
+            [max(r["rps"] for r in results[n]) - med(results[n]) for n in names],
         ],
-        color=["tab:green", "tab:olive", *["tab:gray"] * (len(LOGGED_CASES) - 2)],
+        color=[colors.get(name, "tab:gray") for name in names],
     )
     ax.invert_yaxis()
     ax.set_xlabel("requests / second (median, min–max)")
     ax.set_title(f"Cached config read, {WORKERS} workers; ours logs and counts each hit")
     ax.grid(True, axis="x", alpha=0.3)
+    ax_cpu.barh(
+        labels,
+        [med(results[name], "cpu_us") for name in names],
+        color=[colors.get(name, "tab:gray") for name in names],
+    )
+    ax_cpu.set_xlabel("server CPU µs per hit (median; less is better)")
+    ax_cpu.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(output / "server_logged_bench.png", dpi=100)
 
@@ -335,8 +394,11 @@ def main() -> int:
     parser = bench_arguments(__doc__.splitlines()[0], rounds=9, seconds=2.0)
     parser.add_argument("--streams", type=int, default=IDLE_STREAMS)
     parser.add_argument("--logged", action="store_true", help="issue 20's comparison only")
+    parser.add_argument("--before", metavar="REF", help="--logged: also make serve at git REF")
     args = parser.parse_args()
-    cases = LOGGED_CASES if args.logged else list(CASES)
+    cases = LOGGED_CASES if args.logged else [name for name in CASES if name != "ours-before"]
+    if args.before and args.logged:
+        cases = [*cases, "ours-before"]
     if args.quick:
         args.rounds, args.seconds, args.streams = 1, 1.0, 50
 
@@ -348,9 +410,19 @@ def main() -> int:
         key = create_keys("read")["read"]
         path = f"/api/v1/assistants/{assistant_id}/config/"
         ports = {name: free_port() for name in cases}
+        servers, before = {}, None
+        if "ours-before" in cases:
+            before = checkout(args.before)
+            atexit.register(
+                subprocess.run, ["git", "worktree", "remove", "--force", str(before)], cwd=ROOT
+            )
         for name in cases:
             command, env = CASES[name][2], CASE_ENV.get(name)
-            start_server(command(ports[name]), ports[name], env, path=path)
+            where = {}
+            if name == "ours-before":
+                env = {**env, "PYTHONPATH": str(before / "client" / "src")}
+                where = {"cwd": before}
+            servers[name] = start_server(command(ports[name]), ports[name], env, path, **where)
 
         from django.urls import resolve
         from django_redis import get_redis_connection
@@ -371,10 +443,11 @@ def main() -> int:
             start_server(make_serve(idle_port), idle_port)
             idle_url = f"http://127.0.0.1:{idle_port}{path}"
 
-        def wrk(url, seconds):
-            return checked_wrk(url, key, seconds, args.connections, script)
+        def wrk(url, seconds, server=None):
+            return checked_wrk(url, key, seconds, args.connections, script, server)
 
         for name in cases:  # warm every worker's connections
+            print(f"warming {name}", file=sys.stderr)
             wrk(f"http://127.0.0.1:{ports[name]}{path}", 1)
         if not args.logged:
             wrk(idle_url, 1)
@@ -388,7 +461,7 @@ def main() -> int:
             order.shuffle(names)
             for name in names:
                 url = f"http://127.0.0.1:{ports[name]}{path}"
-                results[name].append(wrk(url, args.seconds))
+                results[name].append(wrk(url, args.seconds, servers[name]))
             if args.logged:
                 print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
                 continue
@@ -422,6 +495,14 @@ def main() -> int:
         else:
             write_results(results, idle, meta, args.output)
     return 0
+
+
+def checkout(ref: str) -> Path:
+    """A detached git worktree of this repository at `ref`, in a temporary directory."""
+    where = Path(tempfile.mkdtemp(prefix="server-bench-before-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(where), ref], cwd=ROOT, check=True)
+    shutil.rmtree(where / "bench" / "__pycache__", ignore_errors=True)
+    return where
 
 
 if __name__ == "__main__":

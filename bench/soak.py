@@ -7,8 +7,9 @@ no read begun after a write's commit returns older data.
 Starts PostgreSQL, Redis and two app instances (the production server, 2 workers each) on
 loopback. Each writer owns some assistants, tools, delegates and links: it PATCHes the
 `instructions` / `description` to an increasing sequence number, renames delegates (the number
-ends the name, which every delegating config shows) and links or unlinks a tool, through either
-instance. A write counts as committed when its 200
+ends the name, which every delegating config shows), links or unlinks a tool, and PATCHes the
+text of a snippet each assistant's instructions include (its expanded instructions show the
+snippet's number), through either instance. A write counts as committed when its 200
 has arrived. Before each read, a reader notes the highest committed number of every object;
 the config it then gets (one assistant's, or the bundle, from either instance) must show at
 least those numbers (the load and its check: tests/load.py, shared with the scale-out and
@@ -21,7 +22,7 @@ import time
 
 from common import running_services, start_production_server
 
-from tests.load import MixedLoad, seed_dependencies, seed_rows
+from tests.load import MixedLoad, seed_dependencies, seed_rows, seed_snippets
 from tests.throwaway_servers import free_port
 
 
@@ -36,6 +37,7 @@ def main() -> int:
     with running_services():
         assistant_ids, tool_ids, read_key, write_key = seed_rows()
         delegate_ids, link_pairs = seed_dependencies(assistant_ids)
+        snippets = seed_snippets(assistant_ids)
         ports = [free_port(), free_port()]
         for port in ports:
             start_production_server(port)
@@ -49,6 +51,7 @@ def main() -> int:
             readers=args.readers,
             delegate_ids=delegate_ids,
             link_pairs=link_pairs,
+            snippets=snippets,
             allowed=(200, 201, 204),
         )
         started = time.monotonic()

@@ -8,8 +8,8 @@ Who may do what (checked on every request, GET and POST, so a forged POST is ref
 - Revisions: `view_revision` to read; nobody adds, changes or deletes one.
 - Rollback (with or without prune): the API's rule for staff, ROLLBACK_PERMISSIONS: add,
   change and delete on assistants, tools and tool links (every permission an import uses).
-- Labels: `view_label` to read; `move_label` to move one, and also `move_protected_label` for
-  one in PROTECTED_LABELS.
+- Labels: `view_label` to read; `move_label` to move one, set its rollout, promote or abort it,
+  and also `move_protected_label` for one in PROTECTED_LABELS.
 """
 
 import functools
@@ -24,6 +24,9 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from config_backend.admin_requests import requested  # and the Label requests page
 from config_backend.history.approvals import (
@@ -33,6 +36,9 @@ from config_backend.history.approvals import (
 )
 from config_backend.history.labels import (
     LabelChange,
+    NoRollout,
+    checked_change,
+    checked_rollout,
     is_protected,
     label_history,
     label_target,
@@ -48,6 +54,7 @@ from config_backend.history.states import UnknownRevision
 from core.admin.actions import change_note_field
 from core.admin.history import field_page, shown_change
 from core.models import LIVE, Label, LabelRequest, Revision
+from outcomes.selectors import label_comparison_context
 
 # Changes listed on a page of a revision; a diff shown before a confirmation lists at most
 # as many (the confirmation is a POST form: no pages).
@@ -136,9 +143,11 @@ def of_one_viewable_row(view):
 class RollbackForm(forms.Form):
     prune = forms.BooleanField(
         required=False,
-        label="Delete what was created since (prune)",
-        help_text="Assistants and tools created after this revision are deleted, with their "
-        "threads. Unchecked, they are kept.",
+        label=_("Delete what was created since (prune)"),
+        help_text=_(
+            "Assistants and tools created after this revision are deleted, with their "
+            "threads. Unchecked, they are kept."
+        ),
     )
     change_note = change_note_field()
 
@@ -162,19 +171,19 @@ class RevisionAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         return revision_list()
 
-    @admin.display(description="note")
+    @admin.display(description=_("note"))
     def note(self, obj):
         return obj.message if len(obj.message) <= 80 else obj.message[:79] + "…"
 
-    @admin.display(description="assistants", ordering="count_assistants")
+    @admin.display(description=_("assistants"), ordering="count_assistants")
     def assistants_changed(self, obj):
         return obj.count_assistants
 
-    @admin.display(description="tools", ordering="count_tools")
+    @admin.display(description=_("tools"), ordering="count_tools")
     def tools_changed(self, obj):
         return obj.count_tools
 
-    @admin.display(description="links", ordering="count_links")
+    @admin.display(description=_("links"), ordering="count_links")
     def links_changed(self, obj):
         return obj.count_links
 
@@ -199,7 +208,7 @@ class RevisionAdmin(ReadOnlyAdmin):
         return self._page(
             request,
             "admin/history/revision_detail.html",
-            f"Revision {revision.number}",
+            gettext("Revision %(number)s") % {"number": revision.number},
             revision=revision,
             original=revision,
             changes=changes,
@@ -213,13 +222,14 @@ class RevisionAdmin(ReadOnlyAdmin):
         """One field of one of the revision's changes, whole (linked where a page cut it)."""
         change = revision.changes.filter(pk=change_id).select_related("revision").first()
         if change is None:
-            raise Http404("No such change in this revision.")
+            raise Http404(gettext("No such change in this revision."))
         return field_page(
             request,
             self,
             change=change,
             field=field,
-            title=f"{field} of {change.name}, revision {revision.number}",
+            title=gettext("%(field)s of %(name)s, revision %(number)s")
+            % {"field": field, "name": change.name, "number": revision.number},
         )
 
     @of_one_viewable_row
@@ -239,8 +249,11 @@ class RevisionAdmin(ReadOnlyAdmin):
             except RollbackRefused as exc:
                 self.message_user(
                     request,
-                    "Nothing was changed: the config at this revision breaks a rule against "
-                    "today's data. " + " ".join(exc.reasons),
+                    gettext(
+                        "Nothing was changed: the config at this revision breaks a rule "
+                        "against today's data. %(reasons)s"
+                    )
+                    % {"reasons": " ".join(exc.reasons)},
                     messages.ERROR,
                 )
             else:
@@ -248,7 +261,7 @@ class RevisionAdmin(ReadOnlyAdmin):
         return self._page(
             request,
             "admin/history/rollback_confirm.html",
-            f"Roll back to revision {revision.number}?",
+            gettext("Roll back to revision %(number)s?") % {"number": revision.number},
             revision=revision,
             original=revision,
             form=form,
@@ -259,20 +272,24 @@ class RevisionAdmin(ReadOnlyAdmin):
         rows = result.deleted or result.kept
         if rows:
             names = ", ".join(f"{row['entity']} {row['name']}" for row in rows)
-            verb = "deleted" if result.deleted else "kept (not pruned)"
-            self.message_user(
-                request, f"Created after revision {revision.number}, {verb}: {names}."
+            message = (
+                gettext("Created after revision %(number)s, deleted: %(names)s.")
+                if result.deleted
+                else gettext("Created after revision %(number)s, kept (not pruned): %(names)s.")
             )
+            self.message_user(request, message % {"number": revision.number, "names": names})
         if result.revision is None:
             self.message_user(
                 request,
-                f"Nothing changed: the live config already is as at revision {revision.number}.",
+                gettext("Nothing changed: the live config already is as at revision %(number)s.")
+                % {"number": revision.number},
                 messages.INFO,
             )
             return HttpResponseRedirect(reverse("admin:config_backend_revision_changelist"))
         self.message_user(
             request,
-            f"Rolled back to revision {revision.number}, as revision {result.revision}.",
+            gettext("Rolled back to revision %(number)s, as revision %(made)s.")
+            % {"number": revision.number, "made": result.revision},
             messages.SUCCESS,
         )
         made = Revision.objects.get(number=result.revision)
@@ -283,9 +300,11 @@ class LabelTargetForm(forms.Form):
     """Where to move a label: a revision number or `live`, and why."""
 
     target = forms.CharField(
-        label="Move to",
+        label=_("Move to"),
         max_length=20,
-        help_text=f"A revision number, or “{LIVE}” for the current config.",
+        help_text=format_lazy(
+            _("A revision number, or “{live}” for the current config."), live=LIVE
+        ),
     )
     change_note = change_note_field()
 
@@ -300,6 +319,62 @@ class LabelTargetForm(forms.Form):
             raise ValidationError(str(exc)) from None
 
 
+class LabelRolloutForm(forms.Form):
+    """A label's rollout: the candidate revision, the share of users, the listed users, why."""
+
+    candidate = forms.CharField(
+        label=_("Candidate revision"),
+        max_length=20,
+        help_text=_("A revision number, or “live” for the current config."),
+    )
+    percent = forms.DecimalField(
+        label=_("Percent of users"),
+        min_value=0,
+        max_value=100,
+        decimal_places=2,
+        help_text=_("0 to 100, two decimals at most; raising it keeps every user already on it."),
+    )
+    users = forms.CharField(
+        label=_("Listed users"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("User ids always on the candidate, one per line (at most 1,000)."),
+    )
+    change_note = change_note_field()
+
+    def clean(self):
+        """The rollout as change_label takes it, checked by the same rule as the API's."""
+        data = super().clean()
+        if self.errors:
+            return data
+        users = [line.strip() for line in data.get("users", "").splitlines() if line.strip()]
+        try:
+            data["rollout"] = checked_rollout(
+                {"revision": data["candidate"], "percent": data["percent"], "users": users}
+            )
+        except ValidationError as exc:
+            fields = {"rollout.revision": "candidate", "rollout.users": "users"}
+            for field, problems in exc.message_dict.items():
+                self.add_error(fields.get(field, "percent"), problems)
+        except UnknownRevision as exc:
+            self.add_error("candidate", str(exc))
+        return data
+
+
+def apply_label_change(
+    request, label: Label, change: LabelChange, note: str
+) -> Label | LabelRequest:
+    """Every label change the admin makes (a move, a rollout, a promote, an abort), as its
+    user: made, or, for a protected label under LABEL_APPROVALS, a request (nothing moves)."""
+    return request_or_change_label(
+        label.name,
+        change,
+        author=request.user.get_username(),
+        message=note,
+        requester=Requester.of_user(request.user),
+    )
+
+
 @admin.register(Label)
 class LabelAdmin(ReadOnlyAdmin):
     list_display_links = ["name"]
@@ -310,11 +385,19 @@ class LabelAdmin(ReadOnlyAdmin):
             if not may_move_label(request.user, obj.name):
                 return ""
             url = reverse("admin:config_backend_label_move", args=[obj.pk])
-            return format_html('<a class="button" href="{}">Move</a>', url)
+            return format_html('<a class="button" href="{}">{}</a>', url, gettext("Move"))
 
-        return ["name", "revision", "updated_at", "protected", move]
+        return ["name", "revision", "candidate", "percent", "updated_at", "protected", move]
 
-    @admin.display(boolean=True, description="protected")
+    @admin.display(description=_("candidate"))
+    def candidate(self, obj):
+        return obj.candidate_revision if obj.candidate_revision is not None else "—"
+
+    @admin.display(description=_("percent"))
+    def percent(self, obj):
+        return f"{obj.rollout_percent} %" if obj.candidate_revision is not None else "—"
+
+    @admin.display(boolean=True, description=_("protected"))
     def protected(self, obj):
         return is_protected(obj.name)
 
@@ -325,6 +408,14 @@ class LabelAdmin(ReadOnlyAdmin):
                 self.admin_site.admin_view(self.move_view),
                 name="config_backend_label_move",
             ),
+            *(
+                path(
+                    f"<path:object_id>/{step}/",
+                    self.admin_site.admin_view(functools.partial(self.rollout_step_view, step)),
+                    name=f"config_backend_label_{step}",
+                )
+                for step in ("rollout", "promote", "abort")
+            ),
             *super().get_urls(),
         ]
 
@@ -333,14 +424,93 @@ class LabelAdmin(ReadOnlyAdmin):
         return self._page(
             request,
             "admin/history/label_detail.html",
-            f"Label {label.name}",
+            gettext("Label %(name)s") % {"name": label.name},
             label=label,
             original=label,
             protected=is_protected(label.name),
             moves=label_history(label.name)[:100],
             may_move=may_move_label(request.user, label.name),
             pending_requests=pending_label_requests(label.name),  # approvals (issue 22)
+            **label_comparison_context(label=label.name, days=request.GET.get("days")),
         )
+
+    def rollout_step_view(self, step: str, request, object_id):
+        return of_one_viewable_row(LabelAdmin._rollout_step)(self, request, object_id, step)
+
+    def _rollout_step(self, request, label, step: str):
+        """Set or change the rollout (the form, then the diff base → candidate and a
+        confirmation), promote it (the same diff, confirmed) or abort it (confirmed)."""
+        if not may_move_label(request.user, label.name):
+            raise PermissionDenied
+        post = request.POST if request.method == "POST" else None
+        context = {"label": label, "original": label, "step": step}
+        if step == "rollout":
+            initial = {}
+            if label.candidate_revision is not None:
+                initial = {
+                    "candidate": label.candidate_revision,
+                    "percent": label.rollout_percent,
+                    "users": "\n".join(label.rollout_users),
+                }
+            form = LabelRolloutForm(post, initial=initial)
+            context["form"] = form
+            if not form.is_valid():
+                title = gettext("Roll out a revision of label %(name)s") % {"name": label.name}
+                return self._page(request, "admin/history/label_rollout.html", title, **context)
+            rollout, note = form.cleaned_data["rollout"], form.cleaned_data["change_note"]
+            change, candidate = LabelChange("rollout", None, rollout), rollout["revision"]
+            try:
+                checked_change(label.name, change)
+            except ValidationError as exc:
+                form.add_error("candidate", exc.messages)
+                title = gettext("Roll out a revision of label %(name)s") % {"name": label.name}
+                return self._page(request, "admin/history/label_rollout.html", title, **context)
+        else:
+            if label.candidate_revision is None:
+                self.message_user(
+                    request,
+                    gettext("Label %(name)s has no rollout.") % {"name": label.name},
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:config_backend_label_change", args=[label.pk])
+                )
+            change, candidate = LabelChange(step), label.candidate_revision
+            note = post.get("change_note", "") if post else ""
+        if post is not None and "confirm" in post:
+            try:
+                changed = apply_label_change(request, label, change, note)
+            except (ValidationError, NoRollout, UnknownRevision) as exc:
+                problems = getattr(exc, "messages", [str(exc)])
+                self.message_user(request, " ".join(problems), messages.ERROR)
+            else:
+                if isinstance(changed, LabelRequest):
+                    return requested(self, request, changed)
+                done = {
+                    "rollout": gettext(
+                        "Label %(name)s: revision %(candidate)s for %(percent)s %% of users."
+                    ),
+                    "promote": gettext("Label %(name)s promoted to revision %(candidate)s."),
+                    "abort": gettext("Label %(name)s: rollout aborted, revision %(base)s for all."),
+                }[step] % {
+                    "name": changed.name,
+                    "candidate": candidate,
+                    "percent": change.rollout["percent"] if change.rollout else "",
+                    "base": changed.revision,
+                }
+                self.message_user(request, done, messages.SUCCESS)
+            return HttpResponseRedirect(
+                reverse("admin:config_backend_label_change", args=[label.pk])
+            )
+        context.update(candidate=candidate, note=note, confirming=True)
+        if step != "abort":
+            context.update(**_diff_context(diff(label.revision, candidate)))
+        title = {
+            "rollout": gettext("Roll out revision %(candidate)s of label %(name)s?"),
+            "promote": gettext("Promote label %(name)s to revision %(candidate)s?"),
+            "abort": gettext("Abort the rollout of label %(name)s?"),
+        }[step] % {"name": label.name, "candidate": candidate}
+        return self._page(request, "admin/history/label_rollout.html", title, **context)
 
     @of_one_viewable_row
     def move_view(self, request, label):
@@ -353,22 +523,28 @@ class LabelAdmin(ReadOnlyAdmin):
         if form.is_valid():
             target = form.cleaned_data["target"]
             if "confirm" in request.POST:
-                # A protected label under LABEL_APPROVALS: a request, nothing moves.
-                outcome = request_or_change_label(
-                    label.name,
-                    LabelChange("move", revision=target),
-                    message=form.cleaned_data["change_note"],
-                    author=request.user.get_username(),
-                    requester=Requester.of_user(request.user),
-                )
+                change, note = LabelChange("move", target), form.cleaned_data["change_note"]
+                try:
+                    outcome = apply_label_change(request, label, change, note)
+                except ValidationError as exc:  # onto the rollout's candidate: promote instead
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                    return HttpResponseRedirect(
+                        reverse("admin:config_backend_label_change", args=[label.pk])
+                    )
                 if isinstance(outcome, LabelRequest):
                     return requested(self, request, outcome)
                 self.message_user(
-                    request, f"Label {label.name} moved to revision {target}.", messages.SUCCESS
+                    request,
+                    gettext("Label %(name)s moved to revision %(target)s.")
+                    % {"name": label.name, "target": target},
+                    messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:config_backend_label_changelist"))
             context.update(target=target, **_diff_context(diff(label.revision, target)))
-            title = f"Move label {label.name} to revision {target}?"
+            title = gettext("Move label %(name)s to revision %(target)s?") % {
+                "name": label.name,
+                "target": target,
+            }
         else:
-            title = f"Move label {label.name}"
+            title = gettext("Move label %(name)s") % {"name": label.name}
         return self._page(request, "admin/history/label_move.html", title, **context)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class OperationsConfig(AppConfig):
@@ -7,14 +8,14 @@ class OperationsConfig(AppConfig):
 
     name = "config_backend"
     label = "operations"
-    verbose_name = "Operations"
+    verbose_name = _("Operations")
 
     def ready(self):
-        from config_backend.history.labels import label_get
+        from config_backend.history.labels import label_state
         from config_backend.history.selectors import build_config_at
         from core.reads.reads import register
 
         register(
             config_at=build_config_at,
-            label_revision=lambda name: label_get(name).revision,
+            label_state=label_state,
         )

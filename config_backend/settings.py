@@ -51,9 +51,11 @@ INSTALLED_APPS = [
     # Three floors, each importing only from those listed before it (README "Layout").
     "core",
     "tools",
+    "snippets",
     "assistants",
     "threads",
     "webhooks",
+    "outcomes",
     "config_backend",
 ]
 
@@ -64,6 +66,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin in the browser's language (en, ru); the API stays in LANGUAGE_CODE.
+    "core.ops.admin_language.AdminLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -264,6 +268,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The admin follows the browser's language among these (core.ops.admin_language); our strings'
+# Russian is in locale/ (docs/admin.md "Translations"), Django's own admin has its own.
+LANGUAGES = [("en", "English"), ("ru", "Русский")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -294,11 +302,10 @@ SCHEMA_MAX_PATTERN_CHARACTERS = env_int("SCHEMA_MAX_PATTERN_CHARACTERS", 65_536)
 JSON_MAX_DEPTH = SCHEMA_MAX_DEPTH + 8
 
 # Strict tools (docs/contract.md "Tool schema strictness", rules 8 and 9). The schema limits
-# default to
-# what OpenAI publishes for strict function calling / structured outputs ("Supported schemas":
-# 5,000 object properties in all, 10 levels of nesting, 1,000 enum values, 120,000 characters
-# of property names, definition names, enum and const values, and 15,000 characters for one
-# string enum of more than 250 values); lower them if your provider's are lower.
+# default to what OpenAI publishes for strict function calling / structured outputs ("Supported
+# schemas": 5,000 object properties in all, 10 levels of nesting, 1,000 enum values, 120,000
+# characters of property names, definition names, enum and const values, and 15,000 characters
+# for one string enum of more than 250 values); lower them if your provider's are lower.
 STRICT_SCHEMA_MAX_PROPERTIES = env_int("STRICT_SCHEMA_MAX_PROPERTIES", 5_000)
 STRICT_SCHEMA_MAX_NESTING = env_int("STRICT_SCHEMA_MAX_NESTING", 10)
 STRICT_SCHEMA_MAX_ENUM_VALUES = env_int("STRICT_SCHEMA_MAX_ENUM_VALUES", 1_000)
@@ -311,6 +318,10 @@ MAX_TOOLS_PER_ASSISTANT = env_int("MAX_TOOLS_PER_ASSISTANT", 128)
 # Rule 12's size bound: an assistant's (expanded) instructions, in UTF-8 bytes. The history
 # keeps every version, and each is read back by diffs, pages and configs at a revision.
 MAX_INSTRUCTIONS_BYTES = env_int("MAX_INSTRUCTIONS_BYTES", 262_144)
+# Model settings (docs/agent-config.md): the bounds assistants/model_settings.schema.json takes
+# from here at load. 128,000 is the largest output any current OpenAI model allows.
+MAX_OUTPUT_TOKENS = env_int("MAX_OUTPUT_TOKENS", 128_000)
+REASONING_EFFORTS = env_list("REASONING_EFFORTS", "none,minimal,low,medium,high")
 for _name in (
     "STRICT_SCHEMA_MAX_PROPERTIES",
     "STRICT_SCHEMA_MAX_NESTING",
@@ -320,6 +331,7 @@ for _name in (
     "STRICT_SCHEMA_MAX_LARGE_ENUM_LENGTH",
     "MAX_TOOLS_PER_ASSISTANT",
     "MAX_INSTRUCTIONS_BYTES",
+    "MAX_OUTPUT_TOKENS",
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1 (got {globals()[_name]}).")
@@ -377,6 +389,21 @@ if SSE_MAX_REPLAY < 0 or SSE_HEARTBEAT_SECONDS < 1:
         "SSE_MAX_REPLAY must be 0 or more and SSE_HEARTBEAT_SECONDS at least 1 "
         f"(got {SSE_MAX_REPLAY} and {SSE_HEARTBEAT_SECONDS})."
     )
+
+# Outcomes (docs/outcomes.md): hourly buckets are rolled into daily ones after
+# OUTCOMES_HOURLY_DAYS and deleted after OUTCOMES_RETENTION_DAYS (`prune_outcomes`); a POST may
+# report hours at most OUTCOMES_MAX_AGE_HOURS old (so it never adds to an hour already rolled
+# up); an Idempotency-Key is remembered OUTCOMES_IDEMPOTENCY_HOURS.
+OUTCOMES_RETENTION_DAYS = env_int("OUTCOMES_RETENTION_DAYS", 400)
+OUTCOMES_HOURLY_DAYS = env_int("OUTCOMES_HOURLY_DAYS", 30)
+OUTCOMES_MAX_AGE_HOURS = env_int("OUTCOMES_MAX_AGE_HOURS", 168)
+OUTCOMES_IDEMPOTENCY_HOURS = env_int("OUTCOMES_IDEMPOTENCY_HOURS", 48)
+if not OUTCOMES_MAX_AGE_HOURS < OUTCOMES_HOURLY_DAYS * 24 <= OUTCOMES_RETENTION_DAYS * 24:
+    raise ImproperlyConfigured(
+        "Need OUTCOMES_MAX_AGE_HOURS < OUTCOMES_HOURLY_DAYS × 24 ≤ OUTCOMES_RETENTION_DAYS × 24."
+    )
+if OUTCOMES_IDEMPOTENCY_HOURS < 24:
+    raise ImproperlyConfigured("OUTCOMES_IDEMPOTENCY_HOURS must be at least 24.")
 
 # Webhooks (docs/webhooks.md): the delays before each retry of a failed delivery (seconds,
 # comma-separated; after the last the delivery is marked failed), and the hosts a destination

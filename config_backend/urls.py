@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from assistants.api import (
@@ -10,6 +11,7 @@ from assistants.api import (
 )
 from assistants.config_api import AssistantConfigApi, ConfigBundleApi
 from assistants.events_api import ConfigEventsApi
+from assistants.render_api import AssistantRenderApi
 from config_backend.history.api import (
     DiffApi,
     RevisionDetailApi,
@@ -23,17 +25,27 @@ from config_backend.history.approval_api import (
     LabelRequestListApi,
     LabelRequestRejectApi,
 )
-from config_backend.history.label_api import LabelDetailApi, LabelHistoryApi, LabelListApi
+from config_backend.history.label_api import (
+    LabelAbortApi,
+    LabelDetailApi,
+    LabelHistoryApi,
+    LabelListApi,
+    LabelPromoteApi,
+)
 from core.ops.health import healthz, readyz
 from core.ops.metrics import metrics_view
 from core.reads.fast_path import serve_cached_hits
+from outcomes.api import OutcomeListApi
+from snippets.api import SnippetDetailApi, SnippetListApi
 from threads.api import ThreadDetailApi, ThreadListApi
 from tools.api import ToolDetailApi, ToolListApi
 from webhooks.api import WebhookDetailApi, WebhookListApi
 
-admin.site.site_header = "Assistant configuration"
-admin.site.site_title = "Assistant configuration"
-admin.site.index_title = "Assistants, tools and threads"
+admin.site.site_header = _("Assistant configuration")
+admin.site.site_title = _("Assistant configuration")
+admin.site.index_title = _("Assistants, tools and threads")
+# The index links the delegation graph (assistants.graph).
+admin.site.index_template = "admin/index_with_graph.html"
 
 api_v1 = [
     path("assistants/", AssistantListApi.as_view(), name="assistant-list"),
@@ -53,6 +65,11 @@ api_v1 = [
         serve_cached_hits(AssistantConfigApi.as_view()),
         name="assistant-config",
     ),
+    path(
+        "assistants/<uuid:assistant_id>/render/",
+        AssistantRenderApi.as_view(),
+        name="assistant-render",
+    ),
     path("config/", serve_cached_hits(ConfigBundleApi.as_view()), name="config-bundle"),
     path("revisions/", RevisionListApi.as_view(), name="revision-list"),
     path("revisions/<int:number>/", RevisionDetailApi.as_view(), name="revision-detail"),
@@ -60,6 +77,8 @@ api_v1 = [
     path("labels/", LabelListApi.as_view(), name="label-list"),
     path("labels/<str:name>/", LabelDetailApi.as_view(), name="label-detail"),
     path("labels/<str:name>/history/", LabelHistoryApi.as_view(), name="label-history"),
+    path("labels/<str:name>/promote/", LabelPromoteApi.as_view(), name="label-promote"),
+    path("labels/<str:name>/abort/", LabelAbortApi.as_view(), name="label-abort"),
     path("label-requests/", LabelRequestListApi.as_view(), name="label-request-list"),
     path(
         "label-requests/<int:request_id>/",
@@ -85,10 +104,13 @@ api_v1 = [
     path("config/events/", ConfigEventsApi.as_view(), name="config-events"),
     path("tools/", ToolListApi.as_view(), name="tool-list"),
     path("tools/<uuid:tool_id>/", ToolDetailApi.as_view(), name="tool-detail"),
+    path("snippets/", SnippetListApi.as_view(), name="snippet-list"),
+    path("snippets/<uuid:snippet_id>/", SnippetDetailApi.as_view(), name="snippet-detail"),
     path("threads/", ThreadListApi.as_view(), name="thread-list"),
     path("threads/<uuid:thread_pk>/", ThreadDetailApi.as_view(), name="thread-detail"),
     path("webhooks/", WebhookListApi.as_view(), name="webhook-list"),
     path("webhooks/<uuid:webhook_id>/", WebhookDetailApi.as_view(), name="webhook-detail"),
+    path("outcomes/", OutcomeListApi.as_view(), name="outcome-list"),
 ]
 
 urlpatterns = [

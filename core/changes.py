@@ -1,5 +1,5 @@
-"""Change sets: each committed change of the configuration is one revision (docs/contract.md
-"Revisions").
+"""Change sets: each committed change of the configuration is one revision
+(docs/contract.md, "Revisions").
 
 The first row change in a transaction opens its change set: the Revision row, with who made the
 change, from where and why (the change context below). Each row change is recorded with the

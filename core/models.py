@@ -3,6 +3,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 
@@ -10,8 +11,8 @@ class Timestamped(models.Model):
     """When a row was created and last saved: shown by the admin and the API, not part of the
     configuration (the models' CONFIG_FIELDS) nor of its history."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     class Meta:
         abstract = True
@@ -38,8 +39,8 @@ class ConfigRevision(models.Model):
     # reset when it moves (core.events).
     RESTORES = "restores"
 
-    name = models.CharField(max_length=64, primary_key=True)
-    value = models.BigIntegerField(default=0)
+    name = models.CharField(verbose_name=_("name"), max_length=64, primary_key=True)
+    value = models.BigIntegerField(verbose_name=_("value"), default=0)
 
     def __str__(self):
         return f"{self.name} revision {self.value}"
@@ -54,8 +55,8 @@ class ConfigRevision(models.Model):
 
 
 class Revision(models.Model):
-    """One committed change set of the configuration (docs/contract.md "Revisions"): who, from
-    where, why.
+    """One committed change set of the configuration: who, from where, why (docs/contract.md,
+    "Revisions").
 
     `number` is the config revision the change set left the counter at (each row change moves
     the counter, so numbers grow but skip). `assistants` lists the assistants whose resolved
@@ -70,14 +71,16 @@ class Revision(models.Model):
         COMMAND = "command"
 
     id = models.BigAutoField(primary_key=True)
-    number = models.BigIntegerField(unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    author = models.CharField(max_length=255, blank=True)
-    source = models.CharField(max_length=10, choices=Source.choices)
-    message = models.TextField(blank=True)
-    assistants = models.JSONField(default=list)
+    number = models.BigIntegerField(verbose_name=_("number"), unique=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    author = models.CharField(verbose_name=_("author"), max_length=255, blank=True)
+    source = models.CharField(verbose_name=_("source"), max_length=10, choices=Source.choices)
+    message = models.TextField(verbose_name=_("message"), blank=True)
+    assistants = models.JSONField(verbose_name=_("assistants"), default=list)
 
     class Meta:
+        verbose_name = _("revision")
+        verbose_name_plural = _("revisions")
         ordering = ["-number"]
 
     def __str__(self):
@@ -96,20 +99,25 @@ class RevisionChange(models.Model):
         ASSISTANT = "assistant"
         TOOL = "tool"
         LINK = "link"
+        SNIPPET = "snippet"
 
     class Action(models.TextChoices):
         CREATED = "created"
         UPDATED = "updated"
         DELETED = "deleted"
 
-    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="changes")
-    entity = models.CharField(max_length=10, choices=Entity.choices)
-    object_id = models.CharField(max_length=80)
-    name = models.CharField(max_length=600)
-    action = models.CharField(max_length=10, choices=Action.choices)
-    fields = models.JSONField(default=dict)
+    revision = models.ForeignKey(
+        Revision, on_delete=models.CASCADE, related_name="changes", verbose_name=_("revision")
+    )
+    entity = models.CharField(verbose_name=_("entity"), max_length=10, choices=Entity.choices)
+    object_id = models.CharField(verbose_name=_("object id"), max_length=80)
+    name = models.CharField(verbose_name=_("name"), max_length=600)
+    action = models.CharField(verbose_name=_("action"), max_length=10, choices=Action.choices)
+    fields = models.JSONField(verbose_name=_("fields"), default=dict)
 
     class Meta:
+        verbose_name = _("revision change")
+        verbose_name_plural = _("revision changes")
         ordering = ["revision", "id"]
         indexes = [models.Index(fields=["entity", "object_id"])]
 
@@ -123,15 +131,22 @@ LABEL_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z")
 LIVE = "live"
 
 
+# A rollout's allow-list and the user ids of per-user reads (docs/contract.md "Rollout on a
+# label"): at most this many users, each id at most this long.
+ROLLOUT_MAX_USERS = 1000
+USER_ID_MAX_LENGTH = 255
+
+
 def validate_label_name(name: str) -> None:
-    """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (docs/contract.md
-    "Labels")."""
+    """A label name matches `^[a-z][a-z0-9-]{0,31}$` and is not `live` (docs/contract.md)."""
     if name == LIVE:
-        raise ValidationError("`live` is reserved: it always means the current state.")
+        raise ValidationError(_("`live` is reserved: it always means the current state."))
     if not LABEL_NAME.match(name):
         raise ValidationError(
-            "A label name is a lowercase letter followed by at most 31 lowercase letters, "
-            "digits or hyphens."
+            _(
+                "A label name is a lowercase letter followed by at most 31 lowercase letters, "
+                "digits or hyphens."
+            )
         )
 
 
@@ -139,11 +154,28 @@ class Label(models.Model):
     """A named pointer to a revision (`production`, `staging`); moved by
     config_backend.history.labels."""
 
-    name = models.CharField(max_length=32, primary_key=True, validators=[validate_label_name])
-    revision = models.BigIntegerField()
-    updated_at = models.DateTimeField(auto_now=True)
+    name = models.CharField(
+        verbose_name=_("name"), max_length=32, primary_key=True, validators=[validate_label_name]
+    )
+    # The base: what every user gets without a rollout.
+    revision = models.BigIntegerField(verbose_name=_("revision"))
+    # The rollout (docs/contract.md "Rollout on a label"): a candidate revision for a share of
+    # users. None of these means something without `candidate_revision`.
+    candidate_revision = models.BigIntegerField(
+        verbose_name=_("candidate revision"), null=True, blank=True
+    )
+    rollout_percent = models.DecimalField(
+        verbose_name=_("rollout percent"), max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    rollout_users = models.JSONField(verbose_name=_("rollout users"), default=list, blank=True)
+    # New (opaque) whenever the candidate revision changes, kept when only the percent or the
+    # users do: the users' buckets hash it, so a percent change keeps everyone's bucket.
+    rollout_id = models.CharField(verbose_name=_("rollout id"), max_length=32, blank=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
         ordering = ["name"]
         permissions = [
             ("move_label", "Can move labels"),
@@ -153,23 +185,86 @@ class Label(models.Model):
     def __str__(self):
         return f"{self.name} → {self.revision}"
 
+    @property
+    def rollout(self) -> dict | None:
+        """The rollout as the API shows it (and config_client.rollout.variant reads it), or
+        None: `{"id", "revision", "percent", "users"}`."""
+        if self.candidate_revision is None:
+            return None
+        return rollout_object(
+            self.rollout_id, self.candidate_revision, self.rollout_percent, self.rollout_users
+        )
+
+
+def rollout_object(rollout_id, candidate_revision, percent, users) -> dict:
+    """One shape of a rollout for the label JSON, the events and the read cache. The percent
+    is a JSON number (12.5, 10): a float's repr gives back a two-decimal percent exactly."""
+    percent = percent or 0
+    return {
+        "id": rollout_id,
+        "revision": candidate_revision,
+        "percent": int(percent) if percent == int(percent) else float(percent),
+        "users": list(users or ()),
+    }
+
+
+ROLLOUT_FIELDS = ("candidate_revision", "percent", "rollout_id", "rollout_users")
+
 
 class LabelMove(models.Model):
-    """One move of a label (its creation too: `from_revision` is then None)."""
+    """One change of a label (its creation too: `from_revision` is then None): a move of its
+    base, a rollout set or changed, a promotion or an abort. The rollout columns hold the
+    label's rollout after the change (all empty when it has none: after a promote or abort)."""
+
+    class Action(models.TextChoices):
+        MOVE = "move", _("move")
+        ROLLOUT = "rollout", _("rollout")
+        PROMOTE = "promote", _("promote")
+        ABORT = "abort", _("abort")
 
     id = models.BigAutoField(primary_key=True)
-    label = models.CharField(max_length=32, db_index=True)
-    from_revision = models.BigIntegerField(null=True, blank=True)
-    to_revision = models.BigIntegerField()
-    author = models.CharField(max_length=255, blank=True)
-    message = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    label = models.CharField(verbose_name=_("label"), max_length=32, db_index=True)
+    action = models.CharField(
+        verbose_name=_("action"), max_length=10, choices=Action.choices, default=Action.MOVE
+    )
+    from_revision = models.BigIntegerField(verbose_name=_("from revision"), null=True, blank=True)
+    to_revision = models.BigIntegerField(verbose_name=_("to revision"))
+    candidate_revision = models.BigIntegerField(
+        verbose_name=_("candidate revision"), null=True, blank=True
+    )
+    percent = models.DecimalField(
+        verbose_name=_("percent"), max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    rollout_id = models.CharField(verbose_name=_("rollout id"), max_length=32, blank=True)
+    rollout_users = models.JSONField(verbose_name=_("rollout users"), default=list, blank=True)
+    author = models.CharField(verbose_name=_("author"), max_length=255, blank=True)
+    message = models.TextField(verbose_name=_("message"), blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("label move")
+        verbose_name_plural = _("label moves")
         ordering = ["-id"]
 
     def __str__(self):
         return f"{self.label}: {self.from_revision} → {self.to_revision}"
+
+    # What a change's event carries (the SSE `label` event, the webhook `label` body).
+    EVENT_FIELDS = ("id", "label", "to_revision", "created_at", *ROLLOUT_FIELDS)
+
+    def event_data(self) -> dict:
+        """The data of this change's event: the SSE `label` event and the webhook `label`
+        body carry the same (docs/contract.md "Runtime delivery", "Webhooks")."""
+        return {"label": self.label, "revision": self.to_revision, "rollout": self.rollout}
+
+    @property
+    def rollout(self) -> dict | None:
+        """The label's rollout after this change (Label.rollout's shape), or None."""
+        if self.candidate_revision is None:
+            return None
+        return rollout_object(
+            self.rollout_id, self.candidate_revision, self.percent, self.rollout_users
+        )
 
 
 class OpaqueIdAPIKeyManager(APIKeyManager):
@@ -192,31 +287,37 @@ class APIKey(AbstractAPIKey):
     """
 
     class Scope(models.TextChoices):
-        READ = "read", "read: every GET"
-        RUNTIME = "runtime", "runtime: read, and register/update/forget threads"
-        WRITE = "write", "write: read, and change assistants, tools and links"
+        READ = "read", _("read: every GET")
+        RUNTIME = "runtime", _("runtime: read, and register/update/forget threads")
+        WRITE = "write", _("write: read, and change assistants, tools and links")
 
-    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    scope = models.CharField(
+        verbose_name=_("scope"), max_length=10, choices=Scope.choices, default=Scope.READ
+    )
     last_used_at = models.DateTimeField(
-        "last used",
+        _("last used"),
         null=True,
         blank=True,
         editable=False,
-        help_text="Accurate to the hour: written at most once an hour per key.",
+        help_text=_("Accurate to the hour: written at most once an hour per key."),
     )
 
     # NULL: not pinned (the admin's empty field saves NULL too: one way to say it).
     label = models.CharField(  # noqa: DJ001
+        verbose_name=_("label"),
         max_length=32,
         null=True,
         blank=True,
         validators=[validate_label_name],
-        help_text="Pin this key's config reads to a label (e.g. production): they serve the "
-        "config at the label's revision unless they ask for another (?label=, ?revision=).",
+        help_text=_(
+            "Pin this key's config reads to a label (e.g. production): they serve the "
+            "config at the label's revision unless they ask for another (?label=, ?revision=)."
+        ),
     )
     protected = models.BooleanField(
+        verbose_name=_("protected"),
         default=False,
-        help_text="With write scope: may also move protected labels (PROTECTED_LABELS).",
+        help_text=_("With write scope: may also move protected labels (PROTECTED_LABELS)."),
     )
 
     objects = OpaqueIdAPIKeyManager()
@@ -225,12 +326,12 @@ class APIKey(AbstractAPIKey):
         super().clean()
         if self.protected and self.scope != self.Scope.WRITE:
             raise ValidationError(
-                {"protected": "Only a key with write scope moves labels, protected or not."}
+                {"protected": _("Only a key with write scope moves labels, protected or not.")}
             )
 
     class Meta(AbstractAPIKey.Meta):
-        verbose_name = "API key"
-        verbose_name_plural = "API keys"
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(scope__in=["read", "runtime", "write"]),
@@ -251,44 +352,65 @@ class LabelRequest(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        APPROVED = "approved"  # approved by as many as needed, and applied
-        REJECTED = "rejected"
-        CANCELLED = "cancelled"
-        STALE = "stale"  # the label changed between the request and its last approval
-        EXPIRED = "expired"
+        PENDING = "pending", _("pending")
+        # approved by as many as needed, and applied
+        APPROVED = "approved", _("approved")
+        REJECTED = "rejected", _("rejected")
+        CANCELLED = "cancelled", _("cancelled")
+        # the label changed between the request and its last approval
+        STALE = "stale", _("stale")
+        EXPIRED = "expired", _("expired")
 
     class RequesterKind(models.TextChoices):
-        USER = "user"
-        API_KEY = "api_key"
-        COMMAND = "command"
+        USER = "user", _("user")
+        API_KEY = "api_key", _("API key")
+        COMMAND = "command", _("command")
 
     id = models.BigAutoField(primary_key=True)
-    label = models.CharField(max_length=32, db_index=True)
-    change = models.JSONField()
-    changes = models.JSONField(default=list)
+    label = models.CharField(verbose_name=_("label"), max_length=32, db_index=True)
+    change = models.JSONField(verbose_name=_("change"))
+    changes = models.JSONField(verbose_name=_("changes"), default=list)
     from_revision = models.BigIntegerField(
-        null=True, blank=True, help_text="Where the label pointed when asked (None: no label)."
+        verbose_name=_("from revision"),
+        null=True,
+        blank=True,
+        help_text=_("Where the label pointed when asked (None: no label)."),
     )
-    label_counter = models.BigIntegerField(default=0)
-    message = models.TextField(blank=True)
-    requester = models.CharField(max_length=255)
-    requester_kind = models.CharField(max_length=10, choices=RequesterKind.choices)
+    label_counter = models.BigIntegerField(verbose_name=_("label counter"), default=0)
+    message = models.TextField(verbose_name=_("message"), blank=True)
+    requester = models.CharField(verbose_name=_("requester"), max_length=255)
+    requester_kind = models.CharField(
+        verbose_name=_("requester kind"), max_length=10, choices=RequesterKind.choices
+    )
     requester_user = models.ForeignKey(
-        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "auth.User",
+        verbose_name=_("requester user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     requester_key = models.ForeignKey(
-        APIKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        APIKey,
+        verbose_name=_("requester API key"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    needed = models.PositiveSmallIntegerField()
-    expires_at = models.DateTimeField()
-    decided_by = models.CharField(max_length=255, blank=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    status = models.CharField(
+        verbose_name=_("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    needed = models.PositiveSmallIntegerField(verbose_name=_("approvals needed"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    decided_by = models.CharField(verbose_name=_("decided by"), max_length=255, blank=True)
+    decided_at = models.DateTimeField(verbose_name=_("decided at"), null=True, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("label request")
+        verbose_name_plural = _("label requests")
         ordering = ["-id"]
         permissions = [("approve_label_move", "Can approve label change requests")]
         indexes = [models.Index(fields=["status", "expires_at"], name="label_request_due")]
@@ -301,12 +423,25 @@ class LabelApproval(models.Model):
     """One approval of a LabelRequest; one per approver (the constraint)."""
 
     id = models.BigAutoField(primary_key=True)
-    request = models.ForeignKey(LabelRequest, on_delete=models.CASCADE, related_name="approvals")
-    user = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
-    username = models.CharField(max_length=150)
-    created_at = models.DateTimeField(auto_now_add=True)
+    request = models.ForeignKey(
+        LabelRequest,
+        verbose_name=_("request"),
+        on_delete=models.CASCADE,
+        related_name="approvals",
+    )
+    user = models.ForeignKey(
+        "auth.User",
+        verbose_name=_("user"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    username = models.CharField(verbose_name=_("username"), max_length=150)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("label approval")
+        verbose_name_plural = _("label approvals")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["request", "user"], name="one_approval_per_approver")

@@ -1,8 +1,8 @@
 """What every app's write services share: creating and updating a model, refusing a delete.
 
 HackSoft Styleguide's `model_update` (and a `model_create` to match), and the one exception for
-contract rule 7 (a delete refused while something still references the object), which the API
-answers with 409 (core.api.errors).
+rule 7 of docs/contract.md (a delete refused while something still references the object),
+which the API answers with 409 (core.api.errors).
 """
 
 import json
@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -21,7 +22,8 @@ class StillReferenced(ValidationError):
 
     def __init__(self, *, name: str, references: list[str]):
         super().__init__(
-            f"“{name}” is still referenced: " + "; ".join(references) + ".",
+            gettext("“%(name)s” is still referenced: %(references)s.")
+            % {"name": name, "references": "; ".join(references)},
             code="still_referenced",
         )
         self.references = references
@@ -44,8 +46,8 @@ def model_update(
     Returns (instance, has_updated). Only `fields` may be set: any other key of `data` is the
     caller's mistake (ValueError), since the serializers have refused unknown input already.
     When nothing differs, nothing is validated or saved, so a write that changes nothing makes
-    no new config revision (docs/contract.md). `auto_now` fields (`updated_at`) are saved with the
-    rest.
+    no new config revision (docs/contract.md). `auto_now` fields (`updated_at`) are saved with
+    the rest.
     """
     editable = set(fields)
     for name in data:

@@ -1,5 +1,8 @@
+import shutil
+
 import pytest
 import redis
+from django.conf import settings
 from django.core.cache import cache
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -8,6 +11,7 @@ from assistants.models import Assistant
 from core.store import RedisStore, breaker
 from core.store import base as store_base
 from tests.factories import key_client
+from tests.live import ROOT
 from tests.throwaway_servers import free_port, spawn_redis
 from tools.models import Tool
 
@@ -112,3 +116,18 @@ def redis_commands(monkeypatch):
     monkeypatch.setattr(client, "execute_command", counting)
     monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
     return sent
+
+
+@pytest.fixture
+def fresh_copy(tmp_path):
+    """The project in an empty folder, so the embedded SQLite file starts from nothing."""
+    ours = [app for app in settings.INSTALLED_APPS if (ROOT / app).is_dir()]  # the project's apps
+    for part in ("manage.py", "demo", "locale", *ours):
+        source = ROOT / part
+        if not source.exists():
+            continue
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / part)
+    return tmp_path

@@ -4,8 +4,12 @@ Fixtures live in conftest.py; test modules import these plain functions from her
 from conftest.py or from another test module).
 """
 
+import asyncio
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 from io import StringIO
 
@@ -20,6 +24,7 @@ from rest_framework.test import APIClient
 from assistants.models import Assistant
 from core.api.json_input import MAX_PROBLEMS, JSONProblem, json_pointer
 from core.models import APIKey
+from snippets.models import Snippet
 from tools.models import AssistantToolLink, Tool
 from webhooks.models import Webhook
 from webhooks.services import webhook_create
@@ -39,6 +44,18 @@ def make_delegate_tool(name: str, delegate: Assistant) -> Tool:
 
 def link(assistant: Assistant, tool: Tool, **fields) -> AssistantToolLink:
     return AssistantToolLink.objects.create(assistant=assistant, tool=tool, **fields)
+
+
+def assistant_including_snippets(count: int, name: str = "Includer") -> Assistant:
+    """An assistant whose instructions include `count` snippets (s00, s01, …: the first
+    includes the second, the others are included directly), each `Part i.`."""
+    snippets = [f"s{i:02}" for i in range(count)]
+    for i, snippet in enumerate(snippets):
+        text = f"Part {i}." + (" {{> s01 }}" if i == 0 and count > 1 else "")
+        Snippet.objects.create(name=snippet, text=text)
+    included = [snippet for i, snippet in enumerate(snippets) if i != 1]
+    instructions = "Hello {{ user_name }}. " + " ".join(f"{{{{> {s} }}}}" for s in included)
+    return Assistant.objects.create(name=name, model="m", instructions=instructions)
 
 
 def assistant_with_tools(count: int, name: str = "Busy") -> Assistant:
@@ -163,11 +180,11 @@ def write_config_file(tmp_path, document) -> str:
     return str(path)
 
 
-def import_error_lines(path) -> list[str]:
-    """The error lines of an import that fails and writes nothing."""
+def import_error_lines(path, *args) -> list[str]:
+    """The error lines of an import (with `args`) that fails and writes nothing."""
     err = StringIO()
     with pytest.raises(CommandError, match="nothing was written"):
-        call_command("import_config", path, "--no-backup", stdout=StringIO(), stderr=err)
+        call_command("import_config", path, "--no-backup", *args, stdout=StringIO(), stderr=err)
     return err.getvalue().splitlines()
 
 
@@ -240,6 +257,114 @@ def concurrently(count: int, function) -> list:
     for thread in threads:
         thread.join(timeout=30)
     return results
+
+
+async def asgi_get(app, path: str, headers: dict | None = None, on_send=None):
+    """One GET of `path` (a query string too) through the ASGI `app`, as an ASGI server sends
+    it: (status, headers by lower-case name, body). `on_send` is called with each message the
+    app sends, as it sends it. The client stays connected after its request."""
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"localhost"),
+            *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    requested, messages = [], []
+
+    async def receive():
+        if not requested:
+            requested.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()
+
+    async def send(message):
+        if on_send:
+            on_send(message)
+        messages.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
+
+
+def run_manage(*args: str, env: dict, cwd=None) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` run in `cwd` (the checkout unless told) with this environment plus
+    `env`, its output captured."""
+    from tests.live import ROOT
+
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=cwd or ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def manage(*args: str, env: dict, cwd=None) -> str:
+    """run_manage's output; fails the test unless the command exits 0."""
+    result = run_manage(*args, env=env, cwd=cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+# A first local run: debug on, nothing configured (the embedded SQLite file, no Redis).
+EMBEDDED = {"DEBUG": "1", "DATABASE_URL": "", "REDIS_URL": "", "SECRET_KEY": ""}
+
+
+def embedded_manage(project, *args: str) -> str:
+    """`manage.py ARGS` of the copy of the project in `project` (the fresh_copy fixture), run as
+    on a first local run (EMBEDDED)."""
+    return manage(*args, env=EMBEDDED, cwd=project)
+
+
+def asgi_gets(app, *requests) -> list[tuple[int, dict, bytes]]:
+    """GET each (path, headers) in turn through the ASGI `app`, in one event loop; returns
+    (status, headers by lower-case name, body) for each."""
+
+    async def all_of_them():
+        return [await asgi_get(app, path, headers) for path, headers in requests]
+
+    return asyncio.run(all_of_them())
+
+
+# Outcomes.
+
+
+def outcome_row(assistant, revision: int, **fields) -> dict:
+    """One row of POST /api/v1/outcomes/ for this hour (counters default to one clean run)."""
+    from django.utils import timezone
+
+    return {
+        "assistant": str(getattr(assistant, "id", assistant)),
+        "revision": revision,
+        "label": None,
+        "variant": None,
+        "period_start": timezone.now().isoformat(),
+        "runs": 1,
+        **fields,
+    }
+
+
+def newest_revision() -> int:
+    """The number of the newest revision of the history (a test made a change first)."""
+    from core.models import Revision
+
+    return Revision.objects.order_by("-number").values_list("number", flat=True)[0]
 
 
 # Label requests (approvals).

@@ -4,12 +4,14 @@ Used by bench/soak.py, the scale-out test and the database-restart test. Each wr
 assistants and tools and PATCHes their `instructions` / `description` to an increasing number,
 through a random instance. With `seed_dependencies`, writers also rename delegates (the name
 ends in the number: every delegating assistant's config shows it) and link or unlink a tool
-(its config shows it or not). A write counts as committed when its 2xx has arrived. Before
-each read, a reader notes the highest committed number of every object; the config it then
-gets (one assistant's, or the bundle, from a random instance) must show at least those numbers
-(and a link as its last committed state, unless a later write of it is in flight): anything
-older is a stale read. Every answer is tallied by method and status (or the exception, for a
-connection error), with its latency.
+(its config shows it or not). With `seed_snippets`, each assistant's instructions include a
+snippet of its own, whose text writers PATCH to the number too (the expanded instructions show
+both: `<assistant's number>|<snippet's number>`). A write counts as committed when its 2xx has
+arrived. Before each read, a reader notes the highest committed number of every object; the
+config it then gets (one assistant's, or the bundle, from a random instance) must show at least
+those numbers (and a link as its last committed state, unless a later write of it is in
+flight): anything older is a stale read. Every answer is tallied by method and status (or the
+exception, for a connection error), with its latency.
 
 `bogus_key_burst` is the other load: many requests with made-up keys sent at once (each on its
 own connection, from one event loop), while valid reads and a readiness probe go on beside them.
@@ -88,6 +90,25 @@ def seed_dependencies(assistant_ids: list[str]) -> tuple[list[str], list[tuple[s
     return delegates, pairs
 
 
+def seed_snippets(assistant_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Per assistant, a snippet its instructions include (`0|{{> load-snippet-<i> }}`);
+    returns {assistant id: (snippet id, snippet name)}."""
+    from django.db import transaction
+
+    from assistants.models import Assistant
+    from snippets.models import Snippet
+
+    snippets = {}
+    with transaction.atomic():
+        for i, assistant_id in enumerate(assistant_ids):
+            snippet = Snippet.objects.create(name=f"load-snippet-{i}", text="0")
+            assistant = Assistant.objects.get(pk=assistant_id)
+            assistant.instructions = f"0|{{{{> {snippet.name} }}}}"
+            assistant.save()
+            snippets[assistant_id] = (str(snippet.id), snippet.name)
+    return snippets
+
+
 class MixedLoad:
     """Writer and reader threads against `base_urls` until stopped (a context manager)."""
 
@@ -106,6 +127,7 @@ class MixedLoad:
         timeout: float = 10,
         delegate_ids: list[str] = (),
         link_pairs: list[tuple[str, str]] = (),
+        snippets: dict[str, tuple[str, str]] | None = None,
     ):
         self.addresses = [urllib.parse.urlsplit(url) for url in base_urls]
         self.assistant_ids = assistant_ids
@@ -116,6 +138,8 @@ class MixedLoad:
         objects = [("assistant", a) for a in assistant_ids] + [("tool", t) for t in tool_ids]
         objects += [("delegate", d) for d in delegate_ids]
         objects += [("link", f"{a}:{t}") for a, t in link_pairs]
+        self.snippets = snippets or {}  # assistant id -> (the snippet it includes: id, name)
+        objects += [("snippet", snippet_id) for snippet_id, _ in self.snippets.values()]
         random.shuffle(objects)
         self.tracked = {object_id for _, object_id in objects}
         self.links = {f"{a}:{t}": a for a, t in link_pairs}
@@ -137,6 +161,20 @@ class MixedLoad:
             threading.Thread(target=self._writer, args=(objects[i::writers],), daemon=True)
             for i in range(writers)
         ] + [threading.Thread(target=self._reader, daemon=True) for _ in range(readers)]
+
+    @classmethod
+    def over(cls, base_urls: list[str], rows, **options) -> "MixedLoad":
+        """A load over the rows seed_rows() made: (assistant ids, tool ids, read key, write
+        key); `options` as the constructor's."""
+        assistant_ids, tool_ids, read_key, write_key = rows
+        return cls(
+            base_urls,
+            assistant_ids=assistant_ids,
+            tool_ids=tool_ids,
+            read_key=read_key,
+            write_key=write_key,
+            **options,
+        )
 
     def __enter__(self):
         for thread in self.threads:
@@ -213,7 +251,12 @@ class MixedLoad:
             kind, object_id = random.choice(objects)
             method, body, link_to = "PATCH", None, None
             if kind == "assistant":
-                path, body = f"/api/v1/assistants/{object_id}/", {"instructions": str(sequence)}
+                instructions = str(sequence)
+                if object_id in self.snippets:  # keeps including its snippet
+                    instructions += f"|{{{{> {self.snippets[object_id][1]} }}}}"
+                path, body = f"/api/v1/assistants/{object_id}/", {"instructions": instructions}
+            elif kind == "snippet":
+                path, body = f"/api/v1/snippets/{object_id}/", {"text": str(sequence)}
             elif kind == "tool":
                 path, body = f"/api/v1/tools/{object_id}/", {"description": str(sequence)}
             elif kind == "delegate":
@@ -269,7 +312,10 @@ class MixedLoad:
     def _check(self, config, floor, links, where):
         # A delegate's number is in its name; everyone else's in the instructions.
         own = config["name"] if config["id"] in self.delegates else config["instructions"]
-        seen = {config["id"]: own.rsplit("-", 1)[-1]}
+        seen = {}
+        if config["id"] in self.snippets:  # "<its number>|<its snippet's number>", expanded
+            own, seen[self.snippets[config["id"]][0]] = own.split("|")
+        seen[config["id"]] = own.rsplit("-", 1)[-1]
         seen.update({tool["id"]: tool["description"] for tool in config["tools"]})
         for tool in config["tools"]:
             if tool["sub_assistant"]:

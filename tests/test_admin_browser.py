@@ -9,7 +9,6 @@ Playwright's own browser download is never used.
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -18,23 +17,12 @@ from assistants.models import Assistant
 from config_backend.history.labels import label_move
 from core.models import APIKey, Revision
 from core.store import committed_counter
+from tests.browser import Watched, chromium_browser
 from tests.factories import make_label_request
 from tests.live import ROOT, call, live_database_url, server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The machine has no network: without these, Chromium's background connections fail noisily.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "test-artifacts" / "admin-browser"
 PASSWORD = "correct horse battery staple"
 INVALID_SCHEMA = {"type": "object", "properties": {"city": {"type": "strin"}}}
@@ -63,21 +51,8 @@ def chromium(base_url):
     Django refuses ORM calls while Playwright's event loop runs in this thread, so it starts
     after the rows are made (and the server, for symmetry at teardown) and the test makes none.
     """
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is missing: .venv/bin/pip install -r requirements-dev.txt")
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: run scripts/install-system-deps as root")
-    with sync_playwright() as playwright:
-        # launch() gives every run a new temporary user data dir and removes it afterwards.
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="session")
@@ -90,34 +65,6 @@ def _fresh_artifacts():
 @pytest.fixture
 def artifacts(_fresh_artifacts):
     return ARTIFACTS
-
-
-class Watched:
-    """A page whose script errors and failed responses are recorded, to be asserted empty."""
-
-    def __init__(self, page, artifacts: Path):
-        self.page = page
-        self.artifacts = artifacts
-        self.problems: list[str] = []
-        page.set_default_timeout(10_000)
-        page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
-        page.on("console", self._console)
-        page.on(
-            "response",
-            lambda response: (
-                response.status >= 400 and self.problems.append(f"{response.status} {response.url}")
-            ),
-        )
-
-    def _console(self, message) -> None:
-        # The browser's own favicon request (the site has none) is no page's doing.
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
-            self.problems.append(f"console error: {message.text} at {message.location['url']}")
-
-    def screenshot(self, step: str) -> None:
-        # From the top: the admin's sticky sidebar would otherwise be drawn where it was scrolled.
-        self.page.evaluate("window.scrollTo(0, 0)")
-        self.page.screenshot(path=self.artifacts / f"{step}.png", full_page=True)
 
 
 def log_in(browser: Watched, base_url: str) -> None:

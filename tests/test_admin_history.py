@@ -19,6 +19,7 @@ from assistants.models import Assistant
 from config_backend.history.labels import label_move
 from core.models import Label, Revision
 from core.store import committed_counter
+from snippets.models import Snippet
 from tests.factories import assistant_form, link, session, staff_user
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # What staff need to roll back, in the admin as in the API: every permission an import uses.
 ROLLBACK = [
     f"{model._meta.app_label}.{action}_{model._meta.model_name}"
-    for model in (Assistant, Tool, AssistantToolLink)
+    for model in (Assistant, Tool, AssistantToolLink, Snippet)
     for action in ("add", "change", "delete")
 ]
 

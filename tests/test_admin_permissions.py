@@ -31,12 +31,19 @@ READ_ONLY_ADMIN_MODELS = [Revision, Label, LabelRequest]
 CUSTOM_VIEWS = {
     "config_backend_revision_rollback",
     "config_backend_label_move",
+    "config_backend_label_rollout",
+    "config_backend_label_promote",
+    "config_backend_label_abort",
     # Read-only: one field of a change, whole, under the permission of the page linking to it
     # (a History page, a revision's page; tests/test_history_bounds.py).
     "config_backend_revision_field",
     "assistants_assistant_history_field",
     "tools_tool_history_field",
     "tools_assistanttoollink_history_field",
+    # Read-only, for staff who may view assistants (and tools, for the graph):
+    # tests/test_admin_agent_form.py, tests/test_delegation_graph.py.
+    "assistants_assistant_preview",
+    "assistants_assistant_graph",
     # The Label requests page's buttons, POSTs under the approvals' own rules (approvers, never
     # the requester; the requester cancels): tests/test_label_approvals.py.
     "config_backend_labelrequest_approve",

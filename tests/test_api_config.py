@@ -40,6 +40,9 @@ def test_it_returns_the_resolved_config_in_spec_shape(
         "instructions",
         "openai_assistant_id",
         "is_secretary",
+        "model_settings",
+        "output",
+        "variables",
         "revision",
         "tools",
     ]
@@ -51,6 +54,9 @@ def test_it_returns_the_resolved_config_in_spec_shape(
         "instructions": "Help the user.",
         "openai_assistant_id": None,
         "is_secretary": True,
+        "model_settings": {},
+        "output": None,
+        "variables": [],
         "revision": revision,
         "tools": [
             {

@@ -34,8 +34,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from assistants.models import Assistant
+from config_backend.history.labels import LabelChange, change_label
 from config_backend.wsgi import application
-from core.models import APIKey, LabelRequest
+from core.models import APIKey, LabelRequest, Revision
+from snippets.models import Snippet
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -65,11 +67,20 @@ UNLINKED_TOOL = uuid.UUID("00000000-0000-4000-8000-000000000199")
 THREADS = [uuid.UUID(f"00000000-0000-4000-8000-00000000020{n}") for n in range(3)]
 # Label requests (approvals): one pending, one rejected; both made by the write key.
 LABEL_REQUESTS = [1, 2]
+# tone (included by greeting, which the secretary includes), greeting, and spare (included by
+# nothing, inactive).
+SNIPPETS = {
+    name: uuid.UUID(f"00000000-0000-4000-8000-00000000030{n}")
+    for n, name in enumerate(["tone", "greeting", "spare"])
+}
 SEEDED_IDS = {
+    "snippet_id": [str(pk) for pk in SNIPPETS.values()],
     "request_id": [str(pk) for pk in LABEL_REQUESTS],
     "assistant_id": [str(pk) for pk in ASSISTANTS],
     "tool_id": [str(pk) for pk in [*TOOLS.values(), UNLINKED_TOOL]],
     "thread_pk": [str(pk) for pk in THREADS],
+    # Labels: one under a rollout, one protected without (seed_labels).
+    "name": ["staging", "production"],
 }
 
 # The same cases on every run (CI), unless FUZZ_SEED asks for others; FUZZ_EXAMPLES for more.
@@ -121,7 +132,7 @@ def flatmap_body(context, body):
 
 @schema.hook
 def flatmap_query(context, query):
-    return with_seeded_ids(query, {"assistant": "assistant_id"})
+    return with_seeded_ids(query, {"assistant": "assistant_id", "label": "name"})
 
 
 @pytest.fixture
@@ -129,6 +140,7 @@ def keys(db):
     """The seeded objects, and a key of each scope."""
     with transaction.atomic():
         seed()
+    seed_labels()
     keys = {
         scope: APIKey.objects.create_key(name=f"fuzz {scope}", scope=scope)
         for scope in APIKey.Scope.values
@@ -139,13 +151,24 @@ def keys(db):
 
 def seed() -> None:
     """An active secretary delegating to a calendar assistant, a tool of each type, links,
-    threads; an inactive assistant and an unlinked tool."""
+    threads; an inactive assistant and an unlinked tool; snippets (SNIPPETS)."""
+    Snippet.objects.create(id=SNIPPETS["tone"], name="tone", text="Be brief.")
+    Snippet.objects.create(id=SNIPPETS["greeting"], name="greeting", text="Hi. {{> tone }}")
+    Snippet.objects.create(id=SNIPPETS["spare"], name="spare", text="Unused.", is_active=False)
     secretary = Assistant.objects.create(
         id=SECRETARY,
         name="Secretary",
         is_secretary=True,
         model="gpt-4o-mini",
-        instructions="Help the user; delegate calendar questions.",
+        instructions=(
+            "Help {{ user_name }} ({{ age }}); delegate calendar questions. \\{{ x {{> greeting }}"
+        ),
+        model_settings={"temperature": 0.5, "max_output_tokens": 500},
+        output={"name": "reply", "schema": {"type": "object"}, "strict": False},
+        variables=[
+            {"name": "user_name", "type": "string", "required": True},
+            {"name": "age", "type": "integer", "required": False, "default": 30},
+        ],
     )
     calendar = Assistant.objects.create(
         id=CALENDAR_ASSISTANT, name="Calendar assistant", model="gpt-4o-mini"
@@ -181,6 +204,19 @@ def seed() -> None:
         )
 
 
+def seed_labels() -> None:
+    """`production` at the seeded revision; `staging` at it too, with a rollout of the next
+    one (a second change set) to half the users and user-1."""
+    newest = Revision.objects.order_by("-number").values_list("number", flat=True)
+    first = newest.first()
+    secretary = Assistant.objects.get(id=SECRETARY)
+    secretary.instructions = "Help the user, briefly."
+    secretary.save()
+    change_label("production", LabelChange("move", first), author="fuzz")
+    rollout = {"revision": newest.first(), "percent": 50, "users": ["user-1"]}
+    change_label("staging", LabelChange("rollout", first, rollout), author="fuzz")
+
+
 def seed_label_requests(requester: APIKey) -> None:
     """Requests to move production, made by `requester` (so that its cancel can succeed)."""
     for pk, status in zip(LABEL_REQUESTS, ["pending", "rejected"], strict=True):
@@ -201,7 +237,8 @@ def key_for(case, keys: dict[str, str]) -> str:
     """The least scope that may do what the case asks."""
     if case.path.startswith("/api/v1/threads/"):
         return keys["runtime"]
-    return keys["read" if case.method.upper() == "GET" else "write"]
+    reads = case.method.upper() == "GET" or case.path.endswith("/render/")
+    return keys["read" if reads else "write"]
 
 
 STATUSES: Counter = Counter()

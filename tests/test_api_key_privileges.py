@@ -35,6 +35,7 @@ VIEW_ALL = [
     "assistants.view_assistant",
     "tools.view_tool",
     "tools.view_assistanttoollink",
+    "snippets.view_snippet",
     "config_backend.view_revision",
     "config_backend.view_label",
     "threads.view_userassistantthread",
@@ -47,6 +48,7 @@ CONFIG_WRITES = [
         ("assistants", "assistant"),
         ("tools", "tool"),
         ("tools", "assistanttoollink"),
+        ("snippets", "snippet"),
     )
     for action in ("add", "change", "delete")
 ]

@@ -48,10 +48,13 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/assistants/{assistant_id}/tools/": {"get"},
         "/api/v1/assistants/{assistant_id}/tools/{tool_id}/": {"post", "delete"},
         "/api/v1/assistants/{assistant_id}/config/": {"get"},
+        "/api/v1/assistants/{assistant_id}/render/": {"post"},
         "/api/v1/config/": {"get"},
         "/api/v1/config/events/": {"get"},
         "/api/v1/tools/": {"get", "post"},
         "/api/v1/tools/{tool_id}/": {"get", "put", "patch", "delete"},
+        "/api/v1/snippets/": {"get", "post"},
+        "/api/v1/snippets/{snippet_id}/": {"get", "put", "patch", "delete"},
         "/api/v1/threads/": {"get", "post"},
         "/api/v1/threads/{thread_pk}/": {"get", "patch", "delete"},
         "/api/v1/revisions/": {"get"},
@@ -61,6 +64,8 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/labels/": {"get"},
         "/api/v1/labels/{name}/": {"get", "put"},
         "/api/v1/labels/{name}/history/": {"get"},
+        "/api/v1/labels/{name}/promote/": {"post"},
+        "/api/v1/labels/{name}/abort/": {"post"},
         "/api/v1/label-requests/": {"get"},
         "/api/v1/label-requests/{request_id}/": {"get"},
         "/api/v1/label-requests/{request_id}/approve/": {"post"},
@@ -68,6 +73,7 @@ def test_it_documents_every_spec_path_and_method(schema):
         "/api/v1/label-requests/{request_id}/cancel/": {"post"},
         "/api/v1/webhooks/": {"get", "post"},
         "/api/v1/webhooks/{webhook_id}/": {"get", "put", "patch", "delete"},
+        "/api/v1/outcomes/": {"get", "post"},
     }
 
 
@@ -101,6 +107,7 @@ def test_it_documents_the_status_codes_of_each_operation(schema):
         "/api/v1/assistants/{assistant_id}/tools/{tool_id}/", "post"
     )
     assert {"400"} <= codes("/api/v1/assistants/", "get")
+    assert {"200", "201", "400", "413"} <= codes("/api/v1/outcomes/", "post")
 
 
 def test_it_documents_the_error_shapes(schema):
@@ -187,10 +194,19 @@ def test_the_defaults_of_a_post_or_put_are_described_not_declared(schema):
 def test_config_reads_declare_their_headers_and_a_304_without_a_body(schema):
     for path in ["/api/v1/config/", "/api/v1/assistants/{assistant_id}/config/"]:
         responses = schema["paths"][path]["get"]["responses"]
-        assert set(responses["200"]["headers"]) == {"ETag", "X-Config-Revision", "X-Config-Cache"}
-        assert set(responses["304"]["headers"]) == {"ETag", "X-Config-Revision"}
+        assert set(responses["200"]["headers"]) == {
+            "ETag",
+            "X-Config-Revision",
+            "X-Config-Cache",
+            "X-Config-Variant",
+        }
+        assert set(responses["304"]["headers"]) == {"ETag", "X-Config-Revision", "X-Config-Variant"}
         assert "content" not in responses["304"]
-        assert all(header["required"] for header in responses["200"]["headers"].values())
+        # Every header but the variant, which only a label read sends.
+        headers = responses["200"]["headers"]
+        assert [name for name, header in headers.items() if not header.get("required")] == [
+            "X-Config-Variant"
+        ]
 
 
 def test_the_event_stream_is_documented_as_text_event_stream_with_json_refusals(schema):
@@ -250,6 +266,9 @@ def test_it_documents_the_resolved_config_shape(schema):
         "instructions",
         "openai_assistant_id",
         "is_secretary",
+        "model_settings",
+        "output",
+        "variables",
         "revision",
         "tools",
     ]

@@ -1,5 +1,5 @@
-"""Every the contract validation rule, through the API: 400 naming the field (rule 7: 409 on
-DELETE)."""
+"""Every validation rule of docs/contract.md, through the API: 400 naming the field (rule 7:
+409 on DELETE)."""
 
 import pytest
 

@@ -4,7 +4,6 @@ loop with one MGET and never reaches Django; a miss reaches Django carrying that
 within 2 s. Driven in process, as an ASGI server drives it (Django's part runs in its threads,
 hence committed rows: transaction=True)."""
 
-import asyncio
 import json
 import socket
 import time
@@ -16,57 +15,10 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from core.asgi_app import AsyncConfigFastPath, DjangoASGIHandler
 from core.models import APIKey
 from core.store import breaker
-from tests.factories import assistant_with_tools
+from tests.factories import asgi_gets, assistant_with_tools
 from tests.throwaway_servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def asgi_gets(app, *requests) -> list[tuple[int, dict, bytes]]:
-    """GET each (path, headers) in turn through the ASGI `app`, in one event loop; returns
-    (status, headers by lower-case name, body) for each."""
-
-    async def get(path: str, headers: dict):
-        path, _, query = path.partition("?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": [
-                (b"host", b"localhost"),
-                *((name.lower().encode(), value.encode()) for name, value in headers.items()),
-            ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
-        body_sent = asyncio.Event()
-        messages = []
-
-        async def receive():
-            if not body_sent.is_set():
-                body_sent.set()
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()  # the client stays connected
-
-        async def send(message):
-            messages.append(message)
-
-        await app(scope, receive, send)
-        start = next(m for m in messages if m["type"] == "http.response.start")
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
-        return start["status"], headers, body
-
-    async def all_of_them():
-        return [await get(path, headers) for path, headers in requests]
-
-    return asyncio.run(all_of_them())
 
 
 class CountingDjango(DjangoASGIHandler):

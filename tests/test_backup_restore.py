@@ -23,6 +23,7 @@ from assistants.models import Assistant
 from config_backend.backup import PG_MAGIC, pg_connection
 from core import store
 from core.models import APIKey, ConfigRevision
+from tests.factories import run_manage
 from tests.live import ROOT, call, live_database_url, server
 from tests.throwaway_servers import free_port
 from threads.models import UserAssistantThread
@@ -30,17 +31,6 @@ from threads.models import UserAssistantThread
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 DEMO = ROOT / "demo" / "config.json"
-
-
-def manage(*argv, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *argv],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def export(**options) -> bytes:
@@ -118,11 +108,11 @@ def test_a_backup_restored_into_an_empty_database_is_the_same_service_with_the_c
     # after a restore that did not retire the cache.
     assert reader.get(f"/api/v1/assistants/{secretary.id}/config/").content == stale
 
-    restored = manage("restore_service", str(backup_file), env={"DATABASE_URL": empty_database})
+    restored = run_manage("restore_service", str(backup_file), env={"DATABASE_URL": empty_database})
     assert restored.returncode == 0, restored.stderr
     assert f"Restored {backup_file}; cache cleared" in restored.stdout
 
-    again = manage("export_config", "--include-threads", env={"DATABASE_URL": empty_database})
+    again = run_manage("export_config", "--include-threads", env={"DATABASE_URL": empty_database})
     assert again.returncode == 0, again.stderr
     assert again.stdout.encode() == exported
 
@@ -248,11 +238,11 @@ def test_the_embedded_sqlite_database_is_backed_up_and_restored_too(tmp_path):
     exported = made.stdout.split("bytes).\n", 1)[1]
 
     env = {**embedded, "DATABASE_URL": f"sqlite:///{target}"}
-    restored = manage("restore_service", str(backup_path), env=env)
+    restored = run_manage("restore_service", str(backup_path), env=env)
     assert restored.returncode == 0, restored.stderr
-    again = manage("export_config", "--include-threads", env=env)
+    again = run_manage("export_config", "--include-threads", env=env)
     assert again.stdout == exported
-    wrong_kind = manage("restore_service", str(backup_path), "--force", env={})
+    wrong_kind = run_manage("restore_service", str(backup_path), "--force", env={})
     assert wrong_kind.returncode == 1
     assert "is a sqlite backup, but DATABASE_URL names a postgresql database" in wrong_kind.stderr
 
@@ -260,7 +250,7 @@ def test_the_embedded_sqlite_database_is_backed_up_and_restored_too(tmp_path):
 def test_restore_refuses_to_start_while_redis_is_unreachable(backup_file, empty_database):
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
     env = {"DATABASE_URL": empty_database, "REDIS_URL": dead_redis}
-    refused = manage("restore_service", str(backup_file), env=env)
+    refused = run_manage("restore_service", str(backup_file), env=env)
     assert refused.returncode == 1
     assert "(Redis) is unreachable" in refused.stderr and "Nothing was restored." in refused.stderr
     with psycopg.connect(empty_database) as target:

@@ -34,12 +34,34 @@ def test_the_read_benchmark_measures_every_case_and_writes_its_results(tmp_path)
     assert (tmp_path / "read_bench.png").stat().st_size > 10_000
 
 
+def test_the_read_benchmark_compares_two_checkouts_in_one_run(tmp_path):
+    # This checkout against itself: each side its own database, Redis and servers.
+    result = run_script(
+        "bench/read_bench.py", "--compare", str(ROOT), "--quick", "--output", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "## Read path: before and after" in results
+    for case in ("| hit |", "| hit-gzip |", "| label hit |", "| miss |", "| hit, make serve |"):
+        assert results.count(case) == 2  # 1 and 10 tools
+    assert (tmp_path / "read_compare.png").stat().st_size > 10_000
+
+
 def test_the_soak_finds_no_stale_read_and_no_error():
     result = run_script("bench/soak.py", "--seconds", "5")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.splitlines()[0]
     assert " 0 stale, 0 5xx, 0 other non-200" in summary
     assert " 0 writes" not in summary
+
+
+def test_the_snippet_benchmark_finds_the_miss_queries_flat_and_writes_its_results(tmp_path):
+    result = run_script("bench/snippet_bench.py", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr  # 1: the query counts differ
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "| **ratio tree / plain** |" in results
+    assert "| 50 | 4 |" in results  # revision, assistant, links, the active snippets
+    assert (tmp_path / "snippet_bench.png").stat().st_size > 10_000
 
 
 def test_the_miss_benchmark_counts_one_build_per_edit_with_the_lock(tmp_path):
@@ -110,3 +132,13 @@ def test_the_server_benchmark_compares_a_logged_hit_with_fastapi_and_bare_callab
     assert "| logged hit / bare WSGI, Granian WSGI |" in results
     assert "| logged hit / the same without line and metrics |" in results
     assert (tmp_path / "server_logged_bench.png").stat().st_size > 10_000
+
+
+def test_the_render_benchmark_measures_the_endpoint_and_the_client(tmp_path):
+    result = run_script("bench/render_bench.py", "--quick", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = (tmp_path / "RESULTS.md").read_text()
+    for case in ("| render small |", "| render large |", "| config GET (hit) |"):
+        assert case in results
+    assert "| template | µs per render | renders/s (one core) |" in results
+    assert (tmp_path / "render_bench.png").stat().st_size > 10_000

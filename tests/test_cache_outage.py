@@ -55,6 +55,13 @@ def timed(method, url, **kwargs):
     return status, body, time.monotonic() - started
 
 
+def edit_instructions(app, write, secretary, text: str) -> tuple[int, bytes, float]:
+    """PATCH the secretary's instructions: (status, body, seconds it took)."""
+    return timed(
+        "PATCH", f"{app}/api/v1/assistants/{secretary.id}/", key=write, body={"instructions": text}
+    )
+
+
 def instructions(app, read, secretary) -> str:
     status, body, elapsed = timed(
         "GET", f"{app}/api/v1/assistants/{secretary.id}/config/", key=read
@@ -78,12 +85,7 @@ def test_a_hung_redis_costs_reads_no_errors_and_refuses_writes(app, own_redis, s
     status, body, _ = timed("GET", f"{app}/readyz")
     assert status == 200 and json.loads(body)["cache"] == "degraded"
 
-    status, body, elapsed = timed(
-        "PATCH",
-        f"{app}/api/v1/assistants/{secretary.id}/",
-        key=write,
-        body={"instructions": "during the outage"},
-    )
+    status, body, elapsed = edit_instructions(app, write, secretary, "during the outage")
     assert status == 503 and elapsed < 2.0
     assert "nothing was changed" in json.loads(body)["detail"]
     secretary.refresh_from_db()
@@ -94,12 +96,7 @@ def test_a_hung_redis_costs_reads_no_errors_and_refuses_writes(app, own_redis, s
     for _ in range(4):
         assert instructions(app, read, secretary) == "before"
 
-    status, _, _ = timed(
-        "PATCH",
-        f"{app}/api/v1/assistants/{secretary.id}/",
-        key=write,
-        body={"instructions": "after"},
-    )
+    status, _, _ = edit_instructions(app, write, secretary, "after")
     assert status == 200
     for _ in range(4):
         assert instructions(app, read, secretary) == "after"
@@ -114,22 +111,12 @@ def test_a_redis_restarted_empty_serves_nothing_stale(app, own_redis, setup):
     own_redis["proc"].wait()
     for _ in range(4):
         assert instructions(app, read, secretary) == "before"
-    status, _, elapsed = timed(
-        "PATCH",
-        f"{app}/api/v1/assistants/{secretary.id}/",
-        key=write,
-        body={"instructions": "while dead"},
-    )
+    status, _, elapsed = edit_instructions(app, write, secretary, "while dead")
     assert status == 503 and elapsed < 2.0
 
     own_redis["proc"] = spawn_redis(own_redis["dir"], own_redis["port"])
     wait_for_breaker()
-    status, _, _ = timed(
-        "PATCH",
-        f"{app}/api/v1/assistants/{secretary.id}/",
-        key=write,
-        body={"instructions": "after restart"},
-    )
+    status, _, _ = edit_instructions(app, write, secretary, "after restart")
     assert status == 200
     for _ in range(4):
         assert instructions(app, read, secretary) == "after restart"

@@ -28,7 +28,9 @@ def problems() -> list[str]:
 def test_a_valid_config_passes_with_a_one_line_summary(secretary, calendar_assistant, weather_tool):
     link(secretary, weather_tool)
     link(secretary, make_delegate_tool("ask_calendar", calendar_assistant))
-    assert check() == "OK: 2 assistants, 2 tools, 2 links, 0 threads; every rule holds.\n"
+    assert check() == (
+        "OK: 2 assistants, 2 tools, 2 links, 0 snippets, 0 threads; every rule holds.\n"
+    )
 
 
 def test_the_demo_config_passes():
@@ -97,5 +99,5 @@ def test_it_lists_every_problem(secretary, weather_tool):
 def test_the_check_uses_a_fixed_number_of_queries(size, secretary, django_assert_num_queries):
     for i in range(size):
         link(secretary, Tool.objects.create(name=f"t{i}", tool_type="time"))
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         check()

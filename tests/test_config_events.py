@@ -23,6 +23,7 @@ from django.utils import timezone
 from assistants.models import Assistant
 from core import store
 from core.models import APIKey, LabelMove, Revision
+from tests.factories import EMBEDDED, embedded_manage
 from tests.live import (
     call,
     live_database_url,
@@ -32,7 +33,6 @@ from tests.live import (
     thread_count,
 )
 from tests.sse import EventStream
-from tests.test_embedded_default import fresh_copy, manage  # noqa: F401  (a fixture)
 from tools.models import AssistantToolLink, Tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -147,7 +147,7 @@ def test_a_label_move_through_one_instance_is_a_label_event_on_another(instances
         move_label(first, keys["write"], "staging", revision)
         event = stream.next(timeout=5)
         assert event.event == "label"
-        assert event.json == {"label": "staging", "revision": revision}
+        assert event.json == {"label": "staging", "revision": revision, "rollout": None}
         revision_part, label_part = event.id.split(".")
         assert revision_part == hello.id.split(".")[0] and int(label_part) > 0
     # Both kinds replay in the order they happened.
@@ -257,20 +257,21 @@ def test_fifty_dropped_subscribers_are_all_released(instances, keys):
     wait_for(lambda: subscriber_count(first) == 0, timeout=5)
 
 
-def test_the_embedded_default_delivers_another_processs_change(fresh_copy):  # noqa: F811
-    manage(fresh_copy, "migrate", "--noinput")
-    manage(fresh_copy, "import_config", "demo/config.json", "--no-backup")
-    key = manage(fresh_copy, "create_api_key", "events", "--scope", "read").splitlines()[-1]
+def test_the_embedded_default_delivers_another_processs_change(fresh_copy):
+    embedded_manage(fresh_copy, "migrate", "--noinput")
+    embedded_manage(fresh_copy, "import_config", "demo/config.json", "--no-backup")
+    made = embedded_manage(fresh_copy, "create_api_key", "events", "--scope", "read")
+    key = made.splitlines()[-1]
     document = json.loads((fresh_copy / "demo" / "config.json").read_text())
     document["assistants"][0]["instructions"] = "Imported in another terminal."
     (fresh_copy / "changed.json").write_text(json.dumps(document))
 
-    env = {"DEBUG": "1", "DATABASE_URL": "", "REDIS_URL": "", "SECRET_KEY": "", **SERVER_ENV}
+    env = {**EMBEDDED, **SERVER_ENV}
     argv = [sys.executable, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"]
     with server(env=env, cwd=fresh_copy, argv=argv) as base_url:
         with subscribed(base_url, key) as stream:
             stream.next_named("hello")
-            manage(fresh_copy, "import_config", "changed.json", "--no-backup")
+            embedded_manage(fresh_copy, "import_config", "changed.json", "--no-backup")
             event = stream.next_named("revision", timeout=5)
             assert len(event.json["assistants"]) == 1
 

@@ -172,14 +172,10 @@ def test_a_restart_under_load_answers_503_quickly_recovers_and_loses_no_acknowle
     own_services, mode, capsys
 ):
     postgres = own_services.postgres
-    assistant_ids, tool_ids, read_key, write_key = own_services.load_rows
     with server(env=own_services.env, workers=2) as base_url:
-        load = MixedLoad(
+        load = MixedLoad.over(
             [base_url],
-            assistant_ids=assistant_ids,
-            tool_ids=tool_ids,
-            read_key=read_key,
-            write_key=write_key,
+            own_services.load_rows,
             writers=2,
             readers=3,
             list_reads=True,  # GET /api/v1/assistants/ needs the database on every request

@@ -23,7 +23,7 @@ def services():
 
 
 def test_writes_and_database_reads_borrow_pooled_connections(services):
-    assistant_ids, tool_ids, read_key, write_key = services.load_rows
+    _, _, read_key, _ = services.load_rows
     postgres = services.postgres
     with server(env={**services.env, **POOL}, workers=WORKERS) as base_url:
         for _ in range(2 * WORKERS):  # each worker's pool opened
@@ -31,12 +31,9 @@ def test_writes_and_database_reads_borrow_pooled_connections(services):
         time.sleep(0.5)  # (its minimum is opened in the background)
         accepted_before = postgres.connections_accepted()
 
-        load = MixedLoad(
+        load = MixedLoad.over(
             [base_url],
-            assistant_ids=assistant_ids,
-            tool_ids=tool_ids,
-            read_key=read_key,
-            write_key=write_key,
+            services.load_rows,
             writers=2,
             readers=2,
             list_reads=True,  # GET /api/v1/assistants/ needs the database every time

@@ -11,45 +11,9 @@ from django.db import connection
 
 from core.asgi_app import DjangoASGIHandler
 from core.models import APIKey
+from tests.factories import asgi_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def get(app, path: str, headers=(), on_send=None) -> tuple[int, dict, bytes]:
-    """One GET through the ASGI `app`: (status, headers by lower-case name, body). `on_send`
-    is called with each message the app sends, as it sends it."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"localhost"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    requested, messages = [], []
-
-    async def receive():
-        if not requested:
-            requested.append(True)
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # the client stays connected
-
-    async def send(message):
-        if on_send:
-            on_send(message)
-        messages.append(message)
-
-    await app(scope, receive, send)
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return start["status"], headers, body
 
 
 def test_a_request_that_waits_too_long_for_django_is_a_503_and_probes_never_wait(settings):
@@ -59,10 +23,10 @@ def test_a_request_that_waits_too_long_for_django_is_a_503_and_probes_never_wait
 
     async def scenario():
         release = await app.admit()  # a request in Django holds the one admission
-        busy = await get(app, "/api/v1/assistants/")
-        probe = await get(app, "/healthz")
+        busy = await asgi_get(app, "/api/v1/assistants/")
+        probe = await asgi_get(app, "/healthz")
         release()
-        admitted = await get(app, "/api/v1/assistants/")
+        admitted = await asgi_get(app, "/api/v1/assistants/")
         return busy, probe, admitted
 
     (status, headers, body), probe, admitted = asyncio.run(scenario())
@@ -89,9 +53,9 @@ def test_a_response_is_sent_after_its_database_connection_went_back_to_the_pool(
         if message["type"] == "http.response.start":
             while_sending.append(in_use())
 
-    authorization = (b"authorization", f"Bearer {key}".encode())
+    authorization = {"Authorization": f"Bearer {key}"}
     status, _, _ = asyncio.run(
-        get(DjangoASGIHandler(), "/api/v1/assistants/", [authorization], on_send)
+        asgi_get(DjangoASGIHandler(), "/api/v1/assistants/", authorization, on_send)
     )
 
     assert status == 200

@@ -1,6 +1,9 @@
 """export_config: the file format, deterministic bytes, byte-identical round trip."""
 
 import json
+import os
+import stat
+import threading
 from datetime import UTC, datetime
 from io import StringIO
 
@@ -67,7 +70,7 @@ def test_export_then_import_into_an_empty_database_then_export_gives_identical_b
 def test_the_export_is_sorted_with_a_stable_key_order(populated):
     document = json.loads(export())
 
-    assert list(document) == ["format_version", "assistants", "tools"]
+    assert list(document) == ["format_version", "assistants", "tools", "snippets"]
     assert [a["name"] for a in document["assistants"]] == [
         "Calendar assistant",
         "Secretary",
@@ -153,6 +156,19 @@ def make_config(size: int) -> None:
 def test_the_export_uses_a_fixed_number_of_queries(size, django_assert_num_queries):
     make_config(size)
     # A lock, then one query per entity type (savepoints around the transaction).
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         document = transfer.export_config(include_threads=True)
     assert len(document["tools"]) == size + 1
+
+
+def test_exporting_to_a_pipe_writes_into_it_and_leaves_it_a_pipe(populated, tmp_path):
+    # As to /dev/null or /dev/stdout: renaming a file over it would replace the device itself.
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    call_command("export_config", "-o", str(pipe), stdout=StringIO())
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert json.loads(received[0])["format_version"] == transfer.FORMAT_VERSION

@@ -1,6 +1,7 @@
 """An edit changes the config (entry and ETag) of exactly the assistants whose resolved config it
 changes, on every app instance: the assistant itself, its links, a linked tool, a delegate's
-name or activity. The read/invalidate/store race stays closed for each of those edges."""
+name or activity, a snippet its instructions include (directly or through another snippet).
+The read/invalidate/store race stays closed for each of those edges."""
 
 import json
 import threading
@@ -9,10 +10,13 @@ import pytest
 from django.db import connection
 
 from assistants.models import Assistant
+from assistants.prompts import expanded_instructions, snippet_texts
 from assistants.services import assistant_update
 from config_backend import transfer
 from core import store
 from core.models import APIKey, ConfigRevision, Revision
+from snippets.models import Snippet
+from snippets.services import snippet_update
 from tests.factories import live_get_or_build, make_delegate_tool
 from tests.live import call, live_database_url, server
 from tools.models import AssistantToolLink, Tool
@@ -23,10 +27,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def world():
     """Secretary delegates to Calendar (ask_calendar) and links get_weather; Planner links
-    get_weather too; Notes links nothing and nobody delegates to it."""
-    secretary = Assistant.objects.create(name="Secretary", model="m", is_secretary=True)
+    get_weather too; Notes links nothing and nobody delegates to it. The secretary's
+    instructions include the snippet greeting, which includes tone; the planner's include tone;
+    nothing includes spare."""
+    tone = Snippet.objects.create(name="tone", text="Be brief.")
+    greeting = Snippet.objects.create(name="greeting", text="Hello. {{> tone }}")
+    spare = Snippet.objects.create(name="spare", text="Unused.")
+    secretary = Assistant.objects.create(
+        name="Secretary", model="m", is_secretary=True, instructions="{{> greeting }}"
+    )
     calendar = Assistant.objects.create(name="Calendar", model="m", instructions="v1")
-    planner = Assistant.objects.create(name="Planner", model="m")
+    planner = Assistant.objects.create(name="Planner", model="m", instructions="{{> tone }}")
     notes = Assistant.objects.create(name="Notes", model="m")
     weather = Tool.objects.create(
         name="get_weather", tool_type="weather", input_schema={"type": "object"}
@@ -43,6 +54,9 @@ def world():
         "weather": weather,
         "clock": clock,
         "ask": ask,
+        "tone": tone,
+        "greeting": greeting,
+        "spare": spare,
     }
 
 
@@ -109,6 +123,21 @@ EDGES = {
     "a link added": ("POST", "assistants/{notes}/tools/{clock}/", None, {"notes"}),
     "a link removed": ("DELETE", "assistants/{planner}/tools/{weather}/", None, {"planner"}),
     "an unlinked tool": ("PATCH", "tools/{clock}/", {"description": "v2"}, set()),
+    "a snippet included directly and through another": (
+        "PATCH",
+        "snippets/{tone}/",
+        {"text": "v2"},
+        {"secretary", "planner"},
+    ),
+    "a snippet included by one assistant": (
+        "PATCH",
+        "snippets/{greeting}/",
+        {"text": "Hi. {{> tone }}"},
+        {"secretary"},
+    ),
+    "a snippet nothing includes": ("PATCH", "snippets/{spare}/", {"text": "v2"}, set()),
+    "a snippet's description": ("PATCH", "snippets/{tone}/", {"description": "v2"}, set()),
+    "a snippet created": ("POST", "snippets/", {"name": "fresh"}, set()),
 }
 
 
@@ -182,11 +211,13 @@ def read_config(assistant, build=None) -> bytes:
 
 
 def tool_descriptions(assistant) -> bytes:
+    """What the reader builds: the assistant's tools and its instructions as expanded now."""
     links = AssistantToolLink.objects.filter(assistant=assistant, is_active=True)
     rows = links.order_by("tool__name").values_list(
         "tool__name", "tool__description", "tool__assistant__name"
     )
-    return json.dumps(list(rows)).encode()
+    instructions = Assistant.objects.get(pk=assistant.pk).instructions
+    return json.dumps([list(rows), expanded_instructions(instructions, snippet_texts())]).encode()
 
 
 def _edit_tool(world):
@@ -203,14 +234,20 @@ def _add_link(world):
     AssistantToolLink.objects.create(assistant=world["secretary"], tool=world["clock"])
 
 
+def _edit_included_snippet(world):
+    # The secretary includes greeting, which includes tone: the edge two steps away.
+    snippet_update(snippet=Snippet.objects.get(pk=world["tone"].pk), text="Raced.")
+
+
 @pytest.mark.parametrize(
     "writer, fresh",
     [
         (_edit_tool, lambda body: b"raced" in body),
         (_rename_delegate, lambda body: b"Raced" in body),
         (_add_link, lambda body: b"get_time" in body),
+        (_edit_included_snippet, lambda body: b"Raced." in body),
     ],
-    ids=["a linked tool edited", "a delegate renamed", "a link added"],
+    ids=["a linked tool edited", "a delegate renamed", "a link added", "a snippet edited"],
 )
 def test_the_read_invalidate_store_race_leaves_no_stale_entry_for_each_dependency(
     world, writer, fresh

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from assistants.models import Assistant
 from config_backend import transfer
 from core.store import committed_counter
+from snippets.models import Snippet
 from tests.factories import (
     assistant_payload,
     key_client,
@@ -370,6 +371,89 @@ def test_random_hostile_schemas_are_never_a_server_error(text):
         assert not any(word in response.content.decode() for word in INTERNALS)
 
 
+# --- the agent fields (model_settings, output, variables) and the render endpoint -------------
+
+AGENT_FIELDS = ("model_settings", "output", "variables")
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=hostile_json_text(), field=st.sampled_from(AGENT_FIELDS))
+def test_random_hostile_agent_fields_are_never_a_server_error(text, field):
+    client = key_client("write")
+    Assistant.objects.all().delete()
+    body = '{"name": "A", "model": "m", "' + field + '": ' + text + "}"
+    response = client.generic("POST", "/api/v1/assistants/", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert not any(word in response.content.decode() for word in INTERNALS)
+    assert "Unknown field." not in response.content.decode()  # the field's own rules spoke
+    assert not Assistant.objects.exists()
+
+
+@pytest.mark.parametrize("field", AGENT_FIELDS)
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested deeper"),
+        ('{"a": "\\ud800"}', "surrogate"),
+        ('{"a": 1, "a": 2}', "duplicate key"),
+        ('{"a": ' + "9" * 5000 + "}", "digits"),
+    ],
+)
+def test_hostile_json_in_an_agent_field_is_400_and_changes_nothing(writer, field, value, message):
+    body = '{"name": "A", "model": "m", "' + field + '": ' + value + "}"
+    response = writer.generic("POST", "/api/v1/assistants/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Assistant.objects.exists()
+
+
+@pytest.fixture
+def greeter(db):
+    assistant = Assistant(
+        name="Greeter",
+        model="m",
+        instructions="Hi {{ name }}" * 100,
+        variables=[{"name": "name", "type": "string"}],
+    )
+    assistant.full_clean()
+    assistant.save()
+    return assistant
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"variables": {"name": "\\ud800"}}', "detail"),
+        ('{"variables": {"name": "a", "name": "b"}}', "detail"),
+        ('{"variables": ' + "[" * 5000 + "]" * 5000 + "}", "detail"),
+        ('{"variables": {"name": ' + "9" * 5000 + "}}", "detail"),
+        ('{"variables": {"name": {"a": [1]}}}', "variables.name"),
+        ('{"variables": {"name": "x"}, "revision": -1}', "revision"),
+        ('{"variables": {"name": "x"}, "revision": 99999999999999999999999}', "revision"),
+        ('{"variables": {"name": "x"}, "label": "\\u0000"}', "detail"),
+        ('{"variables": {"name": "x"}, "label": "' + "a" * 5000 + '"}', "label"),
+        ('{"variables": "name"}', "variables"),
+        ("[]", "non_field_errors"),
+    ],
+)
+def test_hostile_render_requests_are_400_naming_the_place(reader, greeter, body, field):
+    response = reader.generic(
+        "POST", f"/api/v1/assistants/{greeter.pk}/render/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert field in response.json()
+    assert not any(word in response.content.decode() for word in INTERNALS)
+
+
+def test_a_value_that_would_render_huge_is_400_not_a_huge_answer(reader, greeter):
+    value = "x" * 20_000  # 100 placeholders: 2 MB rendered
+    response = reader.post(
+        f"/api/v1/assistants/{greeter.pk}/render/", {"variables": {"name": value}}, format="json"
+    )
+    assert response.status_code == 400
+    assert "exceed" in response.json()["variables"][0]
+
+
 # --- control characters in stored text, printed by the management commands -------------------
 
 # Clear the screen, write the clipboard (OSC 52), return to the line start, a C1 CSI (UTF-8
@@ -475,3 +559,78 @@ def test_no_command_prints_a_control_character_from_stored_text(tmp_path, make_c
     assert ESCAPED_HOSTILE_TEXT in said, said
     assert not TERMINAL_CONTROL.search(said), said
     assert not any(line.startswith("forged line") for line in said.splitlines()), said
+
+
+# --- snippets and the include grammar --------------------------------------------------------
+
+
+def test_a_chain_of_includes_thousands_deep_is_400_not_a_server_error(writer):
+    # Written with a bare bulk_create, as SQL would: the API would refuse to build it.
+    Snippet.objects.bulk_create(
+        Snippet(name=f"c{i}", text=f"{{{{> c{i + 1} }}}}" if i < 3000 else "end")
+        for i in range(3001)
+    )
+
+    assistant = writer.post(
+        "/api/v1/assistants/", assistant_payload(instructions="{{> c0 }}"), format="json"
+    )
+    snippet = writer.post("/api/v1/snippets/", {"name": "top", "text": "{{> c0 }}"}, format="json")
+
+    assert assistant.status_code == 400
+    assert "too deeply" in assistant.json()["instructions"][0]
+    assert snippet.status_code == 400 and "too deeply" in snippet.json()["text"][0]
+    assert not Assistant.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_two_megabytes_of_snippet_text_are_400_naming_the_field(writer, method):
+    existing = Snippet.objects.create(name="big", text="small")
+    url = "/api/v1/snippets/" if method == "POST" else f"/api/v1/snippets/{existing.id}/"
+    body = {"name": "big" if method == "PUT" else "huge", "text": "x" * 2_000_000}
+
+    response = writer.generic(method, url, json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    assert "exceed" in response.json()["text"][0]
+    assert list(Snippet.objects.values_list("name", "text")) == [("big", "small")]
+
+
+TEMPLATE_PIECES = st.sampled_from(
+    [
+        "{{",
+        "}}",
+        "{{>",
+        "\\{{",
+        " ",
+        ">",
+        "a",
+        "tone",
+        "x_1",
+        "-",
+        "{{ name }}",
+        "{{> tone }}",
+        "{{>tone}}",
+        "{{> missing }}",
+        "\x00",
+        "\ud800",
+        "é",
+        "\n",
+    ]
+)
+
+
+@hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(TEMPLATE_PIECES, max_size=12), name=st.text(max_size=8))
+def test_random_templates_in_snippets_and_instructions_are_never_a_server_error(pieces, name):
+    client = key_client("write")
+    Assistant.objects.all().delete()
+    Snippet.objects.all().delete()
+    Snippet.objects.create(name="tone", text="Be brief.")
+    text = "".join(pieces)
+    for url, body in (
+        ("/api/v1/snippets/", {"name": name or "n", "text": text}),
+        ("/api/v1/assistants/", assistant_payload(instructions=text)),
+    ):
+        response = client.generic("POST", url, json.dumps(body), content_type="application/json")
+        assert response.status_code in (201, 400), response.content[:300]
+        assert not any(word in response.content.decode() for word in INTERNALS)

@@ -307,22 +307,23 @@ def test_an_import_is_one_revision_listing_every_row_it_changed(tmp_path):
 ERROR_CASES = {
     "not an object": ([], ["/: [] is not of type 'object'"]),
     "wrong format version": (
-        {"format_version": 3, "assistants": [], "tools": []},
+        {"format_version": 4, "assistants": [], "tools": []},
         [
-            "/format_version: must be 1 or 2 (this program reads format versions 1 and 2, and "
-            "writes 2)"
+            "/format_version: must be 1, 2 or 3 (this program reads format versions 1, 2 and 3, "
+            "and writes 3)"
         ],
     ),
     "missing tools": ({"format_version": 1, "assistants": []}, ["/tools: required, but missing"]),
     "unknown top-level key": (
         config(tool=[]),
-        ["/tool: unknown key (allowed: format_version, assistants, tools, threads)"],
+        ["/tool: unknown key (allowed: format_version, assistants, tools, snippets, threads)"],
     ),
     "unknown key in a row": (
         config([assistant("A", colour="red")]),
         [
             "/assistants/0/colour: unknown key (allowed: id, name, is_secretary, assistant_type, "
-            "model, instructions, openai_assistant_id, is_active, tools)"
+            "model, instructions, openai_assistant_id, is_active, model_settings, output, "
+            "variables, tools)"
         ],
     ),
     "wrong type": (
@@ -711,7 +712,7 @@ def test_the_import_uses_the_same_number_of_queries_for_10_and_100_tools(
     with django_assert_num_queries(noop_small):
         run_import(write(tmp_path, scaled_config(100)), "--prune")
     assert Tool.objects.count() == 101
-    assert noop_small <= 8  # lock, 4 reads, savepoints: no writes
+    assert noop_small <= 9  # lock, 5 reads, savepoints: no writes
 
 
 def test_updating_and_pruning_uses_a_bounded_number_of_queries(
@@ -722,7 +723,7 @@ def test_updating_and_pruning_uses_a_bounded_number_of_queries(
     for entry in changed["tools"]:
         entry["description"] = "changed"
     changed["assistants"][0]["instructions"] = "changed"
-    # 4 reads, 4 deletes, up to 4 creates and 4 updates, a revision bump, 4 verify reads.
+    # 5 reads, 4 deletes, up to 4 creates and 4 updates, a revision bump, 5 verify reads.
     with django_assert_max_num_queries(25):
         run_import(write(tmp_path, changed), "--prune")
     assert Tool.objects.filter(description="changed").count() == 61

@@ -19,8 +19,8 @@ from config_backend.history.approvals import (
     expire_due_requests,
     request_json,
 )
-from config_backend.history.labels import label_move
-from core.models import Label, LabelMove, LabelRequest, Revision
+from config_backend.history.labels import LabelChange, change_label, label_move
+from core.models import ConfigRevision, Label, LabelMove, LabelRequest, Revision
 from tests.factories import (
     APPROVER,
     approver,
@@ -330,6 +330,207 @@ def test_the_admin_move_of_a_protected_label_makes_a_request(two_revisions, appr
     assert "change request" in response.content.decode()
     assert LabelRequest.objects.get().message == "brief"
     assert production() == first
+
+
+# --- rollouts, promotes and aborts of a protected label ------------------------------------------
+
+
+def label_state(name) -> tuple:
+    """Everything a label change could change: the label's row, its history, its counter."""
+    label = Label.objects.filter(name=name).values().first()
+    if label:
+        label.pop("updated_at")
+    return (
+        label,
+        list(LabelMove.objects.filter(label=name).values_list("id", flat=True)),
+        ConfigRevision.objects.filter(name=ConfigRevision.for_label(name))
+        .values_list("value", flat=True)
+        .first(),
+    )
+
+
+def instructions_diff(body) -> dict:
+    """The secretary's instructions in a request's diff: {"old", "new"}."""
+    (change,) = body["changes"]
+    return change["fields"]["instructions"]
+
+
+@pytest.fixture
+def rolled_out(two_revisions):
+    """production at the first revision, the second rolled out to 10 % and `vip` (set before
+    approvals are on)."""
+    first, second = two_revisions
+    rollout = {"revision": second, "percent": 10, "users": ["vip"]}
+    change_label("production", LabelChange("rollout", first, rollout), author="setup")
+    return first, second
+
+
+def test_a_rollout_of_a_protected_label_becomes_a_request_and_the_approval_sets_it(
+    two_revisions, approvals, mover
+):
+    first, second = two_revisions
+    before = label_state("production")
+    rollout = {"revision": "live", "percent": 12.5, "users": ["vip"]}
+
+    response = mover.put(
+        "/api/v1/labels/production/", {"rollout": rollout, "message": "canary"}, format="json"
+    )
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["status"] == "pending"
+    # `live` is kept as the revision it was when asked: the one the approvers review.
+    assert body["change"] == {
+        "action": "rollout",
+        "revision": None,
+        "rollout": {"revision": second, "percent": 12.5, "users": ["vip"]},
+    }
+    assert instructions_diff(body) == {"old": "Help the user.", "new": "Be brief."}
+    assert label_state("production") == before
+
+    approved = approve(staff_client(*APPROVER), body["id"])
+    assert approved.status_code == 200, approved.json()
+    label = Label.objects.get(name="production")
+    assert (label.revision, label.candidate_revision, str(label.rollout_percent)) == (
+        first,
+        second,
+        "12.50",
+    )
+    assert label.rollout_users == ["vip"]
+    assert LabelMove.objects.filter(label="production").latest("id").action == "rollout"
+
+
+def test_a_promote_of_a_protected_label_becomes_a_request_with_the_diff_base_to_candidate(
+    rolled_out, approvals, mover
+):
+    first, second = rolled_out
+    before = label_state("production")
+
+    response = mover.post("/api/v1/labels/production/promote/", {"message": "all in"}, "json")
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["status"], body["change"]["action"]) == ("pending", "promote")
+    assert instructions_diff(body) == {"old": "Help the user.", "new": "Be brief."}
+    assert label_state("production") == before
+
+    assert approve(staff_client(*APPROVER), body["id"]).status_code == 200
+    label = Label.objects.get(name="production")
+    assert (label.revision, label.candidate_revision) == (second, None)
+    latest = LabelMove.objects.filter(label="production").latest("id")
+    assert (latest.action, latest.from_revision, latest.to_revision) == ("promote", first, second)
+
+
+def test_an_abort_of_a_protected_label_becomes_a_request_with_the_diff_candidate_to_base(
+    rolled_out, approvals, mover
+):
+    first, _ = rolled_out
+    before = label_state("production")
+
+    response = mover.post("/api/v1/labels/production/abort/", {}, "json")
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["status"], body["change"]["action"]) == ("pending", "abort")
+    # Who gets something else: the candidate's users, back to the base.
+    assert instructions_diff(body) == {"old": "Be brief.", "new": "Help the user."}
+    assert label_state("production") == before
+
+    assert approve(staff_client(*APPROVER), body["id"]).status_code == 200
+    label = Label.objects.get(name="production")
+    assert (label.revision, label.candidate_revision) == (first, None)
+    assert LabelMove.objects.filter(label="production").latest("id").action == "abort"
+
+
+def test_a_change_the_label_refuses_is_refused_when_asked_and_makes_no_request(
+    two_revisions, approvals, mover
+):
+    _, second = two_revisions
+    before = label_state("production")
+    bad = mover.put(
+        "/api/v1/labels/production/",
+        {"rollout": {"revision": second, "percent": 101}},
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert "rollout.percent" in bad.json()
+    no_rollout = mover.post("/api/v1/labels/production/promote/", {}, "json")
+    assert no_rollout.status_code == 409
+    assert "no rollout" in no_rollout.json()["detail"]
+    assert not LabelRequest.objects.exists()
+    assert label_state("production") == before
+
+
+def test_a_promote_request_goes_stale_when_the_rollout_is_aborted_meanwhile(
+    rolled_out, approvals, mover
+):
+    request_id = mover.post("/api/v1/labels/production/promote/", {}, "json").json()["id"]
+    change_label("production", LabelChange("abort"), author="someone")  # not through approvals
+    before = label_state("production")
+
+    response = approve(staff_client(*APPROVER), request_id)
+
+    assert response.status_code == 409
+    assert LabelRequest.objects.get(id=request_id).status == "stale"
+    assert label_state("production") == before
+
+
+def test_the_admin_promote_and_abort_of_a_protected_label_make_requests(rolled_out, approvals):
+    client = session(staff_user(*MOVER, "config_backend.view_label"))
+    before = label_state("production")
+    for step in ("promote", "abort"):
+        response = client.post(
+            f"/admin/config_backend/label/production/{step}/",
+            {"confirm": "yes", "change_note": step},
+            follow=True,
+        )
+        assert response.status_code == 200
+        assert "change request" in response.content.decode()
+    assert list(LabelRequest.objects.order_by("id").values_list("change__action", "message")) == [
+        ("promote", "promote"),
+        ("abort", "abort"),
+    ]
+    assert label_state("production") == before
+
+
+def test_the_admin_rollout_of_a_protected_label_makes_a_request(two_revisions, approvals):
+    _, second = two_revisions
+    client = session(staff_user(*MOVER, "config_backend.view_label"))
+    before = label_state("production")
+    response = client.post(
+        "/admin/config_backend/label/production/rollout/",
+        {"candidate": str(second), "percent": "12.5", "users": "vip", "confirm": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "change request" in response.content.decode()
+    assert LabelRequest.objects.get().change["rollout"] == {
+        "revision": second,
+        "percent": 12.5,
+        "users": ["vip"],
+    }
+    assert label_state("production") == before
+
+
+def test_config_label_rollout_promote_and_abort_of_a_protected_label_make_requests(
+    rolled_out, approvals
+):
+    first, second = rolled_out
+    before = label_state("production")
+    for arguments in (
+        [str(first), "--rollout", str(second), "--percent", "50"],
+        ["--promote"],
+        ["--abort"],
+    ):
+        out = StringIO()
+        call_command("config_label", "production", *arguments, stdout=out)
+        assert "change request" in out.getvalue()
+    assert list(LabelRequest.objects.order_by("id").values_list("change__action", flat=True)) == [
+        "rollout",
+        "promote",
+        "abort",
+    ]
+    assert label_state("production") == before
 
 
 # --- the admin's Label requests page ------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Labels (docs/contract.md "Labels", "Reading a label"): moving them, who may, their history, and
-config
-reads through a label (`?label=`, or a key pinned to one): the config at the label's revision,
-served from the cache with no SQL, an ETag that changes only with the content."""
+config reads through a label (`?label=`, or a key pinned to one): the config at the label's
+revision, served from the cache with no SQL, an ETag that changes only with the content."""
 
 import json
 

@@ -11,9 +11,11 @@ from tests.live import ROOT
 MAY_IMPORT = {
     "core": set(),
     "tools": {"core"},
-    "assistants": {"core", "tools"},
+    "snippets": {"core"},
+    "assistants": {"core", "tools", "snippets"},
     "threads": {"core", "assistants"},
-    "config_backend": {"core", "tools", "assistants", "threads"},
+    "outcomes": {"core", "assistants"},
+    "config_backend": {"core", "tools", "snippets", "assistants", "threads", "outcomes"},
 }
 
 

@@ -235,6 +235,26 @@ def test_a_line_written_without_a_record_is_what_the_json_format_writes(fields):
     )
 
 
+@pytest.mark.parametrize(
+    "created",
+    [
+        1700000000.0,  # a whole second: no fraction written
+        1700000000.0000005,  # half a microsecond: rounded to even (0)
+        1700000000.0000015,  # to even (2)
+        1700000000.9999996,  # rounds up into the next second
+        1700000001.25,
+        86399.999999,  # 1970-01-01T23:59:59.999999
+    ],
+)
+def test_a_line_without_a_record_has_the_time_the_json_format_writes(created):
+    record = logging.LogRecord("core.ops.request_log", logging.INFO, __file__, 1, "x", (), None)
+    record.created = created
+    formatter = json_formatter()
+    for _ in range(2):  # the second time from the second it remembers
+        line = formatter.line("INFO", record.name, "x", {}, created)
+        assert json.loads(line)["time"] == json.loads(formatter.format(record))["time"]
+
+
 class CountingStream(io.StringIO):
     def __init__(self):
         super().__init__()

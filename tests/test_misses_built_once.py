@@ -1,5 +1,6 @@
-"""Concurrent misses of one config entry build it once; waiters never get older bytes (the contract
-"Cache semantics": misses are built once). Real Redis, real threads, real database."""
+"""Concurrent misses of one config entry build it once; waiters never get older bytes
+(docs/contract.md, "Cache semantics": misses are built once). Real Redis, real threads, real
+database."""
 
 import threading
 import time

@@ -1,6 +1,5 @@
-"""Every write path leaves one revision with its author, source, note and field-level changes;
-GET /api/v1/revisions/ lists them (docs/contract.md "Revisions, history, labels, diff,
-rollback")."""
+"""Every write path leaves one revision with its author, source, note and field-level changes; GET
+/api/v1/revisions/ lists them (docs/contract.md, "Revisions, history, labels, diff, rollback")."""
 
 from io import StringIO
 
@@ -141,7 +140,7 @@ def test_an_admin_bulk_action_is_one_revision_listing_every_row(admin_client, re
     assert body["source"] == "admin" and body["author"] == "admin"
     assert sorted(change["name"] for change in body["changes"]) == ["A0", "A1", "A2"]
     assert {tuple(change["fields"]) for change in body["changes"]} == {("is_active",)}
-    assert body["counts"] == {"assistants": 3, "tools": 0, "links": 0}
+    assert body["counts"] == {"assistants": 3, "tools": 0, "links": 0, "snippets": 0}
 
 
 def test_an_import_with_a_message_is_one_revision(tmp_path, reader):
@@ -157,7 +156,7 @@ def test_an_import_with_a_message_is_one_revision(tmp_path, reader):
 
     body = revision_json(reader, newest().number)
     assert (body["source"], body["message"]) == ("import", "first")
-    assert body["counts"] == {"assistants": 1, "tools": 1, "links": 1}
+    assert body["counts"] == {"assistants": 1, "tools": 1, "links": 1, "snippets": 0}
 
 
 def test_an_import_of_1000_changes_is_one_revision_listing_all_of_them(tmp_path, reader):
@@ -185,7 +184,7 @@ def test_revisions_are_listed_newest_first_with_counts(reader, secretary, weathe
     numbers = [item["revision"] for item in body["results"]]
     assert numbers == sorted(numbers, reverse=True)
     assert body["count"] == Revision.objects.count() >= 3
-    assert body["results"][0]["counts"] == {"assistants": 0, "tools": 0, "links": 1}
+    assert body["results"][0]["counts"] == {"assistants": 0, "tools": 0, "links": 1, "snippets": 0}
     assert set(body["results"][0]) == {
         "revision",
         "created_at",

@@ -147,6 +147,7 @@ def test_staff_need_every_config_permission_to_roll_back(history):
                 ("assistants", "assistant"),
                 ("tools", "tool"),
                 ("tools", "assistanttoollink"),
+                ("snippets", "snippet"),
             )
             for action in ("add", "change", "delete")
         )

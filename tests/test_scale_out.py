@@ -60,16 +60,7 @@ def test_a_change_through_any_instance_is_the_next_read_on_every_other(three_ins
 def test_writers_and_readers_on_three_instances_see_no_stale_read_and_no_error(
     three_instances, rows, capsys
 ):
-    assistant_ids, tool_ids, read, write = rows
-    load = MixedLoad(
-        three_instances,
-        assistant_ids=assistant_ids,
-        tool_ids=tool_ids,
-        read_key=read,
-        write_key=write,
-        writers=3,
-        readers=3,
-    ).run(4)
+    load = MixedLoad.over(three_instances, rows, writers=3, readers=3).run(4)
 
     assert load.stale == 0, load.problems
     assert load.unexpected() == {}, load.problems

@@ -99,7 +99,9 @@ def test_check_config_strict_lists_each_tool_that_is_not_strict_ready_and_exits_
 
     plain = StringIO()
     call_command("check_config", stdout=plain)
-    assert plain.getvalue() == "OK: 0 assistants, 3 tools, 0 links, 0 threads; every rule holds.\n"
+    assert plain.getvalue() == (
+        "OK: 0 assistants, 3 tools, 0 links, 0 snippets, 0 threads; every rule holds.\n"
+    )
 
     out = StringIO()
     with pytest.raises(CommandError, match=r"1 problem\(s\) found"):
@@ -146,7 +148,7 @@ def test_a_version_1_file_imports_with_every_tool_not_strict(tmp_path):
 
     assert Tool.objects.get().strict is False
     exported = transfer.export_config(include_threads=False)
-    assert exported["format_version"] == 2
+    assert exported["format_version"] == 3  # the version written (2 added strict)
     assert exported["tools"][0]["strict"] is False
 
 
@@ -211,7 +213,7 @@ def test_export_then_import_into_an_empty_database_then_export_keeps_strict_byte
 
     assert second.read_bytes() == first.read_bytes()
     document = json.loads(first.read_text())
-    assert document["format_version"] == 2
+    assert document["format_version"] == 3  # the version written (2 added strict)
     assert [(tool["name"], tool["strict"]) for tool in document["tools"]] == [
         ("a", True),
         ("b", False),

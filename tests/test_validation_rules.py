@@ -1,5 +1,5 @@
-"""the contract's validation rules, enforced by the shared model/service code (admin, API and
-import)."""
+"""The validation rules of docs/contract.md, enforced by the shared model/service code (admin,
+API and import)."""
 
 import pytest
 from django.core.exceptions import ValidationError

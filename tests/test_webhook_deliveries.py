@@ -75,7 +75,7 @@ def test_a_label_move_is_delivered_as_the_label_event(secretary):
     [request] = receiver.received
     assert request.verified(webhook.secret) == {
         "type": "label",
-        "data": {"label": "candidate", "revision": number},
+        "data": {"label": "candidate", "revision": number, "rollout": None},
     }
 
 

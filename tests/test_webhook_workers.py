@@ -3,17 +3,13 @@ a SIGKILL, never twice at once with two workers, a hanging receiver holding up n
 a burst of 1,000 changes, and the embedded default (SQLite)."""
 
 import collections
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from assistants.services import assistant_create
 from core.models import Revision
-from tests.factories import make_webhook
-from tests.live import ROOT
+from tests.factories import make_webhook, manage
 from tests.webhook_receivers import HANG, Answer, Receiver, webhook_worker
 from webhooks.models import Delivery
 
@@ -107,35 +103,22 @@ def test_a_burst_of_1000_changes_all_arrive():
 
 def test_the_worker_sends_on_the_embedded_default_sqlite(tmp_path):
     env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "REDIS_URL": "",
         "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         "WEBHOOK_RETRY_DELAYS": "0",
     }
 
-    def manage(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
     answers = [Answer(500), Answer(200), Answer(200), Answer(200)]
     with Receiver(lambda n: answers[n]) as receiver:
-        manage("migrate", "--noinput")
+        manage("migrate", "--noinput", env=env)
         make_changes = (
-            "from tests.factories import make_webhook; "
+            "from tests.factories import make_webhook, manage; "
             "from assistants.services import assistant_create; "
             f"make_webhook({receiver.url!r}); "
             "[assistant_create(name=f'A{i}', model='m') for i in range(3)]"
         )
-        manage("shell", "-c", make_changes)
-        manage("run_webhooks", "--until-idle")
+        manage("shell", "-c", make_changes, env=env)
+        manage("run_webhooks", "--until-idle", env=env)
     assert len(receiver.received) == 4  # three deliveries, the first one retried once
     assert len(set(receiver.message_ids())) == 3

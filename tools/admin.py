@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from core.admin.actions import SaveOnlyChangesAdmin, activate_selected, deactivate_selected
 from core.admin.history import RevisionHistoryAdmin
@@ -64,9 +66,9 @@ class ToolAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
     readonly_fields = ["id", "strict_readiness", "used_by", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "tool_type", "assistant", "is_active", "description"]}),
-        ("Arguments", {"fields": ["input_schema", "strict", "strict_readiness"]}),
-        ("Used by", {"fields": ["used_by"]}),
-        ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
+        (_("Arguments"), {"fields": ["input_schema", "strict", "strict_readiness"]}),
+        (_("Used by"), {"fields": ["used_by"]}),
+        (_("Record"), {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     formfield_overrides = {
         models.JSONField: {
@@ -82,15 +84,15 @@ class ToolAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_used_by_count=Count("assistant_links"))
 
-    @admin.display(description="used by", ordering="_used_by_count")
+    @admin.display(description=_("used by"), ordering="_used_by_count")
     def used_by_count(self, obj):
         return obj._used_by_count
 
-    @admin.display(description="strict-ready", boolean=True)
+    @admin.display(description=_("strict-ready"), boolean=True)
     def strict_ready(self, obj):
         return not _strict_mode_problems(obj)
 
-    @admin.display(description="strict-mode readiness")
+    @admin.display(description=_("strict-mode readiness"))
     def strict_readiness(self, obj):
         """Rule 8's findings: errors for a strict tool (it can't be saved with any), warnings
         for one that isn't, so staff see what making it strict needs."""
@@ -98,10 +100,14 @@ class ToolAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
             return "—"
         problems = _strict_mode_problems(obj)
         if not problems:
-            return "✓ Ready: the runtime can send this tool in OpenAI strict mode as it is."
+            return gettext(
+                "✓ Ready: the runtime can send this tool in OpenAI strict mode as it is."
+            )
         return format_html(
-            "✗ Not ready for strict mode; marking it strict is refused until these are fixed:"
-            "<ul>{}</ul>",
+            "{}<ul>{}</ul>",
+            gettext(
+                "✗ Not ready for strict mode; marking it strict is refused until these are fixed:"
+            ),
             format_html_join(
                 "",
                 "<li><code>{}</code>: {}</li>",
@@ -109,7 +115,7 @@ class ToolAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
             ),
         )
 
-    @admin.display(description="assistants using this tool")
+    @admin.display(description=_("assistants using this tool"))
     def used_by(self, obj):
         links = obj.assistant_links.select_related("assistant").order_by("assistant__name")
         if obj.pk is None or not links:
@@ -123,7 +129,7 @@ class ToolAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
                     (
                         reverse("admin:assistants_assistant_change", args=[link.assistant_id]),
                         link.assistant.name,
-                        "" if link.is_active else " (inactive link)",
+                        "" if link.is_active else gettext(" (inactive link)"),
                     )
                     for link in links
                 ),

@@ -10,6 +10,7 @@ from core.api.schemas import documented_writes, list_schema
 from core.api.views import (
     InputSerializer,
     ObjectCreateMixin,
+    ObjectServices,
     ObjectWriteMixin,
     StrictBooleanField,
     query_filters,
@@ -78,30 +79,24 @@ class ToolFilterSerializer(serializers.Serializer):
     is_active = StrictBooleanField(required=False)
 
 
-@extend_schema_view(get=list_schema("tools_list", ToolSerializer, filters=ToolFilterSerializer))
-@documented_writes("tools", example=TOOL_EXAMPLE)
-class ToolListApi(ObjectCreateMixin, generics.ListAPIView):
+# What both tool views name: the model, the serializers and the services. (A comment: a
+# docstring would become the views' OpenAPI description.)
+class ToolApi:
     permission_model = Tool
-    serializer_class = ToolSerializer
     input_serializer_class = ToolInputSerializer
     output_serializer_class = ToolSerializer
+    services = ObjectServices(create=tool_create, update=tool_update, delete=tool_delete)
+
+
+@extend_schema_view(get=list_schema("tools_list", ToolSerializer, filters=ToolFilterSerializer))
+@documented_writes("tools", example=TOOL_EXAMPLE)
+class ToolListApi(ToolApi, ObjectCreateMixin, generics.ListAPIView):
+    serializer_class = ToolSerializer
 
     def get_queryset(self):
         return tool_list(filters=query_filters(ToolFilterSerializer, self.request))
 
-    def perform_create(self, data: dict) -> Tool:
-        return tool_create(**data)
-
 
 @documented_writes("tools", example=TOOL_EXAMPLE, deleted="Deleted.")
-class ToolDetailApi(ObjectWriteMixin, APIView):
-    permission_model = Tool
+class ToolDetailApi(ToolApi, ObjectWriteMixin, APIView):
     lookup_url_kwarg = "tool_id"
-    input_serializer_class = ToolInputSerializer
-    output_serializer_class = ToolSerializer
-
-    def perform_update(self, instance: Tool, data: dict) -> Tool:
-        return tool_update(tool=instance, **data)
-
-    def perform_delete(self, instance: Tool) -> None:
-        tool_delete(tool=instance)

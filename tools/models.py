@@ -4,6 +4,9 @@ from collections import Counter
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import Q
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from core.models import Timestamped
 from tools.strict_schema import strict_schema_problems
@@ -18,6 +21,7 @@ from tools.validators import (
     find_delegation_cycle,
     link_sub_assistant,
     makes_delegation_edge,
+    tool_choice_dependents_message,
     tool_limit_problems,
     validate_input_schema,
     validate_tool_name,
@@ -46,30 +50,35 @@ class Tool(Timestamped):
     )
 
     class Type(models.TextChoices):
-        CALENDAR = "calendar", "Calendar"
-        REMINDER = "reminder", "Reminder"
-        TIME = "time", "Time"
-        WEATHER = "weather", "Weather"
-        SUB_ASSISTANT = "sub_assistant", "Sub-assistant (delegates to another assistant)"
+        CALENDAR = "calendar", _("Calendar")
+        REMINDER = "reminder", _("Reminder")
+        TIME = "time", _("Time")
+        WEATHER = "weather", _("Weather")
+        SUB_ASSISTANT = "sub_assistant", _("Sub-assistant (delegates to another assistant)")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(
+        verbose_name=_("name"),
         max_length=64,
         unique=True,
         validators=[validate_tool_name],
-        help_text="The function name the LLM sees: letters, digits, _ and -, at most 64.",
+        help_text=_("The function name the LLM sees: letters, digits, _ and -, at most 64."),
     )
-    tool_type = models.CharField(max_length=20, choices=Type.choices)
-    description = models.TextField(blank=True)
+    tool_type = models.CharField(verbose_name=_("tool type"), max_length=20, choices=Type.choices)
+    description = models.TextField(verbose_name=_("description"), blank=True)
     input_schema = models.JSONField(
+        verbose_name=_("input schema"),
         default=default_input_schema,
-        help_text='JSON Schema of the call\'s arguments, with top-level "type": "object".',
+        help_text=_('JSON Schema of the call\'s arguments, with top-level "type": "object".'),
     )
     strict = models.BooleanField(
+        verbose_name=_("strict"),
         default=False,
-        help_text="Sent to the model in OpenAI strict mode: the arguments then always match the "
-        'schema, which must follow strict mode\'s rules (every object "additionalProperties": '
-        'false and every property in "required"; an optional one is nullable).',
+        help_text=_(
+            "Sent to the model in OpenAI strict mode: the arguments then always match the "
+            'schema, which must follow strict mode\'s rules (every object "additionalProperties": '
+            'false and every property in "required"; an optional one is nullable).'
+        ),
     )
     assistant = models.ForeignKey(
         ASSISTANT_MODEL,
@@ -77,18 +86,22 @@ class Tool(Timestamped):
         null=True,
         blank=True,
         related_name="delegate_tools",
-        verbose_name="delegate assistant",
-        help_text="The assistant this tool delegates to (sub-assistant tools only).",
+        verbose_name=_("delegate assistant"),
+        help_text=_("The assistant this tool delegates to (sub-assistant tools only)."),
     )
-    is_active = models.BooleanField("active", default=True)
+    is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name = _("tool")
+        verbose_name_plural = _("tools")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(name__regex=TOOL_NAME_PATTERN),
                 name="tool_name_format",
-                violation_error_message="Tool name must match " + TOOL_NAME_PATTERN,
+                violation_error_message=format_lazy(
+                    _("Tool name must match {pattern}"), pattern=TOOL_NAME_PATTERN
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(
@@ -100,7 +113,7 @@ class Tool(Timestamped):
                 condition=Q(tool_type="sub_assistant", assistant__isnull=False)
                 | (~Q(tool_type="sub_assistant") & Q(assistant__isnull=True)),
                 name="tool_delegate_iff_sub_assistant",
-                violation_error_message="A sub-assistant tool, and only it, names a delegate.",
+                violation_error_message=_("A sub-assistant tool, and only it, names a delegate."),
             ),
         ]
 
@@ -142,11 +155,26 @@ class Tool(Timestamped):
             if over:
                 names = _assistant_names(over)
                 errors["is_active"] = " ".join(
-                    f"Assistant “{names[pk]}” would then have {message}"
+                    gettext("Assistant “%(name)s” would then have %(problem)s")
+                    % {"name": names[pk], "problem": message}
                     for pk, message in sorted(over.items(), key=lambda item: names[item[0]])
                 )
+        if not errors and not self._state.adding:
+            errors.update(self._tool_choice_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _tool_choice_errors(self) -> dict:
+        """Rule 10: deactivating or renaming a tool that an assistant's tool_choice names is
+        refused, naming the assistant."""
+        stored = Tool.objects.filter(pk=self.pk).values_list("name", "is_active").first()
+        if stored is None or (self.is_active and self.name == stored[0]):
+            return {}
+        dependents = tool_choice_dependents(tool_id=self.pk, name=stored[0])
+        if not dependents:
+            return {}
+        field = "is_active" if not self.is_active else "name"
+        return {field: tool_choice_dependents_message(tool=stored[0], assistants=dependents)}
 
 
 class AssistantToolLink(Timestamped):
@@ -154,9 +182,14 @@ class AssistantToolLink(Timestamped):
     CONFIG_FIELDS = ("is_active", "sub_assistant")
 
     assistant = models.ForeignKey(
-        ASSISTANT_MODEL, on_delete=models.CASCADE, related_name="tool_links"
+        ASSISTANT_MODEL,
+        on_delete=models.CASCADE,
+        related_name="tool_links",
+        verbose_name=_("assistant"),
     )
-    tool = models.ForeignKey(Tool, on_delete=models.PROTECT, related_name="assistant_links")
+    tool = models.ForeignKey(
+        Tool, on_delete=models.PROTECT, related_name="assistant_links", verbose_name=_("tool")
+    )
     sub_assistant = models.ForeignKey(
         ASSISTANT_MODEL,
         on_delete=models.PROTECT,
@@ -164,18 +197,20 @@ class AssistantToolLink(Timestamped):
         blank=True,
         editable=False,
         related_name="delegating_links",
-        help_text="The tool's delegate, for sub-assistant tools; kept in sync automatically.",
+        help_text=_("The tool's delegate, for sub-assistant tools; kept in sync automatically."),
+        verbose_name=_("sub assistant"),
     )
-    is_active = models.BooleanField("active", default=True)
+    is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name_plural = _("assistant tool links")
         ordering = ["assistant__name", "tool__name"]
-        verbose_name = "assistant tool link"
+        verbose_name = _("assistant tool link")
         constraints = [
             models.UniqueConstraint(
                 fields=["assistant", "tool"],
                 name="link_unique_assistant_tool",
-                violation_error_message="This assistant already has this tool.",
+                violation_error_message=_("This assistant already has this tool."),
             ),
         ]
 
@@ -212,8 +247,25 @@ class AssistantToolLink(Timestamped):
             over = tool_limit_problems(grown_tool_counts(link=self))
             if over:
                 raise ValidationError(
-                    {"tool": "This assistant would have " + over[self.assistant_id]}
+                    {
+                        "tool": gettext("This assistant would have %(problem)s")
+                        % {"problem": over[self.assistant_id]}
+                    }
                 )
+        elif not self._state.adding:
+            refusal = self.tool_choice_refusal()
+            if refusal:
+                raise ValidationError({"is_active": refusal})
+
+    def tool_choice_refusal(self) -> str | None:
+        """Rule 10: why this (stored, active) link may not be deactivated or removed: its
+        assistant's tool_choice names its tool. None when it may."""
+        dependents = tool_choice_dependents(
+            tool_id=self.tool_id, name=self.tool.name, assistant_id=self.assistant_id
+        )
+        if not dependents:
+            return None
+        return tool_choice_dependents_message(tool=self.tool.name, assistants=dependents)
 
 
 def lock_delegation_graph():
@@ -261,6 +313,26 @@ def delegation_cycle_with(*, link=None, tool=None) -> list | None:
         if cycle:
             return cycle
     return None
+
+
+def lock_tool_choices():
+    """Serialize rule 10's two sides (setting a tool_choice, deactivating or unlinking its
+    tool), so a concurrent pair can't leave a tool_choice naming a tool that is gone."""
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('assistant_tool_choices'))")
+
+
+def tool_choice_dependents(*, tool_id, name: str, assistant_id=None) -> list[str]:
+    """The names of the assistants (of `assistant_id` only, when given) with an active link to
+    this tool whose model settings' tool_choice is `name` (rule 10)."""
+    lock_tool_choices()
+    links = AssistantToolLink.objects.filter(
+        tool_id=tool_id, is_active=True, assistant__model_settings__tool_choice=name
+    )
+    if assistant_id is not None:
+        links = links.filter(assistant_id=assistant_id)
+    return sorted(links.values_list("assistant__name", flat=True))
 
 
 def lock_tool_counts():

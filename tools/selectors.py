@@ -3,6 +3,7 @@
 from collections.abc import Iterable, Mapping
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext
 
 from tools.models import AssistantToolLink, Tool
 
@@ -19,7 +20,7 @@ def tool_list(*, filters: dict | None = None) -> QuerySet[Tool]:
 def tool_references(*, tool: Tool) -> list[str]:
     """What would be left dangling if this tool were deleted: the assistants linking it."""
     return [
-        f"assistant “{name}” uses it"
+        gettext("assistant “%(name)s” uses it") % {"name": name}
         for name in tool.assistant_links.order_by("assistant__name").values_list(
             "assistant__name", flat=True
         )

@@ -2,7 +2,8 @@
 
 Rule 1 (input schemas), rule 2 (names), rule 3 (delegates), rule 4 (delegation cycles, and
 which links make the delegation graph), the link's mirrored delegate and rule 9 (active tools
-per assistant); rule 8 (strict schemas) is tools.strict_schema. Model clean(), the
+per assistant), rule 10 (a tool_choice names a usable tool); rule 8 (strict schemas) is
+tools.strict_schema. Model clean(), the
 services (through full_clean) and the import planner all call these, so each rule and its
 message exist once; the callers only fetch the values.
 """
@@ -16,6 +17,8 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.api.json_input import JSONInputError, JSONProblem, json_problems, parse_json
 from tools.metaschema import metaschema_problems
@@ -28,7 +31,10 @@ TOOL_NAME_PATTERN = f"^{TOOL_NAME_CHARACTERS}$"
 validate_tool_name = RegexValidator(
     # \A…\Z, not ^…$: in Python `$` also matches before a final newline.
     re.compile(rf"\A{TOOL_NAME_CHARACTERS}\Z"),
-    "Use 1 to 64 letters, digits, underscores or hyphens (it is the function name the LLM sees).",
+    gettext_lazy(
+        "Use 1 to 64 letters, digits, underscores or hyphens (it is the function name the LLM "
+        "sees)."
+    ),
 )
 
 
@@ -48,7 +54,12 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
         except JSONInputError as exc:
             return None, exc.problems
     if not isinstance(value, dict):
-        return None, [JSONProblem("/", f"must be a JSON object, not {type(value).__name__}.")]
+        return None, [
+            JSONProblem(
+                "/",
+                _("must be a JSON object, not %(type)s.") % {"type": type(value).__name__},
+            )
+        ]
     problems = json_problems(
         value, max_depth=settings.SCHEMA_MAX_DEPTH, max_values=settings.SCHEMA_MAX_VALUES
     )
@@ -59,13 +70,15 @@ def input_schema_problems(value) -> tuple[dict | None, list[JSONProblem]]:
     problems = metaschema_problems(value)
     if not problems and value.get("type") != "object":
         problems.append(
-            JSONProblem("/type", 'the top-level type of a tool\'s arguments must be "object".')
+            JSONProblem("/type", _('the top-level type of a tool\'s arguments must be "object".'))
         )
     return value, problems
 
 
 def _too_large_message() -> str:
-    return f"larger than {settings.SCHEMA_MAX_BYTES:,} bytes (SCHEMA_MAX_BYTES)."
+    return _("larger than %(limit)s bytes (SCHEMA_MAX_BYTES).") % {
+        "limit": f"{settings.SCHEMA_MAX_BYTES:,}"
+    }
 
 
 def validate_input_schema(value) -> dict:
@@ -84,9 +97,9 @@ SUB_ASSISTANT = "sub_assistant"  # Tool.Type.SUB_ASSISTANT
 def delegate_errors(*, tool_type: str, delegate) -> dict[str, str]:
     """Rule 3 for one tool: {field: message}, empty when it holds. `delegate` is its id or None."""
     if tool_type == SUB_ASSISTANT and delegate is None:
-        return {"assistant": "A sub-assistant tool must name the assistant it delegates to."}
+        return {"assistant": _("A sub-assistant tool must name the assistant it delegates to.")}
     if tool_type != SUB_ASSISTANT and delegate is not None:
-        return {"assistant": "Only sub-assistant tools name a delegate assistant."}
+        return {"assistant": _("Only sub-assistant tools name a delegate assistant.")}
     return {}
 
 
@@ -193,7 +206,9 @@ def _nodes_that_may_be_on_cycles(edges: Mapping) -> list:
 
 def delegation_cycle_message(cycle: list, names: Mapping) -> str:
     """Name the cycle, with `names` ({assistant id: name})."""
-    return "This would create a delegation cycle: " + " → ".join(names[pk] for pk in cycle) + "."
+    return _("This would create a delegation cycle: %(cycle)s.") % {
+        "cycle": " → ".join(names[pk] for pk in cycle)
+    }
 
 
 # Rule 9: at most MAX_TOOLS_PER_ASSISTANT active tools per assistant.
@@ -210,9 +225,51 @@ def tool_limit_problems(active_tools: Mapping[Hashable, int]) -> dict[Hashable, 
     limit = settings.MAX_TOOLS_PER_ASSISTANT
     return {
         assistant: (
-            f"{count} active tools; an assistant may have at most {limit} "
-            "(MAX_TOOLS_PER_ASSISTANT). Deactivate or unlink some first."
+            _(
+                "%(count)s active tools; an assistant may have at most %(limit)s "
+                "(MAX_TOOLS_PER_ASSISTANT). Deactivate or unlink some first."
+            )
+            % {"count": count, "limit": limit}
         )
         for assistant, count in active_tools.items()
         if count > limit
     }
+
+
+# Rule 10: a model setting's `tool_choice` that names a tool needs that tool linked and active.
+# (The rest of the model settings is the assistant's: assistants.validators.) It lives here,
+# below assistants, because unlinking or deactivating a tool is refused by it too.
+
+TOOL_CHOICE_MODES = ("auto", "required", "none")
+
+
+def tool_choice_tool(model_settings) -> str | None:
+    """The name of the tool that `model_settings["tool_choice"]` names, or None (unset, a mode
+    such as "auto", or settings that are no object)."""
+    if not isinstance(model_settings, Mapping):
+        return None
+    choice = model_settings.get("tool_choice")
+    if not isinstance(choice, str) or choice in TOOL_CHOICE_MODES:
+        return None
+    return choice
+
+
+def tool_choice_problem(*, tool: str, usable_tools: Iterable[str]) -> str | None:
+    """Rule 10 from the assistant's side: why `tool_choice` cannot name `tool`, given the names
+    of the assistant's active links to active tools (counts_as_active_tool), else None."""
+    if tool in set(usable_tools):
+        return None
+    return _(
+        "“%(tool)s” is not one of this assistant's active linked tools; link and "
+        "activate it first, or choose auto, required or none."
+    ) % {"tool": tool}
+
+
+def tool_choice_dependents_message(*, tool: str, assistants: Iterable[str]) -> str:
+    """Rule 10 from the tool's side: unlinking or deactivating `tool` is refused while these
+    assistants' tool_choice names it."""
+    names = ", ".join(f"“{name}”" for name in sorted(assistants))
+    return _(
+        "The model settings of %(assistants)s name “%(tool)s” as tool_choice; change their "
+        "tool_choice first."
+    ) % {"assistants": names, "tool": tool}

@@ -7,7 +7,8 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from webhooks.models import Attempt, Delivery, Event, Webhook, default_events
 from webhooks.services import WEBHOOK_FIELDS, delivery_resend, webhook_update
@@ -21,7 +22,7 @@ class WebhookForm(forms.ModelForm):
         choices=Event.choices,
         initial=default_events,
         widget=forms.CheckboxSelectMultiple,
-        help_text="`label_request` is accepted; nothing sends it yet.",
+        help_text=_("`label_request` is accepted; nothing sends it yet."),
     )
 
     class Meta:
@@ -41,7 +42,7 @@ class WebhookAdmin(admin.ModelAdmin):
             return []
         return ["disabled_reason", "created_at", "deliveries", "recent_attempts"]
 
-    @admin.display(description="Deliveries")
+    @admin.display(description=_("Deliveries"))
     def deliveries(self, webhook):
         url = reverse("admin:webhooks_delivery_changelist") + f"?webhook__id__exact={webhook.pk}"
         counts = {status: 0 for status in Delivery.Status.values}
@@ -50,7 +51,7 @@ class WebhookAdmin(admin.ModelAdmin):
         summary = ", ".join(f"{count} {status}" for status, count in counts.items())
         return format_html('<a href="{}">{}</a>', url, summary)
 
-    @admin.display(description="Recent attempts")
+    @admin.display(description=_("Recent attempts"))
     def recent_attempts(self, webhook):
         attempts = (
             Attempt.objects.filter(delivery__webhook=webhook)
@@ -72,9 +73,13 @@ class WebhookAdmin(admin.ModelAdmin):
             ),
         )
         return format_html(
-            "<table><tr><th>Time (UTC)</th><th>Event</th><th>Status</th><th>Duration</th>"
-            "<th>Error</th></tr>{}</table>",
-            rows or mark_safe('<tr><td colspan="5">None yet.</td></tr>'),  # noqa: S308 (constant)
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>",
+            gettext("Time (UTC)"),
+            gettext("Event"),
+            gettext("Status"),
+            gettext("Duration"),
+            gettext("Error"),
+            rows or format_html('<tr><td colspan="5">{}</td></tr>', gettext("None yet.")),
         )
 
     def save_model(self, request, obj, form, change):
@@ -90,7 +95,7 @@ class WebhookAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "Webhook created",
+            "title": gettext("Webhook created"),
             "webhook": obj,
         }
         response = TemplateResponse(request, "admin/webhooks/webhook/created.html", context)
@@ -117,11 +122,13 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Resend selected deliveries", permissions=["change"])
+@admin.action(description=_("Resend selected deliveries"), permissions=["change"])
 def resend_selected(modeladmin, request, queryset):
     count = delivery_resend(deliveries=queryset)
     modeladmin.message_user(
-        request, f"{count} will be sent again (a worker sends them).", messages.SUCCESS
+        request,
+        gettext("%(count)s will be sent again (a worker sends them).") % {"count": count},
+        messages.SUCCESS,
     )
 
 

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from core.api.auth import ScopeOrModelPermission
 from core.api.errors import READ_ERRORS, WRITE_ERRORS, error_responses, page_not_found
 from core.api.schemas import retrieve_schema
-from core.api.views import InputSerializer, ObjectWriteMixin
+from core.api.views import InputSerializer, ObjectServices, ObjectWriteMixin
 from core.models import APIKey
 from webhooks.models import Event, Webhook, default_events
 from webhooks.selectors import webhook_list
@@ -155,9 +155,4 @@ class WebhookDetailApi(WebhookApiMixin, ObjectWriteMixin, APIView):
     lookup_url_kwarg = "webhook_id"
     input_serializer_class = WebhookInputSerializer
     output_serializer_class = WebhookSerializer
-
-    def perform_update(self, instance: Webhook, data: dict) -> Webhook:
-        return webhook_update(webhook=instance, **data)
-
-    def perform_delete(self, instance: Webhook) -> None:
-        webhook_delete(webhook=instance)
+    services = ObjectServices(update=webhook_update, delete=webhook_delete)

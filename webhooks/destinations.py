@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 SCHEMES = ("http", "https")
 URL_MAX_LENGTH = 2000
@@ -46,22 +47,26 @@ def is_public(address: str) -> bool:
 def split_url(url: str) -> urllib.parse.SplitResult:
     """The parts of an http(s) URL with a host; RefusedDestination otherwise."""
     if not isinstance(url, str) or not url.strip():
-        raise RefusedDestination("Enter an http:// or https:// URL.")
+        raise RefusedDestination(gettext("Enter an http:// or https:// URL."))
     if len(url) > URL_MAX_LENGTH:
-        raise RefusedDestination(f"At most {URL_MAX_LENGTH} characters.")
+        raise RefusedDestination(
+            gettext("At most %(limit)s characters.") % {"limit": URL_MAX_LENGTH}
+        )
     if any(ord(char) < 33 or ord(char) == 127 for char in url):
         raise RefusedDestination("A URL holds no spaces or control characters.")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in SCHEMES:
-        raise RefusedDestination("Only http:// and https:// URLs are allowed.")
+        raise RefusedDestination(gettext("Only http:// and https:// URLs are allowed."))
     try:
         parts.port  # noqa: B018 (parsing it is the check)
     except ValueError:
-        raise RefusedDestination("The port is not a number from 1 to 65535.") from None
+        raise RefusedDestination(gettext("The port is not a number from 1 to 65535.")) from None
     if not parts.hostname:
         raise RefusedDestination("The URL names no host.")
     if parts.username is not None or parts.password is not None:
-        raise RefusedDestination("Credentials in the URL are not supported; put a token in it.")
+        raise RefusedDestination(
+            gettext("Credentials in the URL are not supported; put a token in it.")
+        )
     return parts
 
 
@@ -74,14 +79,19 @@ def resolve(url: str) -> Destination:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise RefusedDestination(f"The host “{host}” does not resolve.") from None
+        raise RefusedDestination(
+            gettext("The host “%(host)s” does not resolve.") % {"host": host}
+        ) from None
     addresses = list(dict.fromkeys(info[4][0] for info in found))
     if host.lower() not in settings.WEBHOOK_ALLOWED_HOSTS:
         for address in addresses:
             if not is_public(address):
                 raise RefusedDestination(
-                    f"“{host}” resolves to {address}, a loopback, private, link-local or "
-                    "multicast address; list the host in WEBHOOK_ALLOWED_HOSTS to allow it."
+                    gettext(
+                        "“%(host)s” resolves to %(address)s, a loopback, private, link-local or "
+                        "multicast address; list the host in WEBHOOK_ALLOWED_HOSTS to allow it."
+                    )
+                    % {"host": host, "address": address}
                 )
     target = parts.path or "/"
     if parts.query:

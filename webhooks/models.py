@@ -8,6 +8,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from webhooks.destinations import URL_MAX_LENGTH, validate_destination
 
@@ -30,14 +31,16 @@ def default_events() -> list[str]:
 
 def validate_events(value) -> None:
     if not isinstance(value, list) or not value:
-        raise ValidationError("Choose at least one event.", code="invalid")
+        raise ValidationError(_("Choose at least one event."), code="invalid")
     unknown = [event for event in value if event not in Event.values]
     if unknown:
         raise ValidationError(
-            f"Unknown events {unknown}; choose among {Event.values}.", code="invalid"
+            _("Unknown events %(unknown)s; choose among %(known)s.")
+            % {"unknown": unknown, "known": Event.values},
+            code="invalid",
         )
     if len(set(value)) != len(value):
-        raise ValidationError("An event is listed twice.", code="invalid")
+        raise ValidationError(_("An event is listed twice."), code="invalid")
 
 
 def new_secret() -> str:
@@ -59,24 +62,38 @@ class Webhook(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     url = models.CharField(
-        "URL",
+        _("URL"),
         max_length=URL_MAX_LENGTH,
         validators=[validate_destination],
-        help_text="An http:// or https:// URL on a public address (or a host listed in "
-        "WEBHOOK_ALLOWED_HOSTS). Redirects are not followed.",
+        help_text=_(
+            "An http:// or https:// URL on a public address (or a host listed in "
+            "WEBHOOK_ALLOWED_HOSTS). Redirects are not followed."
+        ),
     )
-    events = models.JSONField(default=default_events, validators=[validate_events])
+    events = models.JSONField(
+        verbose_name=_("events"), default=default_events, validators=[validate_events]
+    )
     is_active = models.BooleanField(
-        default=True, help_text="Inactive: no deliveries are made for it, nor sent to it."
+        verbose_name=_("is active"),
+        default=True,
+        help_text=_("Inactive: no deliveries are made for it, nor sent to it."),
     )
-    secret = models.CharField(max_length=100, default=new_secret, editable=False)
+    secret = models.CharField(
+        verbose_name=_("secret"), max_length=100, default=new_secret, editable=False
+    )
     disabled_reason = models.CharField(
-        max_length=200, blank=True, editable=False, help_text="Why the sender deactivated it."
+        verbose_name=_("disabled reason"),
+        max_length=200,
+        blank=True,
+        editable=False,
+        help_text=_("Why the sender deactivated it."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("webhook")
+        verbose_name_plural = _("webhooks")
         ordering = ["created_at"]
 
     def __str__(self):
@@ -97,10 +114,14 @@ class Delivery(models.Model):
         FAILED = "failed"
 
     id = models.BigAutoField(primary_key=True)
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=20, choices=Event.choices)
+    webhook = models.ForeignKey(
+        Webhook, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("webhook")
+    )
+    event = models.CharField(verbose_name=_("event"), max_length=20, choices=Event.choices)
     # `webhook-id`: the same on every attempt, so a receiver can drop what it already has.
-    message_id = models.CharField(max_length=40, unique=True, default=new_message_id)
+    message_id = models.CharField(
+        verbose_name=_("message id"), max_length=40, unique=True, default=new_message_id
+    )
     revision = models.ForeignKey(
         "config_backend.Revision", null=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -109,19 +130,24 @@ class Delivery(models.Model):
     )
     # What a label_request delivery reports, as it was when the request changed: a request
     # row changes again (approvals, its status), and each event tells one moment of it.
-    data = models.JSONField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    tries = models.PositiveIntegerField(
-        default=0, help_text="Attempts since it was made or last resent."
+    data = models.JSONField(verbose_name=_("data"), null=True, blank=True)
+    status = models.CharField(
+        verbose_name=_("status"), max_length=10, choices=Status.choices, default=Status.PENDING
     )
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    lease = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    tries = models.PositiveIntegerField(
+        verbose_name=_("tries"),
+        default=0,
+        help_text=_("Attempts since it was made or last resent."),
+    )
+    next_attempt_at = models.DateTimeField(verbose_name=_("next attempt at"), default=timezone.now)
+    locked_until = models.DateTimeField(verbose_name=_("locked until"), null=True, blank=True)
+    lease = models.CharField(verbose_name=_("lease"), max_length=32, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(verbose_name=_("finished at"), null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "deliveries"
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due")]
 
@@ -134,14 +160,20 @@ class Attempt(models.Model):
     and the start of the answer's body."""
 
     id = models.BigAutoField(primary_key=True)
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
-    started_at = models.DateTimeField()
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField()
-    response_body = models.TextField(blank=True)
-    error = models.CharField(max_length=300, blank=True)
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempts", verbose_name=_("delivery")
+    )
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    status_code = models.PositiveSmallIntegerField(
+        verbose_name=_("status code"), null=True, blank=True
+    )
+    duration_ms = models.PositiveIntegerField(verbose_name=_("duration ms"))
+    response_body = models.TextField(verbose_name=_("response body"), blank=True)
+    error = models.CharField(verbose_name=_("error"), max_length=300, blank=True)
 
     class Meta:
+        verbose_name = _("attempt")
+        verbose_name_plural = _("attempts")
         ordering = ["-id"]
 
     def __str__(self):

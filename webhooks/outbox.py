@@ -57,8 +57,7 @@ def event_data(delivery: Delivery) -> dict:
         revision = delivery.revision
         return {"revision": revision.number, "assistants": list(revision.assistants)}
     if delivery.event == Event.LABEL:
-        move = delivery.label_move
-        return {"label": move.label, "revision": move.to_revision}
+        return delivery.label_move.event_data()
     if delivery.event == Event.LABEL_REQUEST:
         return delivery.data
     raise ValueError(f"No data for a {delivery.event} delivery.")

@@ -1,4 +1,4 @@
-"""The history over the API: revisions, the diff between two points, rollback (the contract
+"""The history over the API: revisions, the diff between two points, rollback (docs/contract.md,
 "Revisions, history, labels, diff, rollback"). Thin: parse, call a selector or service, render.
 
 Reads need the `read` scope, or staff with `config_backend.view_revision`. A rollback needs the
@@ -72,6 +72,7 @@ class CountsSerializer(serializers.Serializer):
     assistants = serializers.IntegerField(source="count_assistants")
     tools = serializers.IntegerField(source="count_tools")
     links = serializers.IntegerField(source="count_links")
+    snippets = serializers.IntegerField(source="count_snippets")
 
 
 class RevisionSerializer(serializers.Serializer):
@@ -101,7 +102,7 @@ DiffSerializer = type(
 
 
 class RowSerializer(serializers.Serializer):
-    entity = serializers.ChoiceField(choices=["assistant", "tool"])
+    entity = serializers.ChoiceField(choices=["assistant", "tool", "snippet"])
     id = serializers.UUIDField()
     name = serializers.CharField()
 

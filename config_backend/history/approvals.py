@@ -20,7 +20,7 @@ it (an approval then answers 409) or the first read of the requests (expire_due_
 which locks the due rows, skipping those a writer holds: that writer decides them).
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -33,13 +33,22 @@ from django.utils.translation import gettext_lazy
 from config_backend.history.labels import (
     LabelChange,
     change_label,
+    checked_change,
     checked_name,
     is_protected,
 )
 from config_backend.history.selectors import change_json, diff
 from core.api.permissions import APPROVE_LABEL_MOVE
 from core.changes import MESSAGE_MAX_LENGTH
-from core.models import APIKey, ConfigRevision, Label, LabelApproval, LabelRequest
+from core.models import (
+    APIKey,
+    ConfigRevision,
+    Label,
+    LabelApproval,
+    LabelMove,
+    LabelRequest,
+    rollout_object,
+)
 from webhooks.outbox import label_request_changed
 
 Status = LabelRequest.Status
@@ -153,18 +162,21 @@ def label_request_create(
     name: str, change: LabelChange, *, message: str, requester: Requester, needed: int
 ) -> LabelRequest:
     """A pending request for `change`, with the diff readers would see and the label's move
-    counter now (read before the label: a change committed in between makes it stale)."""
+    counter now (read before the label: a change committed in between makes it stale). The
+    change is checked first by change_label's own rules (labels.checked_change): one the label
+    refuses now is refused now (400/404/409 as a direct change), no request is made."""
     counter = (
         ConfigRevision.objects.filter(name=ConfigRevision.for_label(name))
         .values_list("value", flat=True)
         .first()
     ) or 0
     label = Label.objects.filter(name=name).first()
+    after = checked_change(name, change)
     with transaction.atomic():
         label_request = LabelRequest.objects.create(
             label=name,
-            change=asdict(change),
-            changes=change_diff(label, change),
+            change=stored_change(change, after.rollout_asked),
+            changes=change_diff(label, after, change.action),
             from_revision=None if label is None else label.revision,
             label_counter=counter,
             message=(message or "").strip()[:MESSAGE_MAX_LENGTH],
@@ -179,15 +191,34 @@ def label_request_create(
     return label_request
 
 
-def change_diff(label: Label | None, change: LabelChange) -> list[dict]:
-    """What readers of the label would get differently: the diff from where the label points
-    to the revision the change brings (the rollout's candidate, else the base target), values
-    cut as the diff API cuts them. Empty for a label that does not exist yet (nothing to diff
-    from) or a change naming no revision."""
-    target = (change.rollout or {}).get("revision", change.revision)
-    if label is None or target is None:
+def stored_change(change: LabelChange, rollout: dict | None) -> dict:
+    """`change` as the request keeps it (JSON; LabelChange(**it) at the approval): the rollout
+    checked (`rollout`: labels.checked_rollout's, its `live` resolved to a number, so the
+    approval applies the revision that was reviewed), the percent a JSON number."""
+    if rollout is not None:
+        shown = rollout_object("", rollout["revision"], rollout["percent"], rollout["users"])
+        rollout = {key: shown[key] for key in ("revision", "percent", "users")}
+    return {"action": change.action, "revision": change.revision, "rollout": rollout}
+
+
+def change_diff(label: Label | None, after: Label, action: str) -> list[dict]:
+    """What the users whose config the change changes would read differently, cut as the diff
+    API cuts it: from the base to the revision the change brings them (a rollout: its
+    candidate; a promote: the candidate, now the base; a move: the new base), or, when it
+    ends a rollout (an abort, a rollout cleared), from the candidate back to the base. Empty
+    for a label that does not exist yet (nothing to diff from)."""
+    if label is None:
         return []
-    return [change_json(one, full=False) for one in diff(label.revision, target).changes]
+    source, target = label.revision, after.revision
+    if action == LabelMove.Action.ROLLOUT and after.candidate_revision is not None:
+        target = after.candidate_revision
+    elif (
+        action != LabelMove.Action.PROMOTE
+        and label.candidate_revision is not None
+        and after.candidate_revision is None
+    ):
+        source = label.candidate_revision
+    return [change_json(one, full=False) for one in diff(source, target).changes]
 
 
 def approve_request(request_id, *, user) -> LabelRequest:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 
+from assistants.prompts import expanded_instructions
 from assistants.selectors import resolved_bundle, resolved_config
 from config_backend.history.states import UnknownRevision, state_at, state_changes
 from config_backend.transfer.state import ConfigState, load_state
@@ -24,13 +25,14 @@ FIELD_SHOWN_CHARS = 4096
 
 
 def revision_list() -> QuerySet[Revision]:
-    """Revisions, newest first, each with `count_assistants`, `count_tools`, `count_links`: the
-    rows of each entity it changed (aggregated in the page's one query)."""
+    """Revisions, newest first, each with `count_assistants`, `count_tools`, `count_links`,
+    `count_snippets`: the rows of each entity it changed (aggregated in the page's one query)."""
     entity = RevisionChange.Entity
     return Revision.objects.order_by("-number").annotate(
         count_assistants=Count("changes", filter=Q(changes__entity=entity.ASSISTANT)),
         count_tools=Count("changes", filter=Q(changes__entity=entity.TOOL)),
         count_links=Count("changes", filter=Q(changes__entity=entity.LINK)),
+        count_snippets=Count("changes", filter=Q(changes__entity=entity.SNIPPET)),
     )
 
 
@@ -168,9 +170,17 @@ def resolved_configs_at(state: ConfigState, revision: int) -> dict:
                 ),
             }
         )
+    # The instructions with every include expanded as the snippets were then.
+    snippets = {row["name"]: row["text"] for row in state.snippets.values() if row["is_active"]}
     return {
         str(pk): resolved_config(
-            assistant={**assistants[pk], "id": pk}, tools=tools, revision=revision
+            assistant={
+                **assistants[pk],
+                "id": pk,
+                "instructions": expanded_instructions(assistants[pk]["instructions"], snippets),
+            },
+            tools=tools,
+            revision=revision,
         )
         for pk, tools in tools_of.items()
     }

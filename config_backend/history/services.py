@@ -77,9 +77,13 @@ def rollback(*, to: int | None, prune: bool = False, message: str = "") -> Rollb
 
 
 def rows_not_in(live: ConfigState, target: ConfigState) -> list[dict]:
-    """The assistants and tools of `live` that `target` does not have."""
+    """The assistants, tools and snippets of `live` that `target` does not have."""
     rows = []
-    for entity, section in (("assistant", "assistants"), ("tool", "tools")):
+    for entity, section in (
+        ("assistant", "assistants"),
+        ("tool", "tools"),
+        ("snippet", "snippets"),
+    ):
         theirs = getattr(target, section)
         rows.extend(
             {"entity": entity, "id": str(pk), "name": row["name"]}

@@ -7,9 +7,11 @@ deleted holds all of its fields. Threads are not versioned.
 
 import uuid
 
+from assistants.models import Assistant
 from config_backend.transfer.changes import ENTITY, SECTIONS, state_changes
 from config_backend.transfer.state import ConfigState, load_state
 from core.models import Revision, RevisionChange
+from tools.models import Tool
 
 __all__ = ["UnknownRevision", "state_at", "state_changes"]
 
@@ -50,13 +52,31 @@ def state_at(revision: int) -> ConfigState:
             rows.pop(key, None)
         elif action == RevisionChange.Action.DELETED:
             rows[key] = {
-                name: _state_value(entity, name, value["old"]) for name, value in fields.items()
+                **_added_field_defaults(entity),
+                **{
+                    name: _state_value(entity, name, value["old"]) for name, value in fields.items()
+                },
             }
         else:
             row = rows.setdefault(key, {})
             for name, value in fields.items():
                 row[name] = _state_value(entity, name, value["old"])
     return state
+
+
+# A row deleted before a field existed was recorded without it: it had the field's default.
+_MODELS = {ENTITY.ASSISTANT: Assistant, ENTITY.TOOL: Tool}
+
+
+def _added_field_defaults(entity: str) -> dict:
+    model = _MODELS.get(entity)
+    if model is None:
+        return {}
+    return {
+        name: model._meta.get_field(name).get_default()
+        for name in model.CONFIG_FIELDS
+        if name != "assistant"
+    }
 
 
 # Fields that hold an assistant's id: a state keeps them as UUIDs.

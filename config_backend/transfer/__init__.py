@@ -1,5 +1,5 @@
-"""Import and export of the whole configuration as one JSON file (docs/contract.md "Import/export
-format").
+"""Import and export of the whole configuration as one JSON file (docs/contract.md,
+"Import/export format").
 
 The file describes rows declaratively: an entry is the whole row (omitted fields take the model
 defaults) and an assistant's `tools` list is the whole set of its links.

@@ -23,6 +23,7 @@ from config_backend.transfer.plan import Planner, Progress
 from config_backend.transfer.state import (
     ASSISTANT_FIELDS,
     ENTITIES,
+    SNIPPET_FIELDS,
     THREAD_FIELDS,
     TOOL_FIELDS,
     ConfigState,
@@ -33,6 +34,7 @@ from config_backend.transfer.state import (
 )
 from core.changes import lock_change_sets
 from core.reads.entries import forget_live_entries_at_commit
+from snippets.models import Snippet
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 
@@ -119,6 +121,13 @@ def _release_unique_values(current: ConfigState, final: ConfigState, changes: di
     ]
     if renamed_tools:
         _bulk_update(Tool, renamed_tools, ["name"])
+    renamed_snippets = [
+        Snippet(id=pk, name=f"tmp-{pk.hex}")
+        for pk in changes["snippets"].updated
+        if current.snippets[pk]["name"] != final.snippets[pk]["name"]
+    ]
+    if renamed_snippets:
+        _bulk_update(Snippet, renamed_snippets, ["name"])
     moved_threads = [
         UserAssistantThread(id=pk, user_id=f"~import {pk}")
         for pk in changes["threads"].updated
@@ -175,6 +184,8 @@ def apply_changes(current: ConfigState, final: ConfigState, changes: dict) -> No
         _raw_delete(UserAssistantThread.objects.filter(pk__in=changes["threads"].deleted))
     if changes["tools"].deleted:
         _raw_delete(Tool.objects.filter(pk__in=changes["tools"].deleted))
+    if changes["snippets"].deleted:
+        _raw_delete(Snippet.objects.filter(pk__in=changes["snippets"].deleted))
     if changes["assistants"].deleted:
         _raw_delete(Assistant.objects.filter(pk__in=changes["assistants"].deleted))
         forget_live_entries_at_commit(changes["assistants"].deleted)
@@ -201,6 +212,9 @@ def apply_changes(current: ConfigState, final: ConfigState, changes: dict) -> No
             updated_at=now,
         )
 
+    def _snippet(pk):
+        return Snippet(id=pk, **final.snippets[pk], created_at=now, updated_at=now)
+
     def _thread(pk):
         row = {**final.threads[pk], "assistant_id": final.threads[pk]["assistant"]}
         del row["assistant"]
@@ -210,6 +224,7 @@ def apply_changes(current: ConfigState, final: ConfigState, changes: dict) -> No
         (Assistant, "assistants", _assistant, [*ASSISTANT_FIELDS, "updated_at"]),
         (Tool, "tools", _tool, [*TOOL_FIELDS, "updated_at"]),
         (AssistantToolLink, "links", _link, ["is_active", "sub_assistant", "updated_at"]),
+        (Snippet, "snippets", _snippet, [*SNIPPET_FIELDS, "updated_at"]),
         (UserAssistantThread, "threads", _thread, [*THREAD_FIELDS, "updated_at"]),
     )
     for model, entity, build, fields in plan:
@@ -282,6 +297,7 @@ def import_config(
                 current.assistants[pk]["name"] for pk in changes["assistants"].deleted
             ),
             "tools": sorted(current.tools[pk]["name"] for pk in changes["tools"].deleted),
+            "snippets": sorted(current.snippets[pk]["name"] for pk in changes["snippets"].deleted),
         }
         if not result.changed:
             return result

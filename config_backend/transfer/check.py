@@ -21,8 +21,8 @@ def validate_config(document, *, current: ConfigState | None = None, prune: bool
     return [str(problem) for problem in planner.errors]
 
 
-def config_problems(*, strict_readiness: bool = False) -> tuple[list[str], dict]:
-    """Check the live database against every rule; returns (problems, counts).
+def config_problems(*, strict_readiness: bool = False) -> tuple[list[str], dict, list[str]]:
+    """Check the live database against every rule; returns (problems, counts, warnings).
 
     The database is exported and planned as a file into an empty database, so the rules are
     the import's; each problem is then named by the row it is about rather than by pointer.
@@ -36,6 +36,7 @@ def config_problems(*, strict_readiness: bool = False) -> tuple[list[str], dict]
     labels = {
         "assistants": [f'assistant "{entry["name"]}"' for entry in document["assistants"]],
         "tools": [f'tool "{entry["name"]}"' for entry in document["tools"]],
+        "snippets": [f'snippet "{entry["name"]}"' for entry in document["snippets"]],
         "threads": [
             f'thread of user "{entry["user_id"]}" with "{entry["assistant"]}"'
             for entry in document["threads"]
@@ -43,14 +44,16 @@ def config_problems(*, strict_readiness: bool = False) -> tuple[list[str], dict]
     }
     planner = Planner(document, ConfigState(), prune=False, trust_unchanged=False)
     planner.plan()
-    problems = []
-    for problem in planner.errors:
+
+    def by_row(problem) -> str:
         if problem.index is None:
-            problems.append(str(problem))
-            continue
+            return str(problem)
         where = labels[problem.section][problem.index]
         rest = problem.inside.removeprefix("/")
-        problems.append(f"{where}{' ' + rest if rest else ''}: {problem.message}")
+        return f"{where}{' ' + rest if rest else ''}: {problem.message}"
+
+    problems = [by_row(problem) for problem in planner.errors]
+    warnings = [by_row(warning) for warning in planner.warnings]
     for row in sorted(state.tools.values(), key=lambda row: row["name"]):
         if not isinstance(row["input_schema"], dict):
             problems.append(
@@ -70,7 +73,7 @@ def config_problems(*, strict_readiness: bool = False) -> tuple[list[str], dict]
         )
     if strict_readiness:
         problems.extend(strict_readiness_problems(state))
-    return problems, state.counts()
+    return problems, state.counts(), warnings
 
 
 def strict_readiness_problems(state: ConfigState) -> list[str]:

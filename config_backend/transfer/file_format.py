@@ -1,7 +1,6 @@
-"""The configuration file format (docs/contract.md "Import/export format"): its JSON Schema,
-reading a
-file, where a problem is in it, and writing a state (config_backend.transfer.state) as a file
-(the export, bytes, backups).
+"""The configuration file format (docs/contract.md "Import/export format"): its JSON Schema, reading
+a file, where a problem is in it, and writing a state (config_backend.transfer.state) as a file (the
+export, bytes, backups).
 
 An entry's fields are the state's (ASSISTANT_FIELDS, ... in state), which are the models'
 CONFIG_FIELDS. Adding a field there needs the schema and a format version here.
@@ -22,6 +21,7 @@ from jsonschema import Draft202012Validator
 
 from config_backend.transfer.state import (
     ASSISTANT_FIELDS,
+    SNIPPET_FIELDS,
     THREAD_FIELDS,
     TOOL_FIELDS,
     ConfigState,
@@ -31,17 +31,25 @@ from config_backend.transfer.state import (
 from core.api.json_input import JSONInputError, decode_json, json_pointer, json_problems
 
 # Version 2 added the tools' `strict`; version 1 files are still read (every tool not strict).
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# Version 3 added the `snippets` section (version 1 and 2 files leave the snippets as they are)
+# and the assistants' model settings, output and variables (taking the defaults).
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 SCHEMA_PATH = Path(__file__).with_name("config_format.schema.json")
 # A real configuration is a few MB (the 11,000-entity benchmark file is about 8 MB);
 # anything much larger is almost certainly the wrong file.
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 # What each older version's entries lack: {version: {section: fields}}.
-NOT_IN_VERSION = {1: {"tools": ("strict",)}}
+AGENT_FIELDS = ("model_settings", "output", "variables")
+NOT_IN_VERSION = {
+    1: {"tools": ("strict",), "assistants": AGENT_FIELDS},
+    2: {"assistants": AGENT_FIELDS},
+}
+# The sections each older version lacks: {version: sections}.
+SECTIONS_NOT_IN_VERSION = {1: ("snippets",), 2: ("snippets",)}
 # The sections of the file that are lists of entries.
-SECTIONS = ("assistants", "tools", "threads")
+SECTIONS = ("assistants", "tools", "snippets", "threads")
 
 
 class ConfigFileError(Exception):
@@ -161,6 +169,7 @@ def format_problems(document) -> FormatCheck:
         and isinstance(document.get("assistants"), list)
         and isinstance(document.get("tools"), list)
         and isinstance(document.get("threads", []), list)
+        and isinstance(document.get("snippets", []), list)
     )
     if readable:
         problems.extend(_newer_field_problems(document, broken))
@@ -169,9 +178,17 @@ def format_problems(document) -> FormatCheck:
 
 def _newer_field_problems(document: dict, broken: set) -> list[Problem]:
     """A field that a file's format_version does not have is an unknown key there (a file
-    that uses it says format_version 2)."""
+    that uses it says the version that has it)."""
     version = document.get("format_version")
-    problems = []
+    problems = [
+        Problem(
+            f"unknown key in format_version {version} (it is in format_version "
+            f"{FORMAT_VERSION}: set that)",
+            inside=f"/{section}",
+        )
+        for section in SECTIONS_NOT_IN_VERSION.get(version, ())
+        if section in document
+    ]
     for section, fields in NOT_IN_VERSION.get(version, {}).items():
         for index, entry in enumerate(document[section]):
             for name in fields:
@@ -180,13 +197,22 @@ def _newer_field_problems(document: dict, broken: set) -> list[Problem]:
                     problems.append(
                         Problem(
                             f"unknown key in format_version {version} (it is in format_version "
-                            f"{FORMAT_VERSION}: set that)",
+                            f"{_version_with(section, name)}: set that)",
                             section,
                             index,
                             f"/{name}",
                         )
                     )
     return problems
+
+
+def _version_with(section: str, name: str) -> int:
+    """The first format version whose entries of `section` have the field `name`."""
+    return min(
+        version
+        for version in READABLE_VERSIONS
+        if name not in NOT_IN_VERSION.get(version, {}).get(section, ())
+    )
 
 
 def _problem_at_pointer(pointer: str, message: str) -> Problem:
@@ -214,12 +240,13 @@ def _schema_error_problems(error) -> list[Problem]:
             _problem_at(path, error.message)
         ]
     if path == ["format_version"] and error.validator == "enum":
-        versions = [str(version) for version in READABLE_VERSIONS]
+        *earlier, last = [str(version) for version in READABLE_VERSIONS]
+        listed = ", ".join(earlier)
         return [
             _problem_at(
                 path,
-                f"must be {' or '.join(versions)} (this program reads format versions "
-                f"{' and '.join(versions)}, and writes {FORMAT_VERSION})",
+                f"must be {listed} or {last} (this program reads format versions {listed} and "
+                f"{last}, and writes {FORMAT_VERSION})",
             )
         ]
     return [_problem_at(path, error.message)]
@@ -275,7 +302,16 @@ def serialize_state(state: ConfigState, *, include_threads: bool) -> dict:
         entry["assistant"] = assistant_names.get(row["assistant"])
         tools.append(entry)
 
-    document = {"format_version": FORMAT_VERSION, "assistants": assistants, "tools": tools}
+    snippets = [
+        {"id": str(pk), **{name: row[name] for name in SNIPPET_FIELDS}}
+        for pk, row in sorted(state.snippets.items(), key=lambda item: item[1]["name"])
+    ]
+    document = {
+        "format_version": FORMAT_VERSION,
+        "assistants": assistants,
+        "tools": tools,
+        "snippets": snippets,
+    }
     if include_threads:
         threads = []
         for pk, row in state.threads.items():
@@ -294,8 +330,15 @@ def config_to_bytes(document: dict) -> bytes:
 
 
 def write_config_file(path: Path, document: dict) -> None:
-    """Write atomically (temporary file, then rename), so a reader never sees half a file."""
+    """Write atomically (temporary file, then rename), so a reader never sees half a file.
+
+    What exists and is no regular file (/dev/null, /dev/stdout, a pipe) is written to as it
+    is: renaming over it would replace the device itself (as root, /dev/null)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        with path.open("wb") as target:
+            target.write(config_to_bytes(document))
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     temporary.write_bytes(config_to_bytes(document))

@@ -15,20 +15,40 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from assistants.models import Assistant
-from assistants.validators import assistant_type_errors, instructions_size_error
-from config_backend.transfer.file_format import Problem, format_problems, parse_last_used
+from assistants.prompts import (
+    instructions_problem,
+    unused_variables,
+    unused_variables_warning,
+    variables_problems,
+)
+from assistants.validators import (
+    assistant_type_errors,
+    instructions_size_error,
+    model_settings_problems,
+    output_problems,
+)
+from config_backend.transfer.file_format import (
+    SECTIONS_NOT_IN_VERSION,
+    Problem,
+    format_problems,
+    parse_last_used,
+)
 from config_backend.transfer.plan_rules import (
     delegation_cycle_problems,
     secretary_problems,
+    tool_choice_problems,
     tools_per_assistant_problems,
 )
 from config_backend.transfer.state import (
     ASSISTANT_FIELDS,
     ENTITIES,
+    SNIPPET_FIELDS,
     TOOL_FIELDS,
     ConfigState,
     canonical,
 )
+from snippets.models import Snippet
+from snippets.validators import could_include, expansion_error, snippet_expansion_error
 from threads.models import UserAssistantThread
 from tools.models import Tool
 from tools.strict_schema import strict_schema_problems
@@ -83,11 +103,15 @@ class Planner:
         self.prune = prune
         self.trust_unchanged = trust_unchanged
         self.errors: list[Problem] = []
+        # What is allowed but likely a mistake (a declared variable no placeholder uses).
+        self.warnings: list[Problem] = []
+        self._snippet_texts: dict[str, str] | None = None
         self.broken: set[tuple[str, int]] = set()
         self.final = ConfigState()
         self.mentioned = {entity: set() for entity in ENTITIES}
         self.assistant_rows: list[FileRow] = []
         self.tool_rows: list[FileRow] = []
+        self.snippet_rows: list[FileRow] = []
         # (assistant id, tool id) -> (the assistant's row, the index in its `tools` list)
         self.link_places: dict[tuple, tuple[FileRow, int]] = {}
         self._schema_checks: dict = {}
@@ -106,7 +130,10 @@ class Planner:
         self.broken = set(check.broken)
         if not check.readable:
             return
+        self.plan_snippets()
         self.plan_assistants()
+        self.include_problems()
+        self.placeholder_problems()
         self._final_assistant_names = {row["name"]: pk for pk, row in self.final.assistants.items()}
         self._broken_assistant_names = self._broken_names("assistants")
         self.plan_tools()
@@ -247,10 +274,12 @@ class Planner:
             )
             for name, message in type_errors.items():
                 self.error(row, f"/{name}", message)
-            if isinstance(instance.instructions, str):
-                too_large = instructions_size_error(instance.instructions)
-                if too_large:
-                    self.error(row, "/instructions", too_large)
+            too_large = isinstance(instance.instructions, str) and instructions_size_error(
+                instance.instructions
+            )
+            if too_large:
+                self.error(row, "/instructions", too_large)
+            values.update(self._agent_values(row, instance, check_instructions=not too_large))
             values["openai_assistant_id"] = instance.openai_assistant_id
             row.values = values
         kept = self._kept(current, self.assistant_rows)
@@ -258,6 +287,125 @@ class Planner:
         self.final.assistants = {**kept, **{row.pk: row.values for row in self.assistant_rows}}
         self.mentioned["assistants"] = {row.pk for row in self.assistant_rows}
         self.errors += secretary_problems(self.final, self.assistant_rows)
+
+    def snippet_texts(self) -> dict[str, str]:
+        """The texts of the snippets that includes may name after the import (the planned
+        active ones), by name; planned before the assistants, so read once."""
+        if self._snippet_texts is None:
+            self._snippet_texts = {
+                row["name"]: row["text"] for row in self.final.snippets.values() if row["is_active"]
+            }
+        return self._snippet_texts
+
+    def _agent_values(self, row: FileRow, instance: Assistant, *, check_instructions: bool) -> dict:
+        """The model settings, output and variables of an entry (normalized), each problem
+        reported at its pointer, and rule 11 on its instructions; rule 10 (tool_choice) needs
+        the links: plan_rules.tool_choice_problems."""
+        for problem in model_settings_problems(instance.model_settings):
+            inner = "" if problem.pointer == "/" else problem.pointer
+            self.error(row, f"/model_settings{inner}", problem.message)
+        output, output_errors = output_problems(instance.output)
+        for problem in output_errors:
+            inner = "" if problem.pointer == "/" else problem.pointer
+            self.error(row, f"/output{inner}", problem.message)
+        variables, problems = variables_problems(instance.variables)
+        for problem in problems:
+            inner = "" if problem.pointer == "/" else problem.pointer
+            self.error(row, f"/variables{inner}", problem.message)
+        if check_instructions and variables is not None and isinstance(instance.instructions, str):
+            problem = instructions_problem(instance.instructions, variables, self.snippet_texts())
+            if problem:
+                self.error(row, "/instructions", problem)
+            else:
+                unused = unused_variables(instance.instructions, variables, self.snippet_texts())
+                if unused:
+                    self.warnings.append(
+                        row.problem("/variables", unused_variables_warning(unused))
+                    )
+        return {
+            "model_settings": instance.model_settings,
+            "output": instance.output if output_errors else output,
+            "variables": variables if variables is not None else instance.variables,
+        }
+
+    # -- snippets
+
+    def plan_snippets(self) -> None:
+        current = self.current.snippets
+        entries = self.document.get("snippets")
+        version = self.document.get("format_version")
+        if entries is None or "snippets" in SECTIONS_NOT_IN_VERSION.get(version, ()):
+            # A file without the section (every version 1 and 2 file) leaves them as they are.
+            self.final.snippets = dict(current)
+            return
+        by_name = {row["name"]: pk for pk, row in current.items()}
+        self.snippet_rows = self._match(
+            "snippets", entries, lambda index, entry: entry["name"], by_name
+        )
+        for row in self.snippet_rows:
+            entry = entries[row.index]
+            row.values = {
+                name: entry[name] if name in entry else _field_default(Snippet, name)
+                for name in SNIPPET_FIELDS
+            }
+            try:
+                Snippet(id=row.pk, **row.values).clean_fields()
+            except ValidationError as exc:
+                self.model_errors(row, exc)
+        kept = self._kept(current, self.snippet_rows)
+        self._check_unique_names("snippets", self.snippet_rows, kept, entries)
+        self.final.snippets = {**kept, **{row.pk: row.values for row in self.snippet_rows}}
+        self.mentioned["snippets"] = {row.pk for row in self.snippet_rows}
+
+    def include_problems(self) -> None:
+        """Rule 12 on the planned state: every snippet's text and every assistant's
+        instructions expand with the active snippets (each include names one, no cycle, within
+        MAX_INSTRUCTIONS_BYTES). Rows the file does not mention are checked too: deactivating or
+        pruning a snippet they include is refused at the file's `/snippets` (rule 7)."""
+        snippets = self.final.snippets
+        active = {row["name"]: row["text"] for row in snippets.values() if row["is_active"]}
+        in_file = {row.pk: row for row in (*self.snippet_rows, *self.assistant_rows)}
+        checks = [
+            (pk, row["name"], row["text"], "snippet", "/text") for pk, row in snippets.items()
+        ] + [
+            (pk, row["name"], row["instructions"], "assistant", "/instructions")
+            for pk, row in self.final.assistants.items()
+        ]
+        for pk, name, text, kind, field in checks:
+            if not (isinstance(text, str) and isinstance(name, str) and could_include(text)):
+                continue
+            if kind == "snippet":
+                problem = snippet_expansion_error(name, text, active)
+            else:
+                problem = expansion_error(text, active)
+            if problem is None:
+                continue
+            if pk in in_file:
+                self.error(in_file[pk], field, problem)
+            else:
+                self.errors.append(
+                    Problem(
+                        f'{kind} "{name}", which this file does not mention: {problem}', "snippets"
+                    )
+                )
+
+    def placeholder_problems(self) -> None:
+        """Rule 11 for the assistants the file does not mention (its own entries were checked
+        with their rows): the snippets it changes must not bring them a placeholder they do not
+        declare; reported at the file's `/snippets`."""
+        in_file = {row.pk for row in self.assistant_rows}
+        for pk, row in sorted(self.final.assistants.items(), key=lambda item: str(item[0])):
+            text, variables = row.get("instructions"), row.get("variables") or []
+            if pk in in_file or not isinstance(text, str) or "{{" not in text:
+                continue
+            problem = instructions_problem(text, variables, self.snippet_texts())
+            if problem:
+                self.errors.append(
+                    Problem(
+                        f'assistant "{row["name"]}", which this file does not mention: {problem}',
+                        "snippets",
+                    )
+                )
 
     # -- tools
 
@@ -366,6 +514,7 @@ class Planner:
         self.final.links = links
         self.errors += delegation_cycle_problems(self.final, self.tool_rows, self.link_places)
         self.errors += tools_per_assistant_problems(self.final, self.assistant_rows)
+        self.errors += tool_choice_problems(self.final, self.assistant_rows, self.tool_rows)
 
     # -- threads
 

@@ -1,5 +1,6 @@
 """The rules that span rows (rule 6: one active secretary; rule 4: no delegation cycles;
-rule 9: active tools per assistant), checked on the planned final state, each problem pointing
+rule 9: active tools per assistant; rule 10: a tool_choice names an active linked tool),
+checked on the planned final state, each problem pointing
 at the entry of the file that breaks the rule.
 
 Functions of what the Planner (config_backend.transfer.plan) has planned first: `final` (the
@@ -18,6 +19,9 @@ from tools.validators import (
     delegation_cycles,
     delegation_edges,
     delegation_graph,
+    tool_choice_dependents_message,
+    tool_choice_problem,
+    tool_choice_tool,
     tool_limit_problems,
 )
 
@@ -95,6 +99,40 @@ def delegation_cycle_problems(
         message = delegation_cycle_message(cycle, names)
         if candidates:
             problems.append(row.problem(inside, message))
+        else:
+            problems.append(Problem(message, "assistants"))
+    return problems
+
+
+def tool_choice_problems(
+    final: ConfigState, assistant_rows: list, tool_rows: list
+) -> list[Problem]:
+    """Rule 10, pointing at the assistant's tool_choice when the file has the assistant, else
+    at the tool the file deactivates or renames (naming the assistant), else at the section."""
+    usable = {pk: set() for pk in final.assistants}
+    for (assistant, tool), link in final.links.items():
+        if counts_as_active_tool(
+            link_is_active=link["is_active"], tool_is_active=final.tools[tool]["is_active"]
+        ):
+            usable[assistant].add(final.tools[tool]["name"])
+    rows = {row.pk: row for row in assistant_rows}
+    problems, left_out = [], {}
+    for pk, assistant in sorted(final.assistants.items(), key=lambda item: item[1]["name"]):
+        tool = tool_choice_tool(assistant.get("model_settings"))
+        if tool is None:
+            continue
+        problem = tool_choice_problem(tool=tool, usable_tools=usable[pk])
+        if problem is None:
+            continue
+        if pk in rows:
+            problems.append(rows[pk].problem("/model_settings/tool_choice", problem))
+        else:
+            left_out.setdefault(tool, []).append(assistant["name"])
+    tools_by_name = {row.values.get("name"): row for row in tool_rows}
+    for tool, assistants in left_out.items():
+        message = tool_choice_dependents_message(tool=tool, assistants=assistants)
+        if tool in tools_by_name:
+            problems.append(tools_by_name[tool].problem("/is_active", message))
         else:
             problems.append(Problem(message, "assistants"))
     return problems

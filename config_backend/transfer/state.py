@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from assistants.models import Assistant
+from snippets.models import Snippet
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
 from tools.validators import link_sub_assistant
 
-ENTITIES = ("assistants", "tools", "links", "threads")
+ENTITIES = ("assistants", "tools", "links", "snippets", "threads")
 # The fields of each row, in the order the file format writes them (an assistant's `tools` list
 # and every `id` aside). References (`assistant`) are by primary key here, by name in a file.
 ASSISTANT_FIELDS = Assistant.CONFIG_FIELDS
 TOOL_FIELDS = Tool.CONFIG_FIELDS
+SNIPPET_FIELDS = Snippet.CONFIG_FIELDS
 THREAD_FIELDS = ("user_id", "assistant", "thread_id", "last_used")
 
 
@@ -33,6 +35,7 @@ class ConfigState:
     assistants: dict = field(default_factory=dict)
     tools: dict = field(default_factory=dict)
     links: dict = field(default_factory=dict)
+    snippets: dict = field(default_factory=dict)
     threads: dict = field(default_factory=dict)
     link_ids: dict = field(default_factory=dict)
 
@@ -64,6 +67,8 @@ def load_state(*, include_threads: bool = True) -> ConfigState:
         key = (assistant_id, tool_id)
         state.links[key] = {"is_active": is_active, "sub_assistant": sub_assistant_id}
         state.link_ids[key] = pk
+    for pk, *values in Snippet.objects.order_by().values_list("id", *SNIPPET_FIELDS):
+        state.snippets[pk] = dict(zip(SNIPPET_FIELDS, values, strict=True))
     if include_threads:
         threads = UserAssistantThread.objects.order_by().values_list("id", *_columns(THREAD_FIELDS))
         for pk, *values in threads:
@@ -77,7 +82,7 @@ def lock_config_tables(*, mode: str) -> None:
         return
     tables = ", ".join(
         connection.ops.quote_name(model._meta.db_table)
-        for model in (Assistant, Tool, AssistantToolLink, UserAssistantThread)
+        for model in (Assistant, Tool, AssistantToolLink, Snippet, UserAssistantThread)
     )
     with connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {tables} IN {mode} MODE")

@@ -4,6 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as UnusedLibraryAPIKey
 
@@ -17,14 +19,16 @@ if admin.site.is_registered(UnusedLibraryAPIKey):
 
 
 # Revoking changes the keys: only users who may change them are offered (and can run) it.
-@admin.action(description="Revoke selected API keys (cannot be undone)", permissions=["change"])
+@admin.action(description=_("Revoke selected API keys (cannot be undone)"), permissions=["change"])
 def revoke_selected(modeladmin, request, queryset):
     with transaction.atomic():
         revoked = queryset.filter(revoked=False).update(revoked=True)
         if revoked:
             # update() sends no signal: drop the cached key records explicitly.
             bump_revision(ConfigRevision.API_KEYS)
-    modeladmin.message_user(request, f"{revoked} revoked.", messages.SUCCESS)
+    modeladmin.message_user(
+        request, gettext("%(count)s revoked.") % {"count": revoked}, messages.SUCCESS
+    )
 
 
 # What decides what a key may do, and for how long.
@@ -102,7 +106,7 @@ class APIKeyAdmin(APIKeyModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"API key “{obj.name}” created",
+            "title": gettext("API key “%(name)s” created") % {"name": obj.name},
             "api_key": obj,
             "key": obj.plaintext_key,
         }

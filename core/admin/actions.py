@@ -5,6 +5,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from core.changes import MESSAGE_MAX_LENGTH, lock_change_sets
 from core.ops.middleware import CHANGE_NOTE_FIELD
@@ -31,21 +33,23 @@ def _set_active(modeladmin, request, queryset, is_active: bool):
                 changed += 1
     except ValidationError as exc:
         modeladmin.message_user(
-            request, "Nothing changed. " + " ".join(exc.messages), messages.ERROR
+            request,
+            gettext("Nothing changed. %(reasons)s") % {"reasons": " ".join(exc.messages)},
+            messages.ERROR,
         )
         return
-    verb = "activated" if is_active else "deactivated"
-    modeladmin.message_user(request, f"{changed} {verb}.", messages.SUCCESS)
+    done = gettext("%(count)s activated.") if is_active else gettext("%(count)s deactivated.")
+    modeladmin.message_user(request, done % {"count": changed}, messages.SUCCESS)
 
 
 # permissions=: Django then offers and runs the action only for users who may change the rows;
 # without it, anyone who can view the list could run it.
-@admin.action(description="Activate selected %(verbose_name_plural)s", permissions=["change"])
+@admin.action(description=_("Activate selected %(verbose_name_plural)s"), permissions=["change"])
 def activate_selected(modeladmin, request, queryset):
     _set_active(modeladmin, request, queryset, True)
 
 
-@admin.action(description="Deactivate selected %(verbose_name_plural)s", permissions=["change"])
+@admin.action(description=_("Deactivate selected %(verbose_name_plural)s"), permissions=["change"])
 def deactivate_selected(modeladmin, request, queryset):
     _set_active(modeladmin, request, queryset, False)
 
@@ -54,11 +58,11 @@ def change_note_field() -> forms.CharField:
     """The change note of an admin form, posted as `change_note`: core.ops.middleware reads it
     from the POST and the revision the request makes records it (docs/contract.md "Revisions")."""
     return forms.CharField(
-        label="Change note",
+        label=_("Change note"),
         required=False,
         max_length=MESSAGE_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
-        help_text="Why you made this change; shown in the history.",
+        help_text=_("Why you made this change; shown in the history."),
     )
 
 
@@ -82,9 +86,10 @@ class SaveOnlyChangesAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        if CHANGE_NOTE_FIELD in form.base_fields and not self._takes_change_note(request, obj):
-            # A read-only form has no fields at all; None removes a declared one.
-            form = type(form.__name__, (form,), {CHANGE_NOTE_FIELD: None})
+        if form.declared_fields and not self._takes_change_note(request, obj):
+            # A read-only form has no fields at all (the change note, an admin's typed fields);
+            # None removes a declared one.
+            form = type(form.__name__, (form,), dict.fromkeys(form.declared_fields))
         return form
 
     def get_fieldsets(self, request, obj=None):

@@ -25,11 +25,12 @@ from django.db.models import Q
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext, pgettext_lazy
 
 from core.models import RevisionChange
 
 # Text fields shown as a line diff rather than old → new.
-TEXT_DIFF_FIELDS = frozenset({"instructions", "description"})
+TEXT_DIFF_FIELDS = frozenset({"instructions", "description", "text"})
 # Revisions per page of an object's history.
 HISTORY_PAGE_SIZE = 20
 # The most a page shows of one field of a change: its diff's first lines, and of a diff or a
@@ -37,6 +38,24 @@ HISTORY_PAGE_SIZE = 20
 # revisions is then at most about 20 × 20,000 characters of text, whatever the instructions.
 FIELD_SHOWN_LINES = 200
 FIELD_SHOWN_CHARS = 20_000
+
+
+# A change's entity and action as the pages say them (the stored values are the API's words).
+ENTITY_NAMES = {
+    "assistant": pgettext_lazy("changed entity", "assistant"),
+    "tool": pgettext_lazy("changed entity", "tool"),
+    "link": pgettext_lazy("changed entity", "link"),
+}
+ACTION_NAMES = {
+    "created": pgettext_lazy("change action", "created"),
+    "updated": pgettext_lazy("change action", "updated"),
+    "deleted": pgettext_lazy("change action", "deleted"),
+}
+
+
+def change_names(entity: str, action: str) -> tuple[str, str]:
+    """What a change's entity and action read as (a value not listed reads as itself)."""
+    return ENTITY_NAMES.get(entity, entity), ACTION_NAMES.get(action, action)
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class ShownChange:
     name: str
     action: str
     fields: tuple
+    entity_name: str = ""
+    action_name: str = ""
 
 
 def _shown(value) -> str:
@@ -110,7 +131,10 @@ def _bounded_diff(diff: tuple) -> tuple[tuple, str]:
     left_out = sum(len(line) for _, line in diff) - sum(len(line) for _, line in shown)
     lines = len(diff) - len(shown)
     return tuple(shown), (
-        f"{left_out:,} more characters of this diff ({lines:,} more lines) are not shown here."
+        gettext(
+            "%(characters)s more characters of this diff (%(lines)s more lines) are not shown here."
+        )
+        % {"characters": f"{left_out:,}", "lines": f"{lines:,}"}
     )
 
 
@@ -134,7 +158,8 @@ def field_change(name: str, old, new, *, whole: bool = False) -> FieldChange:
         return FieldChange(name, old=_shown(old), new=_shown(new))
     (old_text, old_cut), (new_text, new_cut) = _bounded_value(old), _bounded_value(new)
     cut = (
-        f"Values longer than {FIELD_SHOWN_CHARS:,} characters are cut here."
+        gettext("Values longer than %(limit)s characters are cut here.")
+        % {"limit": f"{FIELD_SHOWN_CHARS:,}"}
         if old_cut or new_cut
         else ""
     )
@@ -151,12 +176,15 @@ def shown_change(change, *, full_url=None) -> ShownChange:
         if field.cut and full_url is not None and getattr(change, "pk", None) is not None:
             field = replace(field, full_url=full_url(change, name))
         fields.append(field)
+    entity_name, action_name = change_names(change.entity, change.action)
     return ShownChange(
         entity=change.entity,
         object_id=change.object_id,
         name=change.name,
         action=change.action,
         fields=tuple(fields),
+        entity_name=entity_name,
+        action_name=action_name,
     )
 
 
@@ -164,7 +192,7 @@ def field_page(request, model_admin, *, change, field: str, title: str, **contex
     """The page showing one field of a recorded change whole: its diff with every line, or
     its old and new values. 404 for a field the change did not touch."""
     if field not in change.fields:
-        raise Http404("This change did not touch that field.")
+        raise Http404(gettext("This change did not touch that field."))
     values = change.fields[field]
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(
@@ -176,6 +204,7 @@ def field_page(request, model_admin, *, change, field: str, title: str, **contex
             "subtitle": None,
             "opts": model_admin.opts,
             "change": change,
+            "change_names": change_names(change.entity, change.action),
             "revision": change.revision,
             "field": field_change(field, values["old"], values["new"], whole=True),
             **context,
@@ -260,7 +289,7 @@ class RevisionHistoryAdmin(admin.ModelAdmin):
         )
         context = {
             **self.admin_site.each_context(request),
-            "title": f"History: {obj}",
+            "title": gettext("History: %(object)s") % {"object": obj},
             "subtitle": None,
             "object": obj,
             "opts": self.opts,
@@ -287,13 +316,14 @@ class RevisionHistoryAdmin(admin.ModelAdmin):
             .first()
         )
         if change is None:
-            raise Http404("No such change in this history.")
+            raise Http404(gettext("No such change in this history."))
         return field_page(
             request,
             self,
             change=change,
             field=field,
-            title=f"{field} of {change.name}, revision {change.revision.number}",
+            title=gettext("%(field)s of %(name)s, revision %(number)s")
+            % {"field": field, "name": change.name, "number": change.revision.number},
             object=obj,
             module_name=str(self.opts.verbose_name_plural).capitalize(),
         )

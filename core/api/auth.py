@@ -1,8 +1,8 @@
 """API-key authentication (`Authorization: Bearer <key>`) and the scope permission.
 
-Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` = read +
-config
-writes. Staff users logged into the admin may use the API too, within their model permissions.
+Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` =
+read + config writes. Staff users logged into the admin may use the API too, within their model
+permissions.
 """
 
 from django.contrib.auth.models import AnonymousUser
@@ -55,7 +55,8 @@ class ScopeOrModelPermission(permissions.BasePermission):
     """API key: its scope covers the request. Staff session: the user's model permissions.
 
     Views declare `permission_model` (whose Django permissions apply to staff) and
-    `write_scope` (the key scope that may write here: `write` for config, `runtime` for threads).
+    `write_scope` (the key scope that may write here: `write` for config, `runtime` for threads);
+    `post_reads_only` when their POST only reads (it then needs what a GET needs).
     """
 
     # What a refusal says (DRF answers 403 with it): which scope or permission was missing. DRF
@@ -64,6 +65,8 @@ class ScopeOrModelPermission(permissions.BasePermission):
 
     def has_permission(self, request, view):
         method = request.method
+        if method == "POST" and getattr(view, "post_reads_only", False):
+            method = "GET"  # a POST that changes nothing (rendering): a read's scope and right
         if isinstance(request.auth, APIKey):
             scope = request.auth.scope
             write_scope = getattr(view, "write_scope", APIKey.Scope.WRITE)
@@ -71,7 +74,7 @@ class ScopeOrModelPermission(permissions.BasePermission):
                 return True
             needed = APIKey.Scope.READ if method in permissions.SAFE_METHODS else write_scope
             self.message = (
-                f"This API key's scope `{scope}` does not allow {method} here; "
+                f"This API key's scope `{scope}` does not allow {request.method} here; "
                 f"`{needed}` scope needed."
             )
             return False
@@ -80,14 +83,14 @@ class ScopeOrModelPermission(permissions.BasePermission):
             self.message = "Only staff users may use the API with a session; send an API key."
             return False
         model = view.permission_model
-        action = _PERMISSION_ACTIONS.get(request.method)
+        action = _PERMISSION_ACTIONS.get(method)
         if action is None:
-            self.message = f"{method} is not allowed here."
+            self.message = f"{request.method} is not allowed here."
             return False
         permission = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
         if user.has_perm(permission):
             return True
-        self.message = f"You need the `{permission}` permission to {method} here."
+        self.message = f"You need the `{permission}` permission to {request.method} here."
         return False
 
 

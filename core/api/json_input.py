@@ -13,6 +13,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from django.utils.translation import gettext
+
 # Longer number literals are refused: Python will not convert an integer of more than 4,300
 # digits back to text, and no real configuration needs more than a handful.
 MAX_NUMBER_CHARACTERS = 100
@@ -68,21 +70,28 @@ def _object(pairs):
 
 def _integer(text: str):
     if len(text) > MAX_NUMBER_CHARACTERS:
-        return _Refused(f"a number of more than {MAX_NUMBER_CHARACTERS} digits")
+        return _Refused(
+            gettext("a number of more than %(limit)s digits") % {"limit": MAX_NUMBER_CHARACTERS}
+        )
     return int(text)
 
 
 def _float(text: str):
     if len(text) > MAX_NUMBER_CHARACTERS:
-        return _Refused(f"a number of more than {MAX_NUMBER_CHARACTERS} characters")
+        return _Refused(
+            gettext("a number of more than %(limit)s characters") % {"limit": MAX_NUMBER_CHARACTERS}
+        )
     value = float(text)
     if math.isinf(value):
-        return _Refused(f"{text} is too large for a JSON number that can be stored")
+        return _Refused(
+            gettext("%(number)s is too large for a JSON number that can be stored")
+            % {"number": text}
+        )
     return value
 
 
 def _constant(text: str):
-    return _Refused(f"{text} is not valid JSON")
+    return _Refused(gettext("%(text)s is not valid JSON") % {"text": text})
 
 
 def pointer_token(key) -> str:
@@ -114,24 +123,37 @@ def json_problems(
         where = here or "/"
         visited += 1
         if max_values is not None and visited > max_values:
-            problems.append(JSONProblem(pointer or "/", f"more than {max_values:,} values"))
+            problems.append(
+                JSONProblem(
+                    pointer or "/",
+                    gettext("more than %(limit)s values") % {"limit": f"{max_values:,}"},
+                )
+            )
             break
         if depth > max_depth:
-            problems.append(JSONProblem(where, f"nested deeper than {max_depth} levels"))
+            problems.append(JSONProblem(where, _nested_too_deep(max_depth)))
         elif isinstance(item, str):
             if _UNSTORABLE_CHARACTER.search(item):
                 problems.append(JSONProblem(where, _character_message(item)))
         elif isinstance(item, _Refused):
             problems.append(JSONProblem(where, item.message))
         elif isinstance(item, float) and not math.isfinite(item):
-            problems.append(JSONProblem(where, f"{item} is not a JSON number that can be stored"))
+            problems.append(
+                JSONProblem(
+                    where,
+                    gettext("%(number)s is not a JSON number that can be stored")
+                    % {"number": item},
+                )
+            )
         elif isinstance(item, dict):
             for key in getattr(item, "duplicates", ()):
-                problems.append(JSONProblem(f"{here}/{pointer_token(key)}", "duplicate key"))
+                problems.append(
+                    JSONProblem(f"{here}/{pointer_token(key)}", gettext("duplicate key"))
+                )
             for key, child in item.items():
                 token = pointer_token(key)
                 if _UNSTORABLE_CHARACTER.search(key):
-                    message = "keys " + _character_message(key)
+                    message = gettext("keys %(problem)s") % {"problem": _character_message(key)}
                     problems.append(JSONProblem(f"{here}/{token}", message))
                 stack.append((f"{here}/{token}", child, depth + 1))
         elif isinstance(item, list):
@@ -146,8 +168,12 @@ def unstorable_text_problem(text: str) -> str | None:
 
 def _character_message(text: str) -> str:
     if "\x00" in text:
-        return "must not contain NUL (\\u0000) characters"
-    return "must not contain lone surrogates (\\ud800-\\udfff): they are not Unicode text"
+        return gettext("must not contain NUL (\\u0000) characters")
+    return gettext("must not contain lone surrogates (\\ud800-\\udfff): they are not Unicode text")
+
+
+def _nested_too_deep(max_depth: int) -> str:
+    return gettext("nested deeper than %(limit)s levels") % {"limit": max_depth}
 
 
 def decode_json(text: str | bytes, *, max_depth: int) -> object:
@@ -160,7 +186,9 @@ def decode_json(text: str | bytes, *, max_depth: int) -> object:
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise JSONInputError([JSONProblem("/", f"not UTF-8 text (byte {exc.start})")]) from None
+            raise JSONInputError(
+                [JSONProblem("/", gettext("not UTF-8 text (byte %(at)s)") % {"at": exc.start})]
+            ) from None
     try:
         return json.loads(
             text,
@@ -170,9 +198,13 @@ def decode_json(text: str | bytes, *, max_depth: int) -> object:
             parse_constant=_constant,
         )
     except RecursionError:
-        raise JSONInputError([JSONProblem("/", f"nested deeper than {max_depth} levels")]) from None
+        raise JSONInputError([JSONProblem("/", _nested_too_deep(max_depth))]) from None
     except json.JSONDecodeError as exc:
-        message = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        message = gettext("not valid JSON (%(error)s at line %(line)s column %(column)s)") % {
+            "error": exc.msg,
+            "line": exc.lineno,
+            "column": exc.colno,
+        }
         raise JSONInputError([JSONProblem("/", message)]) from None
 
 

@@ -15,8 +15,8 @@ a made-up or retired key is refused without a query each. It is tagged with the 
 read before the lookup, like any record, so creating (or changing) any key retires it at once:
 a key created with that prefix works from its first request.
 
-Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` = read +
-config writes.
+Scopes (docs/contract.md): `read` = every GET; `runtime` = read + thread writes; `write` =
+read + config writes.
 
 A key never carries more than its maker may do (key_grant_problems): the admin's key forms and
 `create_api_key --as-user` ask it; the operator at the shell, like a superuser, may make any.
@@ -27,6 +27,7 @@ import time
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework import permissions
 
 from core import store
@@ -74,9 +75,13 @@ def key_prefix(key: str) -> str:
     return key.partition(".")[0]
 
 
+# APIKey.Scope.values builds its list anew on each use: a hit checks the scope every time.
+_SCOPES = frozenset(APIKey.Scope.values)
+
+
 def scope_allows(*, scope: str, method: str, write_scope: str) -> bool:
     """Whether a key of `scope` may make this request where `write_scope` may write."""
-    if scope not in APIKey.Scope.values:
+    if scope not in _SCOPES:
         return False
     if method in permissions.SAFE_METHODS:
         return True
@@ -112,19 +117,26 @@ def key_grant_problems(
         held = {*SCOPE_PERMISSIONS.get(before.scope, []), *_protected_permissions(before.protected)}
     problems: dict[str, list[str]] = {}
     for field, value, needed, power in (
-        ("scope", scope, SCOPE_PERMISSIONS.get(scope, []), f"A `{scope}` key"),
-        ("protected", protected, _protected_permissions(protected), "A protected key"),
+        (
+            "scope",
+            scope,
+            SCOPE_PERMISSIONS.get(scope, []),
+            gettext("A `%(scope)s` key") % {"scope": scope},
+        ),
+        ("protected", protected, _protected_permissions(protected), gettext("A protected key")),
     ):
         missing = [name for name in needed if name not in held and not user.has_perm(name)]
         if not missing:
             continue
-        message = (
-            f"{power} may do what {', '.join(f'`{name}`' for name in missing)} allow(s), and "
-            "you lack that: a key may not do more than its maker."
-        )
+        message = gettext(
+            "%(power)s may do what %(permissions)s allow(s), and you lack that: a key may not "
+            "do more than its maker."
+        ) % {"power": power, "permissions": ", ".join(f"`{name}`" for name in missing)}
         if before is not None and getattr(before, field) == value:
             # Unchanged, so new only because the key would live longer.
-            problems.setdefault("expiry_date", []).append(f"Living longer, anew: {message}")
+            problems.setdefault("expiry_date", []).append(
+                gettext("Living longer, anew: %(problem)s") % {"problem": message}
+            )
         else:
             problems.setdefault(field, []).append(message)
     return problems
@@ -143,6 +155,20 @@ def _lives_longer(expiry_date, old_expiry_date) -> bool:
 def used_hour(timestamp: float) -> str:
     """The hour an API key's `last_used_at` is accurate to."""
     return time.strftime("%Y%m%d%H", time.gmtime(timestamp))
+
+
+_this_hour = (0.0, 0.0, "")  # (start, end, used_hour) of the last hour current_hour saw
+
+
+def current_hour(now: float) -> str:
+    """used_hour(now), formatted once an hour rather than on every hit's key check."""
+    global _this_hour
+    start, end, hour = _this_hour
+    if not start <= now < end:
+        start = now - now % 3600  # UTC hours start at multiples of 3600 s of Unix time
+        hour = used_hour(now)
+        _this_hour = (start, start + 3600, hour)
+    return hour
 
 
 def key_record(*, api_key: APIKey, keys_revision: int, hour: str) -> bytes:
@@ -177,21 +203,46 @@ def prefix_known_unusable(record: bytes | None, keys_revision: bytes | None) -> 
     return fields.get("unusable", False) and fields["rev"] == int(keys_revision)
 
 
+# The fields of the records whose hash their key matched, by (key, record): a key's sha512 is
+# computed once per record in a process, not on every hit (bench/RESULTS.md "Servers: a logged
+# hit"). Only what the hash proves is remembered. The record's bytes hold the key revision they
+# are tagged with, and every check still compares that with the mirror read in the same MGET,
+# and the expiry and revocation with now: a key change stops the key at once, as before. A
+# wrong secret is never remembered. Emptied when full (a worker serves a few keys).
+VERIFIED_RECORDS_KEPT = 1024
+_verified: dict[tuple[str, bytes], dict] = {}
+
+
+def verified_fields(record: bytes, key: str) -> dict | None:
+    """The record's fields (shared: not to be changed) if `key` matches its hash; None if it
+    does not, or if the record is an unusable prefix's."""
+    fields = _verified.get((key, record))
+    if fields is not None:
+        return fields
+    fields = json.loads(record)
+    if fields.get("unusable") or not APIKey.objects.key_generator.verify(key, fields["hash"]):
+        return None
+    if len(_verified) >= VERIFIED_RECORDS_KEPT:
+        _verified.clear()
+    _verified[key, record] = fields
+    return fields
+
+
 def current_record(record: bytes | None, key: str, keys_revision: bytes | None) -> dict | None:
-    """The cached record's fields if they prove the key valid, current and used this hour
-    already; else None (the caller asks the database, or refuses an unusable prefix)."""
+    """The cached record's fields (shared: not to be changed) if they prove the key valid,
+    current and used this hour already; else None (the caller asks the database, or refuses an
+    unusable prefix)."""
     if record is None or keys_revision is None:
         return None
-    fields = json.loads(record)
-    if fields.get("unusable"):
+    fields = verified_fields(record, key)
+    if fields is None:
         return None
     now = time.time()
     current = (
         fields["rev"] == int(keys_revision)
         and not fields["revoked"]
         and (fields["expires"] is None or fields["expires"] > now)
-        and fields["hour"] == used_hour(now)
-        and APIKey.objects.key_generator.verify(key, fields["hash"])
+        and fields["hour"] == current_hour(now)
     )
     return fields if current else None
 

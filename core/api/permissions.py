@@ -12,8 +12,13 @@ def _permissions(actions: tuple[str, ...], models: tuple[tuple[str, str], ...]) 
     return [f"{app}.{action}_{model}" for app, model in models for action in actions]
 
 
-# What the config is written as: assistants, tools and the links between them.
-CONFIG_MODELS = (("assistants", "assistant"), ("tools", "tool"), ("tools", "assistanttoollink"))
+# What the config is written as: assistants, tools and the links between them, snippets.
+CONFIG_MODELS = (
+    ("assistants", "assistant"),
+    ("tools", "tool"),
+    ("tools", "assistanttoollink"),
+    ("snippets", "snippet"),
+)
 
 # Every GET of the API: the config, its history and labels, and the runtime's threads.
 READ_PERMISSIONS = _permissions(

@@ -2,7 +2,8 @@
 "not found", and the PUT/PATCH/DELETE of one object."""
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 from django.conf import settings
@@ -130,18 +131,33 @@ def object_or_404(
         raise NotFound(detail or f"No {object_name} matches the given query.") from None
 
 
+@dataclass(frozen=True)
+class ObjectServices:
+    """The services that write one kind of object, as the views below call them:
+    `create(**fields)`, `update(<name>=instance, **fields)` and `delete(<name>=instance)`, where
+    <name> is the model's name (`tool_update(tool=..., ...)`, `assistant_delete(assistant=...)`)."""
+
+    create: Callable[..., Model] | None = None
+    update: Callable[..., Model] | None = None
+    delete: Callable[..., None] | None = None
+
+    def keyword(self, instance: Model) -> dict:
+        return {instance._meta.model_name: instance}
+
+
 # POST of a new object to a list view: parse the input, call the service, render (201).
 #
-# A view names the input and output serializers and calls its service in `perform_create`;
-# core.api.schemas.documented_writes documents it. A mixin, not an APIView subclass: DRF imports
-# this module (parser, pagination) while it defines APIView. No docstring: the views' OpenAPI
-# descriptions would inherit it.
+# A view names the input and output serializers and its `services` (their `create`), or calls its
+# service in `perform_create`; core.api.schemas.documented_writes documents it. A mixin, not an
+# APIView subclass: DRF imports this module (parser, pagination) while it defines APIView. No
+# docstring: the views' OpenAPI descriptions would inherit it.
 class ObjectCreateMixin:
     input_serializer_class: type[serializers.Serializer]
     output_serializer_class: type[serializers.Serializer]
+    services: ObjectServices
 
     def perform_create(self, data: dict) -> Model:
-        raise NotImplementedError
+        return self.services.create(**data)
 
     def post(self, request, **kwargs):
         serializer = self.input_serializer_class(data=request.data)
@@ -154,21 +170,22 @@ class ObjectCreateMixin:
 # it, parse the input, call the service, render.
 #
 # A view names its `permission_model` (the object's model: the one its permissions are about) and
-# the URL keyword holding the id (`lookup_url_kwarg`), the input and output serializers, and calls
-# its services in `perform_update` and `perform_delete`; `retrieve_queryset` is what a GET reads
-# from (to prefetch what the output shows). core.api.schemas.documented_writes documents
+# the URL keyword holding the id (`lookup_url_kwarg`), the input and output serializers, and its
+# `services` (their `update` and `delete`); `retrieve_queryset` is what a GET reads from (to
+# prefetch what the output shows). core.api.schemas.documented_writes documents
 # get/put/patch/delete. A mixin, as ObjectCreateMixin.
 class ObjectWriteMixin:
     permission_model: type[Model]
     lookup_url_kwarg: str
     input_serializer_class: type[serializers.Serializer]
     output_serializer_class: type[serializers.Serializer]
+    services: ObjectServices
 
     def perform_update(self, instance: Model, data: dict) -> Model:
-        raise NotImplementedError
+        return self.services.update(**self.services.keyword(instance), **data)
 
     def perform_delete(self, instance: Model) -> None:
-        raise NotImplementedError
+        self.services.delete(**self.services.keyword(instance))
 
     def retrieve_queryset(self) -> QuerySet:
         return self.permission_model._default_manager.all()

@@ -4,8 +4,9 @@ stream of `GET /api/v1/config/events/`.
 What a subscriber receives, one event per committed change, oldest first:
 - `event: revision`, `data: {"revision": N, "assistants": [ids]}`: one per `Revision` row (a
   committed change set; `assistants` are those whose resolved config it changed).
-- `event: label`, `data: {"label": name, "revision": N}`: one per `LabelMove` row (N: the
-  revision the label now points at).
+- `event: label`, `data: {"label": name, "revision": N, "rollout": {…} | null}`: one per
+  `LabelMove` row (N: the base revision the label now points at; `rollout`: its rollout after
+  the change, as the label's JSON shows it: `id`, `revision`, `percent`, `users`).
 - `id: <revision number>.<label move id>` on every event: the subscriber's position after it,
   in both sequences. A reconnect sends it back as `Last-Event-ID` (or `?last_event_id=`) and
   gets every event it missed, oldest first; when it missed more than settings.SSE_MAX_REPLAY,

@@ -38,14 +38,13 @@ def revision_events_after(number: int, limit: int) -> list[Event]:
 
 
 def label_events_after(label_move_id: int, limit: int) -> list[Event]:
-    rows = (
+    moves = (
         LabelMove.objects.filter(id__gt=label_move_id)
         .order_by("id")
-        .values_list("id", "label", "to_revision", "created_at")[:limit]
+        .only(*LabelMove.EVENT_FIELDS)[:limit]
     )
     return [
-        Event("label", pk, json.dumps({"label": label, "revision": revision}), at)
-        for pk, label, revision, at in rows
+        Event("label", move.pk, json.dumps(move.event_data()), move.created_at) for move in moves
     ]
 
 

@@ -94,9 +94,25 @@ _VALUE_WRITERS = {
 }
 
 
+# The last whole second _iso_time wrote, and its date and time as isoformat writes them.
+_last_second: tuple[float, str] = (-1.0, "")
+
+
 def _iso_time(created: float) -> str:
-    """The formatter's `time` (datetime.isoformat, UTC)."""
-    return datetime.fromtimestamp(created, tz=UTC).isoformat()
+    """The formatter's `time` (datetime.isoformat, UTC), its date and time of day made once a
+    second: the microseconds rounded as datetime.fromtimestamp rounds them (half to even)."""
+    global _last_second
+    fraction, whole = math.modf(created)
+    micro = round(fraction * 1_000_000)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    if whole < 0 or micro < 0:  # before 1970: datetime's way
+        return datetime.fromtimestamp(created, tz=UTC).isoformat()
+    second, text = _last_second
+    if second != whole:
+        text = datetime.fromtimestamp(whole, tz=UTC).isoformat().removesuffix("+00:00")
+        _last_second = (whole, text)
+    return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
 
 
 def json_formatter() -> JsonFormatter:

@@ -1,5 +1,5 @@
-"""Prometheus metrics, served at `/metrics` (docs/contract.md "Operations"), right across worker
-processes.
+"""Prometheus metrics, served at `/metrics` (docs/contract.md, "Operations"), right across
+worker processes.
 
 gunicorn runs several worker processes; each counts what it answers. With
 PROMETHEUS_MULTIPROC_DIR set, prometheus-client keeps every process's values in memory-mapped
@@ -70,6 +70,25 @@ EVENT_SUBSCRIBERS = Gauge(
     "Open config event streams (GET /api/v1/config/events/), all live workers together.",
     multiprocess_mode="livesum",
 )
+# What the runtime reported (outcomes.services, once a batch commits; a repeated
+# Idempotency-Key counts nothing), per assistant (its name) and variant ("none" without a
+# rollout): `counter` is runs, errors, tool_calls, … as in POST /api/v1/outcomes/.
+OUTCOMES = Counter(
+    "config_outcomes",
+    "Outcomes reported by the runtime, by assistant, variant and counter.",
+    ["assistant", "variant", "counter"],
+)
+OUTCOME_COUNTERS = (
+    "runs",
+    "errors",
+    "tool_calls",
+    "tool_errors",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "feedback_up",
+    "feedback_down",
+)
 
 _breaker_state: bool | None = None
 _children: dict[tuple[str, int], tuple] = {}
@@ -92,6 +111,16 @@ def count_request(*, endpoint: str, status: int, seconds: float, cache: str | No
     elif cache == "miss":
         CACHE_MISSES.inc()
     _note_breaker_state()
+
+
+def count_outcomes(totals: dict[tuple[str, str], list[int]]) -> None:
+    """Add a committed batch: {(assistant name, variant): counts in OUTCOME_COUNTERS' order}."""
+    if not settings.METRICS_ENABLED:
+        return
+    for (assistant, variant), counts in totals.items():
+        for counter, count in zip(OUTCOME_COUNTERS, counts, strict=True):
+            if count:
+                OUTCOMES.labels(assistant, variant, counter).inc(count)
 
 
 def _note_breaker_state() -> None:

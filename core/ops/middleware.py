@@ -12,7 +12,6 @@ from functools import partial
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
-from django.urls import reverse
 from django.utils.functional import SimpleLazyObject, empty
 
 from core.api.change_notes import (
@@ -23,6 +22,7 @@ from core.api.change_notes import (
 from core.changes import ChangeContext, change_context
 from core.models import Revision
 from core.ops import request_log
+from core.ops.admin_language import in_admin
 from core.reads.reads import CACHE_HEADER
 from core.store import CacheUnavailable
 
@@ -126,7 +126,7 @@ def request_change_context(request, *, header_note: str = "") -> ChangeContext:
     """Who makes a request's changes, from where, and why; asked when its first change is
     recorded, so after DRF has authenticated the caller. `header_note`: the API's note, read
     from its header by the middleware."""
-    if _in_admin(request):
+    if in_admin(request):
         source = Revision.Source.ADMIN
         message = request.POST.get(CHANGE_NOTE_FIELD, "") if request.method == "POST" else ""
     else:
@@ -146,14 +146,10 @@ class ChangeContextMiddleware:
 
     def __call__(self, request):
         header_note = ""
-        if request.method not in ("GET", "HEAD", "OPTIONS") and not _in_admin(request):
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not in_admin(request):
             try:
                 header_note = change_note_from_header(request.headers.get(CHANGE_NOTE_HEADER, ""))
             except MalformedChangeNote as exc:
                 return JsonResponse({CHANGE_NOTE_HEADER: [str(exc)]}, status=400)
         with change_context(partial(request_change_context, request, header_note=header_note)):
             return self.get_response(request)
-
-
-def _in_admin(request) -> bool:
-    return request.path.startswith(reverse("admin:index"))

@@ -32,14 +32,8 @@ async def answer_hit(fast_path: FastPath, target: Target, scope, send, get_many)
     hit = None if what is None else keep(meta, what.fetched(await get_many(what.cache_names())))
     if hit is None:
         return {name: value for name, value in meta.items() if name[:5] != "HTTP_"}
-    headers = fast_path.hit_headers(hit, secure, start)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": hit.status,
-            "headers": [(name.encode("latin1"), value.encode("latin1")) for name, value in headers],
-        }
-    )
+    headers = fast_path.raw_hit_headers(hit, secure, start)
+    await send({"type": "http.response.start", "status": hit.status, "headers": headers})
     await send({"type": "http.response.body", "body": hit.body})
     fast_path.log_hit(start, target, scope["path"], hit)
     return None

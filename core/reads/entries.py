@@ -8,10 +8,19 @@ sibling keys (core.reads.codings). The tag is what makes it current (core.reads.
 - a read at a revision (`revision_entry_key`) is tagged with that revision: it never changes;
 - a read through a label (`label_entry_key`) is tagged with the label's move counter, read
   before the label's row; its payload is b"<the label's revision> <ETag>\\n<body>".
+  The candidate variant of a label under a rollout has its own entry (`variant=CANDIDATE`),
+  and the rollout its record (`label_rollout_key`: tagged the same, the payload the rollout's
+  JSON, or ABSENT when the label has none), with a stamp (`label_rollout_stamp_key`: its
+  digest, tagged the same): a per-user hit fetches the entries and the record in its one MGET
+  and picks the variant, or, in a process that knows the record, the user's variant's entry
+  and the stamp only (core.reads.reads.LabelRead).
 A cached 404 (an assistant that was not active at the revision, or at the label's) has the
 payload ABSENT (a body is JSON: it never is `-`).
 """
 
+import hashlib
+
+from config_client.rollout import BASE
 from django.db import transaction
 
 from core import store
@@ -45,9 +54,31 @@ def revision_entry_key(revision: int, assistant_id: str | None, coding: str = ID
     )
 
 
-def label_entry_key(label: str, assistant_id: str | None, coding: str = IDENTITY) -> str:
-    """The entry of a config read through a label."""
-    return store.cache_key("config", "label", label, assistant_id or "bundle", *_variant(coding))
+def label_entry_key(
+    label: str, assistant_id: str | None, coding: str = IDENTITY, variant: str = BASE
+) -> str:
+    """The entry of a config read through a label: its base, or its rollout's candidate."""
+    of_variant = () if variant == BASE else (variant,)
+    return store.cache_key(
+        "config", "label", label, assistant_id or "bundle", *of_variant, *_variant(coding)
+    )
+
+
+def label_rollout_key(label: str) -> str:
+    """The record of a label's rollout, for per-user reads (assistant ids are UUIDs, so no
+    entry key is this one)."""
+    return store.cache_key("config", "label", label, "rollout")
+
+
+def label_rollout_stamp_key(label: str) -> str:
+    """The stamp of a label's rollout record: tagged the same, the payload a digest of the
+    record's (`rollout_digest`), so a process that parsed the record before checks it is
+    current without fetching it again."""
+    return store.cache_key("config", "label", label, "rollout-stamp")
+
+
+def rollout_digest(payload: bytes) -> bytes:
+    return hashlib.sha256(payload).hexdigest()[:16].encode()
 
 
 def tagged(tag: int, payload: bytes) -> bytes:

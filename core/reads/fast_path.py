@@ -31,6 +31,9 @@ CONFIG_PATH = re.compile(  # used with fullmatch: `$` would also match before a 
 # the `endpoint` label of the request metrics, the same for a hit here and a miss in Django.
 ENDPOINTS = {False: "config-bundle", True: "assistant-config"}
 _REASONS = {200: "200 OK", 304: "304 Not Modified"}
+HOSTS_KEPT = 64
+HEADER_BLOCKS_KEPT = 256
+_RAW_REQUEST_ID_HEADER = request_log.REQUEST_ID_HEADER.encode()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class FastPath:
         self.allowed_hosts = list(settings.ALLOWED_HOSTS)
         self.proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
         self.headers = {secure: security_headers(secure) for secure in (False, True)}
+        # Whether each Host header seen is allowed (validate_host), by its value: a hit asks
+        # for the same few every time. Emptied when full (a client may send any).
+        self._allowed_hosts_seen: dict[str, bool] = {}
+        self._raw_blocks: dict[tuple, list] = {}  # raw_hit_headers' blocks, by entry headers
 
     @staticmethod
     def target(method: str, query_string, path: str) -> Target | None:
@@ -93,8 +100,7 @@ class FastPath:
         """None when Django must answer first (a host it refuses: 400; plain HTTP it
         redirects); else whether the request came over TLS, as HttpRequest.is_secure() says
         (the proxy's header, when configured and sent, decides)."""
-        domain, _ = split_domain_port(meta.get("HTTP_HOST", ""))
-        if not domain or not validate_host(domain, self.allowed_hosts):
+        if not self.host_allowed(meta.get("HTTP_HOST", "")):
             return None
         secure = scheme == "https"
         if self.proxy_header and self.proxy_header[0] in meta:
@@ -103,6 +109,17 @@ class FastPath:
             return None
         return secure
 
+    def host_allowed(self, host: str) -> bool:
+        """Whether Django would accept this Host header (ALLOWED_HOSTS), remembered per value."""
+        allowed = self._allowed_hosts_seen.get(host)
+        if allowed is None:
+            domain, _ = split_domain_port(host)
+            allowed = bool(domain) and validate_host(domain, self.allowed_hosts)
+            if len(self._allowed_hosts_seen) >= HOSTS_KEPT:
+                self._allowed_hosts_seen.clear()
+            self._allowed_hosts_seen[host] = allowed
+        return allowed
+
     def hit_headers(self, hit: ConfigAnswer, secure: bool, start) -> list[tuple[str, str]]:
         """Every header of a hit: the entry's, the security headers, length, request id."""
         return [
@@ -110,6 +127,22 @@ class FastPath:
             *self.headers[secure],
             ("Content-Length", str(len(hit.body))),
             (request_log.REQUEST_ID_HEADER, start.request_id),
+        ]
+
+    def raw_hit_headers(self, hit: ConfigAnswer, secure: bool, start) -> list[tuple]:
+        """hit_headers as an ASGI server takes them (bytes). The block of the entry's headers
+        and the security headers is encoded once per entry and kept; length and id are not."""
+        block = self._raw_blocks.get((secure, *hit.headers))
+        if block is None:
+            headers = [*hit.headers, *self.headers[secure]]
+            block = [(name.encode("latin1"), value.encode("latin1")) for name, value in headers]
+            if len(self._raw_blocks) >= HEADER_BLOCKS_KEPT:
+                self._raw_blocks.clear()
+            self._raw_blocks[(secure, *hit.headers)] = block
+        return [
+            *block,
+            (b"Content-Length", b"%d" % len(hit.body)),
+            (_RAW_REQUEST_ID_HEADER, start.request_id.encode("latin1")),
         ]
 
     @staticmethod

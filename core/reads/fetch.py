@@ -42,8 +42,13 @@ class Plan:
     coding: str
 
     def cache_names(self) -> list[str]:
-        """The MGET's keys, in the order `fetched` takes their values."""
-        return [*record_keys(self.key), *self.read.cache_names(self.coding)]
+        """The MGET's keys, in the order `fetched` takes their values (the same list each
+        time: not to be changed)."""
+        names = self.__dict__.get("_names")
+        if names is None:
+            names = [*record_keys(self.key), *self.read.cache_names(self.coding)]
+            object.__setattr__(self, "_names", names)
+        return names
 
     def fetched(self, values: list[bytes | None] | None) -> "Fetched":
         """What the MGET answered (None, no answer: all missing)."""
@@ -108,14 +113,29 @@ def cache_read_key(meta: dict) -> str | None:
         return None  # DRF answers 401
 
 
+# The plans this process has made, by (key, assistant, point, Accept-Encoding): the same reads
+# come again and again, and making one (its read, its coding, its cache keys) cost a hit more
+# than answering it. A plan holds nothing that changes. Emptied when full.
+PLANS_KEPT = 1024
+_plans: dict[tuple, Plan] = {}
+
+
 def plan(meta: dict, assistant_id: str | None, point) -> Plan | None:
     """What this request's one MGET reads, when the cache may decide it; else None. `point`:
     what the query asks for (core.reads.points); a plain one reads the key's last seen pin."""
     key = cache_read_key(meta)
     if key is None:
         return None
-    read = read_for(assistant_id, point if point.asked else plain_point(key))
-    return Plan(read, key, response_coding(meta.get("HTTP_ACCEPT_ENCODING")))
+    point = point if point.asked else plain_point(key, point.user_id)
+    accept_encoding = meta.get("HTTP_ACCEPT_ENCODING")
+    made = _plans.get((key, assistant_id, point, accept_encoding))
+    if made is None:
+        made = Plan(read_for(assistant_id, point), key, response_coding(accept_encoding))
+        if point.user_id is None:  # one user's read seldom comes again: not worth a place
+            if len(_plans) >= PLANS_KEPT:
+                _plans.clear()
+            _plans[key, assistant_id, point, accept_encoding] = made
+    return made
 
 
 def keep(meta: dict, fetched: Fetched) -> ConfigAnswer | None:

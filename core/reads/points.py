@@ -1,24 +1,32 @@
 """What a config GET reads, parsed once from its query string (`point_asked`), for the fast
 paths and the view alike: live, the config at revision N (`?revision=N`), through label NAME
 (`?label=NAME`; `?label=live` is live), or, when the query names neither, the label the key is
-pinned to (docs/contract.md "Labels"; none: live). Other parameters are ignored.
+pinned to (docs/contract.md "Labels"; none: live). `?user_id=U` names the user a label read
+serves (its variant under the label's rollout, docs/contract.md "Reads per user"); a live or
+revision read ignores it. Other parameters are ignored.
 
 Bad input is a 400 naming its parameter (`BadQuery`): a revision that is no number, a label
-name that cannot be one, or both parameters at once.
+name that cannot be one, both at once, or an empty or overlong user id.
+
+The parse is memoized per query string, and every user of a rollout sends their own: so the
+user id is split off before the memo (`_split_user`), which then holds only the few points
+clients ask for, and the user id is put back on the memoized point.
 """
 
 import functools
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from django.core.exceptions import ValidationError
 
 from core.api.keys import key_prefix
-from core.models import LIVE, validate_label_name
+from core.models import LIVE, USER_ID_MAX_LENGTH, validate_label_name
 
 REVISION_PARAMETER = "revision"
 LABEL_PARAMETER = "label"
+USER_PARAMETER = "user_id"
+_USER_PAIR = USER_PARAMETER.encode() + b"="
 # A revision number as a query parameter or command argument (at most 18 digits: a bigint).
 REVISION_NUMBER = re.compile(r"[0-9]{1,18}")
 
@@ -47,11 +55,18 @@ def parse_revision(text) -> int:
 class Point:
     """What a read reads: `revision` N, through `label`, or neither (live). `asked`: the query
     named it; else it is the label its key was last seen pinned to (`plain_point`), and a hit
-    must find the key's record pinned to that same label."""
+    must find the key's record pinned to that same label. `user_id`: whose variant a label
+    read serves (None: the base)."""
 
     revision: int | None = None
     label: str | None = None
     asked: bool = False
+    user_id: str | None = None
+
+    def for_user(self, user_id: str | None) -> "Point":
+        if user_id is None:
+            return self
+        return Point(self.revision, self.label, self.asked, user_id)
 
 
 PLAIN = Point()
@@ -71,7 +86,40 @@ def parse_query(query_string: str | bytes | None) -> tuple[Point, bool]:
         return PLAIN, True
     if isinstance(query_string, str):
         query_string = query_string.encode("latin1", "replace")
-    return _parse(query_string)
+    if _USER_PAIR not in query_string:
+        return _parse(query_string)
+    rest, user_id, only_once = _split_user(query_string)
+    point, only = _parse(rest) if rest else (PLAIN, True)
+    return point.for_user(user_id), only and only_once
+
+
+def _split_user(query_string: bytes) -> tuple[bytes, str | None, bool]:
+    """(The query string without its `user_id` pairs, the user id (the last one wins, as for
+    every parameter), whether it was given once); raises BadQuery for an empty or overlong id.
+    A hit runs this for every per-user read: the one-pair case avoids splitting the rest."""
+    start = query_string.find(_USER_PAIR)
+    while start > 0 and query_string[start - 1 : start] != b"&":  # `xuser_id=`: not ours
+        start = query_string.find(_USER_PAIR, start + 1)
+    if start == -1:
+        return query_string, None, True
+    end = query_string.find(b"&", start)
+    once = start >= 0 and query_string.find(_USER_PAIR, start + 1) == -1
+    if once:
+        end = len(query_string) if end == -1 else end
+        raw = query_string[start + len(_USER_PAIR) : end]
+        rest = query_string[: max(start - 1, 0)] + query_string[end + (start == 0) :]
+    else:
+        pairs = query_string.split(b"&")
+        users = [pair for pair in pairs if pair.startswith(_USER_PAIR)]
+        raw = users[-1][len(_USER_PAIR) :]
+        rest = b"&".join(pair for pair in pairs if not pair.startswith(_USER_PAIR))
+    if b"%" in raw or b"+" in raw:
+        user_id = unquote_plus(raw.decode("utf-8", "replace"))
+    else:
+        user_id = raw.decode("utf-8", "replace")
+    if not user_id or len(user_id) > USER_ID_MAX_LENGTH:
+        raise BadQuery(USER_PARAMETER, [f"A user id is 1 to {USER_ID_MAX_LENGTH} characters long."])
+    return rest, user_id, once
 
 
 @functools.lru_cache(maxsize=256)  # a hit parses the few query strings its clients send once
@@ -80,6 +128,13 @@ def _parse(query_string: bytes) -> tuple[Point, bool]:
     params = dict(pairs)  # the last of a repeated one wins
     only = len(pairs) == 1 and set(params) <= {REVISION_PARAMETER, LABEL_PARAMETER}
     return _point(params), only
+
+
+def point_of(*, revision=None, label=None) -> Point:
+    """The point a request body names (`"revision"` and/or `"label"` values, None: not given),
+    by the same rules as the query string (PLAIN: neither); raises BadQuery."""
+    params = {REVISION_PARAMETER: revision, LABEL_PARAMETER: label}
+    return _point({name: str(value) for name, value in params.items() if value is not None})
 
 
 def _point(params: dict) -> Point:
@@ -109,10 +164,11 @@ _pinned_labels: dict[str, str | None] = {}
 PINNED_LABELS_MAX = 10_000
 
 
-def plain_point(key: str) -> Point:
-    """A plain read's point, as far as the fast path knows: the key's last seen pin."""
+def plain_point(key: str, user_id: str | None = None) -> Point:
+    """A plain read's point, as far as the fast path knows: the key's last seen pin (for the
+    user `user_id`, if the query named one)."""
     label = _pinned_labels.get(key_prefix(key))
-    return PLAIN if label is None else Point(label=label)
+    return PLAIN.for_user(user_id) if label is None else Point(label=label, user_id=user_id)
 
 
 def learn_pin(key: str, label: str | None) -> None:

@@ -29,6 +29,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from config_client.rollout import BASE, CANDIDATE
+from config_client.rollout import variant as rollout_variant
 from rest_framework.renderers import JSONRenderer
 
 from core import store
@@ -40,15 +42,22 @@ from core.reads.entries import (
     counter_name,
     label_entry_key,
     label_payload,
+    label_rollout_key,
+    label_rollout_stamp_key,
     live_entry_key,
     revision_entry_key,
+    rollout_digest,
     split_entry,
     split_label_payload,
+    tagged,
 )
 from core.reads.points import Point
 
 # Says whether the cache answered ("hit") or the config was built ("miss").
 CACHE_HEADER = "X-Config-Cache"
+# Which variant of a label read answered (docs/contract.md "Reads per user"): sent on every
+# label read (`base` without a user id), on no other.
+VARIANT_HEADER = "X-Config-Variant"
 NO_CACHE = "private, no-cache"
 # The config at a revision never changes: a client may keep it for good.
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -66,12 +75,13 @@ class Builders:
     """What the upper floors give (`register`): `live_config(assistant_id, revision)` (a dict;
     None: no active assistant), `is_active(assistant_id)`, `config_at(revision, assistant_id)`
     (a dict, None: not active then; raises a LookupError for a revision the history does not
-    hold) and `label_revision(name)` (raises a LookupError for an unknown label)."""
+    hold) and `label_state(name)`: the label's (base revision, rollout: its JSON object or
+    None) (raises a LookupError for an unknown label)."""
 
     live_config: Callable[[str | None, int], dict | None] | None = None
     is_active: Callable[[str], bool] | None = None
     config_at: Callable[[int, str | None], dict | None] | None = None
-    label_revision: Callable[[str], int] | None = None
+    label_state: Callable[[str], tuple[int, dict | None]] | None = None
 
 
 builders = Builders()
@@ -113,18 +123,24 @@ class Read:
             other.point,
         )
 
-    def headers(self, revision: int, etag: str, coding: str, cached: bool) -> list:
-        """Every config response's headers, hit or miss, 200 or 304 (a 200 adds its types)."""
-        return [
+    def headers(self, revision: int, etag: str, coding: str, cached: bool, variant=None) -> list:
+        """Every config response's headers, hit or miss, 200 or 304 (a 200 adds its types);
+        a label read's say its variant."""
+        headers = [
             ("ETag", coded_etag(etag, coding)),
             ("X-Config-Revision", str(revision)),
             ("Cache-Control", self.cache_control),
             ("Vary", VARY),
             (CACHE_HEADER, "hit" if cached else "miss"),
         ]
+        if variant is not None:
+            headers.append((VARIANT_HEADER, variant))
+        return headers
 
-    def answer(self, revision, etag, body, coding, if_none_match, cached) -> ConfigAnswer:
-        headers = self.headers(revision, etag, coding, cached)
+    def answer(
+        self, revision, etag, body, coding, if_none_match, cached, variant=None
+    ) -> ConfigAnswer:
+        headers = self.headers(revision, etag, coding, cached, variant)
         if etag_matches(if_none_match, etag):
             return ConfigAnswer(304, headers, b"")
         types = [("Content-Type", "application/json"), *content_encoding(coding)]
@@ -242,8 +258,62 @@ def content_etag(body: bytes) -> str:
     return f'"label-{digest[:32]}"'
 
 
+# The last rollout record parsed, by label, with its bytes: a hit compares bytes rather than
+# parsing an allow-list of up to 1,000 ids again. Per process; bounded by the labels read.
+_parsed_rollouts: dict[str, tuple[bytes, dict | None]] = {}
+
+
+def parsed_rollout(label: str, payload: bytes) -> dict | None:
+    """A rollout record's payload as config_client.rollout.variant reads it (None: no
+    rollout), its users a frozenset."""
+    memo = _parsed_rollouts.get(label)
+    if memo is not None and memo[0] == payload:
+        return memo[1]
+    rollout = None
+    if payload != ABSENT:
+        rollout = json.loads(payload)
+        rollout["users"] = frozenset(rollout["users"])
+    if len(_parsed_rollouts) > 1000:
+        _parsed_rollouts.clear()
+    _parsed_rollouts[label] = (payload, rollout)
+    return rollout
+
+
+class LabelVariantEntry:
+    """The entry of one variant of a label read, as core.reads.build names an entry."""
+
+    entry_seconds = store.ENTRY_SECONDS
+    keeps_absence = True
+
+    def __init__(self, read: "LabelRead", variant: str):
+        self.read, self.variant = read, variant
+        self.mirror_name = read.mirror_name
+
+    def entry_key(self, coding: str) -> str:
+        return label_entry_key(self.read.point.label, self.read.assistant_id, coding, self.variant)
+
+
+# The last rollout record of each label this process parsed: {label: (its digest, rollout)}.
+# A per-user hit whose stamp (fetched in its MGET, tagged with the current move counter) has
+# that digest knows the user's variant: its MGET fetches that variant's entry alone, not the
+# record nor the other variant. The digest is of the content, so a restored database whose
+# counters went back never matches a rollout it does not hold.
+_known_rollouts: dict[str, tuple[bytes, dict | None]] = {}
+
+
+def know_rollout(label: str, payload: bytes, rollout: dict | None) -> None:
+    if len(_known_rollouts) > 1000 and label not in _known_rollouts:
+        _known_rollouts.clear()
+    _known_rollouts[label] = (rollout_digest(payload), rollout)
+
+
 class LabelRead(Read):
-    """The config at a label's revision: tagged with the label's move counter."""
+    """The config at a label's revision: tagged with the label's move counter. With a user id,
+    the user's variant under the label's rollout (config_client.rollout.variant, the one rule),
+    picked with no second round trip: when this process parsed the label's rollout record
+    (`_known_rollouts`), the MGET fetches the user's variant's entry, the mirror and the
+    record's stamp, and the hit checks the stamp is current and of that record; else it fetches
+    the base's and the candidate's entries and the record, and picks (learning the record)."""
 
     entry_seconds = store.ENTRY_SECONDS
     keeps_absence = True
@@ -251,27 +321,95 @@ class LabelRead(Read):
     def __init__(self, assistant_id: str | None, point: Point):
         super().__init__(assistant_id, point)
         self.mirror_name = ConfigRevision.for_label(point.label)
+        # What cache_names planned for a user: (digest, rollout, variant) known beforehand, or
+        # None (the record is fetched). Decided once: the MGET's values follow the plan.
+        self.known: tuple[bytes, dict | None, str] | None = None
+        self.planned = False
 
     def entry_key(self, coding: str) -> str:
         return label_entry_key(self.point.label, self.assistant_id, coding)
 
     def cache_names(self, coding: str) -> list[str]:
-        return [self.entry_key(coding), store.revision_key(self.mirror_name)]
+        label, mirror = self.point.label, store.revision_key(self.mirror_name)
+        if self.point.user_id is None:
+            return [self.entry_key(coding), mirror]
+        if not self.planned:
+            self.planned = True
+            known = _known_rollouts.get(label)
+            if known is not None:
+                self.known = (*known, pick_variant(self.point, known[1]))
+        if self.known is not None:
+            variant_entry = label_entry_key(label, self.assistant_id, coding, self.known[2])
+            return [variant_entry, mirror, label_rollout_stamp_key(label)]
+        return [
+            self.entry_key(coding),
+            mirror,
+            label_rollout_key(label),
+            label_entry_key(label, self.assistant_id, coding, CANDIDATE),
+        ]
+
+    def known_current(self, values, moves: int) -> bool:
+        """Whether the rollout this read planned with is the label's as of `moves`: the stamp
+        it fetched is tagged `moves` and holds the digest of the record it was parsed from."""
+        tag, digest = split_entry(values[2])
+        return tag == moves and digest == self.known[0]
 
     def hit(self, values, coding, if_none_match) -> ConfigAnswer | None:
-        entry, mirror = values
+        entry, mirror, *rollout_values = values
+        if mirror is None:
+            return None
+        moves = int(mirror)
+        variant = BASE
+        if self.known is not None:
+            if not self.known_current(values, moves):
+                return None  # the label changed since: the miss path learns it again
+            variant = self.known[2]
+        elif rollout_values:
+            record, candidate_entry = rollout_values
+            tag, payload = split_entry(record)
+            if tag != moves:
+                return None
+            rollout = parsed_rollout(self.point.label, payload)
+            know_rollout(self.point.label, payload, rollout)
+            variant = pick_variant(self.point, rollout)
+            if variant == CANDIDATE:
+                entry = candidate_entry
         tag, payload = split_entry(entry)
-        if mirror is None or tag != int(mirror) or payload == ABSENT:
+        if tag != moves or payload == ABSENT:
             return None
         revision, etag, body = split_label_payload(payload)
-        return self.answer(revision, etag, body, coding, if_none_match, True)
+        return self.answer(revision, etag, body, coding, if_none_match, True, variant)
 
     def get_or_build(self, coding, if_none_match, cached=None) -> ConfigAnswer:
         label = self.point.label
         moves = store.committed_counter(self.mirror_name)  # first: see the module docstring
+        state = []  # the label's (revision, rollout), read once, after `moves`
+
+        def label_state():
+            if not state:
+                state.append(builders.label_state(label))
+            return state[0]
+
+        variant, entry_cached = BASE, None if cached is None else cached[:2]
+        if self.point.user_id is not None:
+            known = self.known is not None and cached is not None
+            if known and self.known_current(cached, moves):
+                rollout = self.known[1]
+            else:
+                fetched_record = cached if cached is not None and self.known is None else None
+                rollout = self.current_rollout(moves, fetched_record, label_state)
+            variant = pick_variant(self.point, rollout)
+            if cached is None:
+                entry_cached = None
+            elif self.known is not None:  # the MGET fetched the entry of the variant planned
+                entry_cached = cached[:2] if self.known[2] == variant else None
+            elif variant == CANDIDATE:
+                entry_cached = (cached[3], cached[1])
 
         def make():
-            revision = builders.label_revision(label)
+            revision, rollout = label_state()
+            if variant == CANDIDATE and rollout is not None:
+                revision = rollout["revision"]
             body, _ = RevisionRead(self.assistant_id, Point(revision=revision)).body()
             if body is None:
                 return build.Built(None)
@@ -279,12 +417,45 @@ class LabelRead(Read):
             return build.Built(body, head)
 
         payload, from_cache = build.get_or_build(
-            self, tag=moves, build=make, coding=coding, cached=cached
+            LabelVariantEntry(self, variant),
+            tag=moves,
+            build=make,
+            coding=coding,
+            cached=entry_cached,
         )
         if payload is None:
             raise NothingThere(f"No active assistant with this id at label “{label}”.")
         revision, etag, body = split_label_payload(payload)
-        return self.answer(revision, etag, body, coding, if_none_match, from_cache)
+        return self.answer(revision, etag, body, coding, if_none_match, from_cache, variant)
+
+    def current_rollout(self, moves: int, cached, label_state) -> dict | None:
+        """The label's rollout as of `moves`: the record this request fetched if current, else
+        the label's row (read after `moves`: as new as the tag says), stored as the record with
+        its stamp. Either way this process knows it afterwards."""
+        label = self.point.label
+        if cached is not None:
+            tag, payload = split_entry(cached[2])
+            if tag == moves:
+                rollout = parsed_rollout(label, payload)
+                know_rollout(label, payload, rollout)
+                return rollout
+        rollout = label_state()[1]
+        payload = ABSENT if rollout is None else render_json(rollout)
+        record = {
+            label_rollout_key(label): tagged(moves, payload),
+            label_rollout_stamp_key(label): tagged(moves, rollout_digest(payload)),
+        }
+        store.try_cache(
+            "storing a label's rollout", lambda s: s.set_many(record, store.ENTRY_SECONDS)
+        )
+        rollout = parsed_rollout(label, payload)
+        know_rollout(label, payload, rollout)
+        return rollout
+
+
+def pick_variant(point: Point, rollout: dict | None) -> str:
+    """`base` or `candidate` for the point's user (config_client.rollout.variant)."""
+    return rollout_variant(point.label, rollout, point.user_id)
 
 
 def read_for(assistant_id: str | None, point: Point) -> Read:

@@ -11,16 +11,18 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.views import APIView
 
 from core.api.errors import READ_ERRORS, error_responses
+from core.models import USER_ID_MAX_LENGTH
 from core.reads.codings import response_coding
 from core.reads.fetch import request_read
 from core.reads.points import (
     LABEL_PARAMETER,
     REVISION_PARAMETER,
+    USER_PARAMETER,
     BadQuery,
     Point,
     point_asked,
 )
-from core.reads.reads import CACHE_HEADER, IMMUTABLE, read_for
+from core.reads.reads import CACHE_HEADER, IMMUTABLE, VARIANT_HEADER, read_for
 
 
 def config_response(request, assistant_id: str | None) -> HttpResponse:
@@ -31,16 +33,15 @@ def config_response(request, assistant_id: str | None) -> HttpResponse:
     except BadQuery as exc:
         raise ValidationError({exc.field: exc.messages}) from None
     if not point.asked:
-        point = Point(label=getattr(request.auth, "label", None))
+        point = Point(label=getattr(request.auth, "label", None), user_id=point.user_id)
     read = read_for(assistant_id, point)
     coding = response_coding(request.headers.get("Accept-Encoding"))
     fetched = request_read(request.META)
+    cached = fetched.cached_for(read, coding) if fetched else None
+    if cached is not None:
+        read = fetched.plan.read  # the same read, with what its plan decided (LabelRead.known)
     try:
-        answer = read.get_or_build(
-            coding,
-            request.headers.get("If-None-Match"),
-            fetched.cached_for(read, coding) if fetched else None,
-        )
+        answer = read.get_or_build(coding, request.headers.get("If-None-Match"), cached)
     except LookupError as exc:  # an unknown revision or label; nothing active there
         raise NotFound(str(exc.args[0]) if exc.args else None) from None
     if answer.status == 304:
@@ -87,6 +88,16 @@ PARAMETERS = [
         enum=["hit", "miss"],
     ),
     OpenApiParameter(
+        VARIANT_HEADER,
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=[200, 304],
+        required=False,
+        enum=["base", "candidate"],
+        description="On a label read only: the variant served under the label's rollout "
+        "(`base` without `user_id`).",
+    ),
+    OpenApiParameter(
         REVISION_PARAMETER,
         OpenApiTypes.INT,
         OpenApiParameter.QUERY,
@@ -105,6 +116,16 @@ PARAMETERS = [
             "current config. A key pinned to a label serves that label's when neither `label` "
             "nor `revision` is given. The ETag changes only when the label moves to content "
             "that differs."
+        ),
+    ),
+    OpenApiParameter(
+        USER_PARAMETER,
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        description=(
+            "With a label read (`label`, or a key pinned to one): serve this user's variant "
+            "under the label's rollout (`X-Config-Variant`); without it, the base. Ignored by "
+            f"live and revision reads. 1 to {USER_ID_MAX_LENGTH} characters."
         ),
     ),
 ]

@@ -198,7 +198,10 @@ class RedisStore(Store):
             return None
         pool = self.async_client().connection_pool
         try:
-            async with asyncio.timeout(ASYNC_CONNECTION_WAIT):
+            if self._connections.locked():  # else acquire() returns at once: no timer to set
+                async with asyncio.timeout(ASYNC_CONNECTION_WAIT):
+                    await self._connections.acquire()
+            else:
                 await self._connections.acquire()
         except TimeoutError:
             busy = TimeoutError(

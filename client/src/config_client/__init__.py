@@ -7,5 +7,13 @@
 from config_client._bundle import Bundle, UnknownAssistant
 from config_client._client import ConfigClient, ConfigUnavailable
 from config_client._http import FetchFailed
+from config_client.templates import TemplateError
 
-__all__ = ["Bundle", "ConfigClient", "ConfigUnavailable", "FetchFailed", "UnknownAssistant"]
+__all__ = [
+    "Bundle",
+    "ConfigClient",
+    "ConfigUnavailable",
+    "FetchFailed",
+    "TemplateError",
+    "UnknownAssistant",
+]

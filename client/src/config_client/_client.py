@@ -9,6 +9,12 @@ One fetch path, many triggers: the poller thread waits on `_wake` for poll_inter
 and anything that learns of a change early (the Server-Sent Events listener on
 /api/v1/config/events/, `listen=True`: config_client._events) only sets `_wake` or calls
 `refresh()`. The poll stays the truth: a missed or duplicated event costs at most one extra 304.
+
+A client of a label also holds the label's rollout (its JSON's `rollout`, read after each
+fetch) and the bundle of the rollout's candidate (fetched by revision when the candidate
+changes): `assistant(name, user_id=U)` and `bundle_for(U)` pick the user's variant locally with
+config_client.rollout.variant, the rule the server uses, with no request per user. A rollout
+change is a `label` event, which wakes the fetch like any other.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from config_client import rollout as rollouts
 from config_client._bundle import Bundle, UnknownAssistant, index_assistants
 from config_client._events import EventListener
 from config_client._http import (
@@ -29,13 +36,19 @@ from config_client._http import (
     Fetched,
     FetchFailed,
     bundle_url,
+    check_label,
     fetch_bundle,
+    label_url,
+    revision_url,
 )
 from config_client._store import UnusableFile, read_file, touch_file, write_file
+from config_client.outcomes import OutcomeRecorder
+from config_client.templates import render
 
 logger = logging.getLogger("config_client")
 
 ChangeCallback = Callable[[Bundle], object]
+_CLIENT_LABEL = object()  # record_outcome's label when none is given: the client's
 
 
 class ConfigUnavailable(Exception):
@@ -96,6 +109,10 @@ class ConfigClient:
         self._fetch_lock = threading.Lock()  # one request at a time, so ETags stay in order
         self._bundle: Bundle | None = None
         self._index: dict[str, dict[str, Any]] = {}
+        # The label's rollout (None: none) and its candidate's bundle and index.
+        self._rollout: dict[str, Any] | None = None
+        self._candidate: Bundle | None = None
+        self._candidate_index: dict[str, dict[str, Any]] = {}
         self._etag: str | None = None
         self._fresh_at: float | None = None  # time.monotonic() of the last confirmation
         self._file_current = False  # the file holds what is served (so a 304 may touch it)
@@ -108,6 +125,9 @@ class ConfigClient:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener: EventListener | None = None
+        # What record_outcome adds up and sends (config_client.outcomes); its thread starts
+        # with the first record.
+        self.outcomes = OutcomeRecorder(self.base_url, api_key, timeout=timeout)
 
     # What the runtime reads -------------------------------------------------------------
 
@@ -119,14 +139,49 @@ class ConfigClient:
             raise ConfigUnavailable(self.url, self.cache_path, "start() was not called", "")
         return bundle
 
-    def assistant(self, name_or_id: str) -> dict[str, Any]:
-        """The resolved config of an active assistant, by name or id."""
+    def assistant(self, name_or_id: str, user_id: str | None = None) -> dict[str, Any]:
+        """The resolved config of an active assistant, by name or id: for `user_id`, their
+        variant under the label's rollout (None: the base)."""
         with self._lock:
             bundle, index = self.bundle, self._index
+            if user_id is not None and self._variant(user_id) == rollouts.CANDIDATE:
+                bundle, index = self._candidate, self._candidate_index
         try:
             return index[name_or_id]
         except KeyError:
             raise UnknownAssistant(name_or_id, [a["name"] for a in bundle["assistants"]]) from None
+
+    def render(self, name_or_id: str, /, **values: Any) -> str:
+        """The assistant's instructions rendered with these variable values, offline from the
+        bundle being served, exactly as the server's render endpoint renders them (one grammar:
+        config_client.templates). Raises TemplateError naming a required variable left out, an
+        undeclared one, or a value of the wrong type."""
+        config = self.assistant(name_or_id)
+        return render(config.get("instructions") or "", config.get("variables") or [], values)
+
+    def bundle_for(self, user_id: str | None) -> Bundle:
+        """The bundle `user_id` gets (their variant under the label's rollout; None: the
+        base): what `build_agents` takes to build one user's agents."""
+        with self._lock:
+            bundle = self.bundle
+            if user_id is not None and self._variant(user_id) == rollouts.CANDIDATE:
+                return self._candidate
+        return bundle
+
+    def variant(self, user_id: str | None) -> str:
+        """`base` or `candidate`: which variant of the label `user_id` gets."""
+        with self._lock:
+            return self._variant(user_id)
+
+    @property
+    def rollout(self) -> dict[str, Any] | None:
+        """The label's rollout being served (`id`, `revision`, `percent`, `users`), or None."""
+        return self._rollout
+
+    def _variant(self, user_id: str | None) -> str:
+        if self.label is None or self._candidate is None:
+            return rollouts.BASE
+        return rollouts.variant(self.label, self._rollout, user_id)
 
     @property
     def revision(self) -> int | None:
@@ -171,6 +226,39 @@ class ConfigClient:
         thread; an exception in it is logged and changes nothing else)."""
         self._callbacks.append(callback)
 
+    # Outcomes --------------------------------------------------------------------------------
+
+    def record_outcome(
+        self,
+        assistant: str,
+        *,
+        revision: int | None = None,
+        label: str | None | object = _CLIENT_LABEL,
+        variant: str | None = None,
+        **counts: int,
+    ) -> None:
+        """Add an outcome (runs=1, errors=…, tool_calls=…, tool_errors=…, input_tokens=…,
+        output_tokens=…, latency_ms=… (the sum), feedback_up=…, feedback_down=…) for an
+        assistant (name or id) at a revision (the bundle's by default), under this client's
+        label by default. Returns at once and never raises; see config_client.outcomes."""
+        try:
+            config = self._index.get(assistant)
+            self.outcomes.start()
+            self.outcomes.record(
+                assistant=config["id"] if config else assistant,
+                revision=self.revision if revision is None else revision,
+                label=self.label if label is _CLIENT_LABEL else label,
+                variant=variant,
+                **counts,
+            )
+        except Exception:  # noqa: BLE001  (the runtime must never see it)
+            logger.debug("record_outcome failed", exc_info=True)
+
+    @property
+    def outcomes_dropped(self) -> int:
+        """Outcome records lost (memory bound while the server is away, or refused)."""
+        return self.outcomes.dropped
+
     # Life cycle ----------------------------------------------------------------------------
 
     def start(self) -> ConfigClient:
@@ -207,7 +295,9 @@ class ConfigClient:
         return self._fetch(self.timeout)
 
     def stop(self) -> None:
-        """Stop polling and listening; the bundle held stays readable."""
+        """Stop polling and listening, and send the outcomes recorded; the bundle held stays
+        readable."""
+        self.outcomes.stop()
         self._stop.set()
         self._wake.set()
         if self._listener is not None:
@@ -251,6 +341,7 @@ class ConfigClient:
         age = max(0.0, time.time() - stored.mtime)
         with self._lock:
             self._serve(stored.bundle)
+            self._serve_rollout(stored.rollout, stored.candidate)
             # Only an ETag this client stored and sealed may be confirmed by a 304.
             self._etag = stored.etag if stored.verified else None
             self._fresh_at = time.monotonic() - age
@@ -282,24 +373,61 @@ class ConfigClient:
                     label=self.label,
                     max_body_bytes=self.max_body_bytes,
                 )
+                rollout, candidate = self._fetch_rollout(timeout)
             except FetchFailed as exc:
                 failure = exc
             except Exception as exc:  # a failure fetch_bundle did not foresee is still a failure
                 logger.debug("unexpected fetch failure", exc_info=True)
                 failure = FetchFailed(f"fetching {self.url} failed: {type(exc).__name__}")
             else:
-                return self._accept(answer)
+                return self._accept(answer, rollout, candidate)
             with self._lock:
                 self._errors += 1
                 self._last_error = str(failure)
             logger.warning("config fetch failed (%d so far): %s", self._errors, failure)
             raise failure from None
 
-    def _accept(self, answer: Fetched) -> bool:
+    def _fetch_rollout(self, timeout: float) -> tuple[dict[str, Any] | None, Bundle | None]:
+        """The label's rollout and its candidate's bundle (fetched only when the candidate
+        revision is not the one held); (None, None) for a client of no label."""
+        if self.label is None:
+            return None, None
+        answer = fetch_bundle(
+            label_url(self.base_url, self.label),
+            self._api_key,
+            etag=None,
+            timeout=timeout,
+            label=self.label,
+            max_body_bytes=self.max_body_bytes,
+            check=check_label,
+        )
+        rollout = (answer.bundle or {}).get("rollout")
+        if rollout is None:
+            return None, None
+        held = self._candidate
+        if held is not None and held["revision"] == rollout["revision"]:
+            return rollout, held
+        candidate = fetch_bundle(
+            revision_url(self.base_url, rollout["revision"]),
+            self._api_key,
+            etag=None,
+            timeout=timeout,
+            label=None,
+            max_body_bytes=self.max_body_bytes,
+        )
+        return rollout, candidate.bundle
+
+    def _accept(
+        self, answer: Fetched, rollout: dict[str, Any] | None, candidate: Bundle | None
+    ) -> bool:
         with self._lock:
             self._fresh_at = time.monotonic()
             self._last_status = answer.status
             self._last_error = None
+            served_before = self._bundle is not None
+            rollout_changed = (rollout, candidate) != (self._rollout, self._candidate)
+            if rollout_changed:
+                self._serve_rollout(rollout, candidate)
             if answer.status == 304 or answer.bundle is None:
                 changed, rewrite = False, False
             else:
@@ -310,6 +438,8 @@ class ConfigClient:
                 self._etag = answer.etag
                 rewrite = changed or previous is None or answer.etag != etag_before
                 rewrite = rewrite or not self._file_current
+            changed = changed or (rollout_changed and served_before)
+            rewrite = rewrite or rollout_changed
             bundle, etag = self._bundle, self._etag
         if self.cache_path is not None and bundle is not None:
             if rewrite:
@@ -324,10 +454,24 @@ class ConfigClient:
         self._bundle = bundle
         self._index = index_assistants(bundle)
 
+    def _serve_rollout(self, rollout: dict[str, Any] | None, candidate: Bundle | None) -> None:
+        if rollout is None or candidate is None:
+            rollout, candidate = None, None
+        self._rollout, self._candidate = rollout, candidate
+        self._candidate_index = index_assistants(candidate) if candidate is not None else {}
+
     def _save(self, bundle: Bundle, etag: str | None) -> None:
         assert self.cache_path is not None
         try:
-            write_file(self.cache_path, bundle, etag=etag, label=self.label, api_key=self._api_key)
+            write_file(
+                self.cache_path,
+                bundle,
+                etag=etag,
+                label=self.label,
+                api_key=self._api_key,
+                rollout=self._rollout,
+                candidate=self._candidate,
+            )
         except (OSError, ValueError, RecursionError) as exc:  # full disk, unencodable text
             self._file_current = False
             logger.warning("could not write the cache file %s: %s", self.cache_path, exc)

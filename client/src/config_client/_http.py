@@ -22,12 +22,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from config_client._bundle import BundleError, check_bundle
 
 BUNDLE_PATH = "/api/v1/config/"
+LABELS_PATH = "/api/v1/labels/"
 USER_AGENT = "assistant-config-client/0.1"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # a real bundle is a few hundred KiB at most
 READ_CHUNK_BYTES = 64 * 1024
@@ -145,6 +147,35 @@ def bundle_url(base_url: str, label: str | None) -> str:
     return url + "?" + urllib.parse.urlencode({"label": label}) if label else url
 
 
+def revision_url(base_url: str, revision: int) -> str:
+    """The bundle at a revision: a rollout's candidate (what a per-user read of it serves)."""
+    return base_url.rstrip("/") + BUNDLE_PATH + "?" + urllib.parse.urlencode({"revision": revision})
+
+
+def label_url(base_url: str, label: str) -> str:
+    return base_url.rstrip("/") + LABELS_PATH + urllib.parse.quote(label, safe="") + "/"
+
+
+def check_label(data: Any) -> dict[str, Any]:
+    """A label's JSON, as far as the client reads it: its `rollout` (null, or an object with
+    `id`, `revision`, `percent` and `users`, as config_client.rollout.variant reads it)."""
+    if not isinstance(data, dict):
+        raise BundleError(f"expected a JSON object, got {type(data).__name__}")
+    rollout = data.get("rollout")
+    if rollout is None:
+        return data
+    if not (
+        isinstance(rollout, dict)
+        and isinstance(rollout.get("id"), str)
+        and isinstance(rollout.get("revision"), int)
+        and isinstance(rollout.get("percent"), (int, float))
+        and isinstance(rollout.get("users"), list)
+        and all(isinstance(user, str) for user in rollout["users"])
+    ):
+        raise BundleError("/rollout is not a rollout (id, revision, percent, users)")
+    return data
+
+
 def fetch_bundle(
     url: str,
     api_key: str,
@@ -153,8 +184,11 @@ def fetch_bundle(
     timeout: float,
     label: str | None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    check: Callable[[Any], dict[str, Any]] = check_bundle,
 ) -> Fetched:
-    """GET the bundle within `timeout` seconds in all (connect, answer and body)."""
+    """GET the bundle within `timeout` seconds in all (connect, answer and body). `check`
+    refuses (BundleError) a JSON answer that is not what was asked for: by default a bundle;
+    config_client._client reads a label's JSON with it too."""
     headers = {
         "Authorization": f"Bearer {api_key}",
         "Accept": "application/json",
@@ -190,12 +224,12 @@ def fetch_bundle(
             if deadline.expired:  # a body without a length just stops at the shutdown
                 raise FetchFailed(_explain(deadline, url, "the deadline passed"))
     try:
-        bundle = check_bundle(json.loads(body))
+        bundle = check(json.loads(body))
     except RecursionError:
         problem = "JSON nested too deeply"
-        raise FetchFailed(f"{url} answered 200 with an unusable bundle: {problem}") from None
+        raise FetchFailed(f"{url} answered 200 with an unusable answer: {problem}") from None
     except (ValueError, BundleError) as exc:
-        raise FetchFailed(f"{url} answered 200 with an unusable bundle: {exc}") from None
+        raise FetchFailed(f"{url} answered 200 with an unusable answer: {exc}") from None
     return Fetched(200, answer_headers.get("ETag"), bundle)
 
 

@@ -7,7 +7,9 @@ rename itself survives a power cut. The API key is never written.
 
 The file wraps the bundle with the ETag it was served with (so the first request after a
 restart can be a conditional GET) and the label it was read for (a file written for another
-label is not served). A bare bundle, e.g. saved with curl, is read too.
+label is not served). A label under a rollout adds its `rollout` and the `candidate` bundle, so
+a restart from the file serves each user their variant. A bare bundle, e.g. saved with curl, is
+read too.
 
 Integrity: the file carries an HMAC-SHA256 of its label, ETag and bundle keyed by the API key
 (`hmac_sha256`), so a 304 can only ever confirm what this client stored: a file whose HMAC does
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config_client._bundle import Bundle, BundleError, check_bundle
+from config_client._http import check_label
 
 FORMAT = "assistant-config-client/1"
 
@@ -42,6 +45,8 @@ class Stored:
     etag: str | None
     mtime: float  # seconds since the epoch: when the bundle was last confirmed current
     verified: bool  # its HMAC matched: written by this client with this key
+    rollout: dict | None = None  # the label's rollout, and the bundle of its candidate
+    candidate: Bundle | None = None
 
 
 def read_file(path: Path, *, label: str | None, api_key: str) -> Stored | None:
@@ -75,21 +80,36 @@ def read_file(path: Path, *, label: str | None, api_key: str) -> Stored | None:
                     "or written with another API key"
                 )
             verified = True
-        etag, data = data.get("etag"), data.get("bundle")
+        etag, rollout, candidate = data.get("etag"), data.get("rollout"), data.get("candidate")
+        data = data.get("bundle")
     else:
-        etag = None  # a bare bundle
+        etag, rollout, candidate = None, None, None  # a bare bundle
     try:
         bundle = check_bundle(data)
+        if rollout is not None:
+            rollout = check_label({"rollout": rollout})["rollout"]
+            candidate = check_bundle(candidate)
     except BundleError as exc:
         raise UnusableFile(f"not a config bundle: {exc}") from None
-    return Stored(bundle, etag if isinstance(etag, str) else None, mtime, verified)
+    etag = etag if isinstance(etag, str) else None
+    return Stored(bundle, etag, mtime, verified, rollout, candidate if rollout else None)
 
 
 def write_file(
-    path: Path, bundle: Bundle, *, etag: str | None, label: str | None, api_key: str
+    path: Path,
+    bundle: Bundle,
+    *,
+    etag: str | None,
+    label: str | None,
+    api_key: str,
+    rollout: dict | None = None,
+    candidate: Bundle | None = None,
 ) -> None:
-    """Replace the file atomically with this bundle (raises OSError on failure)."""
+    """Replace the file atomically with this bundle (and the label's rollout and candidate
+    bundle, if any) (raises OSError on failure)."""
     data: dict[str, object] = {"format": FORMAT, "label": label, "etag": etag, "bundle": bundle}
+    if rollout is not None:
+        data.update(rollout=rollout, candidate=candidate)
     data["hmac_sha256"] = _seal(data, api_key)
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +133,8 @@ def _seal(data: dict, api_key: str) -> str:
     """The HMAC of what the file says, over a canonical JSON form (so not over its bytes,
     which a reader cannot reproduce; key order and spacing do not matter, values do)."""
     signed = {name: data.get(name) for name in ("format", "label", "etag", "bundle")}
+    # Sealed when present only: a file without a rollout keeps the seal older clients wrote.
+    signed.update({name: data[name] for name in ("rollout", "candidate") if name in data})
     canonical = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hmac.new(api_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 

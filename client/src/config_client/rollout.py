@@ -12,6 +12,7 @@ shuffle.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from decimal import Decimal
@@ -29,6 +30,7 @@ def bucket(label: str, rollout_id: str, user_id: str) -> int:
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
+@functools.lru_cache(maxsize=256)  # called per user; a rollout has one percent at a time
 def percent_bound(percent: Decimal | float | int | str) -> int:
     """`percent × 100` as the exclusive bucket bound; exact for two decimals (12.34 → 1234)."""
     return int((Decimal(str(percent)) * 100).to_integral_value())

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import backup
+from config_backend.management.options import add_output_file
 from core.ops.terminal import terminal_safe
 
 
@@ -15,11 +16,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "-o",
-            "--output",
-            metavar="FILE",
-            help="Where to write it (default: backups/service-<timestamp>.dump, or .sqlite3).",
+        add_output_file(
+            parser, "Where to write it (default: backups/service-<timestamp>.dump, or .sqlite3)."
         )
 
     def handle(self, *args, output, **options):

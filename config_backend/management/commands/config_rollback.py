@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config_backend.history.selectors import MalformedPoint, resolve_point
 from config_backend.history.services import RollbackRefused, rollback
+from config_backend.management.options import add_revision_note, add_switch
 from core.ops.terminal import command_refused, terminal_safe
 from core.store import CacheUnavailable
 
@@ -16,12 +17,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("to", metavar="X", help="The revision to roll back to.")
-        parser.add_argument(
+        add_switch(
+            parser,
             "--prune",
-            action="store_true",
-            help="Delete the assistants and tools created after X (and their threads).",
+            "Delete the assistants and tools created after X (and their threads).",
         )
-        parser.add_argument("--message", "-m", default="", help="The new revision's note.")
+        add_revision_note(parser, "The new revision's note.")
 
     def handle(self, *args, to, prune, message, **options):
         try:

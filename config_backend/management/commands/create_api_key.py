@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from config_backend.management.options import add_switch
 from core.api.json_input import unstorable_text_problem
 from core.api.keys import key_grant_problems
 from core.models import APIKey, Label, validate_label_name
@@ -33,10 +34,10 @@ class Command(BaseCommand):
             help="Pin the key's config reads to this label (e.g. production): without "
             "?label= or ?revision= they serve the config at the label's revision.",
         )
-        parser.add_argument(
+        add_switch(
+            parser,
             "--protected",
-            action="store_true",
-            help="With --scope write: may also move protected labels (PROTECTED_LABELS).",
+            "With --scope write: may also move protected labels (PROTECTED_LABELS).",
         )
         parser.add_argument(
             "--as-user",

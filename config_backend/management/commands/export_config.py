@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
 from config_backend.history.selectors import MalformedPoint, resolve_point, state_of
+from config_backend.management.options import add_output_file, add_switch
 from config_backend.transfer.file_format import serialize_state
 from core.ops.terminal import terminal_safe
 
@@ -15,12 +16,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("-o", "--output", metavar="FILE", help="Write here, not to stdout.")
-        parser.add_argument(
-            "--include-threads",
-            action="store_true",
-            help="Also export the users' conversation threads.",
-        )
+        add_output_file(parser, "Write here, not to stdout.")
+        add_switch(parser, "--include-threads", "Also export the users' conversation threads.")
         parser.add_argument(
             "--at",
             metavar="X",

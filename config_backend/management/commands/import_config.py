@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import transfer
+from config_backend.management.options import add_revision_note, add_switch
 from core.changes import ChangeContext, change_context, os_user
 from core.models import Revision
 from core.ops import metrics
@@ -28,18 +29,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="The JSON file to import.")
-        parser.add_argument(
+        add_switch(
+            parser,
             "--dry-run",
-            action="store_true",
-            help="Validate and report what would change; write nothing (no backup either).",
+            "Validate and report what would change; write nothing (no backup either).",
         )
-        parser.add_argument(
+        add_switch(
+            parser,
             "--prune",
-            action="store_true",
-            help=(
-                "Delete the assistants and tools the file does not mention (and their links "
-                "and threads); threads too when the file has a `threads` key."
-            ),
+            "Delete the assistants and tools the file does not mention (and their links and "
+            "threads); threads too when the file has a `threads` key.",
         )
         backup = parser.add_mutually_exclusive_group()
         backup.add_argument(
@@ -47,10 +46,8 @@ class Command(BaseCommand):
             default="backups",
             help="Where the backup of the current config goes (default: backups/).",
         )
-        backup.add_argument("--no-backup", action="store_true", help="Don't write a backup first.")
-        parser.add_argument(
-            "--message", "-m", default="", help="A note for the revision the import makes."
-        )
+        add_switch(backup, "--no-backup", "Don't write a backup first.")
+        add_revision_note(parser, "A note for the revision the import makes.")
 
     def handle(self, *args, file, dry_run, prune, backup_dir, no_backup, message, **options):
         try:

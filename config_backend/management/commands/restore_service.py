@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from config_backend import backup
+from config_backend.management.options import add_switch
 from core.ops.terminal import terminal_safe
 
 
@@ -17,10 +18,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="A file written by backup_service.")
-        parser.add_argument(
+        add_switch(
+            parser,
             "--force",
-            action="store_true",
-            help="Replace what a non-empty database holds (its objects are dropped first).",
+            "Replace what a non-empty database holds (its objects are dropped first).",
         )
 
     def handle(self, *args, file, force, **options):

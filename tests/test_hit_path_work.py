@@ -1,0 +1,167 @@
+"""What a cache hit no longer redoes on every request (bench/RESULTS.md "Servers: a logged hit"):
+each speed-up is shown by the fast path serving the hit while the work it saves is counted.
+The rules stay exact: a key change, a wrong secret, another host are decided as before."""
+
+import asyncio
+
+import pytest
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from core.asgi_app import AsyncConfigFastPath, DjangoASGIHandler
+from core.models import APIKey
+from core.reads import fast_path
+from core.reads.points import PLAIN
+from tests.factories import asgi_gets, assistant_with_tools, key_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hashes(monkeypatch):
+    """The keys the API-key hash was computed for, in order (the library's verifier, counted)."""
+    generator = APIKey.objects.key_generator
+    verify = generator.verify
+    computed = []
+
+    def counting_verify(key, hashed_key):
+        computed.append(key)
+        return verify(key, hashed_key)
+
+    monkeypatch.setattr(generator, "verify", counting_verify)
+    return computed
+
+
+def config_url(assistant) -> str:
+    return f"/api/v1/assistants/{assistant.id}/config/"
+
+
+def test_a_key_is_hashed_once_and_later_hits_with_it_compute_no_hash(secretary, hashes):
+    client = key_client("read")
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "miss"
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+    hashes.clear()
+
+    for _ in range(3):
+        response = client.get(config_url(secretary))
+        assert response.status_code == 200 and response["X-Config-Cache"] == "hit"
+    assert len(hashes) == 0
+
+    # A wrong secret for the same prefix is hashed, and refused, every time.
+    wrong = client.raw_key[:-1] + ("x" if client.raw_key[-1] != "x" else "y")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {wrong}")
+    for _ in range(2):
+        assert client.get(config_url(secretary)).status_code == 401
+    assert hashes.count(wrong) >= 2
+
+
+def test_a_key_revoked_after_hits_that_computed_no_hash_is_refused_at_once(secretary, hashes):
+    client = key_client("read")
+    for _ in range(3):
+        client.get(config_url(secretary))
+    hashes.clear()
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "hit" and len(hashes) == 0
+
+    with transaction.atomic():
+        key = APIKey.objects.get()
+        key.revoked = True
+        key.save()
+
+    assert client.get(config_url(secretary)).status_code == 401
+
+
+def test_a_second_hit_of_the_same_read_makes_no_new_plan(secretary, monkeypatch):
+    from core.reads import fetch
+
+    made = []
+    read_for = fetch.read_for
+    monkeypatch.setattr(fetch, "read_for", lambda *args: made.append(args) or read_for(*args))
+    client = key_client("read")
+    client.get(config_url(secretary))  # the miss (the plan and the key's record are made)
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+    made.clear()
+
+    for _ in range(3):
+        assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+        gzipped = client.get(config_url(secretary), HTTP_ACCEPT_ENCODING="gzip")
+        assert gzipped["X-Config-Cache"] == "hit" and gzipped["Content-Encoding"] == "gzip"
+    assert made == [(str(secretary.id), PLAIN)]  # once more: the gzip read's plan
+
+
+@pytest.fixture
+def asgi_app(monkeypatch):
+    """What `make serve` serves, driven in process (tests/factories.py asgi_gets)."""
+    monkeypatch.setitem(connections.settings[DEFAULT_DB_ALIAS], "CONN_MAX_AGE", 0)
+    return AsyncConfigFastPath(DjangoASGIHandler())
+
+
+def raw_response_starts(
+    app, path: str, key: str, times: int, host: bytes = b"localhost"
+) -> list[dict]:
+    """The `http.response.start` messages of `times` GETs of `path`, as the server gets them."""
+    starts = []
+
+    async def get():
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "query_string": b"",
+            "headers": [(b"host", host), (b"authorization", f"Bearer {key}".encode())],
+        }
+
+        body_sent = asyncio.Event()
+
+        async def receive():
+            if not body_sent.is_set():
+                body_sent.set()
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()  # the client stays connected
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                starts.append(message)
+
+        await app(scope, receive, send)
+
+    async def all_of_them():
+        for _ in range(times):
+            await get()
+
+    asyncio.run(all_of_them())
+    return starts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hits_validate_their_host_once_and_another_host_is_still_refused(asgi_app, monkeypatch):
+    validated = []
+    validate_host = fast_path.validate_host
+    monkeypatch.setattr(
+        fast_path, "validate_host", lambda *args: validated.append(args[0]) or validate_host(*args)
+    )
+    url = f"/api/v1/assistants/{assistant_with_tools(2).id}/config/"
+    key = APIKey.objects.create_key(name="runtime", scope="read")[1]
+    auth = {"Authorization": f"Bearer {key}"}
+    answers = asgi_gets(asgi_app, *[(url, auth)] * 4)
+
+    assert [headers["x-config-cache"] for _, headers, _ in answers] == ["miss", *["hit"] * 3]
+    assert validated == ["localhost"]
+    (refused,) = raw_response_starts(asgi_app, url, key, 1, host=b"evil.example")
+    assert refused["status"] == 400  # Django's answer to a host it refuses, as before
+    assert validated == ["localhost", "evil.example"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hits_of_one_entry_send_the_same_encoded_header_block(asgi_app):
+    url = f"/api/v1/assistants/{assistant_with_tools(2).id}/config/"
+    key = APIKey.objects.create_key(name="runtime", scope="read")[1]
+    miss, *hits = raw_response_starts(asgi_app, url, key, 4)
+
+    assert (b"x-config-cache", b"hit") in [(n.lower(), v) for n, v in hits[0]["headers"]]
+    first, *others = [start["headers"] for start in hits]
+    for headers in others:
+        # The entry's and the security headers: the very bytes of the first hit, not encoded
+        # again; its length and request id: its own.
+        assert all(mine is theirs for mine, theirs in zip(headers[:-2], first[:-2], strict=True))
+        assert headers[-1][0].lower() == b"x-request-id" and headers[-1] != first[-1]
+    assert len({id(value) for _, value in first[:-2]}) == len(first) - 2
