@@ -28,10 +28,15 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from config_backend.admin_requests import requested  # and the Label requests page
+from config_backend.history.approvals import (
+    Requester,
+    pending_label_requests,
+    request_or_change_label,
+)
 from config_backend.history.labels import (
     LabelChange,
     NoRollout,
-    change_label,
     checked_change,
     checked_rollout,
     is_protected,
@@ -48,7 +53,7 @@ from config_backend.history.services import (
 from config_backend.history.states import UnknownRevision
 from core.admin.actions import change_note_field
 from core.admin.history import field_page, shown_change
-from core.models import LIVE, Label, Revision
+from core.models import LIVE, Label, LabelRequest, Revision
 from outcomes.selectors import label_comparison_context
 
 # Changes listed on a page of a revision; a diff shown before a confirmation lists at most
@@ -356,9 +361,18 @@ class LabelRolloutForm(forms.Form):
         return data
 
 
-def apply_label_change(request, label: Label, change: LabelChange, note: str) -> Label:
-    """Every label change the admin makes (a rollout, a promote, an abort), as its user."""
-    return change_label(label.name, change, author=request.user.get_username(), message=note)
+def apply_label_change(
+    request, label: Label, change: LabelChange, note: str
+) -> Label | LabelRequest:
+    """Every label change the admin makes (a move, a rollout, a promote, an abort), as its
+    user: made, or, for a protected label under LABEL_APPROVALS, a request (nothing moves)."""
+    return request_or_change_label(
+        label.name,
+        change,
+        author=request.user.get_username(),
+        message=note,
+        requester=Requester.of_user(request.user),
+    )
 
 
 @admin.register(Label)
@@ -416,6 +430,7 @@ class LabelAdmin(ReadOnlyAdmin):
             protected=is_protected(label.name),
             moves=label_history(label.name)[:100],
             may_move=may_move_label(request.user, label.name),
+            pending_requests=pending_label_requests(label.name),  # approvals (issue 22)
             **label_comparison_context(label=label.name, days=request.GET.get("days")),
         )
 
@@ -469,6 +484,8 @@ class LabelAdmin(ReadOnlyAdmin):
                 problems = getattr(exc, "messages", [str(exc)])
                 self.message_user(request, " ".join(problems), messages.ERROR)
             else:
+                if isinstance(changed, LabelRequest):
+                    return requested(self, request, changed)
                 done = {
                     "rollout": gettext(
                         "Label %(name)s: revision %(candidate)s for %(percent)s %% of users."
@@ -508,12 +525,14 @@ class LabelAdmin(ReadOnlyAdmin):
             if "confirm" in request.POST:
                 change, note = LabelChange("move", target), form.cleaned_data["change_note"]
                 try:
-                    apply_label_change(request, label, change, note)
+                    outcome = apply_label_change(request, label, change, note)
                 except ValidationError as exc:  # onto the rollout's candidate: promote instead
                     self.message_user(request, " ".join(exc.messages), messages.ERROR)
                     return HttpResponseRedirect(
                         reverse("admin:config_backend_label_change", args=[label.pk])
                     )
+                if isinstance(outcome, LabelRequest):
+                    return requested(self, request, outcome)
                 self.message_user(
                     request,
                     gettext("Label %(name)s moved to revision %(target)s.")

@@ -186,6 +186,18 @@ if API_KEY_RECORD_SECONDS < 1:
 # move (docs/contract.md "Labels"; config_backend.history.labels).
 PROTECTED_LABELS = env_list("PROTECTED_LABELS", "production")
 
+# Four-eyes approvals (docs/approvals.md): when above 0, every change to a protected label
+# becomes a request that needs this many approvals by other staff; requests expire after
+# LABEL_REQUEST_TTL seconds (default 7 days).
+LABEL_APPROVALS = env_int("LABEL_APPROVALS", 0)
+LABEL_REQUEST_TTL = env_int("LABEL_REQUEST_TTL", 7 * 24 * 3600)
+if not 0 <= LABEL_APPROVALS <= 10:
+    raise ImproperlyConfigured(f"LABEL_APPROVALS must be 0 (off) to 10 (got {LABEL_APPROVALS}).")
+if LABEL_REQUEST_TTL < 60:
+    raise ImproperlyConfigured(
+        f"LABEL_REQUEST_TTL must be at least 60 seconds (got {LABEL_REQUEST_TTL})."
+    )
+
 # Cache: REDIS_URL, or Redis Sentinel (REDIS_SENTINELS), else an in-process local-memory cache
 # (one process only).
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))

@@ -18,6 +18,13 @@ from config_backend.history.api import (
     RevisionListApi,
     RollbackApi,
 )
+from config_backend.history.approval_api import (
+    LabelRequestApproveApi,
+    LabelRequestCancelApi,
+    LabelRequestDetailApi,
+    LabelRequestListApi,
+    LabelRequestRejectApi,
+)
 from config_backend.history.label_api import (
     LabelAbortApi,
     LabelDetailApi,
@@ -72,6 +79,27 @@ api_v1 = [
     path("labels/<str:name>/history/", LabelHistoryApi.as_view(), name="label-history"),
     path("labels/<str:name>/promote/", LabelPromoteApi.as_view(), name="label-promote"),
     path("labels/<str:name>/abort/", LabelAbortApi.as_view(), name="label-abort"),
+    path("label-requests/", LabelRequestListApi.as_view(), name="label-request-list"),
+    path(
+        "label-requests/<int:request_id>/",
+        LabelRequestDetailApi.as_view(),
+        name="label-request-detail",
+    ),
+    path(
+        "label-requests/<int:request_id>/approve/",
+        LabelRequestApproveApi.as_view(),
+        name="label-request-approve",
+    ),
+    path(
+        "label-requests/<int:request_id>/reject/",
+        LabelRequestRejectApi.as_view(),
+        name="label-request-reject",
+    ),
+    path(
+        "label-requests/<int:request_id>/cancel/",
+        LabelRequestCancelApi.as_view(),
+        name="label-request-cancel",
+    ),
     path("rollback/", RollbackApi.as_view(), name="rollback"),
     path("config/events/", ConfigEventsApi.as_view(), name="config-events"),
     path("tools/", ToolListApi.as_view(), name="tool-list"),

@@ -338,3 +338,114 @@ class APIKey(AbstractAPIKey):
                 name="api_key_scope_known",
             )
         ]
+
+
+class LabelRequest(models.Model):
+    """A change to a protected label waiting for approvals (docs/approvals.md): made instead of
+    the change when settings.LABEL_APPROVALS > 0; config_backend.history.approvals applies it at
+    the last approval needed.
+
+    `change` is the label change as asked ({"action", "revision", "rollout"}); `changes` is the
+    diff of what readers would get, as it was when asked. `label_counter` is the label's move
+    counter (ConfigRevision "label:<name>") then: any change to the label since moves it, and
+    the request is then stale.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        # approved by as many as needed, and applied
+        APPROVED = "approved", _("approved")
+        REJECTED = "rejected", _("rejected")
+        CANCELLED = "cancelled", _("cancelled")
+        # the label changed between the request and its last approval
+        STALE = "stale", _("stale")
+        EXPIRED = "expired", _("expired")
+
+    class RequesterKind(models.TextChoices):
+        USER = "user", _("user")
+        API_KEY = "api_key", _("API key")
+        COMMAND = "command", _("command")
+
+    id = models.BigAutoField(primary_key=True)
+    label = models.CharField(verbose_name=_("label"), max_length=32, db_index=True)
+    change = models.JSONField(verbose_name=_("change"))
+    changes = models.JSONField(verbose_name=_("changes"), default=list)
+    from_revision = models.BigIntegerField(
+        verbose_name=_("from revision"),
+        null=True,
+        blank=True,
+        help_text=_("Where the label pointed when asked (None: no label)."),
+    )
+    label_counter = models.BigIntegerField(verbose_name=_("label counter"), default=0)
+    message = models.TextField(verbose_name=_("message"), blank=True)
+    requester = models.CharField(verbose_name=_("requester"), max_length=255)
+    requester_kind = models.CharField(
+        verbose_name=_("requester kind"), max_length=10, choices=RequesterKind.choices
+    )
+    requester_user = models.ForeignKey(
+        "auth.User",
+        verbose_name=_("requester user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requester_key = models.ForeignKey(
+        APIKey,
+        verbose_name=_("requester API key"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    status = models.CharField(
+        verbose_name=_("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    needed = models.PositiveSmallIntegerField(verbose_name=_("approvals needed"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    decided_by = models.CharField(verbose_name=_("decided by"), max_length=255, blank=True)
+    decided_at = models.DateTimeField(verbose_name=_("decided at"), null=True, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("label request")
+        verbose_name_plural = _("label requests")
+        ordering = ["-id"]
+        permissions = [("approve_label_move", "Can approve label change requests")]
+        indexes = [models.Index(fields=["status", "expires_at"], name="label_request_due")]
+
+    def __str__(self):
+        return f"request {self.id}: {self.label} ({self.status})"
+
+
+class LabelApproval(models.Model):
+    """One approval of a LabelRequest; one per approver (the constraint)."""
+
+    id = models.BigAutoField(primary_key=True)
+    request = models.ForeignKey(
+        LabelRequest,
+        verbose_name=_("request"),
+        on_delete=models.CASCADE,
+        related_name="approvals",
+    )
+    user = models.ForeignKey(
+        "auth.User",
+        verbose_name=_("user"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    username = models.CharField(verbose_name=_("username"), max_length=150)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("label approval")
+        verbose_name_plural = _("label approvals")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "user"], name="one_approval_per_approver")
+        ]
+
+    def __str__(self):
+        return f"{self.username} approved request {self.request_id}"

@@ -365,3 +365,31 @@ def newest_revision() -> int:
     from core.models import Revision
 
     return Revision.objects.order_by("-number").values_list("number", flat=True)[0]
+
+
+# Label requests (approvals).
+
+APPROVER = ("config_backend.approve_label_move", "config_backend.view_labelrequest")
+
+
+def approver() -> User:
+    """A staff user who may approve label requests (and read them)."""
+    return staff_user(*APPROVER)
+
+
+def make_label_request(name: str, revision: int, *, requester: User | None = None):
+    """A pending request to move the label `name` to `revision`, made by `requester` (a new
+    staff user if None) through the approvals' service; needs settings.LABEL_APPROVALS > 0."""
+    from config_backend.history.approvals import Requester, request_or_change_label
+    from config_backend.history.labels import LabelChange
+
+    requester = requester or staff_user(
+        "config_backend.move_label", "config_backend.move_protected_label"
+    )
+    return request_or_change_label(
+        name,
+        LabelChange("move", revision=revision),
+        author=requester.get_username(),
+        message="please",
+        requester=Requester.of_user(requester),
+    )

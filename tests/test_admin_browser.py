@@ -18,6 +18,7 @@ from config_backend.history.labels import label_move
 from core.models import APIKey, Revision
 from core.store import committed_counter
 from tests.browser import Watched, chromium_browser
+from tests.factories import make_label_request
 from tests.live import ROOT, call, live_database_url, server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -240,6 +241,52 @@ def test_staff_move_a_label_after_seeing_the_diff_and_confirming(
     production = page.locator("#result_list tr", has_text="production")
     assert str(history["first"].number) in production.inner_text()
     admin.screenshot("label-03-moved")
+    assert admin.problems == []
+
+
+@pytest.fixture
+def label_requests(history, settings):
+    """Two pending requests to move production to the second revision: one by another staff
+    member (`theirs`), one by the logged-in staff user (`own`). Made before the browser."""
+    settings.LABEL_APPROVALS = 1
+    requester = User.objects.create_user("requester", password=PASSWORD, is_staff=True)
+    own = User.objects.get(username="staff")
+    return {
+        "theirs": make_label_request("production", history["second"], requester=requester),
+        "own": make_label_request("production", history["second"], requester=own),
+    }
+
+
+def test_an_approver_sees_the_diff_and_approves_another_persons_label_request(
+    rows, history, label_requests, base_url, chromium, artifacts
+):
+    theirs, own = label_requests["theirs"], label_requests["own"]
+    admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), artifacts)
+    log_in(admin, base_url)
+    page = admin.page
+    page.goto(f"{base_url}/admin/config_backend/labelrequest/")
+    their_card = page.locator(f"#label-request-{theirs.id}")
+    assert their_card.locator(".request-requester").inner_text() == "requester"
+    assert their_card.locator(".request-approvals").inner_text() == "0 of 1 approvals"
+    assert their_card.locator(".diff-removed").all_inner_texts() == [
+        "-Greet the user warmly by name."
+    ]
+    own_card = page.locator(f"#label-request-{own.id}")
+    # Never one's own: only a cancel button there.
+    assert own_card.locator("input[name=approve]").count() == 0
+    assert own_card.locator("input[name=cancel]").count() == 1
+    admin.screenshot("approvals-01-pending-requests")
+
+    their_card.locator("input[name=approve]").click()
+    success = page.locator("ul.messagelist li.success")
+    success.first.wait_for()
+    assert "Label production changed as requested." in success.all_inner_texts()
+    assert page.locator(f"#label-request-{theirs.id}").count() == 0  # no longer pending
+    admin.screenshot("approvals-02-approved")
+
+    page.goto(f"{base_url}/admin/config_backend/label/")
+    production = page.locator("#result_list tr", has_text="production")
+    assert str(history["second"]) in production.inner_text()
     assert admin.problems == []
 
 

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from assistants.models import Assistant
-from core.models import APIKey, Label, Revision
+from core.models import APIKey, Label, LabelRequest, Revision
 from tests.factories import key_client, staff_user
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 ADMIN_MODELS = [Assistant, Tool, AssistantToolLink, UserAssistantThread, APIKey]
 # The history's pages: nobody adds, changes or deletes their rows, and they have no actions;
 # their views and permissions are tested in tests/test_admin_history.py.
-READ_ONLY_ADMIN_MODELS = [Revision, Label]
+READ_ONLY_ADMIN_MODELS = [Revision, Label, LabelRequest]
 # Our admin views besides Django's own (list, add, change, delete, history): each writes only
 # after a confirmation, for users holding its permissions (tests/test_admin_history.py).
 CUSTOM_VIEWS = {
@@ -44,6 +44,11 @@ CUSTOM_VIEWS = {
     # tests/test_admin_agent_form.py, tests/test_delegation_graph.py.
     "assistants_assistant_preview",
     "assistants_assistant_graph",
+    # The Label requests page's buttons, POSTs under the approvals' own rules (approvers, never
+    # the requester; the requester cancels): tests/test_label_approvals.py.
+    "config_backend_labelrequest_approve",
+    "config_backend_labelrequest_reject",
+    "config_backend_labelrequest_cancel",
 }
 DJANGO_VIEWS = ("_changelist", "_add", "_change", "_delete", "_history")
 OUR_APPS = ["config_backend", "assistants", "tools", "threads", "rest_framework_api_key"]

@@ -17,10 +17,12 @@ import os
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 import schemathesis
 from django.db import transaction
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -34,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from assistants.models import Assistant
 from config_backend.history.labels import LabelChange, change_label
 from config_backend.wsgi import application
-from core.models import APIKey, Revision
+from core.models import APIKey, LabelRequest, Revision
 from snippets.models import Snippet
 from threads.models import UserAssistantThread
 from tools.models import AssistantToolLink, Tool
@@ -63,6 +65,8 @@ TOOLS = {
 }
 UNLINKED_TOOL = uuid.UUID("00000000-0000-4000-8000-000000000199")
 THREADS = [uuid.UUID(f"00000000-0000-4000-8000-00000000020{n}") for n in range(3)]
+# Label requests (approvals): one pending, one rejected; both made by the write key.
+LABEL_REQUESTS = [1, 2]
 # tone (included by greeting, which the secretary includes), greeting, and spare (included by
 # nothing, inactive).
 SNIPPETS = {
@@ -71,6 +75,7 @@ SNIPPETS = {
 }
 SEEDED_IDS = {
     "snippet_id": [str(pk) for pk in SNIPPETS.values()],
+    "request_id": [str(pk) for pk in LABEL_REQUESTS],
     "assistant_id": [str(pk) for pk in ASSISTANTS],
     "tool_id": [str(pk) for pk in [*TOOLS.values(), UNLINKED_TOOL]],
     "thread_pk": [str(pk) for pk in THREADS],
@@ -136,10 +141,12 @@ def keys(db):
     with transaction.atomic():
         seed()
     seed_labels()
-    return {
-        scope: APIKey.objects.create_key(name=f"fuzz {scope}", scope=scope)[1]
+    keys = {
+        scope: APIKey.objects.create_key(name=f"fuzz {scope}", scope=scope)
         for scope in APIKey.Scope.values
     }
+    seed_label_requests(keys["write"][0])
+    return {scope: raw for scope, (_, raw) in keys.items()}
 
 
 def seed() -> None:
@@ -208,6 +215,22 @@ def seed_labels() -> None:
     change_label("production", LabelChange("move", first), author="fuzz")
     rollout = {"revision": newest.first(), "percent": 50, "users": ["user-1"]}
     change_label("staging", LabelChange("rollout", first, rollout), author="fuzz")
+
+
+def seed_label_requests(requester: APIKey) -> None:
+    """Requests to move production, made by `requester` (so that its cancel can succeed)."""
+    for pk, status in zip(LABEL_REQUESTS, ["pending", "rejected"], strict=True):
+        LabelRequest.objects.create(
+            id=pk,
+            label="production",
+            change={"action": "move", "revision": 1, "rollout": None},
+            requester=requester.name,
+            requester_kind=LabelRequest.RequesterKind.API_KEY,
+            requester_key=requester,
+            status=status,
+            needed=1,
+            expires_at=timezone.now() + timedelta(days=1),
+        )
 
 
 def key_for(case, keys: dict[str, str]) -> str:

@@ -36,6 +36,9 @@ def run_django(code: str, **env) -> subprocess.CompletedProcess:
         ("DATABASE_POOL_MAX_SIZE", "0"),
         ("DATABASE_POOL_TIMEOUT_MS", "soon"),
         ("MAX_DJANGO_REQUESTS_PER_WORKER", "0"),
+        ("LABEL_APPROVALS", "-1"),
+        ("LABEL_APPROVALS", "two"),
+        ("LABEL_REQUEST_TTL", "0"),
     ],
 )
 def test_a_bad_value_fails_loudly_naming_the_variable(variable, value):

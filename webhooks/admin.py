@@ -152,6 +152,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "event",
         "revision",
         "label_move",
+        "data",
         "status",
         "tries",
         "next_attempt_at",

@@ -21,7 +21,7 @@ class Event(models.TextChoices):
 
     REVISION = "revision"  # a committed change set (core.changes)
     LABEL = "label"  # a label created or moved (config_backend.history.labels)
-    # Label requests (issue 22) do not exist yet: the name is accepted, nothing emits it.
+    # a label change request made or decided (config_backend.history.approvals)
     LABEL_REQUEST = "label_request"
 
 
@@ -128,6 +128,9 @@ class Delivery(models.Model):
     label_move = models.ForeignKey(
         "config_backend.LabelMove", null=True, on_delete=models.CASCADE, related_name="+"
     )
+    # What a label_request delivery reports, as it was when the request changed: a request
+    # row changes again (approvals, its status), and each event tells one moment of it.
+    data = models.JSONField(verbose_name=_("data"), null=True, blank=True)
     status = models.CharField(
         verbose_name=_("status"), max_length=10, choices=Status.choices, default=Status.PENDING
     )

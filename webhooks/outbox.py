@@ -2,7 +2,8 @@
 of the change it reports (docs/webhooks.md).
 
 A revision's rows are written when its change set opens (core.changes.change_set_opened), a
-label move's by config_backend.history.labels.label_move, each inside the change's own
+label move's by config_backend.history.labels.label_move, a label request's by
+config_backend.history.approvals (its data: a snapshot, not a row), each inside the change's own
 transaction: a change that rolls back takes its deliveries with it, one that commits has them
 committed too, for the worker to find however long it is down.
 
@@ -22,7 +23,7 @@ from webhooks.models import Delivery, Event, Webhook
 
 def enqueue(event: str, **reported) -> int:
     """A pending delivery of `event` for each active webhook subscribed to it; `reported`: the
-    row it reports (revision=, label_move=). Returns how many."""
+    row it reports (revision=, label_move=) or what it reports (data=). Returns how many."""
     subscribed = [
         webhook_id
         for webhook_id, events in Webhook.objects.filter(is_active=True).values_list("id", "events")
@@ -44,6 +45,12 @@ def label_moved(move: LabelMove) -> None:
     enqueue(Event.LABEL, label_move=move)
 
 
+def label_request_changed(data: dict) -> None:
+    """Called by config_backend.history.approvals in the transaction that makes a label request
+    or changes it (an approval, its status), with the request as the API shows it."""
+    enqueue(Event.LABEL_REQUEST, data=data)
+
+
 def event_data(delivery: Delivery) -> dict:
     """What the SSE stream's event of the same change carries (core.events)."""
     if delivery.event == Event.REVISION:
@@ -51,6 +58,8 @@ def event_data(delivery: Delivery) -> dict:
         return {"revision": revision.number, "assistants": list(revision.assistants)}
     if delivery.event == Event.LABEL:
         return delivery.label_move.event_data()
+    if delivery.event == Event.LABEL_REQUEST:
+        return delivery.data
     raise ValueError(f"No data for a {delivery.event} delivery.")
 
 

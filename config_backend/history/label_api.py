@@ -7,7 +7,9 @@ label (settings.PROTECTED_LABELS) also needs a key created with `--protected`, o
 `config_backend.move_protected_label`.
 
 A promote or an abort of a label without a rollout is a 409 (the request is well formed; the
-label's state is what refuses it), with nothing changed.
+label's state is what refuses it), with nothing changed. Any change of a protected label under
+LABEL_APPROVALS is a 202 with the change request made for it (config_backend.history.approvals),
+nothing changed.
 """
 
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
@@ -16,11 +18,12 @@ from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config_backend.history.approval_api import LabelRequestSerializer
+from config_backend.history.approvals import Requester, request_json, request_or_change_label
 from config_backend.history.labels import (
     LabelChange,
     NoRollout,
     UnknownLabel,
-    change_label,
     is_protected,
     label_get,
     label_history,
@@ -35,7 +38,7 @@ from core.api.errors import CONFIG_WRITE_ERRORS, READ_ERRORS, error_responses
 from core.api.schemas import list_schema
 from core.api.views import InputSerializer
 from core.changes import MESSAGE_MAX_LENGTH, current_context
-from core.models import LIVE, ROLLOUT_MAX_USERS, APIKey, Label, LabelMove
+from core.models import LIVE, ROLLOUT_MAX_USERS, APIKey, Label, LabelMove, LabelRequest
 
 ROLLOUT_SCHEMA = {
     "type": "object",
@@ -181,16 +184,26 @@ class NoRolloutConflict(APIException):
     default_code = "no_rollout"
 
 
-def apply_change(name: str, change: LabelChange, message: str) -> Label:
+def apply_change(request, name: str, change: LabelChange, message: str) -> Response | Label:
     """Apply a change asked for through the API, as its caller (404: an unknown revision or
-    label; 409: no rollout to promote or abort)."""
+    label; 409: no rollout to promote or abort). A protected label under LABEL_APPROVALS gets
+    a change request instead: the 202 answer to send, nothing changed."""
     context = current_context()
     try:
-        return change_label(name, change, author=context.author, message=message or context.message)
+        outcome = request_or_change_label(
+            name,
+            change,
+            author=context.author,
+            message=message or context.message,
+            requester=Requester.of_request(request),
+        )
     except (UnknownRevision, UnknownLabel) as exc:
         raise NotFound(str(exc)) from None
     except NoRollout as exc:
         raise NoRolloutConflict(str(exc)) from None
+    if isinstance(outcome, LabelRequest):
+        return Response(request_json(outcome), status=status.HTTP_202_ACCEPTED)
+    return outcome
 
 
 class LabelPermission(ScopeOrModelPermission):
@@ -254,7 +267,9 @@ class LabelDetailApi(APIView):
     @extend_schema(
         operation_id="labels_move",
         description="Create the label, or move it, to a revision or `live`. 404: the revision "
-        "is not in the history; 400: the name is not a label name (or is `live`).",
+        "is not in the history; 400: the name is not a label name (or is `live`). 202: the "
+        "label is protected and LABEL_APPROVALS is on: a change request was made (see "
+        "/label-requests/), nothing changed.",
         request=LabelMoveInputSerializer,
         parameters=[
             change_note_parameter("Why (the label's history), when the body has no `message`.")
@@ -262,6 +277,7 @@ class LabelDetailApi(APIView):
         responses={
             200: LabelSerializer,
             201: LabelSerializer,
+            202: LabelRequestSerializer,
             **error_responses(*CONFIG_WRITE_ERRORS, 404),
         },
     )
@@ -277,7 +293,9 @@ class LabelDetailApi(APIView):
             change = LabelChange("rollout", revision, data["rollout"])
         else:
             change = LabelChange("move", revision)
-        label = apply_change(name, change, data["message"])
+        label = apply_change(request, name, change, data["message"])
+        if isinstance(label, Response):  # a change request (202)
+            return label
         return Response(
             LabelSerializer(label).data,
             status=status.HTTP_201_CREATED if label.created else status.HTTP_200_OK,
@@ -294,7 +312,11 @@ class LabelActionApi(APIView):
     def post(self, request, name):
         serializer = LabelMessageInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        label = apply_change(name, LabelChange(self.action), serializer.validated_data["message"])
+        label = apply_change(
+            request, name, LabelChange(self.action), serializer.validated_data["message"]
+        )
+        if isinstance(label, Response):  # a change request (202)
+            return label
         return Response(LabelSerializer(label).data)
 
 
@@ -304,7 +326,11 @@ def label_action_api(action: str, description: str) -> type[LabelActionApi]:
         description=description,
         request=LabelMessageInputSerializer,
         parameters=[change_note_parameter("Why (the label's history), when the body has none.")],
-        responses={200: LabelSerializer, **error_responses(*CONFIG_WRITE_ERRORS, 404, 409)},
+        responses={
+            200: LabelSerializer,
+            202: LabelRequestSerializer,
+            **error_responses(*CONFIG_WRITE_ERRORS, 404, 409),
+        },
     )(lambda self, request, name: LabelActionApi.post(self, request, name))
     return type(f"Label{action.title()}Api", (LabelActionApi,), {"action": action, "post": post})
 
@@ -312,11 +338,13 @@ def label_action_api(action: str, description: str) -> type[LabelActionApi]:
 LabelPromoteApi = label_action_api(
     "promote",
     "Move the label to its rollout's candidate and clear the rollout, in one step. 409: the "
-    "label has no rollout.",
+    "label has no rollout. 202: the label is protected and LABEL_APPROVALS is on: a change "
+    "request was made, nothing changed.",
 )
 LabelAbortApi = label_action_api(
     "abort",
-    "Clear the label's rollout, keeping its base, in one step. 409: the label has no rollout.",
+    "Clear the label's rollout, keeping its base, in one step. 409: the label has no rollout. "
+    "202: the label is protected and LABEL_APPROVALS is on: a change request was made.",
 )
 
 

@@ -39,3 +39,6 @@ THREAD_WRITE_PERMISSIONS = _permissions(
 MOVE_LABEL = "config_backend.move_label"
 # In addition to MOVE_LABEL, for a label in settings.PROTECTED_LABELS.
 MOVE_PROTECTED_LABEL = "config_backend.move_protected_label"
+# Approving (or rejecting) another person's request to change a protected label, when
+# settings.LABEL_APPROVALS asks for approvals (config_backend.history.approvals). No key has it.
+APPROVE_LABEL_MOVE = "config_backend.approve_label_move"

@@ -1,15 +1,16 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from config_backend.history.approvals import Requester, request_or_change_label
 from config_backend.history.labels import (
     LabelChange,
     NoRollout,
     UnknownLabel,
-    change_label,
     label_target,
 )
 from config_backend.history.states import UnknownRevision
 from core.changes import current_context
+from core.models import LabelRequest
 from core.ops.terminal import terminal_safe
 from core.store import CacheUnavailable
 
@@ -51,8 +52,13 @@ class Command(BaseCommand):
         context = current_context()
         try:
             change = self.change(target, rollout, percent, users, promote, abort)
-            label = change_label(
-                name, change, author=context.author, message=message or context.message
+            # A protected label under LABEL_APPROVALS: a request, nothing changes.
+            label = request_or_change_label(
+                name,
+                change,
+                author=context.author,
+                message=message or context.message,
+                requester=Requester.of_command(context.author),
             )
         except ValidationError as exc:
             problems = "; ".join(
@@ -63,6 +69,15 @@ class Command(BaseCommand):
             raise CommandError(terminal_safe(problems)) from None
         except (UnknownRevision, UnknownLabel, NoRollout, CacheUnavailable) as exc:
             raise CommandError(terminal_safe(str(exc))) from None
+        if isinstance(label, LabelRequest):
+            self.stdout.write(
+                terminal_safe(
+                    f"“{name}” is protected: change request {label.id} made; nothing changes "
+                    f"until {label.needed} other person(s) approve it (admin: Label requests, "
+                    f"or POST /api/v1/label-requests/{label.id}/approve/)."
+                )
+            )
+            return
         verb = (
             "Created"
             if label.created
