@@ -5,6 +5,7 @@ offered, a forged action or form POST is refused or ignored, and the rows and th
 config stay as they were.
 """
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -475,3 +476,11 @@ def test_the_key_list_shown_to_a_view_only_user_contains_no_key_hash(world, view
     for api_key in APIKey.objects.all():
         change_page = viewer.get(admin_url(APIKey, "change", api_key.pk)).content.decode()
         assert api_key.hashed_key.rpartition("$")[2] not in change_page
+
+
+def test_the_view_site_link_of_the_admin_leads_to_a_page_that_answers(db):
+    staff = staff_session()
+    index = staff.get("/admin/").content.decode()
+    href = re.search(r'<a href="([^"]+)">View site</a>', index)
+    assert href, "the admin header has no View site link"
+    assert staff.get(href.group(1)).status_code == 200
