@@ -8,8 +8,8 @@ Who may do what (checked on every request, GET and POST, so a forged POST is ref
 - Revisions: `view_revision` to read; nobody adds, changes or deletes one.
 - Rollback (with or without prune): the API's rule for staff, ROLLBACK_PERMISSIONS: add,
   change and delete on assistants, tools and tool links (every permission an import uses).
-- Labels: `view_label` to read; `move_label` to move one, set its rollout, promote or abort it,
-  and also `move_protected_label` for one in PROTECTED_LABELS.
+- Labels: `view_label` to read; `move_label` to create or move one, set its rollout, promote or
+  abort it, and also `move_protected_label` for one in PROTECTED_LABELS.
 """
 
 import functools
@@ -38,6 +38,7 @@ from config_backend.history.labels import (
     LabelChange,
     NoRollout,
     checked_change,
+    checked_name,
     checked_rollout,
     is_protected,
     label_history,
@@ -53,6 +54,7 @@ from config_backend.history.services import (
 from config_backend.history.states import UnknownRevision
 from core.admin.actions import change_note_field
 from core.admin.history import field_page, shown_change
+from core.api.permissions import MOVE_LABEL
 from core.models import LIVE, Label, LabelRequest, Revision
 from outcomes.selectors import label_comparison_context
 
@@ -319,6 +321,29 @@ class LabelTargetForm(forms.Form):
             raise ValidationError(str(exc)) from None
 
 
+class LabelCreateForm(LabelTargetForm):
+    """A new label: its name, the revision it points at, why."""
+
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=Label._meta.get_field("name").max_length,
+        help_text=_("A lower-case letter, then up to 31 lower-case letters, digits or dashes."),
+    )
+    field_order = ["name", "target", "change_note"]
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        try:
+            checked_name(name)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["name"]) from None
+        if Label.objects.filter(name=name).exists():
+            raise ValidationError(
+                gettext("Label %(name)s exists: move it instead.") % {"name": name}
+            )
+        return name
+
+
 class LabelRolloutForm(forms.Form):
     """A label's rollout: the candidate revision, the share of users, the listed users, why."""
 
@@ -388,6 +413,11 @@ class LabelAdmin(ReadOnlyAdmin):
             return format_html('<a class="button" href="{}">{}</a>', url, gettext("Move"))
 
         return ["name", "revision", "candidate", "percent", "updated_at", "protected", move]
+
+    def has_add_permission(self, request):
+        return (
+            request.user.is_active and request.user.is_staff and request.user.has_perm(MOVE_LABEL)
+        )
 
     @admin.display(description=_("candidate"))
     def candidate(self, obj):
@@ -511,6 +541,50 @@ class LabelAdmin(ReadOnlyAdmin):
             "abort": gettext("Abort the rollout of label %(name)s?"),
         }[step] % {"name": label.name, "candidate": candidate}
         return self._page(request, "admin/history/label_rollout.html", title, **context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Create a label: its name and revision, then a confirmation, then the label (or, for a
+        protected name under LABEL_APPROVALS, a request). The permissions are a move's."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = LabelCreateForm(request.POST if request.method == "POST" else None)
+        context = {"form": form, "original": gettext("Add label")}
+        if form.is_valid():
+            name, target = form.cleaned_data["name"], form.cleaned_data["target"]
+            missing = missing_move_permissions(request.user, name)
+            if missing:
+                form.add_error(
+                    "name",
+                    gettext(
+                        "Label %(name)s is protected: it needs the `%(permission)s` permission."
+                    )
+                    % {"name": name, "permission": missing[0]},
+                )
+            elif "confirm" in request.POST:
+                change, note = LabelChange("move", target), form.cleaned_data["change_note"]
+                outcome = apply_label_change(request, Label(name=name), change, note)
+                if isinstance(outcome, LabelRequest):
+                    return requested(self, request, outcome)
+                self.message_user(
+                    request,
+                    gettext("Label %(name)s created at revision %(target)s.")
+                    % {"name": name, "target": target},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:config_backend_label_change", args=[outcome.pk])
+                )
+            else:
+                revision = Revision.objects.get(number=target)
+                context.update(name=name, target=target, revision=revision)
+                title = gettext("Create label %(name)s at revision %(target)s?") % {
+                    "name": name,
+                    "target": target,
+                }
+                return self._page(request, "admin/history/label_create.html", title, **context)
+        return self._page(
+            request, "admin/history/label_create.html", gettext("Add label"), **context
+        )
 
     @of_one_viewable_row
     def move_view(self, request, label):

@@ -244,6 +244,37 @@ def test_staff_move_a_label_after_seeing_the_diff_and_confirming(
     assert admin.problems == []
 
 
+def test_staff_create_the_first_production_label_and_the_runtime_reads_it(
+    rows, base_url, chromium, artifacts
+):
+    assistant, key = rows
+    admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), artifacts)
+    log_in(admin, base_url)
+    page = admin.page
+    page.goto(f"{base_url}/admin/config_backend/label/")
+    admin.screenshot("label-create-01-no-labels")
+    page.locator(".object-tools a", has_text="Add label").click()
+    page.fill("#id_name", "production")
+    page.fill("#id_target", "live")
+    page.fill("#id_change_note", "The first release.")
+    page.click("input[name=preview]")
+    page.locator("#label-confirm-form").wait_for()
+    assert page.locator("h1").inner_text().startswith("Create label production at revision ")
+    admin.screenshot("label-create-02-confirm")
+
+    page.click("input[name=confirm]")
+    success = page.locator("ul.messagelist li.success")
+    success.wait_for()
+    assert "Label production created at revision" in success.inner_text()
+    assert "The first release." in page.locator("#content-main").inner_text()
+    admin.screenshot("label-create-03-created")
+    assert admin.problems == []
+    status, _, body = call(
+        "GET", f"{base_url}/api/v1/assistants/{assistant.id}/config/?label=production", key=key
+    )
+    assert status == 200 and json.loads(body)["name"] == "Planner"
+
+
 @pytest.fixture
 def label_requests(history, settings):
     """Two pending requests to move production to the second revision: one by another staff

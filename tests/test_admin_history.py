@@ -465,12 +465,73 @@ def test_staff_without_the_move_permissions_see_no_button_and_cannot_forge_a_mov
     assert Label.objects.get(name="production").revision == second
 
 
-def test_nobody_adds_changes_or_deletes_a_label_here(root, labelled):
-    assert root.get(url("config_backend_label_add")).status_code == 403
+def test_nobody_changes_or_deletes_a_label_row_here(root, labelled):
     assert (
         root.post(url("config_backend_label_delete", "staging"), {"post": "yes"}).status_code == 403
     )
     assert Label.objects.filter(name="staging").exists()
+
+
+def test_staff_create_the_first_production_label_after_a_confirmation(root, secretary):
+    revision = latest().number
+    add_url = url("config_backend_label_add")
+    assert (
+        'href="/admin/config_backend/label/add/"'
+        in root.get(url("config_backend_label_changelist")).content.decode()
+    )
+
+    preview = root.post(add_url, {"name": "production", "target": "live", "change_note": "Go."})
+    assert preview.status_code == 200 and preview.context["target"] == revision
+    assert 'name="confirm"' in preview.content.decode()
+    assert not Label.objects.exists()  # not yet
+
+    form = {"name": "production", "target": str(revision), "change_note": "Go.", "confirm": "1"}
+    done = root.post(add_url, form)
+    assert done.status_code == 302
+    assert done.url == url("config_backend_label_change", "production")
+    assert Label.objects.get(name="production").revision == revision
+    page = root.get(done.url).content.decode()
+    assert "Go." in page and "root" in page
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        ({"name": "Production", "target": "live"}, "name", "A label name is a lowercase letter"),
+        ({"name": "live", "target": "live"}, "name", "`live` is reserved"),
+        ({"name": "staging", "target": "live"}, "name", "Label staging exists: move it instead."),
+        ({"name": "canary", "target": "99999"}, "target", "No revision 99999"),
+        ({"name": "canary", "target": "soon"}, "target", "A revision number or `live`."),
+    ],
+)
+def test_a_label_that_cannot_be_created_is_an_error_on_the_form(
+    root, labelled, form, field, message
+):
+    before = list(Label.objects.values_list("name", "revision"))
+    response = root.post(url("config_backend_label_add"), {**form, "confirm": "1"})
+    assert response.status_code == 200
+    assert message in " ".join(response.context["form"].errors[field])
+    assert list(Label.objects.values_list("name", "revision")) == before
+
+
+def test_creating_a_label_needs_the_move_permissions_of_its_name(secretary):
+    confirm = {"target": "live", "confirm": "1"}
+    viewer = session(staff_user("config_backend.view_label"))
+    assert "label/add/" not in viewer.get(url("config_backend_label_changelist")).content.decode()
+    assert viewer.get(url("config_backend_label_add")).status_code == 403
+    assert (
+        viewer.post(url("config_backend_label_add"), {"name": "canary", **confirm}).status_code
+        == 403
+    )
+
+    mover = session(staff_user("config_backend.view_label", "config_backend.move_label"))
+    refused = mover.post(url("config_backend_label_add"), {"name": "production", **confirm})
+    assert "move_protected_label" in " ".join(refused.context["form"].errors["name"])
+    assert (
+        mover.post(url("config_backend_label_add"), {"name": "canary", **confirm}).status_code
+        == 302
+    )
+    assert list(Label.objects.values_list("name", flat=True)) == ["canary"]
 
 
 def test_link_and_tool_rows_are_named_in_the_history(root, secretary, weather_tool):
