@@ -21,7 +21,6 @@ from django.contrib.admin.views.main import PAGE_VAR
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import format_lazy
@@ -53,7 +52,7 @@ from config_backend.history.services import (
 )
 from config_backend.history.states import UnknownRevision
 from core.admin.actions import change_note_field
-from core.admin.history import field_page, shown_change
+from core.admin.history import ReadOnlyAdmin, field_page, shown_change
 from core.api.permissions import MOVE_LABEL
 from core.models import LIVE, Label, LabelRequest, Revision
 from outcomes.selectors import label_comparison_context
@@ -91,36 +90,6 @@ def _diff_context(difference) -> dict:
         "change_count": len(difference.changes),
         "changes_not_shown": max(0, len(difference.changes) - CHANGES_PAGE_SIZE),
     }
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Nobody adds, changes or deletes these rows here: the history's services write them."""
-
-    actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def _page(self, request, template: str, title: str, **context):
-        request.current_app = self.admin_site.name
-        return TemplateResponse(
-            request,
-            template,
-            {
-                **self.admin_site.each_context(request),
-                "title": title,
-                "subtitle": None,
-                "opts": self.opts,
-                "page_var": PAGE_VAR,
-                **context,
-            },
-        )
 
 
 def of_one_viewable_row(view):
@@ -225,14 +194,7 @@ class RevisionAdmin(ReadOnlyAdmin):
         change = revision.changes.filter(pk=change_id).select_related("revision").first()
         if change is None:
             raise Http404(gettext("No such change in this revision."))
-        return field_page(
-            request,
-            self,
-            change=change,
-            field=field,
-            title=gettext("%(field)s of %(name)s, revision %(number)s")
-            % {"field": field, "name": change.name, "number": revision.number},
-        )
+        return field_page(request, self, change=change, field=field)
 
     @of_one_viewable_row
     def rollback_view(self, request, revision):

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -25,7 +24,7 @@ from config_backend.history.approvals import (
     may_approve,
     reject_request,
 )
-from core.admin.history import shown_change
+from core.admin.history import ReadOnlyAdmin, shown_change
 from core.api.permissions import MOVE_PROTECTED_LABEL
 from core.models import LabelRequest
 
@@ -82,19 +81,8 @@ def _takes_part(user) -> bool:
 
 
 @admin.register(LabelRequest)
-class LabelRequestAdmin(admin.ModelAdmin):
+class LabelRequestAdmin(ReadOnlyAdmin):
     """Nobody adds, changes or deletes a request here: the buttons call the approvals' services."""
-
-    actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     # Approvers, and those who may make requests (to follow and cancel theirs), see the page.
     def has_view_permission(self, request, obj=None):
@@ -125,19 +113,13 @@ class LabelRequestAdmin(admin.ModelAdmin):
         if status not in LabelRequest.Status.values:
             status = LabelRequest.Status.PENDING
         rows = label_request_list(status=status)[:REQUESTS_SHOWN]
-        request.current_app = self.admin_site.name
-        return TemplateResponse(
+        return self._page(
             request,
             "admin/history/label_requests.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": _("Label requests"),
-                "subtitle": None,
-                "opts": self.opts,
-                "requests": [shown_request(row, request.user) for row in rows],
-                "status": status,
-                "statuses": LabelRequest.Status.choices,
-            },
+            _("Label requests"),
+            requests=[shown_request(row, request.user) for row in rows],
+            status=status,
+            statuses=LabelRequest.Status.choices,
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

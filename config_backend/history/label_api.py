@@ -146,27 +146,6 @@ class LabelTargetField(serializers.Field):
         return value
 
 
-class LabelMoveInputSerializer(InputSerializer):
-    """Where to point the label, its rollout, and why."""
-
-    ignored_fields = (*InputSerializer.ignored_fields, "name", "protected")
-    revision = LabelTargetField(
-        required=False,
-        help_text=f"The base revision to point at, or `{LIVE}` (kept if omitted with `rollout`).",
-    )
-    rollout = RolloutField(
-        required=False,
-        help_text="Set the rollout (null: clear it); omitted: the rollout is kept.",
-    )
-    message = serializers.CharField(
-        allow_blank=True,
-        required=False,
-        default="",
-        max_length=MESSAGE_MAX_LENGTH,
-        help_text="Why (shown in the label's history); else the X-Change-Note header's.",
-    )
-
-
 class LabelMessageInputSerializer(InputSerializer):
     """Why (a promote or an abort)."""
 
@@ -176,6 +155,20 @@ class LabelMessageInputSerializer(InputSerializer):
         default="",
         max_length=MESSAGE_MAX_LENGTH,
         help_text="Why (shown in the label's history); else the X-Change-Note header's.",
+    )
+
+
+class LabelMoveInputSerializer(LabelMessageInputSerializer):
+    """Where to point the label, its rollout, and why."""
+
+    ignored_fields = (*LabelMessageInputSerializer.ignored_fields, "name", "protected")
+    revision = LabelTargetField(
+        required=False,
+        help_text=f"The base revision to point at, or `{LIVE}` (kept if omitted with `rollout`).",
+    )
+    rollout = RolloutField(
+        required=False,
+        help_text="Set the rollout (null: clear it); omitted: the rollout is kept.",
     )
 
 

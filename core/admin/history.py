@@ -188,12 +188,17 @@ def shown_change(change, *, full_url=None) -> ShownChange:
     )
 
 
-def field_page(request, model_admin, *, change, field: str, title: str, **context):
+def field_page(request, model_admin, *, change, field: str, **context):
     """The page showing one field of a recorded change whole: its diff with every line, or
     its old and new values. 404 for a field the change did not touch."""
     if field not in change.fields:
         raise Http404(gettext("This change did not touch that field."))
     values = change.fields[field]
+    title = gettext("%(field)s of %(name)s, revision %(number)s") % {
+        "field": field,
+        "name": change.name,
+        "number": change.revision.number,
+    }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(
         request,
@@ -322,8 +327,36 @@ class RevisionHistoryAdmin(admin.ModelAdmin):
             self,
             change=change,
             field=field,
-            title=gettext("%(field)s of %(name)s, revision %(number)s")
-            % {"field": field, "name": change.name, "number": change.revision.number},
             object=obj,
             module_name=str(self.opts.verbose_name_plural).capitalize(),
+        )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Nobody adds, changes or deletes these rows here: the history's services write them."""
+
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _page(self, request, template: str, title: str, **context):
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "subtitle": None,
+                "opts": self.opts,
+                "page_var": PAGE_VAR,
+                **context,
+            },
         )

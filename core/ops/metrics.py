@@ -15,6 +15,7 @@ import contextlib
 import os
 import time
 
+from config_client.outcomes import COUNTERS
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import Http404, HttpResponse
@@ -78,17 +79,8 @@ OUTCOMES = Counter(
     "Outcomes reported by the runtime, by assistant, variant and counter.",
     ["assistant", "variant", "counter"],
 )
-OUTCOME_COUNTERS = (
-    "runs",
-    "errors",
-    "tool_calls",
-    "tool_errors",
-    "input_tokens",
-    "output_tokens",
-    "latency_ms",
-    "feedback_up",
-    "feedback_down",
-)
+# The counters of an outcome row, in the one order the client, the API and the buckets share.
+OUTCOME_COUNTERS = COUNTERS
 
 _breaker_state: bool | None = None
 _children: dict[tuple[str, int], tuple] = {}
