@@ -165,3 +165,76 @@ def test_hits_of_one_entry_send_the_same_encoded_header_block(asgi_app):
         assert all(mine is theirs for mine, theirs in zip(headers[:-2], first[:-2], strict=True))
         assert headers[-1][0].lower() == b"x-request-id" and headers[-1] != first[-1]
     assert len({id(value) for _, value in first[:-2]}) == len(first) - 2
+
+
+@pytest.fixture
+def metric_writes(settings, monkeypatch):
+    """The amounts written to the metrics' stored values, in order (each write counted)."""
+    from core.ops import metrics
+
+    settings.METRICS_ENABLED, settings.METRICS_TOKEN = True, ""
+    metrics.flush()
+    value_class = type(metrics.CACHE_HITS._value)
+    inc = value_class.inc
+    writes = []
+    monkeypatch.setattr(
+        value_class, "inc", lambda value, amount: writes.append(amount) or inc(value, amount)
+    )
+    return writes
+
+
+def requests_counted(name: str, **labels) -> float:
+    from django.test import Client
+
+    from tests.test_metrics import samples, value
+
+    return value(samples(Client().get("/metrics").content.decode()), name, **labels)
+
+
+def test_hits_write_their_counts_once_per_batch_and_a_scrape_shows_every_one(
+    secretary, metric_writes, monkeypatch
+):
+    from core.ops import metrics
+
+    monkeypatch.setattr(metrics, "BATCH_REQUESTS", 4)
+    monkeypatch.setattr(metrics, "_start_flusher", lambda: None)  # batches by count alone here
+    client = key_client("read")
+    client.get(config_url(secretary))  # the miss
+    before = requests_counted("config_cache_hits_total")
+    metrics.flush()  # the scrape's own count
+    metric_writes.clear()
+
+    for _ in range(8):
+        assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+    # Two batches of 4 hits: each writes the request count, the durations' sum, the count of
+    # each bucket they fell in and the hit count once; a write per update per hit would be 32.
+    assert 0 < len(metric_writes) <= 2 * 7 and metric_writes.count(4) >= 4
+    written = len(metric_writes)
+    for _ in range(3):
+        assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+    assert len(metric_writes) == written  # held in the batch...
+
+    assert requests_counted("config_cache_hits_total") == before + 11  # ...until a scrape
+    assert requests_counted(
+        "config_request_duration_seconds_count", endpoint="assistant-config"
+    ) == requests_counted("config_requests_total", endpoint="assistant-config", status="200")
+
+
+def test_a_process_that_stops_answering_still_writes_its_last_batch(
+    secretary, metric_writes, monkeypatch
+):
+    import time
+
+    from core.ops import metrics
+
+    monkeypatch.setattr(metrics, "BATCH_SECONDS", 0.01)
+    client = key_client("read")
+    client.get(config_url(secretary))
+    metric_writes.clear()
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+
+    for _ in range(200):  # the process's flushing thread writes it, with no request nor scrape
+        if metric_writes:
+            break
+        time.sleep(0.01)
+    assert 1 in metric_writes
