@@ -238,3 +238,55 @@ def test_a_process_that_stops_answering_still_writes_its_last_batch(
             break
         time.sleep(0.01)
     assert 1 in metric_writes
+
+
+def test_hits_of_one_entry_build_its_header_list_once(secretary, monkeypatch):
+    from core.reads.reads import Read
+
+    built = []
+    headers = Read.headers
+    monkeypatch.setattr(
+        Read, "headers", lambda read, *args: built.append(args) or headers(read, *args)
+    )
+    client = key_client("read")
+    client.get(config_url(secretary))  # the miss
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+    built.clear()
+
+    answers = [client.get(config_url(secretary)) for _ in range(3)]
+    assert {(a.status_code, a["X-Config-Cache"], a["ETag"]) for a in answers} == {
+        (200, "hit", f'"{answers[0]["X-Config-Revision"]}-{secretary.id}"')
+    }
+    assert built == []
+    # Another answer of the entry (a 304) is built, once.
+    etag = answers[0]["ETag"]
+    for _ in range(3):
+        not_modified = client.get(config_url(secretary), HTTP_IF_NONE_MATCH=etag)
+        assert not_modified.status_code == 304 and not_modified["ETag"] == etag
+    assert len(built) == 1
+
+
+def test_later_hits_with_a_key_parse_no_authorization_header_and_settings_still_apply(
+    secretary, monkeypatch, settings
+):
+    from core.reads import fetch
+
+    parsed = []
+    bearer_key = fetch.bearer_key
+    monkeypatch.setattr(fetch, "bearer_key", lambda header: parsed.append(1) or bearer_key(header))
+    client = key_client("read")
+    client.get(config_url(secretary))  # the miss
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+    parsed.clear()
+
+    for _ in range(3):
+        assert client.get(config_url(secretary))["X-Config-Cache"] == "hit"
+    assert parsed == []
+    # A malformed header is still refused, every time.
+    client.credentials(HTTP_AUTHORIZATION="Bearer not a key")
+    assert [client.get(config_url(secretary)).status_code for _ in range(2)] == [401, 401]
+    # The setting, read once, is read again when it changes: the cache is no longer asked.
+    settings.CONFIG_CACHE_ENTRIES = False
+    client = key_client("read")
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "miss"
+    assert client.get(config_url(secretary))["X-Config-Cache"] == "miss"
