@@ -3,10 +3,12 @@ client holds both variants of its label and picks each user's locally, with no r
 user, from memory and from its last-known-good file; a rollout change reaches it by push; and
 a per-user hit is answered by the ASGI fast path, in the event loop, never reaching Django."""
 
+import asyncio
 import json
 import time
 
 import pytest
+from agents import RunContextWrapper
 from config_client import ConfigClient
 from config_client.agents import build_agents
 from config_client.rollout import BASE, CANDIDATE, variant
@@ -15,8 +17,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from assistants.models import Assistant
 from core.asgi_app import AsyncConfigFastPath
 from core.models import APIKey
+from tests.factories import asgi_gets
 from tests.live import call, live_database_url, server, server_output
-from tests.test_asgi_fast_path import CountingDjango, asgi_gets
+from tests.test_asgi_fast_path import CountingDjango
 from tests.throwaway_servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -118,8 +121,8 @@ def test_the_client_picks_each_users_variant_locally_with_no_request_per_user(
     on_candidate = sum(client.variant(user) == CANDIDATE for user in users)
     assert 200 < on_candidate < 400  # about 30 %
 
-    assert build_agents(client.bundle_for("vip"))["Secretary"].instructions == "candidate"
-    assert build_agents(client.bundle_for(None))["Secretary"].instructions == "base"
+    assert system_prompt(build_agents(client.bundle_for("vip"))["Secretary"]) == "candidate"
+    assert system_prompt(build_agents(client.bundle_for(None))["Secretary"]) == "base"
     # What the server serves the same users agrees.
     for user in ["vip", "user-1", "user-2", "user-3"]:
         url = f"{live}/api/v1/config/?label=canary&user_id={user}"
@@ -232,3 +235,8 @@ def test_a_per_user_hit_through_the_asgi_fast_path_is_one_mget(live, keys, canar
     assert [headers["x-config-cache"] for _, headers, _ in answers[2:]] == ["hit", "hit"]
     assert CountingDjango.handed == 2  # the two misses only
     assert len(fetched) == 4  # one MGET per request
+
+
+def system_prompt(agent) -> str:
+    """The instructions the agent sends the model (rendered from the run's variables: none)."""
+    return asyncio.run(agent.get_system_prompt(RunContextWrapper(context={})))
