@@ -94,42 +94,43 @@ def asgi_app(monkeypatch):
     return AsyncConfigFastPath(DjangoASGIHandler())
 
 
+async def raw_response_start(app, path: str, key: str, host: bytes = b"localhost") -> dict:
+    """The `http.response.start` message of a GET of `path`, as the server gets it."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "query_string": b"",
+        "headers": [(b"host", host), (b"authorization", f"Bearer {key}".encode())],
+    }
+    body_sent = asyncio.Event()
+    starts = []
+
+    async def receive():
+        if not body_sent.is_set():
+            body_sent.set()
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # the client stays connected
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            starts.append(message)
+
+    await app(scope, receive, send)
+    (start,) = starts
+    return start
+
+
 def raw_response_starts(
     app, path: str, key: str, times: int, host: bytes = b"localhost"
 ) -> list[dict]:
-    """The `http.response.start` messages of `times` GETs of `path`, as the server gets them."""
-    starts = []
-
-    async def get():
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "query_string": b"",
-            "headers": [(b"host", host), (b"authorization", f"Bearer {key}".encode())],
-        }
-
-        body_sent = asyncio.Event()
-
-        async def receive():
-            if not body_sent.is_set():
-                body_sent.set()
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()  # the client stays connected
-
-        async def send(message):
-            if message["type"] == "http.response.start":
-                starts.append(message)
-
-        await app(scope, receive, send)
+    """The `http.response.start` messages of `times` GETs of `path`, in one event loop."""
 
     async def all_of_them():
-        for _ in range(times):
-            await get()
+        return [await raw_response_start(app, path, key, host) for _ in range(times)]
 
-    asyncio.run(all_of_them())
-    return starts
+    return asyncio.run(all_of_them())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -290,3 +291,36 @@ def test_later_hits_with_a_key_parse_no_authorization_header_and_settings_still_
     client = key_client("read")
     assert client.get(config_url(secretary))["X-Config-Cache"] == "miss"
     assert client.get(config_url(secretary))["X-Config-Cache"] == "miss"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hits_mget_waits_for_redis_without_a_task_of_its_own(asgi_app):
+    url = f"/api/v1/assistants/{assistant_with_tools(2).id}/config/"
+    key = APIKey.objects.create_key(name="runtime", scope="read")[1]
+    tasks = []
+
+    async def miss_then_hits():
+        await raw_response_start(asgi_app, url, key)  # the miss
+        # The loop's Redis connections are opened in the background at its first read.
+        tasks_now = asyncio.all_tasks()
+        await asyncio.gather(
+            *[task for task in tasks_now if task.get_coro().__name__ == "_open_connections"]
+        )
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(
+            lambda loop, coro, **kwargs: (
+                tasks.append(coro) or asyncio.Task(coro, loop=loop, **kwargs)
+            )
+        )
+        hits = [await raw_response_start(asgi_app, url, key) for _ in range(3)]
+        loop.set_task_factory(None)
+        return hits
+
+    hits = asyncio.run(miss_then_hits())
+
+    assert [(start["status"], dict(start["headers"])[b"X-Config-Cache"]) for start in hits] == [
+        (200, b"hit")
+    ] * 3
+    # redis-py writes a command under asyncio.wait_for, which made a Task for each hit.
+    assert [coro.__qualname__ for coro in tasks] == []
+    # (A Redis that hangs still costs a hit its deadline only: tests/test_asgi_fast_path.py.)

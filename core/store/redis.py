@@ -214,13 +214,20 @@ class RedisStore(Store):
             return None
         try:
             connection = await pool.get_connection()
+            # One deadline (the connection's socket_timeout) for the MGET's write and read
+            # together, rather than redis-py's: it writes under asyncio.wait_for, which on
+            # Python 3.11 makes a Task per command (an event-loop turn more per hit). The
+            # connection is this read's alone until released: its timeout is restored first.
+            deadline, connection.socket_timeout = connection.socket_timeout, None
             try:
-                await connection.send_command("MGET", *keys)
-                return await connection.read_response()
+                async with asyncio.timeout(deadline):  # its TimeoutError is an OSError
+                    await connection.send_command("MGET", *keys)
+                    return await connection.read_response()
             except BaseException:
                 await connection.disconnect()
                 raise
             finally:
+                connection.socket_timeout = deadline
                 await pool.release(connection)
         except self.overloads as exc:
             note_busy(exc, READING)
