@@ -324,3 +324,31 @@ def test_a_hits_mget_waits_for_redis_without_a_task_of_its_own(asgi_app):
     # redis-py writes a command under asyncio.wait_for, which made a Task for each hit.
     assert [coro.__qualname__ for coro in tasks] == []
     # (A Redis that hangs still costs a hit its deadline only: tests/test_asgi_fast_path.py.)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_later_hits_of_a_read_send_its_mget_packed_once(asgi_app, monkeypatch):
+    import redis.asyncio.connection
+
+    packed = []
+    connection_class = redis.asyncio.connection.AbstractConnection
+    pack_command = connection_class.pack_command
+    monkeypatch.setattr(
+        connection_class,
+        "pack_command",
+        lambda connection, *args: packed.append(args) or pack_command(connection, *args),
+    )
+    first, second = assistant_with_tools(2), assistant_with_tools(1, name="Other")
+    key = APIKey.objects.create_key(name="runtime", scope="read")[1]
+    reads = [f"/api/v1/assistants/{each.id}/config/" for each in (first, second, first, second)]
+
+    async def misses_then_hits():
+        return [await raw_response_start(asgi_app, url, key) for url in reads * 2]
+
+    starts = asyncio.run(misses_then_hits())
+
+    caches = [dict(start["headers"])[b"X-Config-Cache"] for start in starts]
+    assert caches == [b"miss", b"miss", *[b"hit"] * 6]
+    mgets = [args for args in packed if args[0] == "MGET"]
+    # Each read's MGET packed once (at its miss), whatever it answered; two reads, two MGETs.
+    assert len(mgets) == 2 and str(first.id) in str(mgets[0]) and str(second.id) in str(mgets[1])
