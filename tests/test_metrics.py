@@ -2,6 +2,7 @@
 when several worker processes answer."""
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 from pathlib import Path
@@ -141,7 +142,12 @@ def test_two_workers_counts_add_up_exactly(tmp_path):
                 answers += pool.map(lambda _: call("GET", base_url + url, key=key), range(60))
                 if len([n for n in requests_per_worker(directory).values() if n]) == 2:
                     break
-        per_worker = requests_per_worker(directory)
+        # Each worker writes its counts in batches, the last one BATCH_SECONDS after it began.
+        for _ in range(100):
+            per_worker = requests_per_worker(directory)
+            if sum(per_worker.values()) == len(answers):
+                break
+            time.sleep(0.05)
         scrapes = [
             call("GET", base_url + "/metrics", headers={"Authorization": "Bearer scrape-token"})
             for _ in range(6)

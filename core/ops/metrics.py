@@ -8,11 +8,18 @@ project's gunicorn.conf.py sets the directory when it is unset and empties it wh
 starts (files left by an earlier run would be added to this one's). Without it (runserver, the
 test client) values live in the one process.
 
-Counting costs a few memory writes per request, and nothing when METRICS_ENABLED is off.
+Counting costs a few memory writes per request, and nothing when METRICS_ENABLED is off. The
+request counts are gathered per process and written in batches (`count_request`, `flush`): every
+BATCH_REQUESTS requests, BATCH_SECONDS after a batch's first request (a thread of the process),
+at exit, and before a scrape answered by this process, so a scrape shows every request this
+process answered, and another process's at most one batch (BATCH_SECONDS) late.
 """
 
+import atexit
+import bisect
 import contextlib
 import os
+import threading
 import time
 
 from config_client.outcomes import COUNTERS
@@ -85,24 +92,106 @@ OUTCOME_COUNTERS = COUNTERS
 _breaker_state: bool | None = None
 _children: dict[tuple[str, int], tuple] = {}
 
+# A hit's four updates (request count, duration sum and bucket, cache outcome) are each a write
+# to a memory-mapped file with a lock and a getpid: a tenth of a logged hit's server time. They
+# are gathered here and written as one batch, in which each value is written once.
+BATCH_REQUESTS = 256
+BATCH_SECONDS = 0.1
+_BOUNDS = REQUEST_SECONDS._upper_bounds  # with +Inf: the bucket of `s` is the first bound >= s
+_lock = threading.Lock()
+# {(endpoint, status): [requests, seconds, [count per bucket]]}, and [hits, misses]
+_pending: dict[tuple[str, int], list] = {}
+_pending_cache = [0, 0]
+_pending_requests = 0
+_batch_begun = threading.Event()
+_flusher_pid: int | None = None
+
 
 def count_request(*, endpoint: str, status: int, seconds: float, cache: str | None) -> None:
-    """Count one answered request (core.ops.request_log.finish calls this for every request)."""
+    """Count one answered request (core.ops.request_log.finish calls this for every request):
+    added to this process's batch, written by `flush`."""
+    global _pending_requests
     if not settings.METRICS_ENABLED:
         return
-    children = _children.get((endpoint, status))
-    if children is None:  # labels() costs more than the increments: looked up once per pair
-        children = _children[endpoint, status] = (
-            REQUESTS.labels(endpoint, str(status)),
-            REQUEST_SECONDS.labels(endpoint),
-        )
-    children[0].inc()
-    children[1].observe(seconds)
-    if cache == "hit":
-        CACHE_HITS.inc()
-    elif cache == "miss":
-        CACHE_MISSES.inc()
+    with _lock:
+        pending = _pending.get((endpoint, status))
+        if pending is None:
+            pending = _pending[endpoint, status] = [0, 0.0, [0] * len(_BOUNDS)]
+        pending[0] += 1
+        pending[1] += seconds
+        pending[2][bisect.bisect_left(_BOUNDS, seconds)] += 1
+        if cache == "hit":
+            _pending_cache[0] += 1
+        elif cache == "miss":
+            _pending_cache[1] += 1
+        _pending_requests += 1
+        first, full = _pending_requests == 1, _pending_requests >= BATCH_REQUESTS
+    if full:
+        flush()
+    elif first:
+        _start_flusher()
     _note_breaker_state()
+
+
+def flush() -> None:
+    """Write this process's batch of request counts (each value once) and start a new one."""
+    global _pending_requests
+    with _lock:
+        if not _pending_requests:
+            return
+        batch, cache = list(_pending.items()), tuple(_pending_cache)
+        _pending.clear()
+        _pending_cache[:] = [0, 0]
+        _pending_requests = 0
+    for (endpoint, status), (requests, seconds, buckets) in batch:
+        children = _children.get((endpoint, status))
+        if children is None:  # labels() costs more than the increments: looked up once per pair
+            children = _children[endpoint, status] = (
+                REQUESTS.labels(endpoint, str(status)),
+                REQUEST_SECONDS.labels(endpoint),
+            )
+        children[0].inc(requests)
+        # Histogram.observe, for many observations at once: the sum, then each bucket's count.
+        children[1]._sum.inc(seconds)
+        for bucket, count in enumerate(buckets):
+            if count:
+                children[1]._buckets[bucket].inc(count)
+    if cache[0]:
+        CACHE_HITS.inc(cache[0])
+    if cache[1]:
+        CACHE_MISSES.inc(cache[1])
+
+
+def _start_flusher() -> None:
+    """At a batch's first request: wakes this process's flushing thread (started once per
+    process; a forked worker starts its own), which writes the batch BATCH_SECONDS later, so
+    an idle process's counts are not held back."""
+    global _flusher_pid
+    if _flusher_pid != os.getpid():
+        _flusher_pid = os.getpid()
+        threading.Thread(target=_flush_after_each_batch, name="metrics-flush", daemon=True).start()
+    _batch_begun.set()
+
+
+def _flush_after_each_batch() -> None:
+    while True:
+        _batch_begun.wait()
+        time.sleep(BATCH_SECONDS)
+        _batch_begun.clear()
+        flush()
+
+
+def _forget_parents_batch() -> None:
+    """In a forked child: the parent's batch is the parent's to write."""
+    global _pending_requests, _lock, _batch_begun
+    _lock, _batch_begun = threading.Lock(), threading.Event()
+    _pending.clear()
+    _pending_cache[:] = [0, 0]
+    _pending_requests = 0
+
+
+os.register_at_fork(after_in_child=_forget_parents_batch)
+atexit.register(flush)
 
 
 def count_outcomes(totals: dict[tuple[str, str], list[int]]) -> None:
@@ -149,6 +238,7 @@ class _RevisionCollector:
 
 
 def _scrape() -> bytes:
+    flush()
     _note_breaker_state()
     if _MULTIPROCESS_DIR:
         registry = CollectorRegistry()

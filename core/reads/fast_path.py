@@ -32,7 +32,6 @@ CONFIG_PATH = re.compile(  # used with fullmatch: `$` would also match before a 
 ENDPOINTS = {False: "config-bundle", True: "assistant-config"}
 _REASONS = {200: "200 OK", 304: "304 Not Modified"}
 HOSTS_KEPT = 64
-HEADER_BLOCKS_KEPT = 256
 _RAW_REQUEST_ID_HEADER = request_log.REQUEST_ID_HEADER.encode()
 
 
@@ -79,7 +78,6 @@ class FastPath:
         # Whether each Host header seen is allowed (validate_host), by its value: a hit asks
         # for the same few every time. Emptied when full (a client may send any).
         self._allowed_hosts_seen: dict[str, bool] = {}
-        self._raw_blocks: dict[tuple, list] = {}  # raw_hit_headers' blocks, by entry headers
 
     @staticmethod
     def target(method: str, query_string, path: str) -> Target | None:
@@ -131,14 +129,13 @@ class FastPath:
 
     def raw_hit_headers(self, hit: ConfigAnswer, secure: bool, start) -> list[tuple]:
         """hit_headers as an ASGI server takes them (bytes). The block of the entry's headers
-        and the security headers is encoded once per entry and kept; length and id are not."""
-        block = self._raw_blocks.get((secure, *hit.headers))
+        and the security headers is encoded once per entry and kept beside its headers (the
+        answer's head, core.reads.reads); length and id are not."""
+        block = hit.head.made.get((self, secure))
         if block is None:
             headers = [*hit.headers, *self.headers[secure]]
             block = [(name.encode("latin1"), value.encode("latin1")) for name, value in headers]
-            if len(self._raw_blocks) >= HEADER_BLOCKS_KEPT:
-                self._raw_blocks.clear()
-            self._raw_blocks[(secure, *hit.headers)] = block
+            hit.head.made[self, secure] = block
         return [
             *block,
             (b"Content-Length", b"%d" % len(hit.body)),

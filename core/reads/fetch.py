@@ -13,9 +13,12 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from core import store
 from core.api.keys import (
+    MAX_KEY_LENGTH,
     MalformedAuthorization,
     bearer_key,
     current_record,
@@ -101,16 +104,44 @@ class Fetched:
         return self.values
 
 
+# settings.CONFIG_CACHE_ENTRIES, read once (a read of Django's settings costs a hit more than a
+# dict lookup), again after a test changes it.
+_cache_entries: bool | None = None
+# The key each well-formed `Bearer <key>` header this process saw names, by the header: a
+# client sends the same one every time. Emptied when full.
+BEARER_HEADERS_KEPT = 1024
+_bearer_keys: dict[str, str] = {}
+
+
+@receiver(setting_changed)
+def _read_settings_again(*, setting, **kwargs):
+    global _cache_entries
+    if setting == "CONFIG_CACHE_ENTRIES":
+        _cache_entries = None
+
+
 def cache_read_key(meta: dict) -> str | None:
     """The API key to read the cache for, when the cache may decide this request; else None."""
-    if READ_KEY in meta or not settings.CONFIG_CACHE_ENTRIES or store.breaker.is_open():
+    global _cache_entries
+    if _cache_entries is None:
+        _cache_entries = bool(settings.CONFIG_CACHE_ENTRIES)
+    if READ_KEY in meta or not _cache_entries or store.breaker.is_open():
         return None  # already decided (a request is fetched once), or the cache is not asked
     if not store.store().shared:
         return None  # the embedded default: see LocalStore
+    authorization = meta.get("HTTP_AUTHORIZATION")
+    key = _bearer_keys.get(authorization)
+    if key is not None:
+        return key
     try:
-        return bearer_key(meta.get("HTTP_AUTHORIZATION"))  # None: a session, or no credentials
+        key = bearer_key(authorization)  # None: a session, or no credentials
     except MalformedAuthorization:
         return None  # DRF answers 401
+    if key is not None and len(authorization) <= 2 * MAX_KEY_LENGTH:
+        if len(_bearer_keys) >= BEARER_HEADERS_KEPT:
+            _bearer_keys.clear()
+        _bearer_keys[authorization] = key
+    return key
 
 
 # The plans this process has made, by (key, assistant, point, Accept-Encoding): the same reads

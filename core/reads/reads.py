@@ -27,7 +27,7 @@ A read at a revision needs none: its entry is tagged with the revision and never
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from config_client.rollout import BASE, CANDIDATE
 from config_client.rollout import variant as rollout_variant
@@ -98,12 +98,29 @@ def render_json(data) -> bytes:
     return JSONRenderer().render(data)
 
 
+@dataclass(eq=False)
+class AnswerHead:
+    """An answer's headers (shared by every answer with the same: not to be changed), and what
+    a server wrapper made of them, by (wrapper, secure): core.reads.fast_path encodes them with
+    its security headers once. Kept as long as the head is (HEADS_KEPT)."""
+
+    headers: list[tuple[str, str]]
+    made: dict = field(default_factory=dict)
+
+
 @dataclass
 class ConfigAnswer:
     status: int  # 200 or 304
     headers: list[tuple[str, str]]
     body: bytes
     key_name: str | None = None  # whose key a hit answered, for the request log
+    head: AnswerHead | None = None  # a hit's: `headers`, kept for the answers of its entry
+
+
+# The heads of the answers this process made, by all they depend on: the hits of one entry share
+# one, built once (and encoded once by the server wrapper). Emptied when full.
+HEADS_KEPT = 1024
+_heads: dict[tuple, AnswerHead] = {}
 
 
 class Read:
@@ -140,11 +157,18 @@ class Read:
     def answer(
         self, revision, etag, body, coding, if_none_match, cached, variant=None
     ) -> ConfigAnswer:
-        headers = self.headers(revision, etag, coding, cached, variant)
-        if etag_matches(if_none_match, etag):
-            return ConfigAnswer(304, headers, b"")
-        types = [("Content-Type", "application/json"), *content_encoding(coding)]
-        return ConfigAnswer(200, [*types, *headers], body)
+        status = 304 if etag_matches(if_none_match, etag) else 200
+        made = (self.cache_control, revision, etag, coding, cached, variant, status)
+        head = _heads.get(made)
+        if head is None:
+            headers = self.headers(revision, etag, coding, cached, variant)
+            if status == 200:
+                types = [("Content-Type", "application/json"), *content_encoding(coding)]
+                headers = [*types, *headers]
+            if len(_heads) >= HEADS_KEPT:
+                _heads.clear()
+            head = _heads[made] = AnswerHead(headers)
+        return ConfigAnswer(status, head.headers, b"" if status == 304 else body, head=head)
 
 
 class LiveRead(Read):

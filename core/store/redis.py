@@ -34,6 +34,10 @@ from core.store.revisions import check_master_on_connect_async
 ASYNC_CONNECTIONS = 16
 ASYNC_CONNECTION_WAIT = 2.0
 READING = "reading a config"
+# The MGETs the async reads sent, packed, by their keys: a hit's reads name the same keys every
+# time (core.reads.fetch.Plan), and packing one cost a hit more than looking it up. Emptied when
+# full.
+PACKED_MGETS_KEPT = 1024
 
 # Raises the value at each of KEYS to ARGV[1] unless it is already higher; returns the last
 # key's result.
@@ -109,6 +113,7 @@ class RedisStore(Store):
         self._async_client = None
         self._connections = None
         self._opening = None  # the task opening the connections (kept: a task must be referenced)
+        self._packed_mgets: dict[tuple[str, ...], list[bytes]] = {}
 
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return self.client.mget(keys)
@@ -186,6 +191,18 @@ class RedisStore(Store):
             for _ in range(taken):
                 self._connections.release()
 
+    def _packed_mget(self, connection, keys: list[str]) -> list[bytes]:
+        """MGET `keys`, packed as `connection` sends it (every connection of the client packs
+        alike)."""
+        names = tuple(keys)
+        packed = self._packed_mgets.get(names)
+        if packed is None:
+            packed = connection.pack_command("MGET", *names)
+            if len(self._packed_mgets) >= PACKED_MGETS_KEPT:
+                self._packed_mgets.clear()
+            self._packed_mgets[names] = packed
+        return packed
+
     async def aget_many(self, keys: list[str]) -> list[bytes | None] | None:
         """The MGET's answer, or None when Redis failed (module docstring).
 
@@ -214,13 +231,20 @@ class RedisStore(Store):
             return None
         try:
             connection = await pool.get_connection()
+            # One deadline (the connection's socket_timeout) for the MGET's write and read
+            # together, rather than redis-py's: it writes under asyncio.wait_for, which on
+            # Python 3.11 makes a Task per command (an event-loop turn more per hit). The
+            # connection is this read's alone until released: its timeout is restored first.
+            deadline, connection.socket_timeout = connection.socket_timeout, None
             try:
-                await connection.send_command("MGET", *keys)
-                return await connection.read_response()
+                async with asyncio.timeout(deadline):  # its TimeoutError is an OSError
+                    await connection.send_packed_command(self._packed_mget(connection, keys))
+                    return await connection.read_response()
             except BaseException:
                 await connection.disconnect()
                 raise
             finally:
+                connection.socket_timeout = deadline
                 await pool.release(connection)
         except self.overloads as exc:
             note_busy(exc, READING)
