@@ -332,6 +332,25 @@ def test_the_admin_move_of_a_protected_label_makes_a_request(two_revisions, appr
     assert production() == first
 
 
+def test_creating_a_protected_label_in_the_admin_makes_a_request_and_the_approval_creates_it(
+    secretary, approvals
+):
+    revision = newest_revision()
+    client = session(staff_user(*MOVER, "config_backend.view_label"))
+    response = client.post(
+        "/admin/config_backend/label/add/",
+        {"name": "production", "target": str(revision), "change_note": "first", "confirm": "1"},
+        follow=True,
+    )
+    assert "change request" in response.content.decode()
+    request = LabelRequest.objects.get()
+    assert (request.label, request.from_revision) == ("production", None)
+    assert not Label.objects.exists()
+
+    assert approve(staff_client(*APPROVER), request.id).json()["status"] == "approved"
+    assert production() == revision
+
+
 # --- rollouts, promotes and aborts of a protected label ------------------------------------------
 
 
