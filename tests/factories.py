@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 
 from assistants.models import Assistant
 from core.api.json_input import MAX_PROBLEMS, JSONProblem, json_pointer
-from core.models import APIKey
+from core.models import APIKey, ConfigRevision, Label, LabelMove
 from snippets.models import Snippet
 from tools.models import AssistantToolLink, Tool
 from webhooks.models import Webhook
@@ -392,4 +392,18 @@ def make_label_request(name: str, revision: int, *, requester: User | None = Non
         author=requester.get_username(),
         message="please",
         requester=Requester.of_user(requester),
+    )
+
+
+def label_state(name) -> tuple:
+    """Everything a label change could change: the label's row, its history, its counter."""
+    label = Label.objects.filter(name=name).values().first()
+    if label:
+        label.pop("updated_at")
+    return (
+        label,
+        list(LabelMove.objects.filter(label=name).values_list("id", flat=True)),
+        ConfigRevision.objects.filter(name=ConfigRevision.for_label(name))
+        .values_list("value", flat=True)
+        .first(),
     )

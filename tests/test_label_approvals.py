@@ -20,12 +20,13 @@ from config_backend.history.approvals import (
     request_json,
 )
 from config_backend.history.labels import LabelChange, change_label, label_move
-from core.models import ConfigRevision, Label, LabelMove, LabelRequest, Revision
+from core.models import Label, LabelMove, LabelRequest, Revision
 from tests.factories import (
     APPROVER,
     approver,
     concurrently,
     key_client,
+    label_state,
     make_label_request,
     make_webhook,
     session,
@@ -352,20 +353,6 @@ def test_creating_a_protected_label_in_the_admin_makes_a_request_and_the_approva
 
 
 # --- rollouts, promotes and aborts of a protected label ------------------------------------------
-
-
-def label_state(name) -> tuple:
-    """Everything a label change could change: the label's row, its history, its counter."""
-    label = Label.objects.filter(name=name).values().first()
-    if label:
-        label.pop("updated_at")
-    return (
-        label,
-        list(LabelMove.objects.filter(label=name).values_list("id", flat=True)),
-        ConfigRevision.objects.filter(name=ConfigRevision.for_label(name))
-        .values_list("value", flat=True)
-        .first(),
-    )
 
 
 def instructions_diff(body) -> dict:

@@ -12,11 +12,12 @@ from django.core.management import CommandError, call_command
 
 from config_backend.history.labels import LabelChange, change_label
 from core.events.replay import label_events_after
-from core.models import ConfigRevision, Label, LabelMove, Revision
+from core.models import Label, LabelMove, Revision
 from core.reads import points
 from tests.factories import (
     assistant_with_tools,
     key_client,
+    label_state,
     make_webhook,
     session,
     staff_client,
@@ -58,20 +59,6 @@ def roll_out(client, name, base, candidate, percent, users=(), **more):
     body["rollout"]["users"] = list(users)
     body.update(more)
     return put(client, name, body)
-
-
-def label_state(name) -> tuple:
-    """Everything a label change could change: the label's row, its history, its counter."""
-    label = Label.objects.filter(name=name).values().first()
-    if label:
-        label.pop("updated_at")
-    return (
-        label,
-        list(LabelMove.objects.filter(label=name).values_list("id", flat=True)),
-        ConfigRevision.objects.filter(name=ConfigRevision.for_label(name))
-        .values_list("value", flat=True)
-        .first(),
-    )
 
 
 def users_on(label: dict, variant_name: str, count: int = 2000) -> set[str]:
