@@ -1,12 +1,15 @@
 """The admin in a real browser: Debian's Chromium under Playwright (Playwright's own browser
 download is never used), and a page whose script errors and failed responses are recorded.
-Used by the browser tests (test_admin_browser.py, test_admin_i18n.py, test_delegation_graph.py).
+Used by the browser tests (test_*browser.py, test_admin_i18n.py, test_delegation_graph.py, …).
 """
 
 import contextlib
+import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.live import live_database_url, server
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine has no network: without these, Chromium's background connections fail noisily.
@@ -81,3 +84,19 @@ def log_in_as(page, base_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("input[type=submit]")
     page.wait_for_selector("#site-name")
+
+
+@contextlib.contextmanager
+def logged_in_admin(artifacts: Path, username: str, password: str):
+    """The production server on the test database, Chromium, and a watched page logged in to
+    its admin as `username`; yields (the page, the server's URL). `artifacts` (the test's
+    screenshots) starts empty."""
+    shutil.rmtree(artifacts, ignore_errors=True)
+    artifacts.mkdir(parents=True)
+    with (
+        server(env={"DATABASE_URL": live_database_url()}, workers=1) as base_url,
+        chromium_browser() as chromium,
+    ):
+        admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), artifacts)
+        log_in_as(admin.page, base_url, username, password)
+        yield admin, base_url

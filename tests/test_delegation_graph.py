@@ -5,7 +5,6 @@ Needs Debian's graphviz (`scripts/install-system-deps`). The browser test's scre
 test-artifacts/admin-graph/.
 """
 
-import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -20,7 +19,7 @@ from assistants.graph import (
     tool_node,
 )
 from assistants.models import Assistant
-from tests.browser import Watched, chromium_browser, log_in_as
+from tests.browser import logged_in_admin
 from tests.factories import (
     assistant_with_tools,
     link,
@@ -28,7 +27,7 @@ from tests.factories import (
     session,
     staff_user,
 )
-from tests.live import ROOT, live_database_url, server
+from tests.live import ROOT
 from tools.models import Tool
 
 pytestmark = pytest.mark.django_db
@@ -179,15 +178,8 @@ def test_the_index_and_the_assistant_list_link_the_graph():
 @pytest.mark.django_db(transaction=True)
 def test_staff_open_the_graph_from_the_index_and_see_the_picture(shaped):
     User.objects.create_superuser("staff", "staff@example.com", PASSWORD)
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    with (
-        server(env={"DATABASE_URL": live_database_url()}, workers=1) as base_url,
-        chromium_browser() as chromium,
-    ):
-        admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), ARTIFACTS)
+    with logged_in_admin(ARTIFACTS, "staff", PASSWORD) as (admin, base_url):
         page = admin.page
-        log_in_as(page, base_url, "staff", PASSWORD)
         page.click("#delegation-graph-module a")
         page.wait_for_selector("#delegation-graph svg")
         nodes = page.locator("#delegation-graph g.node")

@@ -5,8 +5,6 @@ runtime serve the candidate to a listed user), promotes it, and reads the action
 history (docs/contract.md "Releases: rollouts, approvals, outcomes").
 Screenshots of each step are kept in test-artifacts/admin-rollout/."""
 
-import shutil
-
 import pytest
 from config_client.rollout import bucket
 from playwright.sync_api import expect
@@ -14,9 +12,9 @@ from playwright.sync_api import expect
 from assistants.models import Assistant
 from config_backend.history.labels import label_move
 from core.models import APIKey, Label, LabelMove
-from tests.browser import Watched, chromium_browser, log_in_as
+from tests.browser import Watched, logged_in_admin
 from tests.factories import newest_revision, staff_user
-from tests.live import ROOT, call, live_database_url, server
+from tests.live import ROOT, call
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -148,14 +146,7 @@ def read_the_history(admin: Watched, release: dict) -> None:
 
 
 def test_staff_roll_out_a_revision_after_the_diff_see_it_on_the_label_and_promote_it(release):
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    with (
-        server(env={"DATABASE_URL": live_database_url()}, workers=1) as base_url,
-        chromium_browser() as chromium,
-    ):
-        admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), ARTIFACTS)
-        log_in_as(admin.page, base_url, release["user"], "pw")
+    with logged_in_admin(ARTIFACTS, release["user"], "pw") as (admin, base_url):
         set_rollout(admin, base_url, release)
         rollout_id = see_the_rollout(admin, release)
         # A listed user gets the candidate at once; a user outside the share keeps the base.

@@ -5,7 +5,6 @@ assistant includes it (docs/contract.md "The whole agent in the config", rules 7
 Screenshots of each step are kept in test-artifacts/admin-snippets/."""
 
 import json
-import shutil
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,8 +13,8 @@ from playwright.sync_api import expect
 from assistants.models import Assistant
 from core.models import APIKey
 from snippets.models import Snippet
-from tests.browser import Watched, chromium_browser, log_in_as
-from tests.live import ROOT, call, live_database_url, server
+from tests.browser import Watched, logged_in_admin
+from tests.live import ROOT, call
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -96,14 +95,7 @@ def test_staff_include_a_snippet_see_it_expanded_edit_it_and_cannot_deactivate_i
     User.objects.create_superuser("staff", "staff@example.com", PASSWORD)
     assistant = Assistant.objects.create(name="Secretary", model="gpt-4o-mini")
     _, key = APIKey.objects.create_key(name="runtime", scope="read")
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    with (
-        server(env={"DATABASE_URL": live_database_url()}, workers=1) as base_url,
-        chromium_browser() as chromium,
-    ):
-        admin = Watched(chromium.new_page(viewport={"width": 1280, "height": 900}), ARTIFACTS)
-        log_in_as(admin.page, base_url, "staff", PASSWORD)
+    with logged_in_admin(ARTIFACTS, "staff", PASSWORD) as (admin, base_url):
         create_snippet(admin, base_url)
         # The snippet's id, as the runtime's API lists it (no ORM while the browser runs).
         status, _, body = call("GET", f"{base_url}/api/v1/snippets/", key=key)
