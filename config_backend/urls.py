@@ -46,7 +46,7 @@ admin.site.site_title = _("Assistant configuration")
 admin.site.index_title = _("Assistants, tools and threads")
 # "View site" leads to the API's documentation: the service has no site of its own ("/" is a 404).
 admin.site.site_url = "/api/docs/"
-# The index links the delegation graph (assistants.graph).
+# The index links the delegation graph (assistants.admin.graph).
 admin.site.index_template = "admin/index_with_graph.html"
 
 api_v1 = [

@@ -1,5 +1,5 @@
 """The assistant's admin form: model settings, structured output and variables as typed fields
-(assistants.admin_forms), each writing its one JSON field through the model's own rules, and
+(assistants.admin.forms), each writing its one JSON field through the model's own rules, and
 the live preview of the rendered instructions (AssistantAdmin.preview_view). The browser test's
 screenshots are in test-artifacts/admin-agent-form/."""
 
@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from assistants.admin_forms import ModelSettingsField
+from assistants.admin.forms import ModelSettingsField
 from assistants.models import Assistant
 from core.models import APIKey, Revision
 from tests.browser import Watched, chromium_browser, log_in_as

@@ -1,4 +1,4 @@
-"""The admin's delegation graph (assistants.graph): assistants → tools → delegates, drawn by
+"""The admin's delegation graph (assistants.admin.graph): assistants → tools → delegates, drawn by
 Graphviz as SVG, what is inactive greyed; names are shown as text, never read as DOT or HTML.
 
 Needs Debian's graphviz (`scripts/install-system-deps`). The browser test's screenshots are in
@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from assistants.graph import (
+from assistants.admin.graph import (
     ACTIVE_COLOUR,
     INACTIVE_COLOUR,
     assistant_node,

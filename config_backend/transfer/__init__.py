@@ -15,8 +15,9 @@ Modules, by responsibility:
     file_format  the format's JSON Schema, reading a file, Problem (where in a file), writing
                  a state as a file (export_config) or a backup
     plan         Planner: the final state a file asks for and every rule it breaks
-    plan_rules   the rules that span rows (secretary, cycles, tools per assistant): functions
-                 of the planned state, for plan
+    matching     each entry matched to its row (id, else natural key); duplicates
+    plan_rules   the rules that span rows (secretary, cycles, tools, tool_choice, includes):
+                 functions of the planned state, for plan
     apply        import_config: the difference, bulk writes, verification
     check        validate_config (a file), config_problems (the live database)
 """

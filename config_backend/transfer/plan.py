@@ -7,9 +7,7 @@ planned rows in memory, plus the models' field validation (clean_fields) on unsa
 the rules that span rows are in plan_rules.
 """
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -33,8 +31,11 @@ from config_backend.transfer.file_format import (
     format_problems,
     parse_last_used,
 )
+from config_backend.transfer.matching import FileRow, matched_rows, unique_name_problems
 from config_backend.transfer.plan_rules import (
     delegation_cycle_problems,
+    include_problems,
+    placeholder_problems,
     secretary_problems,
     tool_choice_problems,
     tools_per_assistant_problems,
@@ -48,7 +49,6 @@ from config_backend.transfer.state import (
     canonical,
 )
 from snippets.models import Snippet
-from snippets.validators import could_include, expansion_error, snippet_expansion_error
 from threads.models import UserAssistantThread
 from tools.models import Tool
 from tools.strict_schema import strict_schema_problems
@@ -57,24 +57,6 @@ from tools.validators import delegate_errors, input_schema_problems, link_sub_as
 PROGRESS_EVERY = 2000
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class FileRow:
-    """An entry of the file that names a row: its place in the file, its key, its values."""
-
-    section: str
-    index: int
-    pk: object
-    values: dict
-
-    @property
-    def pointer(self) -> str:
-        return f"/{self.section}/{self.index}"
-
-    def problem(self, inside: str, message: str) -> Problem:
-        """A problem at `inside` (a JSON pointer) within this entry."""
-        return Problem(message, self.section, self.index, inside)
 
 
 def _field_default(model, name):
@@ -132,8 +114,8 @@ class Planner:
             return
         self.plan_snippets()
         self.plan_assistants()
-        self.include_problems()
-        self.placeholder_problems()
+        self.errors += include_problems(self.final, [*self.snippet_rows, *self.assistant_rows])
+        self.errors += placeholder_problems(self.final, self.assistant_rows, self.snippet_texts())
         self._final_assistant_names = {row["name"]: pk for pk, row in self.final.assistants.items()}
         self._broken_assistant_names = self._broken_names("assistants")
         self.plan_tools()
@@ -143,47 +125,12 @@ class Planner:
     # -- matching entries to rows
 
     def _match(self, section: str, entries: list, key_of, current_by_key: dict) -> list[FileRow]:
-        """Give each well-formed entry its primary key: its id, else the row its key names.
+        rows, problems = matched_rows(section, entries, key_of, current_by_key, self.broken)
+        self.errors += problems
+        return rows
 
-        key_of(index, entry) is the natural key (name; for threads user and assistant).
-        """
-        rows: list[FileRow | None] = [None] * len(entries)
-        claimed: dict = {}  # pk -> pointer of the entry that has it
-        by_id: set = set()
-        for index, entry in enumerate(entries):
-            if (section, index) in self.broken or "id" not in entry:
-                continue
-            row = FileRow(section, index, uuid.UUID(entry["id"]), {})
-            if row.pk in claimed:
-                self.error(row, "/id", f"duplicate id {row.pk} (also at {claimed[row.pk]})")
-                continue
-            claimed[row.pk] = row.pointer
-            by_id.add(row.pk)
-            rows[index] = row
-        for index, entry in enumerate(entries):
-            if (section, index) in self.broken or "id" in entry:
-                continue
-            key = key_of(index, entry)
-            row = FileRow(section, index, current_by_key.get(key), {})
-            if row.pk is None:
-                row.pk = uuid.uuid4()
-            elif row.pk in by_id:
-                self.error(
-                    row,
-                    "",
-                    f"names the same {section[:-1]} ({row.pk}) that {claimed[row.pk]} names by "
-                    "id; give this entry its own id or drop one of them",
-                )
-                continue
-            elif row.pk in claimed:
-                if section == "threads":
-                    self.error(row, "", f"duplicate of {claimed[row.pk]} (same user and assistant)")
-                else:
-                    self.error(row, "/name", f'duplicate name "{key}" (also at {claimed[row.pk]})')
-                continue
-            claimed[row.pk] = row.pointer
-            rows[index] = row
-        return [row for row in rows if row is not None]
+    def _check_unique_names(self, section: str, file_rows: list, kept: dict, entries: list) -> None:
+        self.errors += unique_name_problems(section, file_rows, kept, entries, self.broken)
 
     def _kept(self, current_rows: dict, file_rows: list[FileRow]) -> dict:
         """The current rows the file does not mention and that stay (all of them unless --prune)."""
@@ -191,35 +138,6 @@ class Planner:
         if self.prune:
             return {}
         return {pk: row for pk, row in current_rows.items() if pk not in mentioned}
-
-    def _check_unique_names(self, section: str, file_rows: list, kept: dict, entries: list) -> None:
-        kept_names = {row["name"]: pk for pk, row in kept.items()}
-        seen: dict = {}
-        for row in file_rows:
-            name = row.values["name"]
-            if name in seen:
-                self.error(row, "/name", f'duplicate name "{name}" (also at {seen[name]})')
-            elif name in kept_names:
-                self.error(
-                    row,
-                    "/name",
-                    f'"{name}" is already the name of {section[:-1]} {kept_names[name]}, which '
-                    "this file does not mention (give this entry that id to update it)",
-                )
-            seen.setdefault(name, row.pointer)
-        # Broken entries still reserve their names, so a typo elsewhere isn't blamed on them.
-        for index, entry in enumerate(entries):
-            if (section, index) in self.broken and isinstance(entry, dict):
-                name = entry.get("name")
-                if isinstance(name, str) and name in seen:
-                    self.errors.append(
-                        Problem(
-                            f'duplicate name "{name}" (also at {seen[name]})',
-                            section,
-                            index,
-                            "/name",
-                        )
-                    )
 
     def _broken_names(self, section: str) -> set:
         """Names of the entries that failed the format check (already reported)."""
@@ -356,56 +274,6 @@ class Planner:
         self._check_unique_names("snippets", self.snippet_rows, kept, entries)
         self.final.snippets = {**kept, **{row.pk: row.values for row in self.snippet_rows}}
         self.mentioned["snippets"] = {row.pk for row in self.snippet_rows}
-
-    def include_problems(self) -> None:
-        """Rule 12 on the planned state: every snippet's text and every assistant's
-        instructions expand with the active snippets (each include names one, no cycle, within
-        MAX_INSTRUCTIONS_BYTES). Rows the file does not mention are checked too: deactivating or
-        pruning a snippet they include is refused at the file's `/snippets` (rule 7)."""
-        snippets = self.final.snippets
-        active = {row["name"]: row["text"] for row in snippets.values() if row["is_active"]}
-        in_file = {row.pk: row for row in (*self.snippet_rows, *self.assistant_rows)}
-        checks = [
-            (pk, row["name"], row["text"], "snippet", "/text") for pk, row in snippets.items()
-        ] + [
-            (pk, row["name"], row["instructions"], "assistant", "/instructions")
-            for pk, row in self.final.assistants.items()
-        ]
-        for pk, name, text, kind, field in checks:
-            if not (isinstance(text, str) and isinstance(name, str) and could_include(text)):
-                continue
-            if kind == "snippet":
-                problem = snippet_expansion_error(name, text, active)
-            else:
-                problem = expansion_error(text, active)
-            if problem is None:
-                continue
-            if pk in in_file:
-                self.error(in_file[pk], field, problem)
-            else:
-                self.errors.append(
-                    Problem(
-                        f'{kind} "{name}", which this file does not mention: {problem}', "snippets"
-                    )
-                )
-
-    def placeholder_problems(self) -> None:
-        """Rule 11 for the assistants the file does not mention (its own entries were checked
-        with their rows): the snippets it changes must not bring them a placeholder they do not
-        declare; reported at the file's `/snippets`."""
-        in_file = {row.pk for row in self.assistant_rows}
-        for pk, row in sorted(self.final.assistants.items(), key=lambda item: str(item[0])):
-            text, variables = row.get("instructions"), row.get("variables") or []
-            if pk in in_file or not isinstance(text, str) or "{{" not in text:
-                continue
-            problem = instructions_problem(text, variables, self.snippet_texts())
-            if problem:
-                self.errors.append(
-                    Problem(
-                        f'assistant "{row["name"]}", which this file does not mention: {problem}',
-                        "snippets",
-                    )
-                )
 
     # -- tools
 

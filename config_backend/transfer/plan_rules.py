@@ -1,6 +1,7 @@
 """The rules that span rows (rule 6: one active secretary; rule 4: no delegation cycles;
-rule 9: active tools per assistant; rule 10: a tool_choice names an active linked tool),
-checked on the planned final state, each problem pointing
+rule 9: active tools per assistant; rule 10: a tool_choice names an active linked tool;
+rule 12: includes expand; rule 11 for the assistants a snippet change reaches), checked on the
+planned final state, each problem pointing
 at the entry of the file that breaks the rule.
 
 Functions of what the Planner (config_backend.transfer.plan) has planned first: `final` (the
@@ -9,9 +10,11 @@ that makes a Problem at a place inside it) and `link_places` (where each link is
 returns its problems.
 """
 
+from assistants.prompts import instructions_problem
 from assistants.validators import secretary_conflicts
 from config_backend.transfer.file_format import Problem
 from config_backend.transfer.state import ConfigState
+from snippets.validators import could_include, expansion_error, snippet_expansion_error
 from tools.validators import (
     DelegationLink,
     counts_as_active_tool,
@@ -135,4 +138,60 @@ def tool_choice_problems(
             problems.append(tools_by_name[tool].problem("/is_active", message))
         else:
             problems.append(Problem(message, "assistants"))
+    return problems
+
+
+def include_problems(final: ConfigState, file_rows: list) -> list[Problem]:
+    """Rule 12 on the planned state: every snippet's text and every assistant's instructions
+    expand with the active snippets (each include names one, no cycle, within
+    MAX_INSTRUCTIONS_BYTES). Rows the file does not mention are checked too: deactivating or
+    pruning a snippet they include is refused at the file's `/snippets` (rule 7). `file_rows`:
+    the file's snippet and assistant entries."""
+    snippets = final.snippets
+    active = {row["name"]: row["text"] for row in snippets.values() if row["is_active"]}
+    in_file = {row.pk: row for row in file_rows}
+    checks = [(pk, row["name"], row["text"], "snippet", "/text") for pk, row in snippets.items()]
+    checks += [
+        (pk, row["name"], row["instructions"], "assistant", "/instructions")
+        for pk, row in final.assistants.items()
+    ]
+    problems = []
+    for pk, name, text, kind, field in checks:
+        if not (isinstance(text, str) and isinstance(name, str) and could_include(text)):
+            continue
+        if kind == "snippet":
+            problem = snippet_expansion_error(name, text, active)
+        else:
+            problem = expansion_error(text, active)
+        if problem is None:
+            continue
+        if pk in in_file:
+            problems.append(in_file[pk].problem(field, problem))
+        else:
+            problems.append(
+                Problem(f'{kind} "{name}", which this file does not mention: {problem}', "snippets")
+            )
+    return problems
+
+
+def placeholder_problems(
+    final: ConfigState, assistant_rows: list, snippet_texts: dict[str, str]
+) -> list[Problem]:
+    """Rule 11 for the assistants the file does not mention (its own entries were checked with
+    their rows): the snippets it changes must not bring them a placeholder they do not
+    declare; reported at the file's `/snippets`."""
+    in_file = {row.pk for row in assistant_rows}
+    problems = []
+    for pk, row in sorted(final.assistants.items(), key=lambda item: str(item[0])):
+        text, variables = row.get("instructions"), row.get("variables") or []
+        if pk in in_file or not isinstance(text, str) or "{{" not in text:
+            continue
+        problem = instructions_problem(text, variables, snippet_texts)
+        if problem:
+            problems.append(
+                Problem(
+                    f'assistant "{row["name"]}", which this file does not mention: {problem}',
+                    "snippets",
+                )
+            )
     return problems

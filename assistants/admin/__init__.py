@@ -11,8 +11,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from assistants.admin_forms import AssistantForm, VariablesWidget, typed_default
-from assistants.graph import GraphUnavailable, delegation_graph, graph_svg
+from assistants.admin.forms import AssistantForm, VariablesWidget, typed_default
+from assistants.admin.graph import GraphUnavailable, delegation_graph, graph_svg
 from assistants.models import Assistant
 from assistants.prompts import (
     rendered_instructions,
@@ -198,7 +198,7 @@ class AssistantAdmin(RevisionHistoryAdmin, SaveOnlyChangesAdmin):
         return JsonResponse({"instructions": rendered})
 
     def graph_view(self, request):
-        """The delegation graph (assistants.graph): for staff who may view assistants and
+        """The delegation graph (assistants.admin.graph): for staff who may view assistants and
         tools."""
         if not (self.has_view_permission(request) and request.user.has_perm("tools.view_tool")):
             raise PermissionDenied
