@@ -38,6 +38,7 @@ from core.api.permissions import (
     READ_PERMISSIONS,
     THREAD_WRITE_PERMISSIONS,
 )
+from core.kept import Kept
 from core.models import APIKey, ConfigRevision
 
 # Longer keys are not ours (ours are 8 + 1 + 32 characters); refused before any lookup.
@@ -209,8 +210,7 @@ def prefix_known_unusable(record: bytes | None, keys_revision: bytes | None) -> 
 # are tagged with, and every check still compares that with the mirror read in the same MGET,
 # and the expiry and revocation with now: a key change stops the key at once, as before. A
 # wrong secret is never remembered. Emptied when full (a worker serves a few keys).
-VERIFIED_RECORDS_KEPT = 1024
-_verified: dict[tuple[str, bytes], dict] = {}
+_verified: Kept = Kept(1024)  # {(key, record): fields}
 
 
 def verified_fields(record: bytes, key: str) -> dict | None:
@@ -222,10 +222,7 @@ def verified_fields(record: bytes, key: str) -> dict | None:
     fields = json.loads(record)
     if fields.get("unusable") or not APIKey.objects.key_generator.verify(key, fields["hash"]):
         return None
-    if len(_verified) >= VERIFIED_RECORDS_KEPT:
-        _verified.clear()
-    _verified[key, record] = fields
-    return fields
+    return _verified.keep((key, record), fields)
 
 
 def current_record(record: bytes | None, key: str, keys_revision: bytes | None) -> dict | None:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 
+from core.kept import Kept
 from core.ops import request_log
 from core.reads.fetch import decide
 from core.reads.points import BadQuery, Point, parse_query
@@ -77,7 +78,7 @@ class FastPath:
         self.headers = {secure: security_headers(secure) for secure in (False, True)}
         # Whether each Host header seen is allowed (validate_host), by its value: a hit asks
         # for the same few every time. Emptied when full (a client may send any).
-        self._allowed_hosts_seen: dict[str, bool] = {}
+        self._allowed_hosts_seen = Kept(HOSTS_KEPT)
 
     @staticmethod
     def target(method: str, query_string, path: str) -> Target | None:
@@ -113,9 +114,7 @@ class FastPath:
         if allowed is None:
             domain, _ = split_domain_port(host)
             allowed = bool(domain) and validate_host(domain, self.allowed_hosts)
-            if len(self._allowed_hosts_seen) >= HOSTS_KEPT:
-                self._allowed_hosts_seen.clear()
-            self._allowed_hosts_seen[host] = allowed
+            self._allowed_hosts_seen.keep(host, allowed)
         return allowed
 
     def hit_headers(self, hit: ConfigAnswer, secure: bool, start) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from core.api.keys import (
     record_keys,
     scope_allows,
 )
+from core.kept import Kept
 from core.models import APIKey
 from core.reads.codings import response_coding
 from core.reads.points import learn_pin, plain_point
@@ -108,9 +109,8 @@ class Fetched:
 # dict lookup), again after a test changes it.
 _cache_entries: bool | None = None
 # The key each well-formed `Bearer <key>` header this process saw names, by the header: a
-# client sends the same one every time. Emptied when full.
-BEARER_HEADERS_KEPT = 1024
-_bearer_keys: dict[str, str] = {}
+# client sends the same one every time.
+_bearer_keys: Kept = Kept(1024)
 
 
 @receiver(setting_changed)
@@ -138,17 +138,14 @@ def cache_read_key(meta: dict) -> str | None:
     except MalformedAuthorization:
         return None  # DRF answers 401
     if key is not None and len(authorization) <= 2 * MAX_KEY_LENGTH:
-        if len(_bearer_keys) >= BEARER_HEADERS_KEPT:
-            _bearer_keys.clear()
-        _bearer_keys[authorization] = key
+        _bearer_keys.keep(authorization, key)
     return key
 
 
 # The plans this process has made, by (key, assistant, point, Accept-Encoding): the same reads
 # come again and again, and making one (its read, its coding, its cache keys) cost a hit more
 # than answering it. A plan holds nothing that changes. Emptied when full.
-PLANS_KEPT = 1024
-_plans: dict[tuple, Plan] = {}
+_plans: Kept = Kept(1024)
 
 
 def plan(meta: dict, assistant_id: str | None, point) -> Plan | None:
@@ -163,9 +160,7 @@ def plan(meta: dict, assistant_id: str | None, point) -> Plan | None:
     if made is None:
         made = Plan(read_for(assistant_id, point), key, response_coding(accept_encoding))
         if point.user_id is None:  # one user's read seldom comes again: not worth a place
-            if len(_plans) >= PLANS_KEPT:
-                _plans.clear()
-            _plans[key, assistant_id, point, accept_encoding] = made
+            _plans.keep((key, assistant_id, point, accept_encoding), made)
     return made
 
 

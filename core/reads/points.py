@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote_plus
 from django.core.exceptions import ValidationError
 
 from core.api.keys import key_prefix
+from core.kept import Kept
 from core.models import LIVE, USER_ID_MAX_LENGTH, validate_label_name
 
 REVISION_PARAMETER = "revision"
@@ -160,8 +161,7 @@ def _point(params: dict) -> Point:
 # The label each key was last seen pinned to (None: not pinned), by key prefix, learned from
 # its record: a plain read by a pinned key then fetches its label's entry in its one MGET. A
 # stale guess (the key was re-pinned) costs one miss: the hit checks the record. Per process.
-_pinned_labels: dict[str, str | None] = {}
-PINNED_LABELS_MAX = 10_000
+_pinned_labels: Kept = Kept(10_000)  # {key prefix: label or None}
 
 
 def plain_point(key: str, user_id: str | None = None) -> Point:
@@ -173,6 +173,4 @@ def plain_point(key: str, user_id: str | None = None) -> Point:
 
 def learn_pin(key: str, label: str | None) -> None:
     """Remember the label a current key record says its key is pinned to."""
-    if len(_pinned_labels) >= PINNED_LABELS_MAX:
-        _pinned_labels.clear()
-    _pinned_labels[key_prefix(key)] = label
+    _pinned_labels.keep(key_prefix(key), label)

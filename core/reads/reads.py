@@ -34,6 +34,7 @@ from config_client.rollout import variant as rollout_variant
 from rest_framework.renderers import JSONRenderer
 
 from core import store
+from core.kept import Kept
 from core.models import ConfigRevision
 from core.reads import build
 from core.reads.codings import IDENTITY, VARY, coded_etag, content_encoding, etag_matches
@@ -102,7 +103,7 @@ def render_json(data) -> bytes:
 class AnswerHead:
     """An answer's headers (shared by every answer with the same: not to be changed), and what
     a server wrapper made of them, by (wrapper, secure): core.reads.fast_path encodes them with
-    its security headers once. Kept as long as the head is (HEADS_KEPT)."""
+    its security headers once. Kept as long as the head is (_heads)."""
 
     headers: list[tuple[str, str]]
     made: dict = field(default_factory=dict)
@@ -118,9 +119,8 @@ class ConfigAnswer:
 
 
 # The heads of the answers this process made, by all they depend on: the hits of one entry share
-# one, built once (and encoded once by the server wrapper). Emptied when full.
-HEADS_KEPT = 1024
-_heads: dict[tuple, AnswerHead] = {}
+# one, built once (and encoded once by the server wrapper).
+_heads: Kept = Kept(1024)
 
 
 class Read:
@@ -165,9 +165,7 @@ class Read:
             if status == 200:
                 types = [("Content-Type", "application/json"), *content_encoding(coding)]
                 headers = [*types, *headers]
-            if len(_heads) >= HEADS_KEPT:
-                _heads.clear()
-            head = _heads[made] = AnswerHead(headers)
+            head = _heads.keep(made, AnswerHead(headers))
         return ConfigAnswer(status, head.headers, b"" if status == 304 else body, head=head)
 
 
@@ -284,7 +282,7 @@ def content_etag(body: bytes) -> str:
 
 # The last rollout record parsed, by label, with its bytes: a hit compares bytes rather than
 # parsing an allow-list of up to 1,000 ids again. Per process; bounded by the labels read.
-_parsed_rollouts: dict[str, tuple[bytes, dict | None]] = {}
+_parsed_rollouts: Kept = Kept(1000)  # {label: (payload, rollout)}
 
 
 def parsed_rollout(label: str, payload: bytes) -> dict | None:
@@ -297,9 +295,7 @@ def parsed_rollout(label: str, payload: bytes) -> dict | None:
     if payload != ABSENT:
         rollout = json.loads(payload)
         rollout["users"] = frozenset(rollout["users"])
-    if len(_parsed_rollouts) > 1000:
-        _parsed_rollouts.clear()
-    _parsed_rollouts[label] = (payload, rollout)
+    _parsed_rollouts.keep(label, (payload, rollout))
     return rollout
 
 
@@ -322,13 +318,11 @@ class LabelVariantEntry:
 # that digest knows the user's variant: its MGET fetches that variant's entry alone, not the
 # record nor the other variant. The digest is of the content, so a restored database whose
 # counters went back never matches a rollout it does not hold.
-_known_rollouts: dict[str, tuple[bytes, dict | None]] = {}
+_known_rollouts: Kept = Kept(1000)  # {label: (digest, rollout)}
 
 
 def know_rollout(label: str, payload: bytes, rollout: dict | None) -> None:
-    if len(_known_rollouts) > 1000 and label not in _known_rollouts:
-        _known_rollouts.clear()
-    _known_rollouts[label] = (rollout_digest(payload), rollout)
+    _known_rollouts.keep(label, (rollout_digest(payload), rollout))
 
 
 class LabelRead(Read):

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import redis
 from django.conf import settings
 
+from core.kept import Kept
 from core.store.base import Store
 from core.store.breaker import breaker, note_busy, note_refused
 from core.store.keys import KEY_PREFIX
@@ -35,8 +36,7 @@ ASYNC_CONNECTIONS = 16
 ASYNC_CONNECTION_WAIT = 2.0
 READING = "reading a config"
 # The MGETs the async reads sent, packed, by their keys: a hit's reads name the same keys every
-# time (core.reads.fetch.Plan), and packing one cost a hit more than looking it up. Emptied when
-# full.
+# time (core.reads.fetch.Plan), and packing one cost a hit more than looking it up.
 PACKED_MGETS_KEPT = 1024
 
 # Raises the value at each of KEYS to ARGV[1] unless it is already higher; returns the last
@@ -113,7 +113,7 @@ class RedisStore(Store):
         self._async_client = None
         self._connections = None
         self._opening = None  # the task opening the connections (kept: a task must be referenced)
-        self._packed_mgets: dict[tuple[str, ...], list[bytes]] = {}
+        self._packed_mgets = Kept(PACKED_MGETS_KEPT)  # {keys: the MGET packed}
 
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return self.client.mget(keys)
@@ -197,10 +197,7 @@ class RedisStore(Store):
         names = tuple(keys)
         packed = self._packed_mgets.get(names)
         if packed is None:
-            packed = connection.pack_command("MGET", *names)
-            if len(self._packed_mgets) >= PACKED_MGETS_KEPT:
-                self._packed_mgets.clear()
-            self._packed_mgets[names] = packed
+            packed = self._packed_mgets.keep(names, connection.pack_command("MGET", *names))
         return packed
 
     async def aget_many(self, keys: list[str]) -> list[bytes | None] | None:
